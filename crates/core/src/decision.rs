@@ -1,0 +1,257 @@
+//! What cardguard answers: a decision, an ISO 8583 response code and the reasons.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The outcome of an authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Decline,
+    /// Held until the cardholder confirms it (ISO 8583 response 01, refer to issuer).
+    Hold,
+    /// Step-up authentication required (response 1A).
+    Challenge,
+}
+
+impl Decision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Decline => "decline",
+            Decision::Hold => "hold",
+            Decision::Challenge => "challenge",
+        }
+    }
+}
+
+/// ISO 8583 field 39 response codes that cardguard gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseCode {
+    /// 00
+    Approved,
+    /// 01: hold, the cardholder is asked to confirm.
+    ReferToIssuer,
+    /// 05
+    DoNotHonour,
+    /// 14
+    InvalidCardNumber,
+    /// 41
+    LostCard,
+    /// 43
+    StolenCard,
+    /// 54
+    ExpiredCard,
+    /// 55
+    IncorrectPin,
+    /// 59
+    SuspectedFraud,
+    /// 62
+    RestrictedCard,
+    /// 75
+    PinTriesExceeded,
+    /// 1A: additional customer authentication required.
+    AdditionalAuthRequired,
+    /// N7: CVV2 mismatch.
+    CscMismatch,
+}
+
+impl ResponseCode {
+    pub const ALL: [ResponseCode; 13] = [
+        ResponseCode::Approved,
+        ResponseCode::ReferToIssuer,
+        ResponseCode::DoNotHonour,
+        ResponseCode::InvalidCardNumber,
+        ResponseCode::LostCard,
+        ResponseCode::StolenCard,
+        ResponseCode::ExpiredCard,
+        ResponseCode::IncorrectPin,
+        ResponseCode::SuspectedFraud,
+        ResponseCode::RestrictedCard,
+        ResponseCode::PinTriesExceeded,
+        ResponseCode::AdditionalAuthRequired,
+        ResponseCode::CscMismatch,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResponseCode::Approved => "00",
+            ResponseCode::ReferToIssuer => "01",
+            ResponseCode::DoNotHonour => "05",
+            ResponseCode::InvalidCardNumber => "14",
+            ResponseCode::LostCard => "41",
+            ResponseCode::StolenCard => "43",
+            ResponseCode::ExpiredCard => "54",
+            ResponseCode::IncorrectPin => "55",
+            ResponseCode::SuspectedFraud => "59",
+            ResponseCode::RestrictedCard => "62",
+            ResponseCode::PinTriesExceeded => "75",
+            ResponseCode::AdditionalAuthRequired => "1A",
+            ResponseCode::CscMismatch => "N7",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResponseCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl Serialize for ResponseCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl<'de> Deserialize<'de> for ResponseCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ResponseCode::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown response code"))
+    }
+}
+
+/// Why a decision was made. Codes are stable identifiers; details are for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    // Card data
+    CardNotFound,
+    InvalidCardNumber,
+    CardExpired,
+    ExpiryMismatch,
+    CardStatus,
+    CscMismatch,
+    CscMissing,
+    CardTesting,
+    PinIncorrect,
+    PinTriesExceeded,
+    PinUnverifiable,
+    // Behaviour
+    ImpossibleTravel,
+    AmountAboveProfile,
+    HighVelocity,
+    NewCountry,
+    NewMerchant,
+    NewDevice,
+    ManyCountries,
+    RiskyTerminal,
+    DeviceManyCards,
+    CardCompromised,
+    HighRiskMcc,
+    NightTime,
+    CashAdvance,
+}
+
+impl ReasonCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReasonCode::CardNotFound => "CARD_NOT_FOUND",
+            ReasonCode::InvalidCardNumber => "INVALID_CARD_NUMBER",
+            ReasonCode::CardExpired => "CARD_EXPIRED",
+            ReasonCode::ExpiryMismatch => "EXPIRY_MISMATCH",
+            ReasonCode::CardStatus => "CARD_STATUS",
+            ReasonCode::CscMismatch => "CSC_MISMATCH",
+            ReasonCode::CscMissing => "CSC_MISSING",
+            ReasonCode::CardTesting => "CARD_TESTING",
+            ReasonCode::PinIncorrect => "PIN_INCORRECT",
+            ReasonCode::PinTriesExceeded => "PIN_TRIES_EXCEEDED",
+            ReasonCode::PinUnverifiable => "PIN_UNVERIFIABLE",
+            ReasonCode::ImpossibleTravel => "IMPOSSIBLE_TRAVEL",
+            ReasonCode::AmountAboveProfile => "AMOUNT_ABOVE_PROFILE",
+            ReasonCode::HighVelocity => "HIGH_VELOCITY",
+            ReasonCode::NewCountry => "NEW_COUNTRY",
+            ReasonCode::NewMerchant => "NEW_MERCHANT",
+            ReasonCode::NewDevice => "NEW_DEVICE",
+            ReasonCode::ManyCountries => "MANY_COUNTRIES",
+            ReasonCode::RiskyTerminal => "RISKY_TERMINAL",
+            ReasonCode::DeviceManyCards => "DEVICE_MANY_CARDS",
+            ReasonCode::CardCompromised => "CARD_COMPROMISED",
+            ReasonCode::HighRiskMcc => "HIGH_RISK_MCC",
+            ReasonCode::NightTime => "NIGHT_TIME",
+            ReasonCode::CashAdvance => "CASH_ADVANCE",
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason for a decision, with a detail for the analyst (never a card number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub detail: String,
+}
+
+impl Reason {
+    pub fn new(code: ReasonCode, detail: impl Into<String>) -> Reason {
+        Reason {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_the_contract_says() {
+        for c in ResponseCode::ALL {
+            assert_eq!(ResponseCode::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(
+            serde_json::to_string(&ReasonCode::ImpossibleTravel).unwrap(),
+            "\"IMPOSSIBLE_TRAVEL\""
+        );
+        assert_eq!(serde_json::to_string(&Decision::Hold).unwrap(), "\"hold\"");
+        assert_eq!(
+            serde_json::to_string(&ResponseCode::AdditionalAuthRequired).unwrap(),
+            "\"1A\""
+        );
+    }
+
+    #[test]
+    fn reason_code_strings_match_serde() {
+        let all = [
+            ReasonCode::CardNotFound,
+            ReasonCode::InvalidCardNumber,
+            ReasonCode::CardExpired,
+            ReasonCode::ExpiryMismatch,
+            ReasonCode::CardStatus,
+            ReasonCode::CscMismatch,
+            ReasonCode::CscMissing,
+            ReasonCode::CardTesting,
+            ReasonCode::PinIncorrect,
+            ReasonCode::PinTriesExceeded,
+            ReasonCode::PinUnverifiable,
+            ReasonCode::ImpossibleTravel,
+            ReasonCode::AmountAboveProfile,
+            ReasonCode::HighVelocity,
+            ReasonCode::NewCountry,
+            ReasonCode::NewMerchant,
+            ReasonCode::NewDevice,
+            ReasonCode::ManyCountries,
+            ReasonCode::RiskyTerminal,
+            ReasonCode::DeviceManyCards,
+            ReasonCode::CardCompromised,
+            ReasonCode::HighRiskMcc,
+            ReasonCode::NightTime,
+            ReasonCode::CashAdvance,
+        ];
+        for c in all {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
+        }
+    }
+}
