@@ -1,1 +1,30 @@
-//! placeholder
+//! The decision engine: per-card, per-terminal and per-device feature state, the one feature
+//! function, impossible travel, scoring and `decide()`. Synchronous, no IO, no clock reads.
+//!
+//! The flow for one authorization (see `docs/ARCHITECTURE.md`):
+//! 1. the transport verifies the card data with the keys it holds and fills [`CardChecks`];
+//! 2. [`Engine::decide`] reads the state, computes [`Features`], scores them and returns an
+//!    [`Outcome`] (decision, response code, risk score, reasons) without changing anything;
+//! 3. the caller turns request and outcome into an [`AuthRecord`], appends it to the event
+//!    log and calls [`Engine::apply_auth`]. A replay of the log calls only `apply_auth`, so
+//!    live and replayed state are the same by construction.
+
+mod card;
+mod config;
+mod decide;
+mod device;
+mod features;
+mod hash;
+mod record;
+mod score;
+mod state;
+mod terminal;
+
+pub use card::{CardState, TxRecord};
+pub use config::{EngineConfig, FxRates, Thresholds};
+pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
+pub use features::{FEATURE_NAMES, Features, N_FEATURES, TxContext, idx, terminal_key};
+pub use hash::{stable_hash, stable_hash32};
+pub use record::{AuthRecord, LabelRecord, MerchantRecord, TxFacts};
+pub use score::{Contribution, Score, Scorecard, Scorer};
+pub use state::{AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineStats, Label, request_key};

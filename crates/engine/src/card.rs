@@ -1,0 +1,321 @@
+//! Per-card state: the last 30 days of transactions (exact sliding windows), the amount
+//! profile, the merchants, countries and devices seen, the last place, and the PIN and
+//! security-code failure counters.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Window lengths in seconds: 5 minutes, 1 hour, 24 hours, 7 days, 30 days.
+pub const WINDOWS_S: [u32; 5] = [300, 3_600, 86_400, 7 * 86_400, 30 * 86_400];
+const HISTORY_S: u32 = WINDOWS_S[4];
+/// 2000-01-01T00:00:00Z in Unix milliseconds: the epoch of the compact u32 seconds.
+const EPOCH_2000_MS: i64 = 946_684_800_000;
+
+const MAX_MERCHANTS: usize = 48;
+const MAX_COUNTRIES: usize = 16;
+const MAX_DEVICES: usize = 8;
+/// Distinct counts stop at this: enough to tell "many" and bounded in time.
+pub const DISTINCT_CAP: usize = 32;
+
+/// Compact seconds since 2000 for a Unix-milliseconds timestamp (saturating).
+pub fn secs(ms: i64) -> u32 {
+    ((ms - EPOCH_2000_MS).max(0) / 1000).min(i64::from(u32::MAX)) as u32
+}
+
+pub(crate) mod flags {
+    pub const PHYSICAL: u8 = 1;
+    pub const ECOMMERCE: u8 = 2;
+    pub const APPROVED: u8 = 4;
+    pub const CASH: u8 = 8;
+    pub const REFUND: u8 = 16;
+}
+
+/// One transaction as a card remembers it: 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    /// Seconds since 2000-01-01 UTC.
+    pub t: u32,
+    /// Amount in base-currency minor units, saturating at u32::MAX.
+    pub amount: u32,
+    /// Stable hash of the merchant id.
+    pub merchant: u32,
+    /// Country code packed in 16 bits.
+    pub country: u16,
+    pub flags: u8,
+}
+
+/// Exact counts and amount sums of the card's transactions in each window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowStats {
+    pub count: [u32; 5],
+    /// Approved purchases only, base-currency minor units.
+    pub sum: [u64; 5],
+    pub declined_24h: u32,
+    pub distinct_merchants_24h: u32,
+    pub distinct_merchants_30d: u32,
+    pub distinct_countries_24h: u32,
+    pub distinct_countries_30d: u32,
+}
+
+/// The last card-present place of the card.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    pub lat: f32,
+    pub lon: f32,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CardState {
+    /// Transactions of the last 30 days, oldest first.
+    pub history: VecDeque<TxRecord>,
+    /// Recently seen merchants, countries and devices (most recent last, bounded).
+    pub merchants: Vec<u32>,
+    pub countries: Vec<u16>,
+    pub devices: Vec<u32>,
+    /// Welford running mean and M2 of approved purchase amounts (base minor units).
+    pub amount_n: u32,
+    pub amount_mean: f64,
+    pub amount_m2: f64,
+    /// Timestamp of the previous transaction, 0 if none.
+    pub last_ms: i64,
+    pub last_fix: Option<Fix>,
+    pub wrong_pin_streak: u8,
+    /// When the PIN was locked by wrong tries, 0 if it is not.
+    pub pin_locked_ms: i64,
+    /// Times of recent wrong security codes (bounded).
+    pub wrong_csc_ms: Vec<i64>,
+    /// When a fraud label last arrived for the card, 0 if never, and how many.
+    pub fraud_label_ms: i64,
+    pub fraud_labels: u16,
+}
+
+fn remember<T: PartialEq + Copy>(set: &mut Vec<T>, v: T, cap: usize) -> bool {
+    if let Some(i) = set.iter().position(|&x| x == v) {
+        let x = set.remove(i);
+        set.push(x);
+        false
+    } else {
+        if set.len() == cap {
+            set.remove(0);
+        }
+        set.push(v);
+        true
+    }
+}
+
+/// A small bounded set for distinct counts.
+struct Distinct<T, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + PartialEq + Default, const N: usize> Distinct<T, N> {
+    fn new() -> Self {
+        Distinct {
+            items: [T::default(); N],
+            len: 0,
+        }
+    }
+    fn insert(&mut self, v: T) {
+        if self.len < N && !self.items[..self.len].contains(&v) {
+            self.items[self.len] = v;
+            self.len += 1;
+        }
+    }
+}
+
+impl CardState {
+    /// Exact window statistics as of `now_ms`, counting transactions at or before it.
+    pub fn windows(&self, now_ms: i64) -> WindowStats {
+        let now = secs(now_ms);
+        let mut w = WindowStats::default();
+        let mut m24 = Distinct::<u32, DISTINCT_CAP>::new();
+        let mut m30 = Distinct::<u32, DISTINCT_CAP>::new();
+        let mut c24 = Distinct::<u16, DISTINCT_CAP>::new();
+        let mut c30 = Distinct::<u16, DISTINCT_CAP>::new();
+        for r in self.history.iter().rev() {
+            if r.t > now {
+                continue;
+            }
+            let age = now - r.t;
+            if age >= HISTORY_S {
+                break;
+            }
+            let counts_amount = r.flags & flags::APPROVED != 0 && r.flags & flags::REFUND == 0;
+            for (i, &len) in WINDOWS_S.iter().enumerate() {
+                if age < len {
+                    w.count[i] += 1;
+                    if counts_amount {
+                        w.sum[i] += u64::from(r.amount);
+                    }
+                }
+            }
+            m30.insert(r.merchant);
+            c30.insert(r.country);
+            if age < WINDOWS_S[2] {
+                m24.insert(r.merchant);
+                c24.insert(r.country);
+                if r.flags & flags::APPROVED == 0 {
+                    w.declined_24h += 1;
+                }
+            }
+        }
+        w.distinct_merchants_24h = m24.len as u32;
+        w.distinct_merchants_30d = m30.len as u32;
+        w.distinct_countries_24h = c24.len as u32;
+        w.distinct_countries_30d = c30.len as u32;
+        w
+    }
+
+    pub fn knows_merchant(&self, m: u32) -> bool {
+        self.merchants.contains(&m)
+    }
+    pub fn knows_country(&self, c: u16) -> bool {
+        self.countries.contains(&c)
+    }
+    pub fn knows_device(&self, d: u32) -> bool {
+        self.devices.contains(&d)
+    }
+
+    /// Mean and standard deviation of approved purchase amounts, if there are two or more.
+    pub fn amount_profile(&self) -> Option<(f64, f64)> {
+        (self.amount_n >= 2).then(|| {
+            (
+                self.amount_mean,
+                (self.amount_m2 / f64::from(self.amount_n - 1)).sqrt(),
+            )
+        })
+    }
+
+    /// Wrong security codes within `window_ms` before `now_ms`.
+    pub fn wrong_csc_since(&self, now_ms: i64, window_ms: i64) -> usize {
+        self.wrong_csc_ms
+            .iter()
+            .filter(|&&t| t <= now_ms && now_ms - t < window_ms)
+            .count()
+    }
+
+    /// Records a transaction: inserted in time order, the history cut to 30 days.
+    pub(crate) fn push(&mut self, rec: TxRecord, device: Option<u32>) {
+        let pos = self
+            .history
+            .iter()
+            .rposition(|r| r.t <= rec.t)
+            .map_or(0, |p| p + 1);
+        self.history.insert(pos, rec);
+        let newest = self.history.back().map_or(rec.t, |r| r.t);
+        while self
+            .history
+            .front()
+            .is_some_and(|r| newest - r.t >= HISTORY_S)
+        {
+            self.history.pop_front();
+        }
+        if self.history.capacity() > 2 * self.history.len() + 8 {
+            self.history.shrink_to_fit();
+        }
+        remember(&mut self.merchants, rec.merchant, MAX_MERCHANTS);
+        remember(&mut self.countries, rec.country, MAX_COUNTRIES);
+        if let Some(d) = device {
+            remember(&mut self.devices, d, MAX_DEVICES);
+        }
+        if rec.flags & flags::APPROVED != 0 && rec.flags & flags::REFUND == 0 {
+            self.amount_n = self.amount_n.saturating_add(1);
+            let x = f64::from(rec.amount);
+            let d = x - self.amount_mean;
+            self.amount_mean += d / f64::from(self.amount_n);
+            self.amount_m2 += d * (x - self.amount_mean);
+        }
+    }
+
+    /// Heap bytes held by this card's state (capacities, not lengths).
+    pub fn heap_bytes(&self) -> usize {
+        self.history.capacity() * std::mem::size_of::<TxRecord>()
+            + self.merchants.capacity() * 4
+            + self.countries.capacity() * 2
+            + self.devices.capacity() * 4
+            + self.wrong_csc_ms.capacity() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(t_ms: i64, amount: u32, merchant: u32, country: u16, approved: bool) -> TxRecord {
+        TxRecord {
+            t: secs(t_ms),
+            amount,
+            merchant,
+            country,
+            flags: if approved { flags::APPROVED } else { 0 },
+        }
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn windows_are_exact_at_their_edges() {
+        let mut c = CardState::default();
+        // 5 minutes minus one second ago, exactly 5 minutes ago, 2 hours, 3 days, 31 days.
+        for (ago_s, amt) in [
+            (299, 10),
+            (300, 20),
+            (7200, 40),
+            (3 * 86400, 80),
+            (31 * 86400, 160),
+        ] {
+            c.push(rec(T0 - ago_s * 1000, amt, amt, 1, true), None);
+        }
+        // The 31-day-old record is already gone: the newest is 299 s old, and 31 days > 30.
+        assert_eq!(c.history.len(), 4);
+        let w = c.windows(T0);
+        assert_eq!(w.count, [1, 2, 3, 4, 4]);
+        assert_eq!(w.sum, [10, 30, 70, 150, 150]);
+        assert_eq!(w.distinct_merchants_30d, 4);
+        // A transaction after `now` does not count.
+        c.push(rec(T0 + 1000, 5, 1, 1, true), None);
+        assert_eq!(c.windows(T0).count[0], 1);
+    }
+
+    #[test]
+    fn out_of_order_records_are_kept_sorted() {
+        let mut c = CardState::default();
+        c.push(rec(T0, 1, 1, 1, true), None);
+        c.push(rec(T0 - 60_000, 2, 2, 1, true), None);
+        c.push(rec(T0 + 60_000, 3, 3, 1, false), None);
+        let ts: Vec<u32> = c.history.iter().map(|r| r.t).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+        let w = c.windows(T0 + 60_000);
+        assert_eq!(w.count[0], 3);
+        assert_eq!(w.sum[0], 3, "declined amounts are not summed");
+        assert_eq!(w.declined_24h, 1);
+    }
+
+    #[test]
+    fn amount_profile_is_welford() {
+        let mut c = CardState::default();
+        for (i, a) in [100u32, 200, 300, 400].iter().enumerate() {
+            c.push(rec(T0 + i as i64 * 1000, *a, 1, 1, true), None);
+        }
+        let (m, sd) = c.amount_profile().unwrap();
+        assert!((m - 250.0).abs() < 1e-9);
+        assert!((sd - 129.099_444_873_580_56).abs() < 1e-9);
+    }
+
+    #[test]
+    fn seen_sets_are_bounded() {
+        let mut c = CardState::default();
+        for i in 0..100u32 {
+            c.push(
+                rec(T0 + i64::from(i) * 1000, 1, i, (i % 20) as u16, true),
+                Some(i),
+            );
+        }
+        assert_eq!(c.merchants.len(), MAX_MERCHANTS);
+        assert_eq!(c.countries.len(), MAX_COUNTRIES);
+        assert_eq!(c.devices.len(), MAX_DEVICES);
+        assert!(c.knows_merchant(99) && !c.knows_merchant(0));
+    }
+}

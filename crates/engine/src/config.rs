@@ -1,0 +1,110 @@
+//! The engine's settings, as typed values (the binary reads them from the config file).
+
+use cardguard_core::{Currency, Money};
+use serde::{Deserialize, Serialize};
+
+/// Risk-score thresholds (0-100) that turn a score into a decision, until the rules
+/// language takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// At or above: step-up authentication for e-commerce, a hold elsewhere.
+    pub challenge: u8,
+    /// At or above: hold until the cardholder confirms.
+    pub hold: u8,
+    /// At or above: decline as suspected fraud (59).
+    pub decline: u8,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            challenge: 50,
+            hold: 70,
+            decline: 90,
+        }
+    }
+}
+
+/// Reference exchange rates into the base currency, for features only (never for money
+/// movements): how many base-currency major units one major unit of the currency buys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FxRates {
+    pub base: Currency,
+    pub rates: Vec<(Currency, f64)>,
+}
+
+impl Default for FxRates {
+    fn default() -> Self {
+        let c = |s| Currency::parse(s).expect("built-in currency");
+        FxRates {
+            base: Currency::JPY,
+            rates: vec![
+                (c("USD"), 150.0),
+                (c("EUR"), 160.0),
+                (c("GBP"), 190.0),
+                (c("AUD"), 100.0),
+                (c("CAD"), 110.0),
+                (c("CHF"), 170.0),
+                (c("CNY"), 21.0),
+                (c("HKD"), 19.0),
+                (c("KRW"), 0.11),
+                (c("SGD"), 112.0),
+                (c("TWD"), 4.7),
+                (c("THB"), 4.2),
+            ],
+        }
+    }
+}
+
+impl FxRates {
+    /// The amount in base-currency major units; an unlisted currency counts at rate 1.
+    pub fn to_base_major(&self, m: &Money) -> f64 {
+        let major = m.major_f64();
+        if m.currency == self.base {
+            return major;
+        }
+        let rate = self
+            .rates
+            .iter()
+            .find(|(c, _)| *c == m.currency)
+            .map_or(1.0, |r| r.1);
+        major * rate
+    }
+}
+
+/// Everything the engine needs to decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Highest plausible travel speed between two card-present transactions, km/h.
+    pub max_speed_kmh: f64,
+    /// Distances up to this are never impossible travel (GPS noise, neighbouring towns), km.
+    pub travel_allowance_km: f64,
+    /// Wrong PINs in a row that lock the PIN (the last one answers 75).
+    pub pin_try_limit: u8,
+    /// Hours after which a PIN lock from wrong tries lifts by itself.
+    pub pin_lock_hours: u32,
+    /// Wrong security codes on one card within `card_testing_window_minutes` that count as
+    /// card testing (declined with 59).
+    pub card_testing_wrong_csc: u8,
+    pub card_testing_window_minutes: u32,
+    pub thresholds: Thresholds,
+    #[serde(skip)]
+    pub fx: FxRates,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_speed_kmh: 1000.0,
+            travel_allowance_km: 100.0,
+            pin_try_limit: 3,
+            pin_lock_hours: 24,
+            card_testing_wrong_csc: 3,
+            card_testing_window_minutes: 10,
+            thresholds: Thresholds::default(),
+            fx: FxRates::default(),
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The engine: its state (cards, terminals, devices, the authorization index), `decide`,
+//! and the `apply_*` functions that a live decision and a replay both go through.
+
+use crate::card::{CardState, Fix, TxRecord, secs};
+use crate::config::EngineConfig;
+use crate::decide::{self, CardChecks, CscCheck, Outcome, PinCheck};
+use crate::device::DeviceState;
+use crate::features::{self, Features, TxContext};
+use crate::hash::{FastMap, stable_hash};
+use crate::record::{AuthRecord, LabelRecord, TxFacts};
+use crate::score::{Scorecard, Scorer};
+use crate::terminal::TerminalState;
+use cardguard_core::{CardToken, Decision};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("authorization id {0} was already applied")]
+    DuplicateAuthorization(String),
+    #[error("no authorization {0}")]
+    UnknownAuthorization(String),
+    #[error("authorization id {0} is not in the expected sequence")]
+    OutOfSequence(String),
+}
+
+/// The label state of an authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Label {
+    None,
+    Fraud,
+    Genuine,
+}
+
+/// What the engine remembers of every authorization: enough to find its event in the log
+/// (idempotent retries) and to apply a label to the right terminal and card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthEntry {
+    /// 128-bit hash of the acquirer's request id.
+    pub key: u128,
+    /// Where its event starts in the log (opaque to the engine).
+    pub offset: u64,
+    pub ts_ms: i64,
+    pub terminal: u64,
+    pub card: CardToken,
+    pub card_known: bool,
+    pub label: Label,
+}
+
+/// The 128-bit idempotency key of a request id.
+pub fn request_key(id: &str) -> u128 {
+    let a = stable_hash(id.as_bytes());
+    let mut salted = Vec::with_capacity(id.len() + 1);
+    salted.push(0x5a);
+    salted.extend_from_slice(id.as_bytes());
+    (u128::from(a) << 64) | u128::from(stable_hash(&salted))
+}
+
+/// Prefix of cardguard's authorization ids; the number after it is the index in the log.
+pub const AUTH_ID_PREFIX: &str = "au_";
+
+fn auth_id(n: usize) -> String {
+    format!("{AUTH_ID_PREFIX}{n:012}")
+}
+
+/// Everything the engine keeps, and what a snapshot holds.
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    cards: FastMap<CardToken, CardState>,
+    terminals: FastMap<u64, TerminalState>,
+    devices: FastMap<u64, DeviceState>,
+    auths: Vec<AuthEntry>,
+    #[serde(skip)]
+    by_key: FastMap<u128, u32>,
+}
+
+/// Counts and an estimate of the heap the state holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub cards: usize,
+    pub terminals: usize,
+    pub devices: usize,
+    pub authorizations: usize,
+    /// Bytes held by card state: map slots plus each card's own heap.
+    pub card_bytes: usize,
+    pub total_bytes: usize,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    scorer: Arc<dyn Scorer>,
+    state: State,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Engine {
+        let scorer = Arc::new(Scorecard {
+            base: config.fx.base,
+            max_speed_kmh: config.max_speed_kmh,
+            travel_allowance_km: config.travel_allowance_km,
+        });
+        Engine {
+            config,
+            scorer,
+            state: State::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Swaps the scorer (a new model) for the next decisions.
+    pub fn set_scorer(&mut self, scorer: Arc<dyn Scorer>) {
+        self.scorer = scorer;
+    }
+
+    /// The number the next authorization gets, and its id.
+    pub fn next_authorization_id(&self) -> String {
+        auth_id(self.state.auths.len())
+    }
+
+    /// The authorization a request id was given, if any.
+    pub fn find_request(&self, id: &str) -> Option<&AuthEntry> {
+        let i = *self.state.by_key.get(&request_key(id))?;
+        self.state.auths.get(i as usize)
+    }
+
+    /// The entry of one of cardguard's authorization ids.
+    pub fn find_authorization(&self, authorization_id: &str) -> Option<&AuthEntry> {
+        let n: usize = authorization_id
+            .strip_prefix(AUTH_ID_PREFIX)?
+            .parse()
+            .ok()?;
+        if auth_id(n) != authorization_id {
+            return None;
+        }
+        self.state.auths.get(n)
+    }
+
+    pub fn card(&self, token: &CardToken) -> Option<&CardState> {
+        self.state.cards.get(token)
+    }
+
+    pub fn context(&self, tx: &TxFacts) -> TxContext {
+        TxContext::from_facts(tx, self.config.fx.base.exponent())
+    }
+
+    /// The features of `tx` from the current state.
+    pub fn features(&self, tx: &TxFacts) -> Features {
+        let ctx = self.context(tx);
+        self.features_of(&ctx, &tx.card_token)
+    }
+
+    fn features_of(&self, ctx: &TxContext, token: &CardToken) -> Features {
+        features::compute(
+            ctx,
+            self.state.cards.get(token),
+            self.state.terminals.get(&ctx.terminal),
+            ctx.device_key.and_then(|d| self.state.devices.get(&d)),
+            i64::from(self.config.card_testing_window_minutes) * 60_000,
+        )
+    }
+
+    /// Decides an authorization from the current state. Changes nothing: the caller logs the
+    /// record and then calls [`Engine::apply_auth`].
+    pub fn decide(&self, tx: &TxFacts, checks: &CardChecks) -> Outcome {
+        let ctx = self.context(tx);
+        let card = if checks.card_known() {
+            self.state.cards.get(&tx.card_token)
+        } else {
+            None
+        };
+        let f = self.features_of(&ctx, &tx.card_token);
+        let score = if checks.card_known() {
+            self.scorer.score(&f, &ctx)
+        } else {
+            crate::score::Score {
+                risk: 0,
+                contributions: Vec::new(),
+            }
+        };
+        decide::decide(
+            &self.config,
+            checks,
+            card,
+            &ctx,
+            &f,
+            &score,
+            self.scorer.version(),
+        )
+    }
+
+    /// Applies a decided authorization whose event starts at `offset` in the log.
+    pub fn apply_auth(&mut self, rec: &AuthRecord, offset: u64) -> Result<(), EngineError> {
+        let n = self.state.auths.len();
+        if rec.authorization_id != auth_id(n) {
+            return Err(EngineError::OutOfSequence(rec.authorization_id.clone()));
+        }
+        let key = request_key(&rec.tx.id);
+        if self.state.by_key.contains_key(&key) {
+            return Err(EngineError::DuplicateAuthorization(rec.tx.id.clone()));
+        }
+        let ctx = self.context(&rec.tx);
+        let known = rec.checks.card_known();
+        self.state.by_key.insert(key, n as u32);
+        self.state.auths.push(AuthEntry {
+            key,
+            offset,
+            ts_ms: ctx.ts_ms,
+            terminal: ctx.terminal,
+            card: rec.tx.card_token,
+            card_known: known,
+            label: crate::state::Label::None,
+        });
+        if !known {
+            return Ok(());
+        }
+        let approved = rec.outcome.decision == Decision::Approve;
+        let cfg = &self.config;
+        let card = self.state.cards.entry(rec.tx.card_token).or_default();
+        if card.pin_locked_ms != 0 && !decide::pin_locked(card, ctx.ts_ms, cfg) {
+            card.pin_locked_ms = 0;
+            card.wrong_pin_streak = 0;
+        }
+        match rec.checks.pin {
+            PinCheck::Correct if card.pin_locked_ms == 0 => card.wrong_pin_streak = 0,
+            PinCheck::Wrong if card.pin_locked_ms == 0 => {
+                card.wrong_pin_streak = card.wrong_pin_streak.saturating_add(1);
+                if card.wrong_pin_streak >= cfg.pin_try_limit.max(1) {
+                    card.pin_locked_ms = ctx.ts_ms;
+                }
+            }
+            _ => {}
+        }
+        if rec.checks.csc == CscCheck::Mismatch {
+            if card.wrong_csc_ms.len() >= 16 {
+                card.wrong_csc_ms.remove(0);
+            }
+            card.wrong_csc_ms.push(ctx.ts_ms);
+        }
+        let record = TxRecord {
+            t: secs(ctx.ts_ms),
+            amount: ctx.amount_base.min(u64::from(u32::MAX)) as u32,
+            merchant: ctx.merchant,
+            country: ctx.country,
+            flags: ctx.record_flags(approved),
+        };
+        if approved {
+            card.push(record, ctx.device);
+            if let (true, Some(loc)) = (ctx.channel.is_physical(), ctx.location) {
+                if card.last_fix.is_none_or(|f| f.at_ms <= ctx.ts_ms) {
+                    card.last_fix = Some(Fix {
+                        lat: loc.lat as f32,
+                        lon: loc.lon as f32,
+                        at_ms: ctx.ts_ms,
+                    });
+                }
+            }
+        } else {
+            // Declined attempts count in the windows but teach nothing about the cardholder.
+            let (m, c, d) = (
+                card.merchants.clone(),
+                card.countries.clone(),
+                card.devices.clone(),
+            );
+            let (n, mean, m2) = (card.amount_n, card.amount_mean, card.amount_m2);
+            card.push(record, None);
+            card.merchants = m;
+            card.countries = c;
+            card.devices = d;
+            (card.amount_n, card.amount_mean, card.amount_m2) = (n, mean, m2);
+        }
+        card.last_ms = card.last_ms.max(ctx.ts_ms);
+        self.state
+            .terminals
+            .entry(ctx.terminal)
+            .or_default()
+            .record_tx(ctx.ts_ms.div_euclid(86_400_000));
+        if let Some(d) = ctx.device_key {
+            self.state
+                .devices
+                .entry(d)
+                .or_default()
+                .record(ctx.card_hash, ctx.ts_ms);
+        }
+        Ok(())
+    }
+
+    /// Applies a label. A label that repeats the current one changes nothing; a changed
+    /// label moves the terminal's fraud count.
+    pub fn apply_label(&mut self, label: &LabelRecord) -> Result<(), EngineError> {
+        let n = self
+            .find_authorization(&label.authorization_id)
+            .map(|_| {
+                label.authorization_id[AUTH_ID_PREFIX.len()..]
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX)
+            })
+            .ok_or_else(|| EngineError::UnknownAuthorization(label.authorization_id.clone()))?;
+        let entry = &mut self.state.auths[n];
+        let new = if label.fraud {
+            Label::Fraud
+        } else {
+            Label::Genuine
+        };
+        let old = entry.label;
+        if old == new {
+            return Ok(());
+        }
+        entry.label = new;
+        let entry = *entry;
+        let day = entry.ts_ms.div_euclid(86_400_000);
+        if let Some(t) = self.state.terminals.get_mut(&entry.terminal) {
+            match (old, new) {
+                (_, Label::Fraud) => t.record_label(day, 1),
+                (Label::Fraud, _) => t.record_label(day, -1),
+                _ => {}
+            }
+        }
+        if new == Label::Fraud && entry.card_known {
+            if let Some(c) = self.state.cards.get_mut(&entry.card) {
+                c.fraud_labels = c.fraud_labels.saturating_add(1);
+                c.fraud_label_ms = c.fraud_label_ms.max(label.ts.0);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let slot = |k: usize, v: usize| k + v + 8;
+        let card_slot = slot(
+            std::mem::size_of::<CardToken>(),
+            std::mem::size_of::<CardState>(),
+        );
+        let card_bytes = self.state.cards.capacity() * card_slot
+            + self
+                .state
+                .cards
+                .values()
+                .map(CardState::heap_bytes)
+                .sum::<usize>();
+        let term_bytes = self.state.terminals.capacity()
+            * slot(8, std::mem::size_of::<TerminalState>())
+            + self
+                .state
+                .terminals
+                .values()
+                .map(TerminalState::heap_bytes)
+                .sum::<usize>();
+        let dev_bytes = self.state.devices.capacity() * slot(8, std::mem::size_of::<DeviceState>())
+            + self
+                .state
+                .devices
+                .values()
+                .map(DeviceState::heap_bytes)
+                .sum::<usize>();
+        let auth_bytes = self.state.auths.capacity() * std::mem::size_of::<AuthEntry>()
+            + self.state.by_key.capacity() * slot(16, 4);
+        EngineStats {
+            cards: self.state.cards.len(),
+            terminals: self.state.terminals.len(),
+            devices: self.state.devices.len(),
+            authorizations: self.state.auths.len(),
+            card_bytes,
+            total_bytes: card_bytes + term_bytes + dev_bytes + auth_bytes,
+        }
+    }
+
+    /// Writes the state as a snapshot (postcard-compatible serde; the caller picks the format).
+    pub fn snapshot<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.state.serialize(s)
+    }
+
+    /// Restores a snapshot written by [`Engine::snapshot`].
+    pub fn restore<'de, D: serde::Deserializer<'de>>(&mut self, d: D) -> Result<(), D::Error> {
+        let mut st = State::deserialize(d)?;
+        st.by_key = st
+            .auths
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.key, i as u32))
+            .collect();
+        self.state = st;
+        Ok(())
+    }
+}

@@ -1,0 +1,390 @@
+//! Engine scenarios end to end through `decide` and `apply_auth`: impossible travel, PIN
+//! tries, card testing, labels and terminal risk, and replay determinism.
+
+use cardguard_core::{
+    CardToken, Channel, Country, Currency, Decision, Last4, Location, Mcc, Money, ReasonCode,
+    ResponseCode, Timestamp, TxType,
+};
+use cardguard_engine::{
+    AuthRecord, CardChecks, CardStatus, CscCheck, Engine, EngineConfig, LabelRecord,
+    MerchantRecord, Outcome, PinCheck, TxFacts, idx,
+};
+
+fn ok_checks() -> CardChecks {
+    CardChecks {
+        pan_valid: true,
+        status: CardStatus::Active,
+        expired: false,
+        expiry_matches: true,
+        csc: CscCheck::Match,
+        pin: PinCheck::NotPresented,
+    }
+}
+
+fn tx(id: &str, at: &str, card: u8, city: (&str, &str, f64, f64), amount: u64) -> TxFacts {
+    TxFacts {
+        id: id.into(),
+        ts: Timestamp::parse_rfc3339(at).unwrap(),
+        utc_offset_min: 0,
+        card_token: CardToken([card; 16]),
+        last4: Last4::parse("2349").unwrap(),
+        amount: Money::new(amount, Currency::JPY).unwrap(),
+        amount_base: amount,
+        merchant: MerchantRecord {
+            id: format!("m-{}", city.1),
+            terminal_id: "t-1".into(),
+            name: "SHOP".into(),
+            mcc: Mcc::parse("5411").unwrap(),
+            country: Country::parse(city.0).unwrap(),
+            city: city.1.into(),
+            location: Some(Location::new(city.2, city.3).unwrap()),
+        },
+        channel: Channel::CardPresent,
+        tx_type: TxType::Purchase,
+        device_id: None,
+        device_ip: None,
+        home_country: Some(Country::parse("US").unwrap()),
+        home: None,
+    }
+}
+
+const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
+const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
+const NEWARK: (&str, &str, f64, f64) = ("US", "Newark", 40.74, -74.17);
+
+/// Decides and applies, as the server does.
+fn run(e: &mut Engine, t: TxFacts, checks: CardChecks) -> Outcome {
+    let outcome = e.decide(&t, &checks);
+    let rec = AuthRecord {
+        authorization_id: e.next_authorization_id(),
+        tx: t,
+        checks,
+        outcome,
+    };
+    e.apply_auth(&rec, 0).unwrap();
+    rec.outcome
+}
+
+#[test]
+fn new_york_then_los_angeles_five_minutes_later_is_held() {
+    let mut e = Engine::new(EngineConfig::default());
+    let first = run(
+        &mut e,
+        tx("a1", "2026-11-21T10:00:00-05:00", 1, NY, 3000),
+        ok_checks(),
+    );
+    assert_eq!(first.decision, Decision::Approve);
+    let second = run(
+        &mut e,
+        tx("a2", "2026-11-21T10:05:00-05:00", 1, LA, 3000),
+        ok_checks(),
+    );
+    assert_eq!(second.decision, Decision::Hold);
+    assert_eq!(second.response_code, ResponseCode::ReferToIssuer);
+    let r = &second.reasons[0];
+    assert_eq!(r.code, ReasonCode::ImpossibleTravel);
+    assert!(r.detail.contains("5 minutes"), "{}", r.detail);
+    assert!(
+        r.detail.starts_with("39"),
+        "distance in the detail: {}",
+        r.detail
+    );
+}
+
+#[test]
+fn a_nearby_town_or_a_plausible_flight_is_not_impossible_travel() {
+    let mut e = Engine::new(EngineConfig::default());
+    run(
+        &mut e,
+        tx("a1", "2026-11-21T10:00:00Z", 1, NY, 3000),
+        ok_checks(),
+    );
+    // 14 km in 2 minutes: within the small-distance allowance.
+    let near = run(
+        &mut e,
+        tx("a2", "2026-11-21T10:02:00Z", 1, NEWARK, 3000),
+        ok_checks(),
+    );
+    assert_eq!(near.decision, Decision::Approve);
+    // Newark to Los Angeles in 6 hours: a flight.
+    let flight = run(
+        &mut e,
+        tx("a3", "2026-11-21T16:02:00Z", 1, LA, 3000),
+        ok_checks(),
+    );
+    assert_eq!(flight.decision, Decision::Approve, "{flight:?}");
+    // E-commerce is not a place: no travel check.
+    let mut online = tx("a4", "2026-11-21T16:03:00Z", 1, NY, 3000);
+    online.channel = Channel::Ecommerce;
+    assert_ne!(
+        run(&mut e, online, ok_checks()).response_code,
+        ResponseCode::ReferToIssuer
+    );
+}
+
+#[test]
+fn third_wrong_pin_in_a_row_answers_75_and_the_lock_holds() {
+    let mut e = Engine::new(EngineConfig::default());
+    let wrong = CardChecks {
+        pin: PinCheck::Wrong,
+        ..ok_checks()
+    };
+    let right = CardChecks {
+        pin: PinCheck::Correct,
+        ..ok_checks()
+    };
+    let at = |m: u32| format!("2026-11-21T10:{m:02}:00Z");
+    assert_eq!(
+        run(&mut e, tx("p1", &at(0), 1, NY, 100), wrong).response_code,
+        ResponseCode::IncorrectPin
+    );
+    // A correct PIN in between resets the streak.
+    assert_eq!(
+        run(&mut e, tx("p2", &at(1), 1, NY, 100), right).response_code,
+        ResponseCode::Approved
+    );
+    assert_eq!(
+        run(&mut e, tx("p3", &at(2), 1, NY, 100), wrong).response_code,
+        ResponseCode::IncorrectPin
+    );
+    assert_eq!(
+        run(&mut e, tx("p4", &at(3), 1, NY, 100), wrong).response_code,
+        ResponseCode::IncorrectPin
+    );
+    let third = run(&mut e, tx("p5", &at(4), 1, NY, 100), wrong);
+    assert_eq!(third.response_code, ResponseCode::PinTriesExceeded);
+    assert_eq!(third.reasons[0].code, ReasonCode::PinTriesExceeded);
+    // Locked: even the right PIN is refused until the lock lifts (24 h by default).
+    assert_eq!(
+        run(&mut e, tx("p6", &at(5), 1, NY, 100), right).response_code,
+        ResponseCode::PinTriesExceeded
+    );
+    let next_day = run(&mut e, tx("p7", "2026-11-22T10:06:00Z", 1, NY, 100), right);
+    assert_eq!(next_day.response_code, ResponseCode::Approved);
+    // Another card is not affected.
+    assert_eq!(
+        run(&mut e, tx("p8", &at(6), 2, NY, 100), right).response_code,
+        ResponseCode::Approved
+    );
+}
+
+#[test]
+fn a_burst_of_wrong_security_codes_is_card_testing() {
+    let mut e = Engine::new(EngineConfig::default());
+    let bad = CardChecks {
+        csc: CscCheck::Mismatch,
+        ..ok_checks()
+    };
+    let t = |i: u32| {
+        let mut x = tx(
+            &format!("c{i}"),
+            &format!("2026-11-21T10:00:{:02}Z", i * 5),
+            1,
+            NY,
+            100,
+        );
+        x.channel = Channel::Ecommerce;
+        x
+    };
+    assert_eq!(
+        run(&mut e, t(0), bad).response_code,
+        ResponseCode::CscMismatch
+    );
+    assert_eq!(
+        run(&mut e, t(1), bad).response_code,
+        ResponseCode::CscMismatch
+    );
+    let third = run(&mut e, t(2), bad);
+    assert_eq!(third.response_code, ResponseCode::SuspectedFraud);
+    assert_eq!(third.reasons[0].code, ReasonCode::CardTesting);
+    // The right code right after the burst does not get through either.
+    let after = run(&mut e, t(3), ok_checks());
+    assert_eq!(after.response_code, ResponseCode::SuspectedFraud);
+}
+
+#[test]
+fn card_status_and_expiry_come_first() {
+    let mut e = Engine::new(EngineConfig::default());
+    let cases = [
+        (
+            CardChecks {
+                pan_valid: false,
+                ..ok_checks()
+            },
+            ResponseCode::InvalidCardNumber,
+        ),
+        (
+            CardChecks {
+                status: CardStatus::Unknown,
+                ..ok_checks()
+            },
+            ResponseCode::InvalidCardNumber,
+        ),
+        (
+            CardChecks {
+                status: CardStatus::Stolen,
+                ..ok_checks()
+            },
+            ResponseCode::StolenCard,
+        ),
+        (
+            CardChecks {
+                expired: true,
+                ..ok_checks()
+            },
+            ResponseCode::ExpiredCard,
+        ),
+        (
+            CardChecks {
+                expiry_matches: false,
+                ..ok_checks()
+            },
+            ResponseCode::ExpiredCard,
+        ),
+    ];
+    for (i, (c, code)) in cases.into_iter().enumerate() {
+        let o = run(
+            &mut e,
+            tx(&format!("s{i}"), "2026-11-21T10:00:00Z", 9, NY, 100),
+            c,
+        );
+        assert_eq!((o.decision, o.response_code), (Decision::Decline, code));
+    }
+}
+
+#[test]
+fn labels_raise_the_terminal_fraud_rate_only_once_they_arrive() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut ids = Vec::new();
+    for i in 0..10u8 {
+        let t = tx(
+            &format!("l{i}"),
+            &format!("2026-11-2{}T10:00:00Z", i % 3),
+            10 + i,
+            NY,
+            500,
+        );
+        ids.push(e.next_authorization_id());
+        run(&mut e, t, ok_checks());
+    }
+    let probe = tx("probe", "2026-11-22T12:00:00Z", 99, NY, 500);
+    assert_eq!(e.features(&probe).get(idx::TERM_RATE_7D), 0.0);
+    for id in &ids[..4] {
+        let l = LabelRecord {
+            authorization_id: id.clone(),
+            fraud: true,
+            ts: Timestamp::parse_rfc3339("2026-11-22T11:00:00Z").unwrap(),
+            source: None,
+        };
+        e.apply_label(&l).unwrap();
+        e.apply_label(&l).unwrap(); // the same label twice counts once
+    }
+    assert!((e.features(&probe).get(idx::TERM_RATE_7D) - 0.4).abs() < 1e-6);
+    // Withdrawn as genuine: the rate drops again.
+    let l = LabelRecord {
+        authorization_id: ids[0].clone(),
+        fraud: false,
+        ts: Timestamp::parse_rfc3339("2026-11-22T11:30:00Z").unwrap(),
+        source: None,
+    };
+    e.apply_label(&l).unwrap();
+    assert!((e.features(&probe).get(idx::TERM_RATE_7D) - 0.3).abs() < 1e-6);
+    let o = e.decide(&probe, &ok_checks());
+    // 3 labelled frauds in 10 transactions: the scorecard gives the terminal 30 points.
+    assert_eq!((o.decision, o.risk_score), (Decision::Approve, 30));
+    assert!(
+        e.apply_label(&LabelRecord {
+            authorization_id: "au_999999999999".into(),
+            ..l
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn duplicate_request_ids_are_refused_by_apply() {
+    let mut e = Engine::new(EngineConfig::default());
+    run(
+        &mut e,
+        tx("dup", "2026-11-21T10:00:00Z", 1, NY, 100),
+        ok_checks(),
+    );
+    let t = tx("dup", "2026-11-21T10:01:00Z", 1, NY, 100);
+    let outcome = e.decide(&t, &ok_checks());
+    let rec = AuthRecord {
+        authorization_id: e.next_authorization_id(),
+        tx: t,
+        checks: ok_checks(),
+        outcome,
+    };
+    assert!(e.apply_auth(&rec, 0).is_err());
+    assert!(e.find_request("dup").is_some());
+    assert_eq!(e.stats().authorizations, 1);
+}
+
+#[test]
+fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips() {
+    let mut live = Engine::new(EngineConfig::default());
+    let mut records = Vec::new();
+    let places = [NY, LA, NEWARK];
+    for i in 0..300u32 {
+        let mut t = tx(
+            &format!("r{i}"),
+            &format!(
+                "2026-11-{:02}T{:02}:{:02}:00Z",
+                1 + i / 20,
+                (i * 7) % 24,
+                (i * 13) % 60
+            ),
+            (i % 7) as u8,
+            places[(i % 3) as usize],
+            u64::from(100 + (i * 37) % 5000),
+        );
+        if i % 5 == 0 {
+            t.channel = Channel::Ecommerce;
+            t.device_id = Some(format!("dev-{}", i % 4));
+        }
+        let checks = CardChecks {
+            csc: if i % 11 == 0 {
+                CscCheck::Mismatch
+            } else {
+                CscCheck::Match
+            },
+            ..ok_checks()
+        };
+        let outcome = live.decide(&t, &checks);
+        let rec = AuthRecord {
+            authorization_id: live.next_authorization_id(),
+            tx: t,
+            checks,
+            outcome,
+        };
+        live.apply_auth(&rec, u64::from(i)).unwrap();
+        records.push(rec);
+    }
+    let mut replay = Engine::new(EngineConfig::default());
+    for (i, rec) in records.iter().enumerate() {
+        // The replayed engine, in the same state, decides the same.
+        assert_eq!(
+            replay.decide(&rec.tx, &rec.checks),
+            rec.outcome,
+            "record {i}"
+        );
+        replay.apply_auth(rec, i as u64).unwrap();
+    }
+    assert_eq!(replay.stats(), live.stats());
+    let mut bytes = Vec::new();
+    live.snapshot(&mut serde_json::Serializer::new(&mut bytes))
+        .unwrap();
+    let mut restored = Engine::new(EngineConfig::default());
+    restored
+        .restore(&mut serde_json::Deserializer::from_slice(&bytes))
+        .unwrap();
+    let probe = tx("probe", "2026-11-16T12:00:00Z", 3, LA, 999);
+    assert_eq!(
+        restored.decide(&probe, &ok_checks()),
+        live.decide(&probe, &ok_checks())
+    );
+    assert_eq!(restored.features(&probe), live.features(&probe));
+    assert!(restored.find_request("r17").is_some());
+}
