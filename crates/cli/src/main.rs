@@ -1,1 +1,196 @@
-fn main() {}
+//! The `cardguard` command: `serve` runs the platform (with `--demo`, sample traffic too);
+//! `bench` measures the engine, the HTTP path and a restart.
+
+mod bench;
+mod client;
+mod demo;
+mod rng;
+
+use anyhow::{Context, Result, bail};
+use cardguard_core::SystemClock;
+use cardguard_server::{ApiKeys, App, Config, Scope};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "cardguard", version, about = "Real-time card fraud prevention")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the authorization service on the embedded store.
+    Serve(ServeArgs),
+    /// Benchmarks: the engine alone, the HTTP path under open-loop load, a restart.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory (created if missing): event log, snapshot, card registry, keys.
+    #[arg(long, default_value = "cardguard-data")]
+    data_dir: PathBuf,
+    /// Address to listen on (default: server.http from the config, 127.0.0.1:8080).
+    #[arg(long)]
+    http: Option<String>,
+    /// TOML config file; CARDGUARD__SECTION__KEY variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Also enroll sample cards, replay an hour of traffic with fraud in it, print what was
+    /// decided and why, and keep serving.
+    #[arg(long)]
+    demo: bool,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARDGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.cmd {
+        Cmd::Serve(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(a))
+        }
+        Cmd::Bench(b) => bench::run(b),
+    }
+}
+
+const BOOTSTRAP_KEYS: &str = "api-keys.toml";
+
+/// API keys from the config; with none there, from the data directory, where the first
+/// start creates one admin+authorize key and prints it once.
+fn api_keys(config: &Config, data_dir: &Path) -> Result<ApiKeys> {
+    if !config.auth.api_keys.is_empty() {
+        return ApiKeys::from_config(&config.auth.api_keys).map_err(anyhow::Error::msg);
+    }
+    let path = data_dir.join(BOOTSTRAP_KEYS);
+    if path.exists() {
+        #[derive(serde::Deserialize)]
+        struct F {
+            api_keys: Vec<cardguard_server::config::ApiKeyConfig>,
+        }
+        let f: F = toml::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return ApiKeys::from_config(&f.api_keys).map_err(anyhow::Error::msg);
+    }
+    let key = format!(
+        "cg_{}",
+        cardguard_server::keys::hex(&cardguard_server::keys::random_bytes::<24>()?)
+    );
+    let hash = cardguard_server::keys::hex(&cardguard_server::api::auth::sha256(key.as_bytes()));
+    let text = format!(
+        "# Created on first start because the config names no [[auth.api_keys]]. Only the\n\
+         # SHA-256 of the key is kept; configure your own keys to replace this one.\n\
+         [[api_keys]]\nname = \"bootstrap\"\nkey_sha256 = \"{hash}\"\nscopes = [\"admin\", \"authorize\", \"label\"]\n"
+    );
+    cardguard_server::keys::write_private(&path, &text)?;
+    println!(
+        "Created an API key with scopes admin, authorize, label (shown only this once): {key}"
+    );
+    println!(
+        "Its SHA-256 is in {}; send it as 'Authorization: Bearer <key>'.",
+        path.display()
+    );
+    ApiKeys::from_config(&[cardguard_server::config::ApiKeyConfig {
+        name: Some("bootstrap".into()),
+        key: None,
+        key_sha256: Some(hash),
+        scopes: vec!["admin".into(), "authorize".into(), "label".into()],
+    }])
+    .map_err(anyhow::Error::msg)
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let config =
+        Config::load(a.config.as_deref(), std::env::vars()).context("loading the configuration")?;
+    let addr = a.http.clone().unwrap_or_else(|| config.server.http.clone());
+    let data_dir = a.data_dir.clone();
+    let cfg = config.clone();
+    let (app, summary) =
+        tokio::task::spawn_blocking(move || App::open(cfg, &data_dir, Arc::new(SystemClock)))
+            .await?
+            .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
+    if !summary.created_keys.is_empty() {
+        tracing::info!(
+            keys = summary.created_keys.join(", "),
+            file = %a.data_dir.join("keys.toml").display(),
+            "created data keys on first start (the config names none); keep this file secret and backed up"
+        );
+    }
+    tracing::info!(
+        cards = summary.cards,
+        snapshot_offset = summary.snapshot_offset.unwrap_or(0),
+        replayed_events = summary.replayed,
+        log_events = summary.log_frames,
+        torn_bytes_cut = summary.truncated_bytes,
+        ms = summary.elapsed_ms as u64,
+        "data directory opened"
+    );
+    let app = Arc::new(app);
+    let mut keys = api_keys(&config, &a.data_dir)?;
+    let demo_key = if a.demo {
+        let k = format!(
+            "demo_{}",
+            cardguard_server::keys::hex(&cardguard_server::keys::random_bytes::<16>()?)
+        );
+        keys.add(&k, &[Scope::Admin, Scope::Authorize, Scope::Label]);
+        Some(k)
+    } else {
+        None
+    };
+    if keys.is_empty() {
+        bail!("no API keys");
+    }
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("cardguard listening on http://{local}");
+    tracing::info!(%local, "listening");
+    if let Some(k) = demo_key {
+        let dk = demo::DemoKeys::from_config(&config.keys.cvk, &config.keys.pvk);
+        tokio::spawn(async move {
+            if let Err(e) = demo::run(local, &k, dk).await {
+                tracing::error!(error = %e, "demo failed");
+            }
+        });
+    }
+    cardguard_server::serve(listener, Arc::clone(&app), keys, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests, writing a snapshot");
+}

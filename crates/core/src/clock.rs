@@ -17,12 +17,20 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 impl Timestamp {
     /// Parses an RFC 3339 date-time with any offset (`2026-11-21T10:00:00-05:00`).
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, ParseError> {
+        Self::parse_rfc3339_with_offset(s).map(|(t, _)| t)
+    }
+
+    /// Parses an RFC 3339 date-time and returns the offset it was written in, in minutes
+    /// east of UTC. Years outside 2000-2099 are refused.
+    pub fn parse_rfc3339_with_offset(s: &str) -> Result<(Timestamp, i16), ParseError> {
         let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map_err(|_| ParseError::Format("an RFC 3339 date-time"))?;
+        if !(2000..=2099).contains(&t.to_offset(time::UtcOffset::UTC).year()) {
+            return Err(ParseError::Range("year must be 2000 to 2099"));
+        }
         let ms = t.unix_timestamp_nanos() / 1_000_000;
-        i64::try_from(ms)
-            .map(Timestamp)
-            .map_err(|_| ParseError::Range("date-time out of range"))
+        let ts = i64::try_from(ms).map_err(|_| ParseError::Range("date-time out of range"))?;
+        Ok((Timestamp(ts), t.offset().whole_minutes()))
     }
 
     /// RFC 3339 in UTC with milliseconds.
@@ -33,6 +41,15 @@ impl Timestamp {
         let (min, rest) = (rest / MINUTE_MS, rest % MINUTE_MS);
         let (s, ms) = (rest / 1000, rest % 1000);
         format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+    }
+
+    /// RFC 3339 at a UTC offset given in minutes (`+09:00` for 540), without milliseconds.
+    pub fn to_rfc3339_at_offset(self, offset_min: i16) -> String {
+        let local = self.plus_ms(i64::from(offset_min) * MINUTE_MS);
+        let base = local.to_rfc3339();
+        let sign = if offset_min < 0 { '-' } else { '+' };
+        let o = offset_min.unsigned_abs();
+        format!("{}{sign}{:02}:{:02}", &base[..19], o / 60, o % 60)
     }
 
     /// The UTC calendar date (proleptic Gregorian).
@@ -131,6 +148,15 @@ mod tests {
         assert_eq!(t.hour(), 15);
         assert_eq!(t.weekday(), 5); // a Saturday
         assert!(Timestamp::parse_rfc3339("2026-11-21 10:00").is_err());
+        assert!(Timestamp::parse_rfc3339("1999-12-31T23:59:59Z").is_err());
+        let (_, off) = Timestamp::parse_rfc3339_with_offset("2026-11-21T10:00:00+09:00").unwrap();
+        assert_eq!(off, 540);
+        let t = Timestamp::parse_rfc3339("2026-11-21T01:30:00Z").unwrap();
+        assert_eq!(t.to_rfc3339_at_offset(540), "2026-11-21T10:30:00+09:00");
+        assert_eq!(t.to_rfc3339_at_offset(-300), "2026-11-20T20:30:00-05:00");
+        let (back, off) =
+            Timestamp::parse_rfc3339_with_offset(&t.to_rfc3339_at_offset(-300)).unwrap();
+        assert_eq!((back, off), (t, -300));
     }
 
     #[test]

@@ -27,4 +27,6 @@ pub use features::{FEATURE_NAMES, Features, N_FEATURES, TxContext, idx, terminal
 pub use hash::{stable_hash, stable_hash32};
 pub use record::{AuthRecord, LabelRecord, MerchantRecord, TxFacts};
 pub use score::{Contribution, Score, Scorecard, Scorer};
-pub use state::{AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineStats, Label, request_key};
+pub use state::{
+    AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineState, EngineStats, Label, request_key,
+};

@@ -172,7 +172,10 @@ impl Scorer for Scorecard {
             add!(
                 ReasonCode::CardTesting,
                 20.0 * wrong_csc.min(3.0) as f32,
-                format!("{wrong_csc} wrong security codes in 10 minutes")
+                format!(
+                    "{wrong_csc} wrong security code{} in 10 minutes",
+                    if wrong_csc == 1.0 { "" } else { "s" }
+                )
             );
         }
         if v(idx::CASH_ADVANCE) > 0.0 && v(idx::FOREIGN) > 0.0 {
@@ -182,7 +185,7 @@ impl Scorer for Scorecard {
             add!(
                 ReasonCode::NightTime,
                 5.0,
-                format!("at {:02}:00 local time", tx.local_hour)
+                format!("at night ({:02}h local time)", tx.local_hour)
             );
         }
         c.sort_by(|a, b| b.points.total_cmp(&a.points));

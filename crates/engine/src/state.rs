@@ -63,9 +63,10 @@ fn auth_id(n: usize) -> String {
     format!("{AUTH_ID_PREFIX}{n:012}")
 }
 
-/// Everything the engine keeps, and what a snapshot holds.
+/// Everything the engine keeps, and what a snapshot holds (serialize it with any serde
+/// format; the fields are private).
 #[derive(Default, Serialize, Deserialize)]
-struct State {
+pub struct EngineState {
     cards: FastMap<CardToken, CardState>,
     terminals: FastMap<u64, TerminalState>,
     devices: FastMap<u64, DeviceState>,
@@ -89,7 +90,7 @@ pub struct EngineStats {
 pub struct Engine {
     config: EngineConfig,
     scorer: Arc<dyn Scorer>,
-    state: State,
+    state: EngineState,
 }
 
 impl Engine {
@@ -102,7 +103,7 @@ impl Engine {
         Engine {
             config,
             scorer,
-            state: State::default(),
+            state: EngineState::default(),
         }
     }
 
@@ -367,14 +368,13 @@ impl Engine {
         }
     }
 
-    /// Writes the state as a snapshot (postcard-compatible serde; the caller picks the format).
-    pub fn snapshot<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.state.serialize(s)
+    /// The state, for a snapshot.
+    pub fn state(&self) -> &EngineState {
+        &self.state
     }
 
-    /// Restores a snapshot written by [`Engine::snapshot`].
-    pub fn restore<'de, D: serde::Deserializer<'de>>(&mut self, d: D) -> Result<(), D::Error> {
-        let mut st = State::deserialize(d)?;
+    /// Replaces the state with one read from a snapshot.
+    pub fn restore(&mut self, mut st: EngineState) {
         st.by_key = st
             .auths
             .iter()
@@ -382,6 +382,5 @@ impl Engine {
             .map(|(i, a)| (a.key, i as u32))
             .collect();
         self.state = st;
-        Ok(())
     }
 }

@@ -373,13 +373,9 @@ fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips(
         replay.apply_auth(rec, i as u64).unwrap();
     }
     assert_eq!(replay.stats(), live.stats());
-    let mut bytes = Vec::new();
-    live.snapshot(&mut serde_json::Serializer::new(&mut bytes))
-        .unwrap();
+    let bytes = serde_json::to_vec(live.state()).unwrap();
     let mut restored = Engine::new(EngineConfig::default());
-    restored
-        .restore(&mut serde_json::Deserializer::from_slice(&bytes))
-        .unwrap();
+    restored.restore(serde_json::from_slice(&bytes).unwrap());
     let probe = tx("probe", "2026-11-16T12:00:00Z", 3, LA, 999);
     assert_eq!(
         restored.decide(&probe, &ok_checks()),

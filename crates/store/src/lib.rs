@@ -12,7 +12,7 @@ pub mod log;
 pub mod snapshot;
 
 pub use cards::{CardRegistry, CardRow};
-pub use log::{Appender, Durability, EventLog, Frame, LogReader, OpenReport};
+pub use log::{Appender, Durability, DurableWatch, EventLog, Frame, LogReader, OpenReport};
 pub use snapshot::{read_snapshot, write_snapshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,8 @@ pub enum StoreError {
     },
     #[error("event log is corrupt at offset {offset}: {why}")]
     Corrupt { offset: u64, why: &'static str },
+    #[error("event at offset {offset} does not apply: {why}")]
+    Replay { offset: u64, why: String },
     #[error("snapshot {path} is invalid: {why}")]
     BadSnapshot { path: String, why: &'static str },
     #[error("sqlite error: {0}")]

@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -117,7 +117,6 @@ struct Shared {
     durable: Mutex<u64>,
     durable_cv: Condvar,
     failed: AtomicBool,
-    written: AtomicU64,
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -195,7 +194,6 @@ impl EventLog {
             durable: Mutex::new(at as u64),
             durable_cv: Condvar::new(),
             failed: AtomicBool::new(false),
-            written: AtomicU64::new(at as u64),
         });
         let (tx, rx) = mpsc::channel::<Pending>();
         let sh = Arc::clone(&shared);
@@ -228,34 +226,20 @@ impl EventLog {
 
     /// Blocks until everything up to `offset` is durable (or the writer failed).
     pub fn wait_durable(&self, offset: u64) -> Result<(), StoreError> {
-        let mut d = self
-            .shared
-            .durable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        while *d < offset {
-            if self.shared.failed.load(Ordering::SeqCst) {
-                return Err(StoreError::WriterFailed("a write failed".into()));
-            }
-            d = self
-                .shared
-                .durable_cv
-                .wait(d)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(())
+        self.watch().wait(offset)
     }
 
     pub fn durable_offset(&self) -> u64 {
-        *self
-            .shared
-            .durable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.watch().durable()
     }
 
     pub fn failed(&self) -> bool {
         self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// A handle that waits for durability without holding the log.
+    pub fn watch(&self) -> DurableWatch {
+        DurableWatch(Arc::clone(&self.shared))
     }
 
     /// A reader for frames at known offsets (idempotent answers, labels).
@@ -265,6 +249,28 @@ impl EventLog {
             file: f,
             path: self.path.clone(),
         })
+    }
+}
+
+/// Waits for the log to become durable up to an offset; cheap to clone.
+#[derive(Clone)]
+pub struct DurableWatch(Arc<Shared>);
+
+impl DurableWatch {
+    pub fn wait(&self, offset: u64) -> Result<(), StoreError> {
+        let sh = &self.0;
+        let mut d = sh.durable.lock().unwrap_or_else(|e| e.into_inner());
+        while *d < offset {
+            if sh.failed.load(Ordering::SeqCst) {
+                return Err(StoreError::WriterFailed("a write failed".into()));
+            }
+            d = sh.durable_cv.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(())
+    }
+
+    pub fn durable(&self) -> u64 {
+        *self.0.durable.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -342,7 +348,6 @@ fn writer(
         };
         match &result {
             Ok(()) => {
-                shared.written.store(end, Ordering::SeqCst);
                 let mut d = shared.durable.lock().unwrap_or_else(|e| e.into_inner());
                 *d = end;
             }

@@ -1,0 +1,83 @@
+//! A small HTTP/1.1 JSON client on one keep-alive connection (hyper's connection API), for
+//! the demo and the load benchmark.
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+
+pub struct Client {
+    addr: SocketAddr,
+    key: String,
+    sender: http1::SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, key: &str) -> Result<Client> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Client {
+            addr,
+            key: key.to_owned(),
+            sender,
+        })
+    }
+
+    /// POSTs a JSON body; returns the status and the parsed JSON answer.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, serde_json::Value)> {
+        let bytes = serde_json::to_vec(body)?;
+        self.post_raw(path, bytes).await
+    }
+
+    pub async fn post_raw(
+        &mut self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, serde_json::Value)> {
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| anyhow!("connection to {} closed: {e}", self.addr))?;
+        let req = hyper::Request::post(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.key))
+            .body(Full::new(Bytes::from(body)))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let v = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&body)?
+        };
+        Ok((status, v))
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<(u16, serde_json::Value)> {
+        self.sender.ready().await?;
+        let req = hyper::Request::get(path)
+            .header("host", self.addr.to_string())
+            .header("authorization", format!("Bearer {}", self.key))
+            .body(Full::new(Bytes::new()))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+}

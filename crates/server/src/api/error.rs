@@ -1,0 +1,197 @@
+//! API errors: `{"error": {"code", "message", "field"}}` with a 4xx status for bad input and
+//! a 5xx status only for faults of the server. Messages never echo submitted values.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+    /// A field that failed validation: 400 with the field's path.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer <key>)",
+        )
+    }
+    pub fn forbidden(scope: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the API key lacks the {scope} scope"),
+        )
+    }
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+    pub fn unavailable(why: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+    }
+    pub fn internal(why: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", why)
+    }
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// Turns a JSON decoding error into an API error naming the field, without echoing values.
+pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.inner();
+    use serde_json::error::Category;
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            let mut err = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!(
+                    "request body is not valid JSON (line {}, column {})",
+                    inner.line(),
+                    inner.column()
+                ),
+            );
+            if path != "." {
+                err.field = Some(path);
+            }
+            err
+        }
+        Category::Data => {
+            let msg = inner.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or("").to_owned();
+            let join = |name: &str| {
+                let name: String = name.chars().take(64).collect();
+                if path == "." {
+                    name
+                } else {
+                    format!("{path}.{name}")
+                }
+            };
+            let quoted = |m: &str| m.split('`').nth(1).unwrap_or("").to_owned();
+            if msg.starts_with("missing field") {
+                let mut e = ApiError::field(join(&quoted(&msg)), "is required");
+                e.code = "missing_field";
+                e
+            } else if msg.starts_with("unknown field") {
+                let mut e = ApiError::field(join(&quoted(&msg)), "is not a known field");
+                e.code = "unknown_field";
+                e
+            } else if let Some(exp) = msg.split(", expected ").nth(1) {
+                let what = match exp {
+                    "u64" | "u32" | "u16" | "u8" => "a non-negative integer in range",
+                    "i64" | "i32" | "i16" => "an integer in range",
+                    "f64" | "f32" => "a number",
+                    "a boolean" => "true or false",
+                    other => other,
+                };
+                ApiError::field(
+                    if path == "." { String::new() } else { path },
+                    format!("must be {what}"),
+                )
+            } else {
+                ApiError::field(if path == "." { String::new() } else { path }, "is invalid")
+            }
+        }
+    }
+}
+
+/// Decodes a JSON body into `T`, with field-named errors.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let v = serde_path_to_error::deserialize(de).map_err(from_json_error)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        card: Card,
+        n: u64,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Card {
+        number: String,
+    }
+
+    #[test]
+    fn errors_name_the_field_and_never_the_value() {
+        let e = decode::<Outer>(br#"{"card": {"number": "1"}}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("missing_field", Some("n")));
+        let e = decode::<Outer>(br#"{"card": {"number": "1", "cvv": "123"}, "n": 1}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("card.cvv"))
+        );
+        let e = decode::<Outer>(br#"{"card": {"number": 4123456789012349}, "n": 1}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("card.number"));
+        assert!(!e.message.contains("4123456789012349"), "{}", e.message);
+        let e =
+            decode::<Outer>(br#"{"card": {"number": "1"}, "n": "4123456789012349"}"#).unwrap_err();
+        assert!(!e.message.contains("4123"), "{}", e.message);
+        assert_eq!(e.message, "must be a non-negative integer in range");
+        let e = decode::<Outer>(br#"{"card": "#).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+        let e = decode::<Outer>(br#"{"card": {"number": "1"}, "n": -5}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("n"));
+    }
+}

@@ -1,0 +1,152 @@
+//! The HTTP/JSON API (axum): routes, credentials, body limits and the handlers.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+
+use crate::service::App;
+use auth::{ApiKeys, Scope};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use error::{ApiError, decode};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub keys: Arc<ApiKeys>,
+    pub max_body: usize,
+}
+
+pub fn router(ctx: Ctx) -> Router {
+    let limit = ctx.max_body;
+    Router::new()
+        .route("/v1/cards", post(enroll))
+        .route("/v1/authorizations", post(authorize))
+        .route("/v1/labels", post(label))
+        .route("/v1/stats", get(stats))
+        .route("/v1/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(ctx)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// Credentials first, then the body: an unauthenticated client learns nothing of the body
+/// checks.
+fn body(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    scopes: &[Scope],
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    ctx.keys.require(headers, scopes)?;
+    match body {
+        Ok(b) => Ok(b),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::too_large(ctx.max_body))
+        }
+        Err(r) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            r.body_text(),
+        )),
+    }
+}
+
+async fn authorize(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = async {
+        let b = body(&ctx, &headers, &[Scope::Authorize], raw)?;
+        let req: dto::AuthorizationReq = decode(&b)?;
+        let (auth, offset) = req.validate()?;
+        ctx.app.authorize(auth, offset).await
+    }
+    .await;
+    match r {
+        Ok(resp) => (StatusCode::OK, Json(resp)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn enroll(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = async {
+        let b = body(&ctx, &headers, &[Scope::Admin], raw)?;
+        let req: dto::EnrollReq = decode(&b)?;
+        let e = req.validate(ctx.app.keys())?;
+        ctx.app.enroll(e).await
+    }
+    .await;
+    match r {
+        Ok(resp) => {
+            let status = if resp.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(resp)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn label(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = async {
+        let b = body(&ctx, &headers, &[Scope::Label, Scope::Admin], raw)?;
+        let req: dto::LabelReq = decode(&b)?;
+        req.validate()?;
+        let token = ctx
+            .app
+            .label(&req.authorization_id, req.fraud, req.source.clone())
+            .await?;
+        Ok::<_, ApiError>(dto::LabelResp {
+            authorization_id: req.authorization_id,
+            fraud: req.fraud,
+            card_token: token,
+        })
+    }
+    .await;
+    match r {
+        Ok(resp) => (StatusCode::OK, Json(resp)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn stats(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    match ctx.keys.require(&headers, &[Scope::Admin]) {
+        Ok(()) => Json(ctx.app.stats()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn health() -> Response {
+    Json(serde_json::json!({"status": "ok"})).into_response()
+}

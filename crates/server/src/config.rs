@@ -1,0 +1,346 @@
+//! The configuration: one TOML file plus `CARDGUARD__SECTION__KEY` environment overrides,
+//! read here and nowhere else. Libraries get the typed values.
+
+use cardguard_engine::{EngineConfig, Thresholds};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub keys: KeysConfig,
+    pub csc: CscConfig,
+    pub engine: EngineSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on when the command line gives none.
+    pub http: String,
+    /// Largest request body accepted, in bytes (larger bodies get 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilitySetting {
+    /// fdatasync every group commit.
+    Sync,
+    /// Written to the kernel: survives a process crash, not a power cut.
+    Buffered,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub durability: DurabilitySetting,
+    /// Events between snapshots of the engine state.
+    pub snapshot_every: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            durability: DurabilitySetting::Sync,
+            snapshot_every: 250_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+/// One API key: the key itself, or (better) its SHA-256 in hex, and its scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// Keys, as hex. `token`, `pan` and `csc` are created in the data directory when absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// HMAC key of card tokens (32 bytes).
+    pub token: Option<String>,
+    /// AES-256-GCM key of the PAN at rest (32 bytes).
+    pub pan: Option<String>,
+    /// HMAC key of stored security codes (32 bytes).
+    pub csc: Option<String>,
+    /// Card verification key pairs by id (32 hex digits each).
+    pub cvk: BTreeMap<String, String>,
+    /// PIN verification keys by id (32 hex digits each).
+    pub pvk: BTreeMap<String, String>,
+    /// PIN encryption keys of incoming PIN blocks: Triple DES for formats 0 and 3 (absent:
+    /// those blocks arrive in the clear), AES for format 4.
+    pub pin_tdes: Option<String>,
+    pub pin_aes: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CscConfig {
+    /// Service code for the card-not-present code (CVV2): `card` uses the card's enrolled
+    /// service code, as the code printed on the card was computed with it; `000` is the
+    /// scheme convention for issuers that personalise CVV2 that way.
+    pub cvv2_service_code: String,
+}
+
+impl Default for CscConfig {
+    fn default() -> Self {
+        CscConfig {
+            cvv2_service_code: "card".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub max_speed_kmh: f64,
+    pub travel_allowance_km: f64,
+    pub pin_try_limit: u8,
+    pub pin_lock_hours: u32,
+    pub card_testing_wrong_csc: u8,
+    pub card_testing_window_minutes: u32,
+    pub thresholds: Thresholds,
+    /// Base currency of amount features and reference rates into it.
+    pub base_currency: String,
+    pub fx: BTreeMap<String, f64>,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        let d = EngineConfig::default();
+        EngineSection {
+            max_speed_kmh: d.max_speed_kmh,
+            travel_allowance_km: d.travel_allowance_km,
+            pin_try_limit: d.pin_try_limit,
+            pin_lock_hours: d.pin_lock_hours,
+            card_testing_wrong_csc: d.card_testing_wrong_csc,
+            card_testing_window_minutes: d.card_testing_window_minutes,
+            thresholds: d.thresholds,
+            base_currency: d.fx.base.code().to_owned(),
+            fx: BTreeMap::new(),
+        }
+    }
+}
+
+impl EngineSection {
+    /// The engine's typed configuration, checked.
+    pub fn to_engine(&self) -> Result<EngineConfig, ConfigError> {
+        let bad = |m: String| ConfigError::Invalid(m);
+        let t = self.thresholds;
+        if !(t.challenge <= t.hold && t.hold <= t.decline && t.decline <= 100) {
+            return Err(bad(
+                "engine.thresholds must satisfy challenge <= hold <= decline <= 100".into(),
+            ));
+        }
+        if !(self.max_speed_kmh > 0.0) || !(self.travel_allowance_km >= 0.0) {
+            return Err(bad(
+                "engine.max_speed_kmh must be > 0 and travel_allowance_km >= 0".into(),
+            ));
+        }
+        if self.pin_try_limit == 0 || self.card_testing_wrong_csc == 0 {
+            return Err(bad(
+                "engine.pin_try_limit and card_testing_wrong_csc must be at least 1".into(),
+            ));
+        }
+        let mut cfg = EngineConfig {
+            max_speed_kmh: self.max_speed_kmh,
+            travel_allowance_km: self.travel_allowance_km,
+            pin_try_limit: self.pin_try_limit,
+            pin_lock_hours: self.pin_lock_hours,
+            card_testing_wrong_csc: self.card_testing_wrong_csc,
+            card_testing_window_minutes: self.card_testing_window_minutes,
+            thresholds: t,
+            ..EngineConfig::default()
+        };
+        cfg.fx.base = cardguard_core::Currency::parse(&self.base_currency)
+            .map_err(|e| bad(format!("engine.base_currency {e}")))?;
+        for (code, rate) in &self.fx {
+            let c = cardguard_core::Currency::parse(code)
+                .map_err(|e| bad(format!("engine.fx.{code} {e}")))?;
+            if !(*rate > 0.0) {
+                return Err(bad(format!("engine.fx.{code} must be > 0")));
+            }
+            cfg.fx.rates.retain(|(x, _)| *x != c);
+            cfg.fx.rates.push((c, *rate));
+        }
+        Ok(cfg)
+    }
+}
+
+const ENV_PREFIX: &str = "CARDGUARD__";
+
+impl Config {
+    /// Reads the file (if any), then applies `CARDGUARD__SECTION__KEY` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut root = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Toml {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if parts.iter().any(String::is_empty) {
+                return Err(ConfigError::Env {
+                    var,
+                    message: "empty section or key".into(),
+                });
+            }
+            set_path(&mut root, &parts, parse_env_value(&value)).map_err(|message| {
+                ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                }
+            })?;
+        }
+        let cfg: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Toml {
+                path: "(merged)".into(),
+                message: e.to_string(),
+            })?;
+        Ok(cfg)
+    }
+}
+
+/// A value from the environment: TOML if it parses as a TOML value (numbers, booleans,
+/// arrays, inline tables), otherwise the plain string.
+fn parse_env_value(v: &str) -> toml::Value {
+    let doc = format!("v = {v}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.to_owned())),
+        Err(_) => toml::Value::String(v.to_owned()),
+    }
+}
+
+fn set_path(root: &mut toml::Table, parts: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, dirs) = parts.split_last().ok_or("no key")?;
+    let mut t = root;
+    for d in dirs {
+        let entry = t
+            .entry(d.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{d} is not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            r#"
+[server]
+http = "0.0.0.0:9000"
+[[auth.api_keys]]
+key = "secret"
+scopes = ["admin"]
+[keys.cvk]
+cvk-1 = "0123456789ABCDEFFEDCBA9876543210"
+[engine.thresholds]
+hold = 75
+"#,
+        )
+        .unwrap();
+        let env = [
+            (
+                "CARDGUARD__SERVER__MAX_BODY_BYTES".to_string(),
+                "1024".to_string(),
+            ),
+            (
+                "CARDGUARD__ENGINE__MAX_SPEED_KMH".to_string(),
+                "900.5".to_string(),
+            ),
+            ("CARDGUARD__KEYS__TOKEN".to_string(), "00ff".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load(Some(&p), env).unwrap();
+        assert_eq!(c.server.http, "0.0.0.0:9000");
+        assert_eq!(c.server.max_body_bytes, 1024);
+        assert_eq!(c.engine.max_speed_kmh, 900.5);
+        assert_eq!(c.engine.thresholds.hold, 75);
+        assert_eq!(c.engine.thresholds.decline, Thresholds::default().decline);
+        assert_eq!(c.keys.token.as_deref(), Some("00ff"));
+        assert_eq!(c.keys.cvk["cvk-1"], "0123456789ABCDEFFEDCBA9876543210");
+        assert_eq!(c.auth.api_keys[0].scopes, ["admin"]);
+        assert!(c.engine.to_engine().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let env = [("CARDGUARD__SERVER__NO_SUCH".to_string(), "1".to_string())];
+        assert!(Config::load(None, env).is_err());
+        let env = [(
+            "CARDGUARD__ENGINE__THRESHOLDS__HOLD".to_string(),
+            "10".to_string(),
+        )];
+        let c = Config::load(None, env).unwrap();
+        assert!(c.engine.to_engine().is_err(), "hold below challenge");
+    }
+}
