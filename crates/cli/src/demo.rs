@@ -2,7 +2,7 @@
 //! with fraud in it (a cloned card far away, card testing, wrong PINs, an account takeover,
 //! bad card data, a retried request), prints each decision and why, then labels the frauds.
 
-use crate::client::Client;
+use cardguard_server::client::Client;
 use crate::rng::{Rng, luhn_pan};
 use anyhow::Result;
 use cardguard_cardsec::TdesKey;

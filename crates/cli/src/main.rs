@@ -2,7 +2,6 @@
 //! `bench` measures the engine, the HTTP path and a restart.
 
 mod bench;
-mod client;
 mod demo;
 mod rng;
 

@@ -5,6 +5,7 @@
 //! shutdown future resolves, then writes a snapshot.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod keys;
 pub mod registry;

@@ -116,6 +116,9 @@ pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiE
                 let name: String = name.chars().take(64).collect();
                 if path == "." {
                     name
+                } else if path.rsplit('.').next() == Some(name.as_str()) {
+                    // Unknown fields already stand at the end of the path.
+                    path.clone()
                 } else {
                     format!("{path}.{name}")
                 }

@@ -1,12 +1,27 @@
 //! A small HTTP/1.1 JSON client on one keep-alive connection (hyper's connection API), for
-//! the demo and the load benchmark.
+//! the demo, the load benchmark and the integration tests.
 
-use anyhow::{Context, Result, anyhow};
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+
+/// What can go wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connecting to {addr}: {source}")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("http: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("answer is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
 
 pub struct Client {
     addr: SocketAddr,
@@ -18,8 +33,10 @@ impl Client {
     pub async fn connect(addr: SocketAddr, key: &str) -> Result<Client> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| ClientError::Connect { addr, source })?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -46,10 +63,7 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(u16, serde_json::Value)> {
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| anyhow!("connection to {} closed: {e}", self.addr))?;
+        self.sender.ready().await?;
         let req = hyper::Request::post(path)
             .header("host", self.addr.to_string())
             .header("content-type", "application/json")

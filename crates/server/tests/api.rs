@@ -1,0 +1,338 @@
+//! The HTTP API end to end: a server on port 0 with its own data directory, driven over
+//! HTTP as an acquirer and an administrator would.
+
+use cardguard_cardsec::{TdesKey, cvv, pin, pinblock};
+use cardguard_core::SystemClock;
+use cardguard_server::client::Client;
+use cardguard_server::{ApiKeys, App, Config};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+const ADMIN: &str = "admin-key-0123456789abcdef";
+const ACQUIRER: &str = "acquirer-key-0123456789abcdef";
+const TEST_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
+const PAN: &str = "4123456789012349";
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(dir: &Path, extra: &str) -> Server {
+        let cfg_path = dir.join("test.toml");
+        std::fs::write(
+            &cfg_path,
+            format!(
+                r#"
+[server]
+max_body_bytes = 16384
+[storage]
+snapshot_every = 50
+[[auth.api_keys]]
+key = "{ADMIN}"
+scopes = ["admin"]
+[[auth.api_keys]]
+key = "{ACQUIRER}"
+scopes = ["authorize"]
+[keys.cvk]
+cvk-1 = "{TEST_KEY}"
+[keys.pvk]
+pvk-1 = "{TEST_KEY}"
+{extra}
+"#
+            ),
+        )
+        .unwrap();
+        let config = Config::load(Some(&cfg_path), Vec::new()).unwrap();
+        let keys = ApiKeys::from_config(&config.auth.api_keys).unwrap();
+        let (app, _) = App::open(config, &dir.join("data"), Arc::new(SystemClock)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            cardguard_server::serve(listener, Arc::new(app), keys, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Server { addr, stop: Some(tx), task }
+    }
+
+    async fn client(&self, key: &str) -> Client {
+        Client::connect(self.addr, key).await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+fn cvv_of(pan: &str, yymm: &str) -> String {
+    cvv::generate(&TdesKey::from_hex(TEST_KEY).unwrap(), pan, yymm, "101", 3).unwrap()
+}
+
+fn enrollment(pan: &str) -> Value {
+    let pvv = pin::visa_pvv(&TdesKey::from_hex(TEST_KEY).unwrap(), 1, "4524", pan).unwrap();
+    json!({"number": pan, "expiry": "2029-12", "cardholder_id": "ch-1001",
+     "product": "gold", "status": "active", "service_code": "101",
+     "csc": {"method": "cvv-3des", "key_id": "cvk-1"},
+     "pin": {"method": "visa-pvv", "key_id": "pvk-1", "pvki": 1, "pvv": pvv},
+     "contact": {"email": "hanako@example.jp", "phone": "+819012345678", "language": "ja"},
+     "notifications": {"usage_threshold": {"value": 5000, "currency": "JPY"}, "channels": ["email"]},
+     "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}})
+}
+
+fn authorization(id: &str, at: &str, city: (&str, &str, f64, f64)) -> Value {
+    json!({"id": id, "timestamp": at,
+     "card": {"number": PAN, "expiry": "2029-12", "csc": cvv_of(PAN, "2912")},
+     "amount": {"value": 12800, "currency": "JPY"},
+     "merchant": {"id": "m-42", "terminal_id": "t-7", "name": "BIC CAMERA", "mcc": "5732",
+                  "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
+     "channel": "card_present", "type": "purchase",
+     "device": {"id": "d-9", "ip": "203.0.113.7", "user_agent": "test"}})
+}
+
+const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
+const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
+
+async fn authorizations_count(admin: &mut Client) -> u64 {
+    let (s, v) = admin.get("/v1/stats").await.unwrap();
+    assert_eq!(s, 200);
+    v["engine"]["authorizations"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn contract_example_enroll_then_authorize() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    let (s, v) = admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["last4"], "2349");
+    let token = v["card_token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 32);
+    // Enrolling again updates: 200.
+    let (s, _) = admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    assert_eq!(s, 200);
+
+    let mut acq = srv.client(ACQUIRER).await;
+    let (s, v) = acq.post("/v1/authorizations", &authorization("acq-000001", "2026-11-21T10:00:00-05:00", NY)).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["decision"], "approve");
+    assert_eq!(v["response_code"], "00");
+    assert_eq!(v["card_token"], token.as_str());
+    assert!(v["risk_score"].as_u64().unwrap() <= 100);
+    assert!(v["reasons"].as_array().unwrap().is_empty());
+    assert!(v["authorization_id"].as_str().unwrap().starts_with("au_"));
+    // Nothing in the answer carries the card number.
+    assert!(!v.to_string().contains(PAN));
+
+    // New York at 10:00, Los Angeles at 10:05: held at once.
+    let (s, v) = acq.post("/v1/authorizations", &authorization("acq-000002", "2026-11-21T10:05:00-05:00", LA)).await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!((v["decision"].as_str(), v["response_code"].as_str()), (Some("hold"), Some("01")), "{v}");
+    let r = &v["reasons"][0];
+    assert_eq!(r["code"], "IMPOSSIBLE_TRAVEL");
+    assert!(r["detail"].as_str().unwrap().contains("5 minutes"), "{r}");
+
+    // A wrong CVV2 answers N7.
+    let mut bad = authorization("acq-000003", "2026-11-21T18:00:00-05:00", NY);
+    let right = bad["card"]["csc"].as_str().unwrap().to_owned();
+    let wrong = format!("{:03}", (right.parse::<u32>().unwrap() + 1) % 1000);
+    bad["card"]["csc"] = json!(wrong);
+    let (_, v) = acq.post("/v1/authorizations", &bad).await.unwrap();
+    assert_eq!(v["response_code"], "N7", "{v}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn credentials_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let body = authorization("x-1", "2026-11-21T10:00:00Z", NY);
+    let mut nobody = srv.client("not-a-key").await;
+    let (s, v) = nobody.post("/v1/authorizations", &body).await.unwrap();
+    assert_eq!(s, 401);
+    assert_eq!(v["error"]["code"], "unauthorized");
+    let (s, _) = nobody.get("/v1/stats").await.unwrap();
+    assert_eq!(s, 401);
+    let mut acq = srv.client(ACQUIRER).await;
+    let (s, v) = acq.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    assert_eq!(s, 403, "{v}");
+    let (s, _) = acq.post("/v1/labels", &json!({"authorization_id": "au_000000000000", "fraud": true})).await.unwrap();
+    assert_eq!(s, 403);
+    let mut admin = srv.client(ADMIN).await;
+    let (s, _) = admin.post("/v1/authorizations", &body).await.unwrap();
+    assert_eq!(s, 403);
+    // Health is public; nothing else is.
+    let (s, _) = nobody.get("/v1/health").await.unwrap();
+    assert_eq!(s, 200);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_field_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let ok = authorization("v-1", "2026-11-21T10:00:00Z", NY);
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        ("unknown field", Box::new(|v| v["extra"] = json!(1)), "extra"),
+        ("unknown nested field", Box::new(|v| v["card"]["cvv"] = json!("123")), "card.cvv"),
+        ("missing id", Box::new(|v| { v.as_object_mut().unwrap().remove("id"); }), "id"),
+        ("non-digit PAN", Box::new(|v| v["card"]["number"] = json!("4123-4567")), "card.number"),
+        ("short PAN", Box::new(|v| v["card"]["number"] = json!("41234")), "card.number"),
+        ("expiry form", Box::new(|v| v["card"]["expiry"] = json!("12/29")), "card.expiry"),
+        ("csc form", Box::new(|v| v["card"]["csc"] = json!("12")), "card.csc"),
+        ("pin block", Box::new(|v| v["card"]["pin_block"] = json!("XYZ")), "card.pin_block"),
+        ("negative amount", Box::new(|v| v["amount"]["value"] = json!(-5)), "amount.value"),
+        ("zero amount", Box::new(|v| v["amount"]["value"] = json!(0)), "amount.value"),
+        ("fractional amount", Box::new(|v| v["amount"]["value"] = json!(1.5)), "amount.value"),
+        ("currency", Box::new(|v| v["amount"]["currency"] = json!("YEN")), "amount.currency"),
+        ("mcc", Box::new(|v| v["merchant"]["mcc"] = json!("57")), "merchant.mcc"),
+        ("country", Box::new(|v| v["merchant"]["country"] = json!("XX")), "merchant.country"),
+        ("latitude", Box::new(|v| v["merchant"]["lat"] = json!(95.0)), "merchant.lat"),
+        ("lon without lat", Box::new(|v| { v["merchant"].as_object_mut().unwrap().remove("lat"); }), "merchant.lat"),
+        ("channel", Box::new(|v| v["channel"] = json!("telepathy")), "channel"),
+        ("type", Box::new(|v| v["type"] = json!("gift")), "type"),
+        ("timestamp", Box::new(|v| v["timestamp"] = json!("yesterday")), "timestamp"),
+        ("device ip", Box::new(|v| v["device"]["ip"] = json!("999.1.1.1")), "device.ip"),
+        ("id characters", Box::new(|v| v["id"] = json!("a b")), "id"),
+        ("merchant name", Box::new(|v| v["merchant"]["name"] = json!("")), "merchant.name"),
+    ];
+    for (what, mutate, field) in &cases {
+        let mut body = ok.clone();
+        mutate(&mut body);
+        let (s, v) = acq.post("/v1/authorizations", &body).await.unwrap();
+        assert_eq!(s, 400, "{what}: {v}");
+        assert_eq!(v["error"]["field"], *field, "{what}: {v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+        assert!(!v.to_string().contains(PAN), "{what}: the error echoes the PAN");
+    }
+    let (s, v) = acq.post_raw("/v1/authorizations", b"{not json".to_vec()).await.unwrap();
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_json")));
+    let (s, v) = acq.post_raw("/v1/authorizations", vec![b' '; 20_000]).await.unwrap();
+    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(authorizations_count(&mut admin).await, 0, "no bad request changed state");
+
+    // Enrollment is checked field by field too.
+    let enroll_cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (Box::new(|v| v["number"] = json!("4123456789012345")), "number"),
+        (Box::new(|v| v["csc"]["key_id"] = json!("nope")), "csc.key_id"),
+        (Box::new(|v| v["status"] = json!("sleeping")), "status"),
+        (Box::new(|v| v["contact"]["language"] = json!("fr")), "contact.language"),
+        (Box::new(|v| v["contact"]["phone"] = json!("0901234")), "contact.phone"),
+        (Box::new(|v| v["pin"]["pvv"] = json!("12")), "pin.pvv"),
+        (Box::new(|v| v["home"]["country"] = json!("ZZ")), "home.country"),
+        (Box::new(|v| v["notifications"]["channels"] = json!(["fax"])), "notifications.channels[0]"),
+    ];
+    for (mutate, field) in &enroll_cases {
+        let mut body = enrollment("5555555555554444");
+        mutate(&mut body);
+        let (s, v) = admin.post("/v1/cards", &body).await.unwrap();
+        assert_eq!((s, v["error"]["field"].as_str()), (400, Some(*field)), "{v}");
+    }
+    let (_, v) = admin.get("/v1/stats").await.unwrap();
+    assert_eq!(v["cards_enrolled"], 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_id_twice_gives_the_same_answer_and_changes_state_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let body = authorization("idem-1", "2026-11-21T10:00:00Z", NY);
+    let (_, first) = acq.post("/v1/authorizations", &body).await.unwrap();
+    // A retry, even with a different body, is answered from the log.
+    let mut other = body.clone();
+    other["merchant"] = authorization("x", "2026-11-21T10:00:00Z", LA)["merchant"].clone();
+    let (_, second) = acq.post("/v1/authorizations", &other).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(authorizations_count(&mut admin).await, 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_pins_then_75_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    let mut codes = Vec::new();
+    let mut ids = Vec::new();
+    for (i, p) in ["1111", "2222", "3333", "4524"].iter().enumerate() {
+        let mut body = authorization(&format!("pin-{i}"), &format!("2026-11-21T10:0{i}:00Z"), NY);
+        body["channel"] = json!("atm");
+        body["card"]["pin_block"] = json!(hex(&pinblock::encode_iso0(p, PAN).unwrap()));
+        let (s, v) = acq.post("/v1/authorizations", &body).await.unwrap();
+        assert_eq!(s, 200, "{v}");
+        codes.push(v["response_code"].as_str().unwrap().to_owned());
+        ids.push(v["authorization_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes, ["55", "55", "75", "75"]);
+    // The right PIN on a fresh day: approved.
+    let mut body = authorization("pin-ok", "2026-11-22T11:00:00Z", NY);
+    body["card"]["pin_block"] = json!(hex(&pinblock::encode_iso0("4524", PAN).unwrap()));
+    let (_, v) = acq.post("/v1/authorizations", &body).await.unwrap();
+    assert_eq!(v["response_code"], "00", "{v}");
+
+    let (s, v) = admin.post("/v1/labels", &json!({"authorization_id": ids[0], "fraud": true, "source": "analyst"})).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["fraud"], true);
+    let (s, v) = admin.post("/v1/labels", &json!({"authorization_id": "au_999999999999", "fraud": true})).await.unwrap();
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+    let (s, _) = admin.post("/v1/labels", &json!({"authorization_id": ids[0], "fraud": "yes"})).await.unwrap();
+    assert_eq!(s, 400);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_with_and_without_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let mut answers = Vec::new();
+    for i in 0..120 {
+        let at = format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i / 24, i % 24, (i * 7) % 60);
+        let (_, v) = acq.post("/v1/authorizations", &authorization(&format!("r-{i}"), &at, NY)).await.unwrap();
+        answers.push(v);
+    }
+    srv.stop().await;
+    for drop_snapshot in [false, true] {
+        if drop_snapshot {
+            std::fs::remove_file(dir.path().join("data/snapshot.bin")).unwrap();
+        }
+        let srv = Server::start(dir.path(), "").await;
+        let mut admin = srv.client(ADMIN).await;
+        let expected = 120 + u64::from(drop_snapshot);
+        assert_eq!(authorizations_count(&mut admin).await, expected);
+        let mut acq = srv.client(ACQUIRER).await;
+        for (i, a) in answers.iter().enumerate().step_by(17) {
+            let at = format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i / 24, i % 24, (i * 7) % 60);
+            let (_, v) = acq.post("/v1/authorizations", &authorization(&format!("r-{i}"), &at, NY)).await.unwrap();
+            assert_eq!(&v, a, "request r-{i} after restart (snapshot dropped: {drop_snapshot})");
+        }
+        // The card's state came back: Los Angeles right after New York is still held.
+        let (_, v) = acq
+            .post("/v1/authorizations", &authorization(&format!("la-{drop_snapshot}"), "2026-11-05T23:55:00Z", LA))
+            .await
+            .unwrap();
+        assert_eq!(v["decision"], "hold", "{v}");
+        srv.stop().await;
+    }
+}
