@@ -1,6 +1,455 @@
-//! Benchmarks.
+//! `cardguard bench …`: the engine alone (decide latency and memory per card with a million
+//! cards), the HTTP path under open-loop load against a server process, and a restart.
+
+use crate::rng::{Rng, luhn_pan};
+use anyhow::{Context, Result, bail};
+use cardguard_core::{Clock, SystemClock, Timestamp};
+use cardguard_engine::synth;
+use cardguard_engine::{Engine, EngineConfig};
+use cardguard_server::client::Client;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 #[derive(clap::Subcommand)]
-pub enum BenchCmd {}
-pub fn run(_b: BenchCmd) -> anyhow::Result<()> {
+pub enum BenchCmd {
+    /// decide() latency and memory per card, one core, with many cards in state.
+    Engine {
+        #[arg(long, default_value_t = 1_000_000)]
+        cards: u64,
+        /// Transactions per card over the last 30 days.
+        #[arg(long, default_value_t = 12)]
+        per_card: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        decisions: u64,
+    },
+    /// Open-loop HTTP load against a server on this machine (started here unless --addr).
+    Http {
+        /// Requests per second.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Cards to enroll and spread the load over.
+        #[arg(long, default_value_t = 10_000)]
+        cards: u64,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u64,
+        /// Step the rate up (10 s a step) until p99 exceeds 2 ms; report the highest rate below.
+        #[arg(long)]
+        find_max: bool,
+        /// Use a running server instead of starting one (needs --key with admin and authorize).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Time to open a data directory holding many events (with its snapshot, and without).
+    Restart {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        cards: u64,
+    },
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Engine { cards, per_card, decisions } => bench_engine(cards, per_card, decisions),
+        BenchCmd::Http { rate, duration, cards, connections, find_max, addr, key } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            rt.block_on(bench_http(HttpArgs { rate, duration, cards, connections, find_max, addr, key }))
+        }
+        BenchCmd::Restart { events, cards } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(bench_restart(events, cards))
+        }
+    }
+}
+
+/// Resident memory of a process in bytes (Linux).
+fn rss_bytes(pid: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn report(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs (n = {})",
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.9)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
+        h.len()
+    )
+}
+
+fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {
+    let now = Timestamp::parse_rfc3339("2026-11-21T12:00:00Z")?;
+    let rss0 = rss_bytes("self").unwrap_or(0);
+    let t0 = Instant::now();
+    let mut e = Engine::new(EngineConfig::default());
+    let applied = synth::populate(&mut e, cards, per_card, now, 7);
+    let rss1 = rss_bytes("self").unwrap_or(0);
+    let stats = e.stats();
+    println!(
+        "state: {cards} cards, {applied} transactions applied in {:.1} s; {} terminals, {} devices",
+        t0.elapsed().as_secs_f64(),
+        stats.terminals,
+        stats.devices
+    );
+    println!(
+        "memory: card state {:.0} bytes/card (map slots and history); whole process grew {:.0} bytes/card (also the authorization index of the {applied} loaded transactions)",
+        stats.card_bytes as f64 / cards as f64,
+        rss1.saturating_sub(rss0) as f64 / cards as f64
+    );
+    let probes: Vec<_> = (0..65_536u64)
+        .map(|i| synth::transaction(i * 7919 + 1, (i.wrapping_mul(2_654_435_761)) % cards, now, format!("p{i}")))
+        .collect();
+    let checks = synth::ok_checks();
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let t0 = Instant::now();
+    for i in 0..decisions {
+        let p = &probes[(i % probes.len() as u64) as usize];
+        let s = Instant::now();
+        let o = e.decide(p, &checks);
+        let ns = s.elapsed().as_nanos() as u64;
+        std::hint::black_box(o);
+        h.record(ns.max(1))?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!("decide(): {}", report(&h));
+    println!("throughput: {:.0} decisions/s on one core", decisions as f64 / secs);
+    Ok(())
+}
+
+struct HttpArgs {
+    rate: u64,
+    duration: u64,
+    cards: u64,
+    connections: u64,
+    find_max: bool,
+    addr: Option<SocketAddr>,
+    key: Option<String>,
+}
+
+struct ServerProc {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BENCH_CVK: &str = "0123456789ABCDEFFEDCBA9876543210";
+
+fn start_server(key: &str) -> Result<(ServerProc, SocketAddr)> {
+    let dir = tempfile::tempdir()?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("CARDGUARD__AUTH__API_KEYS", format!("[{{key = \"{key}\", scopes = [\"admin\", \"authorize\"]}}]"))
+        .env("CARDGUARD__KEYS__CVK__BENCH", BENCH_CVK)
+        .env("CARDGUARD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the server")?;
+    let out = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else { bail!("the server exited before listening") };
+        if let Some(a) = line?.strip_prefix("cardguard listening on http://") {
+            break a.parse()?;
+        }
+    };
+    Ok((ServerProc { child, _dir: dir }, addr))
+}
+
+struct BenchCard {
+    pan: String,
+    csc: String,
+    city: usize,
+}
+
+const CITIES: &[(&str, &str, f64, f64, &str)] = &[
+    ("JP", "Tokyo", 35.68, 139.76, "JPY"),
+    ("JP", "Osaka", 34.69, 135.50, "JPY"),
+    ("US", "New York", 40.71, -74.01, "USD"),
+    ("GB", "London", 51.51, -0.13, "GBP"),
+];
+
+fn request(rng: &mut Rng, cards: &[BenchCard], id: &str, now: Timestamp) -> Vec<u8> {
+    let c = &cards[rng.below(cards.len() as u64) as usize];
+    let city = CITIES[c.city];
+    let online = rng.below(4) == 0;
+    let merchant = rng.below(2000);
+    let mcc = ["5411", "5812", "5732", "5999"][(merchant % 4) as usize];
+    let mut body = json!({
+        "id": id, "timestamp": now.to_rfc3339(),
+        "card": {"number": c.pan, "expiry": "2029-12", "csc": c.csc},
+        "amount": {"value": 300 + rng.below(15_000), "currency": city.4},
+        "merchant": {"id": format!("m-{merchant}"), "terminal_id": format!("t-{}", merchant % 5), "name": "BENCH SHOP",
+                     "mcc": mcc, "country": city.0, "city": city.1},
+        "channel": if online { "ecommerce" } else { "card_present" }, "type": "purchase",
+    });
+    if online {
+        body["device"] = json!({"id": format!("dev-{}", rng.below(50_000)), "ip": "203.0.113.9"});
+    } else {
+        body["merchant"]["lat"] = json!(city.2);
+        body["merchant"]["lon"] = json!(city.3);
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard>>> {
+    let cvk = cardguard_cardsec::TdesKey::from_hex(BENCH_CVK)?;
+    let mut rng = Rng::new(42);
+    let cards: Vec<BenchCard> = (0..n)
+        .map(|i| {
+            let pan = luhn_pan(&mut rng, if i % 2 == 0 { "4" } else { "53" }, 16);
+            let csc = cardguard_cardsec::cvv::generate(&cvk, &pan, "2912", "101", 3).unwrap_or_default();
+            BenchCard { pan, csc, city: (i % CITIES.len() as u64) as usize }
+        })
+        .collect();
+    let cards = Arc::new(cards);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (cards, next, key) = (Arc::clone(&cards), Arc::clone(&next), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr, &key).await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(card) = cards.get(i) else { return anyhow::Ok(()) };
+                let city = CITIES[card.city];
+                let body = json!({"number": card.pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"),
+                    "product": "classic", "status": "active", "service_code": "101",
+                    "csc": {"method": "cvv-3des", "key_id": "bench"}, "contact": {"language": "en"},
+                    "home": {"country": city.0, "city": city.1, "lat": city.2, "lon": city.3}});
+                let (s, v) = c.post("/v1/cards", &body).await?;
+                if s >= 300 {
+                    bail!("enrolling: {s} {v}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(cards)
+}
+
+struct LoadResult {
+    hist: Histogram<u64>,
+    errors: u64,
+    sent: u64,
+    secs: f64,
+    decisions: std::collections::BTreeMap<String, u64>,
+}
+
+/// Sends `rate` requests a second for `secs` seconds, each at its scheduled time on the
+/// first free connection. Latency runs from the scheduled time when the request had to wait
+/// for a connection (a backlog is the server's doing) and from the moment it was sent
+/// otherwise (an idle sender's timer slack, up to a millisecond, is the generator's).
+async fn load(addr: SocketAddr, key: &str, cards: Arc<Vec<BenchCard>>, rate: u64, secs: u64, conns: u64, run: u64) -> Result<LoadResult> {
+    let total = rate * secs;
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..conns {
+        let (cards, next, key) = (Arc::clone(&cards), Arc::clone(&next), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr, &key).await?;
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let mut rng = Rng::new(run * 1000 + w + 1);
+            let mut errors = 0u64;
+            let mut decisions = std::collections::BTreeMap::<String, u64>::new();
+            let clock = SystemClock;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+                let ready = tokio::time::Instant::now();
+                if ready < due {
+                    tokio::time::sleep_until(due).await;
+                }
+                let body = request(&mut rng, &cards, &format!("b{run}-{i}"), clock.now());
+                let sent = tokio::time::Instant::now();
+                let from = if ready > due { due } else { sent };
+                match c.post_raw("/v1/authorizations", body).await {
+                    Ok((200, v)) => {
+                        *decisions.entry(v["decision"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                    }
+                    _ => errors += 1,
+                }
+                h.record((from.elapsed().as_nanos() as u64).max(1))?;
+            }
+            anyhow::Ok((h, errors, decisions))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut errors = 0;
+    let mut decisions = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (h, e, d) = t.await??;
+        hist.add(h)?;
+        errors += e;
+        for (k, v) in d {
+            *decisions.entry(k).or_default() += v;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(LoadResult { sent: hist.len(), hist, errors, secs, decisions })
+}
+
+async fn bench_http(a: HttpArgs) -> Result<()> {
+    let key = a.key.clone().unwrap_or_else(|| "bench-key-0123456789abcdef".into());
+    let (proc_, addr) = match a.addr {
+        Some(addr) => (None, addr),
+        None => {
+            let (p, addr) = start_server(&key)?;
+            (Some(p), addr)
+        }
+    };
+    let pid = proc_.as_ref().map(|p| p.child.id().to_string());
+    println!("server: http://{addr}{}", pid.as_deref().map(|p| format!(" (pid {p}, started for this run)")).unwrap_or_default());
+    let t0 = Instant::now();
+    let cards = enroll(addr, &key, a.cards).await?;
+    println!("enrolled {} cards in {:.1} s", a.cards, t0.elapsed().as_secs_f64());
+    let rss_before = pid.as_deref().and_then(rss_bytes);
+    let rates: Vec<u64> = if a.find_max {
+        let mut r = vec![a.rate];
+        let mut x = a.rate;
+        while x < 100_000 {
+            x = x * 5 / 4;
+            r.push(x / 100 * 100);
+        }
+        r
+    } else {
+        vec![a.rate]
+    };
+    let mut best = None;
+    for (run, rate) in rates.iter().enumerate() {
+        let secs = if a.find_max && run > 0 { 10 } else { a.duration };
+        let r = load(addr, &key, Arc::clone(&cards), *rate, secs, a.connections, run as u64).await?;
+        let p99 = r.hist.value_at_quantile(0.99);
+        let decisions: Vec<String> = r.decisions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "rate {rate}/s for {secs} s: achieved {:.0}/s, errors {}; latency {}; decisions: {}",
+            r.sent as f64 / r.secs,
+            r.errors,
+            report(&r.hist),
+            decisions.join(", ")
+        );
+        if p99 <= 2_000_000 && r.errors == 0 {
+            best = Some(*rate);
+        } else if a.find_max {
+            break;
+        }
+    }
+    if a.find_max {
+        match best {
+            Some(b) => println!("highest rate with p99 <= 2 ms and no errors: {b}/s"),
+            None => println!("no rate tried kept p99 <= 2 ms"),
+        }
+    }
+    let mut c = Client::connect(addr, &key).await?;
+    let (_, stats) = c.get("/v1/stats").await?;
+    let e = &stats["engine"];
+    let cards_in_state = e["cards"].as_u64().unwrap_or(0).max(1);
+    println!(
+        "engine state: {} cards, {:.0} bytes/card (card state), {} authorizations, {:.1} MB in all",
+        e["cards"],
+        e["card_bytes"].as_u64().unwrap_or(0) as f64 / cards_in_state as f64,
+        e["authorizations"],
+        e["total_bytes"].as_u64().unwrap_or(0) as f64 / 1e6
+    );
+    if let (Some(pid), Some(before)) = (pid.as_deref(), rss_before) {
+        if let Some(after) = rss_bytes(pid) {
+            println!("server RSS: {:.1} MB after enrolment, {:.1} MB after the load", before as f64 / 1e6, after as f64 / 1e6);
+        }
+    }
+    drop(proc_);
+    Ok(())
+}
+
+async fn bench_restart(events: u64, cards: u64) -> Result<()> {
+    use cardguard_server::{App, Config};
+    let dir = tempfile::tempdir()?;
+    let env = vec![
+        ("CARDGUARD__STORAGE__DURABILITY".to_string(), "buffered".to_string()),
+        ("CARDGUARD__KEYS__CVK__BENCH".to_string(), BENCH_CVK.to_string()),
+    ];
+    let config = Config::load(None, env)?;
+    let (app, _) = App::open(config.clone(), dir.path(), Arc::new(SystemClock))?;
+    let app = Arc::new(app);
+    let t0 = Instant::now();
+    let mut rng = Rng::new(9);
+    let mut pans = Vec::new();
+    for i in 0..cards {
+        let pan = luhn_pan(&mut rng, "4", 16);
+        let req: cardguard_server::api::dto::EnrollReq = serde_json::from_value(json!({
+            "number": pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"), "product": "classic",
+            "status": "active", "service_code": "101", "csc": {"method": "cvv-3des", "key_id": "bench"},
+            "contact": {"language": "en"}}))?;
+        let e = req.validate(app.keys()).map_err(|e| anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message))?;
+        app.enroll(e).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        pans.push(pan);
+    }
+    let base = Timestamp::parse_rfc3339("2026-10-01T00:00:00Z")?;
+    let step = (60 * 86_400_000 / events.max(1)) as i64;
+    for i in 0..events {
+        let body = json!({
+            "id": format!("r{i}"), "timestamp": Timestamp(base.0 + i as i64 * step).to_rfc3339(),
+            "card": {"number": pans[rng.below(cards) as usize], "expiry": "2029-12"},
+            "amount": {"value": 100 + rng.below(20_000), "currency": "JPY"},
+            "merchant": {"id": format!("m-{}", rng.below(5000)), "terminal_id": "t-1", "name": "SHOP", "mcc": "5411",
+                         "country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76},
+            "channel": "card_present", "type": "purchase"});
+        let req: cardguard_server::api::dto::AuthorizationReq = serde_json::from_value(body)?;
+        let (auth, off) = req.validate().map_err(|e| anyhow::anyhow!(e.message))?;
+        app.authorize(auth, off).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        if i > 0 && i % 200_000 == 0 {
+            println!("  {i} events written ({:.0}/s)", i as f64 / t0.elapsed().as_secs_f64());
+        }
+    }
+    let a = Arc::clone(&app);
+    tokio::task::spawn_blocking(move || a.snapshot_now()).await?;
+    drop(app);
+    // Let the writer threads of the closed log finish.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let size = std::fs::metadata(dir.path().join("events.log"))?.len();
+    println!("wrote {events} events ({:.0} MB log) for {cards} cards in {:.1} s", size as f64 / 1e6, t0.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let (_, s) = App::open(config.clone(), dir.path(), Arc::new(SystemClock))?;
+    println!(
+        "restart with the snapshot: {:.2} s ({} events in the log checked, {} replayed after the snapshot)",
+        t.elapsed().as_secs_f64(),
+        s.log_frames,
+        s.replayed
+    );
+    std::fs::remove_file(dir.path().join("snapshot.bin"))?;
+    let t = Instant::now();
+    let (_, s) = App::open(config, dir.path(), Arc::new(SystemClock))?;
+    println!("restart without a snapshot (full replay): {:.2} s ({} events replayed)", t.elapsed().as_secs_f64(), s.replayed);
     Ok(())
 }

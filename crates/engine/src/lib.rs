@@ -18,6 +18,7 @@ mod hash;
 mod record;
 mod score;
 mod state;
+pub mod synth;
 mod terminal;
 
 pub use card::{CardState, TxRecord};
