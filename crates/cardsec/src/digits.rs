@@ -2,7 +2,7 @@
 
 /// Packs a string of hex digits (even length, checked by the caller) into bytes.
 pub(crate) fn pack_hex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)

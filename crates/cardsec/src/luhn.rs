@@ -6,7 +6,7 @@ pub fn is_valid(digits: &str) -> bool {
     if b.len() < 2 || !b.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    sum(b, false) % 10 == 0
+    sum(b, false).is_multiple_of(10)
 }
 
 /// The check digit to append to `body` (digits only) to make it pass.

@@ -61,13 +61,38 @@ pub enum BenchCmd {
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Engine { cards, per_card, decisions } => bench_engine(cards, per_card, decisions),
-        BenchCmd::Http { rate, duration, cards, connections, find_max, addr, key } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-            rt.block_on(bench_http(HttpArgs { rate, duration, cards, connections, find_max, addr, key }))
+        BenchCmd::Engine {
+            cards,
+            per_card,
+            decisions,
+        } => bench_engine(cards, per_card, decisions),
+        BenchCmd::Http {
+            rate,
+            duration,
+            cards,
+            connections,
+            find_max,
+            addr,
+            key,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            rt.block_on(bench_http(HttpArgs {
+                rate,
+                duration,
+                cards,
+                connections,
+                find_max,
+                addr,
+                key,
+            }))
         }
         BenchCmd::Restart { events, cards } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(bench_restart(events, cards))
         }
     }
@@ -117,7 +142,14 @@ fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {
         rss1.saturating_sub(rss0) as f64 / cards as f64
     );
     let probes: Vec<_> = (0..65_536u64)
-        .map(|i| synth::transaction(i * 7919 + 1, (i.wrapping_mul(2_654_435_761)) % cards, now, format!("p{i}")))
+        .map(|i| {
+            synth::transaction(
+                i * 7919 + 1,
+                (i.wrapping_mul(2_654_435_761)) % cards,
+                now,
+                format!("p{i}"),
+            )
+        })
         .collect();
     let checks = synth::ok_checks();
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
@@ -132,7 +164,10 @@ fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     println!("decide(): {}", report(&h));
-    println!("throughput: {:.0} decisions/s on one core", decisions as f64 / secs);
+    println!(
+        "throughput: {:.0} decisions/s on one core",
+        decisions as f64 / secs
+    );
     Ok(())
 }
 
@@ -165,7 +200,10 @@ fn start_server(key: &str) -> Result<(ServerProc, SocketAddr)> {
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("CARDGUARD__AUTH__API_KEYS", format!("[{{key = \"{key}\", scopes = [\"admin\", \"authorize\"]}}]"))
+        .env(
+            "CARDGUARD__AUTH__API_KEYS",
+            format!("[{{key = \"{key}\", scopes = [\"admin\", \"authorize\"]}}]"),
+        )
         .env("CARDGUARD__KEYS__CVK__BENCH", BENCH_CVK)
         .env("CARDGUARD_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -174,7 +212,9 @@ fn start_server(key: &str) -> Result<(ServerProc, SocketAddr)> {
     let out = child.stdout.take().context("server stdout")?;
     let mut lines = BufReader::new(out).lines();
     let addr = loop {
-        let Some(line) = lines.next() else { bail!("the server exited before listening") };
+        let Some(line) = lines.next() else {
+            bail!("the server exited before listening")
+        };
         if let Some(a) = line?.strip_prefix("cardguard listening on http://") {
             break a.parse()?;
         }
@@ -224,8 +264,13 @@ async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard
     let cards: Vec<BenchCard> = (0..n)
         .map(|i| {
             let pan = luhn_pan(&mut rng, if i % 2 == 0 { "4" } else { "53" }, 16);
-            let csc = cardguard_cardsec::cvv::generate(&cvk, &pan, "2912", "101", 3).unwrap_or_default();
-            BenchCard { pan, csc, city: (i % CITIES.len() as u64) as usize }
+            let csc =
+                cardguard_cardsec::cvv::generate(&cvk, &pan, "2912", "101", 3).unwrap_or_default();
+            BenchCard {
+                pan,
+                csc,
+                city: (i % CITIES.len() as u64) as usize,
+            }
         })
         .collect();
     let cards = Arc::new(cards);
@@ -268,7 +313,15 @@ struct LoadResult {
 /// first free connection. Latency runs from the scheduled time when the request had to wait
 /// for a connection (a backlog is the server's doing) and from the moment it was sent
 /// otherwise (an idle sender's timer slack, up to a millisecond, is the generator's).
-async fn load(addr: SocketAddr, key: &str, cards: Arc<Vec<BenchCard>>, rate: u64, secs: u64, conns: u64, run: u64) -> Result<LoadResult> {
+async fn load(
+    addr: SocketAddr,
+    key: &str,
+    cards: Arc<Vec<BenchCard>>,
+    rate: u64,
+    secs: u64,
+    conns: u64,
+    run: u64,
+) -> Result<LoadResult> {
     let total = rate * secs;
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let next = Arc::new(AtomicU64::new(0));
@@ -297,7 +350,9 @@ async fn load(addr: SocketAddr, key: &str, cards: Arc<Vec<BenchCard>>, rate: u64
                 let from = if ready > due { due } else { sent };
                 match c.post_raw("/v1/authorizations", body).await {
                     Ok((200, v)) => {
-                        *decisions.entry(v["decision"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                        *decisions
+                            .entry(v["decision"].as_str().unwrap_or("?").to_owned())
+                            .or_default() += 1;
                     }
                     _ => errors += 1,
                 }
@@ -318,11 +373,20 @@ async fn load(addr: SocketAddr, key: &str, cards: Arc<Vec<BenchCard>>, rate: u64
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(LoadResult { sent: hist.len(), hist, errors, secs, decisions })
+    Ok(LoadResult {
+        sent: hist.len(),
+        hist,
+        errors,
+        secs,
+        decisions,
+    })
 }
 
 async fn bench_http(a: HttpArgs) -> Result<()> {
-    let key = a.key.clone().unwrap_or_else(|| "bench-key-0123456789abcdef".into());
+    let key = a
+        .key
+        .clone()
+        .unwrap_or_else(|| "bench-key-0123456789abcdef".into());
     let (proc_, addr) = match a.addr {
         Some(addr) => (None, addr),
         None => {
@@ -331,10 +395,19 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         }
     };
     let pid = proc_.as_ref().map(|p| p.child.id().to_string());
-    println!("server: http://{addr}{}", pid.as_deref().map(|p| format!(" (pid {p}, started for this run)")).unwrap_or_default());
+    println!(
+        "server: http://{addr}{}",
+        pid.as_deref()
+            .map(|p| format!(" (pid {p}, started for this run)"))
+            .unwrap_or_default()
+    );
     let t0 = Instant::now();
     let cards = enroll(addr, &key, a.cards).await?;
-    println!("enrolled {} cards in {:.1} s", a.cards, t0.elapsed().as_secs_f64());
+    println!(
+        "enrolled {} cards in {:.1} s",
+        a.cards,
+        t0.elapsed().as_secs_f64()
+    );
     let rss_before = pid.as_deref().and_then(rss_bytes);
     let rates: Vec<u64> = if a.find_max {
         let mut r = vec![a.rate];
@@ -349,10 +422,27 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
     };
     let mut best = None;
     for (run, rate) in rates.iter().enumerate() {
-        let secs = if a.find_max && run > 0 { 10 } else { a.duration };
-        let r = load(addr, &key, Arc::clone(&cards), *rate, secs, a.connections, run as u64).await?;
+        let secs = if a.find_max && run > 0 {
+            10
+        } else {
+            a.duration
+        };
+        let r = load(
+            addr,
+            &key,
+            Arc::clone(&cards),
+            *rate,
+            secs,
+            a.connections,
+            run as u64,
+        )
+        .await?;
         let p99 = r.hist.value_at_quantile(0.99);
-        let decisions: Vec<String> = r.decisions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let decisions: Vec<String> = r
+            .decisions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!(
             "rate {rate}/s for {secs} s: achieved {:.0}/s, errors {}; latency {}; decisions: {}",
             r.sent as f64 / r.secs,
@@ -383,10 +473,14 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         e["authorizations"],
         e["total_bytes"].as_u64().unwrap_or(0) as f64 / 1e6
     );
-    if let (Some(pid), Some(before)) = (pid.as_deref(), rss_before) {
-        if let Some(after) = rss_bytes(pid) {
-            println!("server RSS: {:.1} MB after enrolment, {:.1} MB after the load", before as f64 / 1e6, after as f64 / 1e6);
-        }
+    if let (Some(pid), Some(before)) = (pid.as_deref(), rss_before)
+        && let Some(after) = rss_bytes(pid)
+    {
+        println!(
+            "server RSS: {:.1} MB after enrolment, {:.1} MB after the load",
+            before as f64 / 1e6,
+            after as f64 / 1e6
+        );
     }
     drop(proc_);
     Ok(())
@@ -396,8 +490,14 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
     use cardguard_server::{App, Config};
     let dir = tempfile::tempdir()?;
     let env = vec![
-        ("CARDGUARD__STORAGE__DURABILITY".to_string(), "buffered".to_string()),
-        ("CARDGUARD__KEYS__CVK__BENCH".to_string(), BENCH_CVK.to_string()),
+        (
+            "CARDGUARD__STORAGE__DURABILITY".to_string(),
+            "buffered".to_string(),
+        ),
+        (
+            "CARDGUARD__KEYS__CVK__BENCH".to_string(),
+            BENCH_CVK.to_string(),
+        ),
     ];
     let config = Config::load(None, env)?;
     let (app, _) = App::open(config.clone(), dir.path(), Arc::new(SystemClock))?;
@@ -411,8 +511,12 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
             "number": pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"), "product": "classic",
             "status": "active", "service_code": "101", "csc": {"method": "cvv-3des", "key_id": "bench"},
             "contact": {"language": "en"}}))?;
-        let e = req.validate(app.keys()).map_err(|e| anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message))?;
-        app.enroll(e).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        let e = req
+            .validate(app.keys())
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message))?;
+        app.enroll(e)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         pans.push(pan);
     }
     let base = Timestamp::parse_rfc3339("2026-10-01T00:00:00Z")?;
@@ -427,9 +531,14 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
             "channel": "card_present", "type": "purchase"});
         let req: cardguard_server::api::dto::AuthorizationReq = serde_json::from_value(body)?;
         let (auth, off) = req.validate().map_err(|e| anyhow::anyhow!(e.message))?;
-        app.authorize(auth, off).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        app.authorize(auth, off)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         if i > 0 && i % 200_000 == 0 {
-            println!("  {i} events written ({:.0}/s)", i as f64 / t0.elapsed().as_secs_f64());
+            println!(
+                "  {i} events written ({:.0}/s)",
+                i as f64 / t0.elapsed().as_secs_f64()
+            );
         }
     }
     let a = Arc::clone(&app);
@@ -438,7 +547,11 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
     // Let the writer threads of the closed log finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let size = std::fs::metadata(dir.path().join("events.log"))?.len();
-    println!("wrote {events} events ({:.0} MB log) for {cards} cards in {:.1} s", size as f64 / 1e6, t0.elapsed().as_secs_f64());
+    println!(
+        "wrote {events} events ({:.0} MB log) for {cards} cards in {:.1} s",
+        size as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let (_, s) = App::open(config.clone(), dir.path(), Arc::new(SystemClock))?;
     println!(
@@ -450,6 +563,10 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
     std::fs::remove_file(dir.path().join("snapshot.bin"))?;
     let t = Instant::now();
     let (_, s) = App::open(config, dir.path(), Arc::new(SystemClock))?;
-    println!("restart without a snapshot (full replay): {:.2} s ({} events replayed)", t.elapsed().as_secs_f64(), s.replayed);
+    println!(
+        "restart without a snapshot (full replay): {:.2} s ({} events replayed)",
+        t.elapsed().as_secs_f64(),
+        s.replayed
+    );
     Ok(())
 }

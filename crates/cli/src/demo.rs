@@ -2,11 +2,11 @@
 //! with fraud in it (a cloned card far away, card testing, wrong PINs, an account takeover,
 //! bad card data, a retried request), prints each decision and why, then labels the frauds.
 
-use cardguard_server::client::Client;
 use crate::rng::{Rng, luhn_pan};
 use anyhow::Result;
 use cardguard_cardsec::TdesKey;
 use cardguard_core::{Currency, Expiry, Money, Timestamp};
+use cardguard_server::client::Client;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -413,7 +413,7 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
             hanako,
             &LOS_ANGELES,
             SHOPS[3],
-            1_899_00,
+            189_900,
             "card_present",
             csc(hanako),
             None,
@@ -463,7 +463,7 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
                 john,
                 &NEW_YORK,
                 ("6011", "ATM"),
-                200_00,
+                20_000,
                 "atm",
                 None,
                 Some(pin),

@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// An answered request: id, card, sequence number, the answer.
+type Answered = (String, usize, usize, serde_json::Value);
+
 const KEY: &str = "crash-test-key-0123456789";
 
 fn start(dir: &Path) -> (Child, SocketAddr) {
@@ -31,7 +34,10 @@ fn start(dir: &Path) -> (Child, SocketAddr) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
         if let Some(a) = line.strip_prefix("cardguard listening on http://") {
             break a.parse().unwrap();
         }
@@ -66,13 +72,15 @@ async fn sigkill_under_load_loses_no_answered_authorization() {
         let (s, v) = admin.post("/v1/cards", &e).await.unwrap();
         assert_eq!(s, 201, "{v}");
     }
-    let answered: Arc<Mutex<Vec<(String, usize, usize, serde_json::Value)>>> = Arc::default();
+    let answered: Arc<Mutex<Vec<Answered>>> = Arc::default();
     let stop_at = Instant::now() + Duration::from_millis(1500);
     let mut tasks = Vec::new();
     for w in 0..8usize {
         let answered = Arc::clone(&answered);
         tasks.push(tokio::spawn(async move {
-            let Ok(mut c) = Client::connect(addr, KEY).await else { return };
+            let Ok(mut c) = Client::connect(addr, KEY).await else {
+                return;
+            };
             for n in 0.. {
                 let i = n * 8 + w;
                 let id = format!("k-{i}");
@@ -91,7 +99,11 @@ async fn sigkill_under_load_loses_no_answered_authorization() {
         t.await.unwrap();
     }
     let answered = answered.lock().unwrap().clone();
-    assert!(answered.len() > 200, "too little load to test: {}", answered.len());
+    assert!(
+        answered.len() > 200,
+        "too little load to test: {}",
+        answered.len()
+    );
 
     // A write torn by a crash: half a frame at the end of the log.
     let log = dir.path().join("data/events.log");
@@ -99,16 +111,27 @@ async fn sigkill_under_load_loses_no_answered_authorization() {
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 1, b'{', b'"']).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 1, b'{', b'"'])
+            .unwrap();
     }
 
     let (mut child, addr) = start(dir.path());
-    assert_eq!(std::fs::metadata(&log).unwrap().len(), before, "the torn tail was cut off");
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        before,
+        "the torn tail was cut off"
+    );
     let mut c = Client::connect(addr, KEY).await.unwrap();
     for (id, card, i, first) in &answered {
-        let (s, v) = c.post("/v1/authorizations", &body(id, *card, *i)).await.unwrap();
+        let (s, v) = c
+            .post("/v1/authorizations", &body(id, *card, *i))
+            .await
+            .unwrap();
         assert_eq!(s, 200);
-        assert_eq!(&v, first, "{id} was answered before the crash and must be in the log");
+        assert_eq!(
+            &v, first,
+            "{id} was answered before the crash and must be in the log"
+        );
     }
     let (_, stats) = c.get("/v1/stats").await.unwrap();
     let n = stats["engine"]["authorizations"].as_u64().unwrap();

@@ -8,12 +8,22 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
-    let cards: u64 = std::env::var("CARDGUARD_BENCH_CARDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let cards: u64 = std::env::var("CARDGUARD_BENCH_CARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let now = Timestamp::parse_rfc3339("2026-11-21T12:00:00Z").unwrap();
     let mut e = Engine::new(EngineConfig::default());
     populate(&mut e, cards, 12, now, 7);
     let probes: Vec<_> = (0..4096u64)
-        .map(|i| transaction(i * 7919 + 1, (i * 2_654_435_761) % cards, now, format!("p{i}")))
+        .map(|i| {
+            transaction(
+                i * 7919 + 1,
+                (i * 2_654_435_761) % cards,
+                now,
+                format!("p{i}"),
+            )
+        })
         .collect();
     let checks = ok_checks();
     let mut i = 0usize;

@@ -196,8 +196,10 @@ impl CardState {
             .count()
     }
 
-    /// Records a transaction: inserted in time order, the history cut to 30 days.
-    pub(crate) fn push(&mut self, rec: TxRecord, device: Option<u32>) {
+    /// Records a transaction: inserted in time order, the history cut to 30 days. With
+    /// `learn`, its merchant, country and device become known and its amount joins the
+    /// profile.
+    pub(crate) fn push(&mut self, rec: TxRecord, device: Option<u32>, learn: bool) {
         let pos = self
             .history
             .iter()
@@ -214,6 +216,9 @@ impl CardState {
         }
         if self.history.capacity() > 2 * self.history.len() + 8 {
             self.history.shrink_to_fit();
+        }
+        if !learn {
+            return;
         }
         remember(&mut self.merchants, rec.merchant, MAX_MERCHANTS);
         remember(&mut self.countries, rec.country, MAX_COUNTRIES);
@@ -266,7 +271,7 @@ mod tests {
             (3 * 86400, 80),
             (31 * 86400, 160),
         ] {
-            c.push(rec(T0 - ago_s * 1000, amt, amt, 1, true), None);
+            c.push(rec(T0 - ago_s * 1000, amt, amt, 1, true), None, true);
         }
         // The 31-day-old record is already gone: the newest is 299 s old, and 31 days > 30.
         assert_eq!(c.history.len(), 4);
@@ -275,16 +280,16 @@ mod tests {
         assert_eq!(w.sum, [10, 30, 70, 150, 150]);
         assert_eq!(w.distinct_merchants_30d, 4);
         // A transaction after `now` does not count.
-        c.push(rec(T0 + 1000, 5, 1, 1, true), None);
+        c.push(rec(T0 + 1000, 5, 1, 1, true), None, true);
         assert_eq!(c.windows(T0).count[0], 1);
     }
 
     #[test]
     fn out_of_order_records_are_kept_sorted() {
         let mut c = CardState::default();
-        c.push(rec(T0, 1, 1, 1, true), None);
-        c.push(rec(T0 - 60_000, 2, 2, 1, true), None);
-        c.push(rec(T0 + 60_000, 3, 3, 1, false), None);
+        c.push(rec(T0, 1, 1, 1, true), None, true);
+        c.push(rec(T0 - 60_000, 2, 2, 1, true), None, true);
+        c.push(rec(T0 + 60_000, 3, 3, 1, false), None, true);
         let ts: Vec<u32> = c.history.iter().map(|r| r.t).collect();
         assert!(ts.windows(2).all(|w| w[0] <= w[1]));
         let w = c.windows(T0 + 60_000);
@@ -297,7 +302,7 @@ mod tests {
     fn amount_profile_is_welford() {
         let mut c = CardState::default();
         for (i, a) in [100u32, 200, 300, 400].iter().enumerate() {
-            c.push(rec(T0 + i as i64 * 1000, *a, 1, 1, true), None);
+            c.push(rec(T0 + i as i64 * 1000, *a, 1, 1, true), None, true);
         }
         let (m, sd) = c.amount_profile().unwrap();
         assert!((m - 250.0).abs() < 1e-9);
@@ -311,6 +316,7 @@ mod tests {
             c.push(
                 rec(T0 + i64::from(i) * 1000, 1, i, (i % 20) as u16, true),
                 Some(i),
+                true,
             );
         }
         assert_eq!(c.merchants.len(), MAX_MERCHANTS);

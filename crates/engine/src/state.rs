@@ -247,30 +247,16 @@ impl Engine {
             country: ctx.country,
             flags: ctx.record_flags(approved),
         };
-        if approved {
-            card.push(record, ctx.device);
-            if let (true, Some(loc)) = (ctx.channel.is_physical(), ctx.location) {
-                if card.last_fix.is_none_or(|f| f.at_ms <= ctx.ts_ms) {
-                    card.last_fix = Some(Fix {
-                        lat: loc.lat as f32,
-                        lon: loc.lon as f32,
-                        at_ms: ctx.ts_ms,
-                    });
-                }
-            }
-        } else {
-            // Declined attempts count in the windows but teach nothing about the cardholder.
-            let (m, c, d) = (
-                card.merchants.clone(),
-                card.countries.clone(),
-                card.devices.clone(),
-            );
-            let (n, mean, m2) = (card.amount_n, card.amount_mean, card.amount_m2);
-            card.push(record, None);
-            card.merchants = m;
-            card.countries = c;
-            card.devices = d;
-            (card.amount_n, card.amount_mean, card.amount_m2) = (n, mean, m2);
+        // Declined attempts count in the windows but teach nothing about the cardholder.
+        card.push(record, ctx.device, approved);
+        if let (true, Some(loc)) = (approved && ctx.channel.is_physical(), ctx.location)
+            && card.last_fix.is_none_or(|f| f.at_ms <= ctx.ts_ms)
+        {
+            card.last_fix = Some(Fix {
+                lat: loc.lat as f32,
+                lon: loc.lon as f32,
+                at_ms: ctx.ts_ms,
+            });
         }
         card.last_ms = card.last_ms.max(ctx.ts_ms);
         self.state
@@ -319,11 +305,12 @@ impl Engine {
                 _ => {}
             }
         }
-        if new == Label::Fraud && entry.card_known {
-            if let Some(c) = self.state.cards.get_mut(&entry.card) {
-                c.fraud_labels = c.fraud_labels.saturating_add(1);
-                c.fraud_label_ms = c.fraud_label_ms.max(label.ts.0);
-            }
+        if new == Label::Fraud
+            && entry.card_known
+            && let Some(c) = self.state.cards.get_mut(&entry.card)
+        {
+            c.fraud_labels = c.fraud_labels.saturating_add(1);
+            c.fraud_label_ms = c.fraud_label_ms.max(label.ts.0);
         }
         Ok(())
     }

@@ -33,7 +33,9 @@ const CITIES: &[(&str, &str, f64, f64)] = &[
     ("FR", "Paris", 48.86, 2.35),
     ("SG", "Singapore", 1.35, 103.82),
 ];
-const MCCS: &[&str] = &["5411", "5812", "5814", "5732", "5912", "4111", "5311", "5999"];
+const MCCS: &[&str] = &[
+    "5411", "5812", "5814", "5732", "5912", "4111", "5311", "5999",
+];
 
 /// The card token of synthetic card `i`.
 pub fn card_token(i: u64) -> CardToken {
@@ -68,7 +70,10 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
         utc_offset_min: if home.0 == "JP" { 540 } else { 0 },
         card_token: card_token(card),
         last4: Last4::parse(&format!("{:04}", card % 10_000)).expect("4 digits"),
-        amount: Money { value: 500 + r.below(20_000), currency: Currency::JPY },
+        amount: Money {
+            value: 500 + r.below(20_000),
+            currency: Currency::JPY,
+        },
         amount_base: 500 + r.below(20_000),
         merchant: MerchantRecord {
             id: format!("m-{}-{merchant}", home.1),
@@ -77,14 +82,24 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
             mcc: Mcc::parse(MCCS[(merchant % MCCS.len() as u64) as usize]).expect("valid mcc"),
             country: Country::parse(home.0).expect("valid country"),
             city: home.1.into(),
-            location: (!online).then(|| Location { lat: home.2 + jitter(), lon: home.3 + jitter() }),
+            location: (!online).then(|| Location {
+                lat: home.2 + jitter(),
+                lon: home.3 + jitter(),
+            }),
         },
-        channel: if online { Channel::Ecommerce } else { Channel::CardPresent },
+        channel: if online {
+            Channel::Ecommerce
+        } else {
+            Channel::CardPresent
+        },
         tx_type: TxType::Purchase,
         device_id: online.then(|| format!("dev-{}", card % 1_000_003)),
         device_ip: None,
         home_country: Country::parse(home.0).ok(),
-        home: Some(Location { lat: home.2, lon: home.3 }),
+        home: Some(Location {
+            lat: home.2,
+            lon: home.3,
+        }),
     }
 }
 

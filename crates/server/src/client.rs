@@ -1,7 +1,6 @@
 //! A small HTTP/1.1 JSON client on one keep-alive connection (hyper's connection API), for
 //! the demo, the load benchmark and the integration tests.
 
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
@@ -12,7 +11,10 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("connecting to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: std::io::Error },
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
     #[error("request: {0}")]

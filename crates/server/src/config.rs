@@ -174,7 +174,11 @@ impl EngineSection {
                 "engine.thresholds must satisfy challenge <= hold <= decline <= 100".into(),
             ));
         }
-        if !(self.max_speed_kmh > 0.0) || !(self.travel_allowance_km >= 0.0) {
+        if self.max_speed_kmh.is_nan()
+            || self.max_speed_kmh <= 0.0
+            || self.travel_allowance_km.is_nan()
+            || self.travel_allowance_km < 0.0
+        {
             return Err(bad(
                 "engine.max_speed_kmh must be > 0 and travel_allowance_km >= 0".into(),
             ));
@@ -199,7 +203,7 @@ impl EngineSection {
         for (code, rate) in &self.fx {
             let c = cardguard_core::Currency::parse(code)
                 .map_err(|e| bad(format!("engine.fx.{code} {e}")))?;
-            if !(*rate > 0.0) {
+            if rate.is_nan() || *rate <= 0.0 {
                 return Err(bad(format!("engine.fx.{code} must be > 0")));
             }
             cfg.fx.rates.retain(|(x, _)| *x != c);

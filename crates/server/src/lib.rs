@@ -30,6 +30,13 @@ pub async fn serve(
         app: Arc::clone(&app),
         keys: Arc::new(keys),
     };
+    use axum::serve::ListenerExt;
+    // Answers are small and latency-bound: no Nagle delay on the sockets.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, api::router(ctx))
         .with_graceful_shutdown(shutdown)
         .await?;

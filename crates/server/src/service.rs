@@ -60,7 +60,7 @@ enum Step {
     Seen(u64),
     Logged {
         durable: tokio::sync::oneshot::Receiver<Result<(), cardguard_store::StoreError>>,
-        resp: AuthorizationResp,
+        resp: Box<AuthorizationResp>,
         snapshot: Option<(u64, Vec<u8>)>,
     },
 }
@@ -225,7 +225,7 @@ impl App {
         match rx.await {
             Ok(Ok(())) => {
                 tracing::debug!(authorization_id = %resp.authorization_id, decision = %resp.decision, code = %resp.response_code, "decided");
-                Ok(resp)
+                Ok(*resp)
             }
             Ok(Err(e)) => Err(ApiError::unavailable(format!("event log: {e}"))),
             Err(_) => Err(ApiError::unavailable("event log writer stopped")),
@@ -301,7 +301,7 @@ impl App {
         let snapshot = self.maybe_snapshot(&mut core);
         Ok(Step::Logged {
             durable: rx,
-            resp: AuthorizationResp::from_record(&rec),
+            resp: Box::new(AuthorizationResp::from_record(&rec)),
             snapshot,
         })
     }

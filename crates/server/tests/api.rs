@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+/// A change that makes a valid request body invalid.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 const ADMIN: &str = "admin-key-0123456789abcdef";
 const ACQUIRER: &str = "acquirer-key-0123456789abcdef";
 const TEST_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
@@ -60,7 +63,11 @@ pvk-1 = "{TEST_KEY}"
             .await
             .unwrap();
         });
-        Server { addr, stop: Some(tx), task }
+        Server {
+            addr,
+            stop: Some(tx),
+            task,
+        }
     }
 
     async fn client(&self, key: &str) -> Client {
@@ -122,7 +129,13 @@ async fn contract_example_enroll_then_authorize() {
     assert_eq!(s, 200);
 
     let mut acq = srv.client(ACQUIRER).await;
-    let (s, v) = acq.post("/v1/authorizations", &authorization("acq-000001", "2026-11-21T10:00:00-05:00", NY)).await.unwrap();
+    let (s, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("acq-000001", "2026-11-21T10:00:00-05:00", NY),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["decision"], "approve");
     assert_eq!(v["response_code"], "00");
@@ -134,9 +147,19 @@ async fn contract_example_enroll_then_authorize() {
     assert!(!v.to_string().contains(PAN));
 
     // New York at 10:00, Los Angeles at 10:05: held at once.
-    let (s, v) = acq.post("/v1/authorizations", &authorization("acq-000002", "2026-11-21T10:05:00-05:00", LA)).await.unwrap();
+    let (s, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("acq-000002", "2026-11-21T10:05:00-05:00", LA),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 200);
-    assert_eq!((v["decision"].as_str(), v["response_code"].as_str()), (Some("hold"), Some("01")), "{v}");
+    assert_eq!(
+        (v["decision"].as_str(), v["response_code"].as_str()),
+        (Some("hold"), Some("01")),
+        "{v}"
+    );
     let r = &v["reasons"][0];
     assert_eq!(r["code"], "IMPOSSIBLE_TRAVEL");
     assert!(r["detail"].as_str().unwrap().contains("5 minutes"), "{r}");
@@ -165,7 +188,13 @@ async fn credentials_and_scopes() {
     let mut acq = srv.client(ACQUIRER).await;
     let (s, v) = acq.post("/v1/cards", &enrollment(PAN)).await.unwrap();
     assert_eq!(s, 403, "{v}");
-    let (s, _) = acq.post("/v1/labels", &json!({"authorization_id": "au_000000000000", "fraud": true})).await.unwrap();
+    let (s, _) = acq
+        .post(
+            "/v1/labels",
+            &json!({"authorization_id": "au_000000000000", "fraud": true}),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 403);
     let mut admin = srv.client(ADMIN).await;
     let (s, _) = admin.post("/v1/authorizations", &body).await.unwrap();
@@ -184,29 +213,113 @@ async fn bad_input_gets_a_field_error_and_changes_nothing() {
     admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
     let mut acq = srv.client(ACQUIRER).await;
     let ok = authorization("v-1", "2026-11-21T10:00:00Z", NY);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
-        ("unknown field", Box::new(|v| v["extra"] = json!(1)), "extra"),
-        ("unknown nested field", Box::new(|v| v["card"]["cvv"] = json!("123")), "card.cvv"),
-        ("missing id", Box::new(|v| { v.as_object_mut().unwrap().remove("id"); }), "id"),
-        ("non-digit PAN", Box::new(|v| v["card"]["number"] = json!("4123-4567")), "card.number"),
-        ("short PAN", Box::new(|v| v["card"]["number"] = json!("41234")), "card.number"),
-        ("expiry form", Box::new(|v| v["card"]["expiry"] = json!("12/29")), "card.expiry"),
-        ("csc form", Box::new(|v| v["card"]["csc"] = json!("12")), "card.csc"),
-        ("pin block", Box::new(|v| v["card"]["pin_block"] = json!("XYZ")), "card.pin_block"),
-        ("negative amount", Box::new(|v| v["amount"]["value"] = json!(-5)), "amount.value"),
-        ("zero amount", Box::new(|v| v["amount"]["value"] = json!(0)), "amount.value"),
-        ("fractional amount", Box::new(|v| v["amount"]["value"] = json!(1.5)), "amount.value"),
-        ("currency", Box::new(|v| v["amount"]["currency"] = json!("YEN")), "amount.currency"),
-        ("mcc", Box::new(|v| v["merchant"]["mcc"] = json!("57")), "merchant.mcc"),
-        ("country", Box::new(|v| v["merchant"]["country"] = json!("XX")), "merchant.country"),
-        ("latitude", Box::new(|v| v["merchant"]["lat"] = json!(95.0)), "merchant.lat"),
-        ("lon without lat", Box::new(|v| { v["merchant"].as_object_mut().unwrap().remove("lat"); }), "merchant.lat"),
-        ("channel", Box::new(|v| v["channel"] = json!("telepathy")), "channel"),
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "unknown field",
+            Box::new(|v| v["extra"] = json!(1)),
+            "extra",
+        ),
+        (
+            "unknown nested field",
+            Box::new(|v| v["card"]["cvv"] = json!("123")),
+            "card.cvv",
+        ),
+        (
+            "missing id",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("id");
+            }),
+            "id",
+        ),
+        (
+            "non-digit PAN",
+            Box::new(|v| v["card"]["number"] = json!("4123-4567")),
+            "card.number",
+        ),
+        (
+            "short PAN",
+            Box::new(|v| v["card"]["number"] = json!("41234")),
+            "card.number",
+        ),
+        (
+            "expiry form",
+            Box::new(|v| v["card"]["expiry"] = json!("12/29")),
+            "card.expiry",
+        ),
+        (
+            "csc form",
+            Box::new(|v| v["card"]["csc"] = json!("12")),
+            "card.csc",
+        ),
+        (
+            "pin block",
+            Box::new(|v| v["card"]["pin_block"] = json!("XYZ")),
+            "card.pin_block",
+        ),
+        (
+            "negative amount",
+            Box::new(|v| v["amount"]["value"] = json!(-5)),
+            "amount.value",
+        ),
+        (
+            "zero amount",
+            Box::new(|v| v["amount"]["value"] = json!(0)),
+            "amount.value",
+        ),
+        (
+            "fractional amount",
+            Box::new(|v| v["amount"]["value"] = json!(1.5)),
+            "amount.value",
+        ),
+        (
+            "currency",
+            Box::new(|v| v["amount"]["currency"] = json!("YEN")),
+            "amount.currency",
+        ),
+        (
+            "mcc",
+            Box::new(|v| v["merchant"]["mcc"] = json!("57")),
+            "merchant.mcc",
+        ),
+        (
+            "country",
+            Box::new(|v| v["merchant"]["country"] = json!("XX")),
+            "merchant.country",
+        ),
+        (
+            "latitude",
+            Box::new(|v| v["merchant"]["lat"] = json!(95.0)),
+            "merchant.lat",
+        ),
+        (
+            "lon without lat",
+            Box::new(|v| {
+                v["merchant"].as_object_mut().unwrap().remove("lat");
+            }),
+            "merchant.lat",
+        ),
+        (
+            "channel",
+            Box::new(|v| v["channel"] = json!("telepathy")),
+            "channel",
+        ),
         ("type", Box::new(|v| v["type"] = json!("gift")), "type"),
-        ("timestamp", Box::new(|v| v["timestamp"] = json!("yesterday")), "timestamp"),
-        ("device ip", Box::new(|v| v["device"]["ip"] = json!("999.1.1.1")), "device.ip"),
+        (
+            "timestamp",
+            Box::new(|v| v["timestamp"] = json!("yesterday")),
+            "timestamp",
+        ),
+        (
+            "device ip",
+            Box::new(|v| v["device"]["ip"] = json!("999.1.1.1")),
+            "device.ip",
+        ),
         ("id characters", Box::new(|v| v["id"] = json!("a b")), "id"),
-        ("merchant name", Box::new(|v| v["merchant"]["name"] = json!("")), "merchant.name"),
+        (
+            "merchant name",
+            Box::new(|v| v["merchant"]["name"] = json!("")),
+            "merchant.name",
+        ),
     ];
     for (what, mutate, field) in &cases {
         let mut body = ok.clone();
@@ -214,31 +327,77 @@ async fn bad_input_gets_a_field_error_and_changes_nothing() {
         let (s, v) = acq.post("/v1/authorizations", &body).await.unwrap();
         assert_eq!(s, 400, "{what}: {v}");
         assert_eq!(v["error"]["field"], *field, "{what}: {v}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
-        assert!(!v.to_string().contains(PAN), "{what}: the error echoes the PAN");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
+        assert!(
+            !v.to_string().contains(PAN),
+            "{what}: the error echoes the PAN"
+        );
     }
-    let (s, v) = acq.post_raw("/v1/authorizations", b"{not json".to_vec()).await.unwrap();
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_json")));
-    let (s, v) = acq.post_raw("/v1/authorizations", vec![b' '; 20_000]).await.unwrap();
-    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("payload_too_large")));
-    assert_eq!(authorizations_count(&mut admin).await, 0, "no bad request changed state");
+    let (s, v) = acq
+        .post_raw("/v1/authorizations", b"{not json".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (s, v) = acq
+        .post_raw("/v1/authorizations", vec![b' '; 20_000])
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    assert_eq!(
+        authorizations_count(&mut admin).await,
+        0,
+        "no bad request changed state"
+    );
 
     // Enrollment is checked field by field too.
-    let enroll_cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
-        (Box::new(|v| v["number"] = json!("4123456789012345")), "number"),
-        (Box::new(|v| v["csc"]["key_id"] = json!("nope")), "csc.key_id"),
+    let enroll_cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|v| v["number"] = json!("4123456789012345")),
+            "number",
+        ),
+        (
+            Box::new(|v| v["csc"]["key_id"] = json!("nope")),
+            "csc.key_id",
+        ),
         (Box::new(|v| v["status"] = json!("sleeping")), "status"),
-        (Box::new(|v| v["contact"]["language"] = json!("fr")), "contact.language"),
-        (Box::new(|v| v["contact"]["phone"] = json!("0901234")), "contact.phone"),
+        (
+            Box::new(|v| v["contact"]["language"] = json!("fr")),
+            "contact.language",
+        ),
+        (
+            Box::new(|v| v["contact"]["phone"] = json!("0901234")),
+            "contact.phone",
+        ),
         (Box::new(|v| v["pin"]["pvv"] = json!("12")), "pin.pvv"),
-        (Box::new(|v| v["home"]["country"] = json!("ZZ")), "home.country"),
-        (Box::new(|v| v["notifications"]["channels"] = json!(["fax"])), "notifications.channels[0]"),
+        (
+            Box::new(|v| v["home"]["country"] = json!("ZZ")),
+            "home.country",
+        ),
+        (
+            Box::new(|v| v["notifications"]["channels"] = json!(["fax"])),
+            "notifications.channels[0]",
+        ),
     ];
     for (mutate, field) in &enroll_cases {
         let mut body = enrollment("5555555555554444");
         mutate(&mut body);
         let (s, v) = admin.post("/v1/cards", &body).await.unwrap();
-        assert_eq!((s, v["error"]["field"].as_str()), (400, Some(*field)), "{v}");
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (400, Some(*field)),
+            "{v}"
+        );
     }
     let (_, v) = admin.get("/v1/stats").await.unwrap();
     assert_eq!(v["cards_enrolled"], 1);
@@ -289,12 +448,30 @@ async fn wrong_pins_then_75_and_labels() {
     let (_, v) = acq.post("/v1/authorizations", &body).await.unwrap();
     assert_eq!(v["response_code"], "00", "{v}");
 
-    let (s, v) = admin.post("/v1/labels", &json!({"authorization_id": ids[0], "fraud": true, "source": "analyst"})).await.unwrap();
+    let (s, v) = admin
+        .post(
+            "/v1/labels",
+            &json!({"authorization_id": ids[0], "fraud": true, "source": "analyst"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["fraud"], true);
-    let (s, v) = admin.post("/v1/labels", &json!({"authorization_id": "au_999999999999", "fraud": true})).await.unwrap();
+    let (s, v) = admin
+        .post(
+            "/v1/labels",
+            &json!({"authorization_id": "au_999999999999", "fraud": true}),
+        )
+        .await
+        .unwrap();
     assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
-    let (s, _) = admin.post("/v1/labels", &json!({"authorization_id": ids[0], "fraud": "yes"})).await.unwrap();
+    let (s, _) = admin
+        .post(
+            "/v1/labels",
+            &json!({"authorization_id": ids[0], "fraud": "yes"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 400);
     srv.stop().await;
 }
@@ -308,8 +485,19 @@ async fn state_survives_a_restart_with_and_without_the_snapshot() {
     let mut acq = srv.client(ACQUIRER).await;
     let mut answers = Vec::new();
     for i in 0..120 {
-        let at = format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i / 24, i % 24, (i * 7) % 60);
-        let (_, v) = acq.post("/v1/authorizations", &authorization(&format!("r-{i}"), &at, NY)).await.unwrap();
+        let at = format!(
+            "2026-11-{:02}T{:02}:{:02}:00Z",
+            1 + i / 24,
+            i % 24,
+            (i * 7) % 60
+        );
+        let (_, v) = acq
+            .post(
+                "/v1/authorizations",
+                &authorization(&format!("r-{i}"), &at, NY),
+            )
+            .await
+            .unwrap();
         answers.push(v);
     }
     srv.stop().await;
@@ -323,13 +511,30 @@ async fn state_survives_a_restart_with_and_without_the_snapshot() {
         assert_eq!(authorizations_count(&mut admin).await, expected);
         let mut acq = srv.client(ACQUIRER).await;
         for (i, a) in answers.iter().enumerate().step_by(17) {
-            let at = format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i / 24, i % 24, (i * 7) % 60);
-            let (_, v) = acq.post("/v1/authorizations", &authorization(&format!("r-{i}"), &at, NY)).await.unwrap();
-            assert_eq!(&v, a, "request r-{i} after restart (snapshot dropped: {drop_snapshot})");
+            let at = format!(
+                "2026-11-{:02}T{:02}:{:02}:00Z",
+                1 + i / 24,
+                i % 24,
+                (i * 7) % 60
+            );
+            let (_, v) = acq
+                .post(
+                    "/v1/authorizations",
+                    &authorization(&format!("r-{i}"), &at, NY),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                &v, a,
+                "request r-{i} after restart (snapshot dropped: {drop_snapshot})"
+            );
         }
         // The card's state came back: Los Angeles right after New York is still held.
         let (_, v) = acq
-            .post("/v1/authorizations", &authorization(&format!("la-{drop_snapshot}"), "2026-11-05T23:55:00Z", LA))
+            .post(
+                "/v1/authorizations",
+                &authorization(&format!("la-{drop_snapshot}"), "2026-11-05T23:55:00Z", LA),
+            )
             .await
             .unwrap();
         assert_eq!(v["decision"], "hold", "{v}");
