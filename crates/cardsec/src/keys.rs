@@ -15,7 +15,11 @@ pub enum KeyError {
 
 /// A double-length Triple DES key (two 8-byte halves, A and B), as CVK and PVK pairs are.
 #[derive(Clone)]
-pub struct TdesKey([u8; 16]);
+pub struct TdesKey {
+    /// The expanded key schedules, made once.
+    ede: des::TdesEde2,
+    left: des::Des,
+}
 
 impl TdesKey {
     /// Parses 32 hex digits.
@@ -26,15 +30,18 @@ impl TdesKey {
         let v = pack_hex(s.as_bytes()).ok_or(KeyError::Hex)?;
         let mut k = [0u8; 16];
         k.copy_from_slice(&v);
-        Ok(TdesKey(k))
+        Ok(TdesKey::from_bytes(k))
     }
 
     pub fn from_bytes(k: [u8; 16]) -> TdesKey {
-        TdesKey(k)
+        TdesKey {
+            ede: des::TdesEde2::new(GenericArray::from_slice(&k)),
+            left: des::Des::new(GenericArray::from_slice(&k[..8])),
+        }
     }
 
-    fn cipher(&self) -> des::TdesEde2 {
-        des::TdesEde2::new(GenericArray::from_slice(&self.0))
+    fn cipher(&self) -> &des::TdesEde2 {
+        &self.ede
     }
 
     /// Encrypts one 8-byte block with 3DES EDE (A, B, A).
@@ -53,7 +60,7 @@ impl TdesKey {
     /// Encrypts with single DES under the left half (key A), as step one of the CVV algorithm.
     pub fn encrypt_left(&self, block: [u8; 8]) -> [u8; 8] {
         let mut b = GenericArray::from(block);
-        des::Des::new(GenericArray::from_slice(&self.0[..8])).encrypt_block(&mut b);
+        self.left.encrypt_block(&mut b);
         b.into()
     }
 }

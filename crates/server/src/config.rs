@@ -53,16 +53,19 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DurabilitySetting {
-    /// fdatasync every group commit.
+    /// Answer after a group fdatasync: survives a power cut.
     Sync,
-    /// Written to the kernel: survives a process crash, not a power cut.
-    Buffered,
+    /// Answer once written to the kernel: survives any crash of the process; a background
+    /// fdatasync every `sync_every_ms` bounds what a power cut can take.
+    Write,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub durability: DurabilitySetting,
+    /// Under `write`: milliseconds between background fdatasyncs.
+    pub sync_every_ms: u64,
     /// Events between snapshots of the engine state.
     pub snapshot_every: u64,
 }
@@ -70,7 +73,8 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            durability: DurabilitySetting::Sync,
+            durability: DurabilitySetting::Write,
+            sync_every_ms: 10,
             snapshot_every: 250_000,
         }
     }

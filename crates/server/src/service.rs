@@ -52,6 +52,10 @@ pub struct OpenSummary {
     pub log_frames: u64,
     pub truncated_bytes: u64,
     pub created_keys: Vec<&'static str>,
+    /// Time spent loading the card registry, restoring the snapshot, reading the log.
+    pub cards_ms: u128,
+    pub snapshot_ms: u128,
+    pub replay_ms: u128,
     pub elapsed_ms: u128,
 }
 
@@ -106,6 +110,7 @@ impl App {
         let (keys, created_keys) = KeyRing::load(&config.keys, data_dir)?;
         let cards_db = CardRegistry::open(&data_dir.join("cards.db"))?;
         let registry = Registry::default();
+        let t_cards = Instant::now();
         for row in cards_db.load_all()? {
             let info = CardInfo::from_row(&row).map_err(|why| OpenError::CardRow {
                 token: row.token.clone(),
@@ -113,6 +118,8 @@ impl App {
             })?;
             registry.insert(info);
         }
+        let cards_ms = t_cards.elapsed().as_millis();
+        let t_snap = Instant::now();
         let mut engine = Engine::new(engine_cfg);
         let snap = cardguard_store::read_snapshot(data_dir)?;
         let snapshot_offset = snap.as_ref().map(|s| s.0);
@@ -122,8 +129,12 @@ impl App {
         }
         let durability = match config.storage.durability {
             DurabilitySetting::Sync => Durability::Sync,
-            DurabilitySetting::Buffered => Durability::Buffered,
+            DurabilitySetting::Write => Durability::Write {
+                sync_every_ms: config.storage.sync_every_ms,
+            },
         };
+        let snapshot_ms = t_snap.elapsed().as_millis();
+        let t_log = Instant::now();
         let mut replayed = 0u64;
         let (log, report) = EventLog::open(
             &data_dir.join("events.log"),
@@ -172,6 +183,9 @@ impl App {
             log_frames: report.frames,
             truncated_bytes: report.truncated,
             created_keys,
+            cards_ms,
+            snapshot_ms,
+            replay_ms: t_log.elapsed().as_millis(),
             elapsed_ms: t0.elapsed().as_millis(),
         };
         let app = App {

@@ -1,12 +1,13 @@
 //! The event log: one append-only file of checksummed frames.
 //!
 //! Frame: `len: u32 LE` (of kind + payload), `crc32: u32 LE` (of kind + payload), `kind: u8`,
-//! `payload`. Appends go through one writer thread that takes every frame waiting, writes
-//! them with one `write` and makes them durable with one `fdatasync` (group commit), then
-//! calls each frame's completion. The caller answers its client from that completion, so an
-//! answered request is always in the log.
+//! `payload`. The appender writes each frame to the file at once (under the caller's lock,
+//! so the file's order is the caller's order); a syncer thread makes every frame written so
+//! far durable with one `fdatasync` (group commit) and then calls their completions. The
+//! caller answers its client from that completion, so an answered request is always in the
+//! log.
 //!
-//! At open the whole file is checked. A torn last frame (short, or failing its checksum with
+//! At open the frames after the snapshot's offset are checked. A torn last frame (short, or failing its checksum with
 //! nothing valid after it, or a zero-filled tail) is cut off; a bad frame with valid data
 //! after it is corruption and refuses to open.
 
@@ -16,21 +17,21 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 
 const HEADER: usize = 8;
 /// Largest frame accepted (kind + payload).
 pub const MAX_FRAME: usize = 1 << 20;
 
-/// How hard a group commit pushes its bytes.
+/// When an appended frame counts as durable, and so when its caller may answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// `fdatasync` after every group: survives power loss.
+    /// After a group `fdatasync` that covers it: survives a power cut. Answers wait for the
+    /// disk, and a disk whose syncs stall now and then stalls them too.
     Sync,
-    /// Written to the kernel only: survives a crash of the process (SIGKILL), not of the
-    /// machine.
-    Buffered,
+    /// Once written to the kernel: survives any crash of the process (SIGKILL included). A
+    /// background `fdatasync` every `sync_every_ms` bounds what a power cut can take.
+    Write { sync_every_ms: u64 },
 }
 
 /// One frame read from the log.
@@ -44,6 +45,7 @@ pub struct Frame {
 /// What opening the log found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OpenReport {
+    /// Frames read (those after the snapshot offset).
     pub frames: u64,
     pub bytes: u64,
     /// Bytes of a torn tail that were cut off.
@@ -62,125 +64,137 @@ pub fn encode_frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-enum Parsed<'a> {
-    Ok {
-        kind: u8,
-        payload: &'a [u8],
-        next: usize,
-    },
-    /// The frame does not fit in the data left, or its checksum fails and it reaches the end.
-    Torn,
-    Corrupt(&'static str),
+/// Reads frames from `from` to the end of the file, handing each to `replay`. Returns the
+/// offset where the valid frames end and how many there were; a torn tail after that offset
+/// is for the caller to cut.
+fn scan(
+    file: &File,
+    path: &Path,
+    from: u64,
+    file_len: u64,
+    replay: &mut impl FnMut(Frame) -> Result<(), StoreError>,
+) -> Result<(u64, u64), StoreError> {
+    use std::io::{BufReader, Seek, SeekFrom};
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    r.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
+    let mut at = from;
+    let mut frames = 0u64;
+    let mut head = [0u8; HEADER];
+    while at < file_len {
+        let remaining = file_len - at;
+        if remaining < (HEADER + 1) as u64 {
+            break; // torn: not even a header and a kind byte
+        }
+        r.read_exact(&mut head).map_err(io_err(path))?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len == 0 && crc == 0 {
+            // A zero-filled tail (the file grew, the data never came) is torn; zeros
+            // followed by data are not.
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).map_err(io_err(path))?;
+            if rest.iter().all(|&b| b == 0) {
+                break;
+            }
+            return Err(StoreError::Corrupt {
+                offset: at,
+                why: "zero frame before data",
+            });
+        }
+        if len == 0 || len > MAX_FRAME {
+            return Err(StoreError::Corrupt {
+                offset: at,
+                why: "frame length out of range",
+            });
+        }
+        if (HEADER + len) as u64 > remaining {
+            break; // torn: the frame runs past the end
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).map_err(io_err(path))?;
+        if crc32fast::hash(&body) != crc {
+            if (HEADER + len) as u64 == remaining {
+                break; // torn: the last frame, half written
+            }
+            return Err(StoreError::Corrupt {
+                offset: at,
+                why: "checksum mismatch",
+            });
+        }
+        let kind = body[0];
+        body.remove(0);
+        replay(Frame {
+            offset: at,
+            kind,
+            payload: body,
+        })?;
+        frames += 1;
+        at += (HEADER + len) as u64;
+    }
+    Ok((at, frames))
 }
 
-fn parse(buf: &[u8], at: usize) -> Parsed<'_> {
-    let rest = &buf[at..];
-    if rest.iter().all(|&b| b == 0) {
-        return Parsed::Torn;
-    }
-    if rest.len() < HEADER + 1 {
-        return Parsed::Torn;
-    }
-    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-    if len == 0 || len > MAX_FRAME {
-        return Parsed::Corrupt("frame length out of range");
-    }
-    if rest.len() < HEADER + len {
-        return Parsed::Torn;
-    }
-    let body = &rest[HEADER..HEADER + len];
-    if crc32fast::hash(body) != crc {
-        return if rest.len() == HEADER + len {
-            Parsed::Torn
-        } else {
-            Parsed::Corrupt("checksum mismatch")
-        };
-    }
-    Parsed::Ok {
-        kind: body[0],
-        payload: &body[1..],
-        next: at + HEADER + len,
-    }
-}
-
-/// The log file and its writer.
+/// The log file, its appender and (under `Durability::Sync`) its syncer thread.
 pub struct EventLog {
     path: PathBuf,
+    file: File,
+    durability: Durability,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Pending>,
     next_offset: u64,
-}
-
-struct Shared {
-    /// Bytes that are written (and synced, under `Durability::Sync`).
-    durable: Mutex<u64>,
-    durable_cv: Condvar,
-    failed: AtomicBool,
+    buf: Vec<u8>,
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
+struct Shared {
+    /// Bytes that are durable: synced under `Durability::Sync`, written otherwise.
+    durable: Mutex<u64>,
+    durable_cv: Condvar,
+    failed: AtomicBool,
+    /// Frames written but not yet synced, with what to call once they are.
+    pending: Mutex<Pending>,
+    pending_cv: Condvar,
+}
+
+#[derive(Default)]
 struct Pending {
-    bytes: Vec<u8>,
-    end: u64,
-    done: Option<Completion>,
+    /// Bytes written to the file so far.
+    written: u64,
+    waiting: Vec<(u64, Completion)>,
+    closed: bool,
 }
 
 impl EventLog {
-    /// Opens (or creates) the log, checks every frame, cuts a torn tail, and hands each
-    /// frame at or after `replay_from` to `replay`.
+    /// Opens (or creates) the log, checks the frames from `replay_from` on (those before are
+    /// covered by a snapshot), cuts a torn tail, and hands each frame to `replay`.
     pub fn open(
         path: &Path,
         durability: Durability,
         replay_from: u64,
         mut replay: impl FnMut(Frame) -> Result<(), StoreError>,
     ) -> Result<(EventLog, OpenReport), StoreError> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(io_err(path))?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(io_err(path))?;
-        let mut report = OpenReport::default();
-        let mut at = 0usize;
-        while at < buf.len() {
-            match parse(&buf, at) {
-                Parsed::Ok {
-                    kind,
-                    payload,
-                    next,
-                } => {
-                    if at as u64 >= replay_from {
-                        replay(Frame {
-                            offset: at as u64,
-                            kind,
-                            payload: payload.to_vec(),
-                        })?;
-                    }
-                    report.frames += 1;
-                    at = next;
-                }
-                Parsed::Torn => break,
-                Parsed::Corrupt(why) => {
-                    return Err(StoreError::Corrupt {
-                        offset: at as u64,
-                        why,
-                    });
-                }
-            }
-        }
-        if (replay_from as usize) > at {
+        let file_len = file.metadata().map_err(io_err(path))?.len();
+        if replay_from > file_len {
             return Err(StoreError::Corrupt {
                 offset: replay_from,
                 why: "the snapshot covers more of the log than the log holds",
             });
         }
-        if at < buf.len() {
-            report.truncated = (buf.len() - at) as u64;
-            file.set_len(at as u64).map_err(io_err(path))?;
+        let (at, frames) = scan(&file, path, replay_from, file_len, &mut replay)?;
+        let mut report = OpenReport {
+            frames,
+            bytes: at,
+            truncated: 0,
+        };
+        if at < file_len {
+            report.truncated = file_len - at;
+            file.set_len(at).map_err(io_err(path))?;
             file.sync_all().map_err(io_err(path))?;
             tracing::warn!(
                 offset = at,
@@ -188,29 +202,35 @@ impl EventLog {
                 "cut a torn tail off the event log"
             );
         }
-        report.bytes = at as u64;
-        drop(buf);
         let shared = Arc::new(Shared {
-            durable: Mutex::new(at as u64),
+            durable: Mutex::new(at),
             durable_cv: Condvar::new(),
             failed: AtomicBool::new(false),
+            pending: Mutex::new(Pending {
+                written: at,
+                ..Pending::default()
+            }),
+            pending_cv: Condvar::new(),
         });
-        let (tx, rx) = mpsc::channel::<Pending>();
+        let sync_file = file.try_clone().map_err(io_err(path))?;
         let sh = Arc::clone(&shared);
-        let wpath = path.to_path_buf();
+        let spath = path.to_path_buf();
         std::thread::Builder::new()
-            .name("event-log".into())
-            .spawn(move || writer(file, wpath, durability, rx, sh))
+            .name("event-log-sync".into())
+            .spawn(move || match durability {
+                Durability::Sync => syncer(sync_file, spath, sh),
+                Durability::Write { sync_every_ms } => flusher(sync_file, spath, sh, sync_every_ms),
+            })
             .map_err(io_err(path))?;
-        Ok((
-            EventLog {
-                path: path.to_path_buf(),
-                shared,
-                tx,
-                next_offset: at as u64,
-            },
-            report,
-        ))
+        let log = EventLog {
+            path: path.to_path_buf(),
+            file,
+            durability,
+            shared,
+            next_offset: at,
+            buf: Vec::new(),
+        };
+        Ok((log, report))
     }
 
     /// An appender that assigns offsets in call order. There is one: whoever holds it
@@ -219,12 +239,12 @@ impl EventLog {
         Appender { log: self }
     }
 
-    /// Bytes appended so far (including frames still on their way to the disk).
+    /// Bytes appended so far (including frames not yet synced).
     pub fn end_offset(&self) -> u64 {
         self.next_offset
     }
 
-    /// Blocks until everything up to `offset` is durable (or the writer failed).
+    /// Blocks until everything up to `offset` is durable (or the log failed).
     pub fn wait_durable(&self, offset: u64) -> Result<(), StoreError> {
         self.watch().wait(offset)
     }
@@ -249,6 +269,38 @@ impl EventLog {
             file: f,
             path: self.path.clone(),
         })
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        let mut p = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.closed = true;
+        self.shared.pending_cv.notify_all();
+    }
+}
+
+impl Shared {
+    fn set_durable(&self, end: u64) {
+        let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        if end > *d {
+            *d = end;
+        }
+        drop(d);
+        self.durable_cv.notify_all();
+    }
+
+    fn fail(&self, why: &str) {
+        tracing::error!(
+            error = why,
+            "event log write failed: refusing further appends"
+        );
+        self.failed.store(true, Ordering::SeqCst);
+        self.durable_cv.notify_all();
     }
 }
 
@@ -280,87 +332,115 @@ pub struct Appender<'a> {
 }
 
 impl Appender<'_> {
-    /// Queues a frame and returns its offset. `done` is called once the frame is durable,
-    /// or with the error that stopped it.
+    /// Writes a frame to the file and returns its offset. `done` is called once the frame is
+    /// durable: at once under `Durability::Write` (the kernel has it), after the next
+    /// group `fdatasync` under `Durability::Sync`; or with the error that stopped it.
     pub fn append(
         &mut self,
         kind: u8,
         payload: &[u8],
         done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
     ) -> Result<u64, StoreError> {
+        let log = &mut *self.log;
         if payload.len() + 1 > MAX_FRAME {
             return Err(StoreError::Corrupt {
-                offset: self.log.next_offset,
+                offset: log.next_offset,
                 why: "frame too large",
             });
         }
-        if self.log.failed() {
+        if log.failed() {
             return Err(StoreError::WriterFailed("an earlier write failed".into()));
         }
-        let mut bytes = Vec::with_capacity(payload.len() + HEADER + 1);
-        encode_frame(kind, payload, &mut bytes);
-        let offset = self.log.next_offset;
-        let end = offset + bytes.len() as u64;
-        self.log
-            .tx
-            .send(Pending {
-                bytes,
-                end,
-                done: Some(Box::new(done)),
-            })
-            .map_err(|_| StoreError::WriterFailed("writer thread is gone".into()))?;
-        self.log.next_offset = end;
+        log.buf.clear();
+        encode_frame(kind, payload, &mut log.buf);
+        let offset = log.next_offset;
+        let end = offset + log.buf.len() as u64;
+        if let Err(e) = (&log.file).write_all(&log.buf) {
+            let why = format!("{}: {e}", log.path.display());
+            log.shared.fail(&why);
+            return Err(StoreError::WriterFailed(why));
+        }
+        log.next_offset = end;
+        match log.durability {
+            Durability::Write { .. } => {
+                log.shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .written = end;
+                log.shared.set_durable(end);
+                done(Ok(()));
+            }
+            Durability::Sync => {
+                let mut p = log.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+                p.written = end;
+                p.waiting.push((end, Box::new(done)));
+                drop(p);
+                log.shared.pending_cv.notify_one();
+            }
+        }
         Ok(offset)
     }
 }
 
-fn writer(
-    mut file: File,
-    path: PathBuf,
-    durability: Durability,
-    rx: mpsc::Receiver<Pending>,
-    shared: Arc<Shared>,
-) {
-    let mut batch: Vec<Pending> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while buf.len() < (4 << 20) {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+/// Under `Durability::Write`: an `fdatasync` every `every_ms` while there is unsynced data.
+fn flusher(file: File, path: PathBuf, shared: Arc<Shared>, every_ms: u64) {
+    let mut synced = 0u64;
+    loop {
+        let written = {
+            let p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let (p, _) = shared
+                .pending_cv
+                .wait_timeout_while(p, std::time::Duration::from_millis(every_ms.max(1)), |p| {
+                    !p.closed
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            p.written
+        };
+        if written > synced {
+            match file.sync_data() {
+                Ok(()) => synced = written,
+                Err(e) => shared.fail(&format!("{}: {e}", path.display())),
             }
         }
-        buf.clear();
-        for p in &batch {
-            buf.extend_from_slice(&p.bytes);
+        if shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed
+        {
+            let _ = file.sync_data();
+            return;
         }
-        let end = batch.last().map_or(0, |p| p.end);
+    }
+}
+
+/// The group commit: whenever frames are waiting, one `fdatasync` covers all of them (and
+/// whatever was written while it ran), then their completions are called.
+fn syncer(file: File, path: PathBuf, shared: Arc<Shared>) {
+    loop {
+        let (target, batch) = {
+            let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            while p.waiting.is_empty() && !p.closed {
+                p = shared.pending_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.waiting.is_empty() && p.closed {
+                return;
+            }
+            (p.written, std::mem::take(&mut p.waiting))
+        };
         let result = if shared.failed.load(Ordering::SeqCst) {
             Err("an earlier write failed".to_string())
         } else {
-            file.write_all(&buf)
-                .and_then(|()| match durability {
-                    Durability::Sync => file.sync_data(),
-                    Durability::Buffered => Ok(()),
-                })
+            file.sync_data()
                 .map_err(|e| format!("{}: {e}", path.display()))
         };
         match &result {
-            Ok(()) => {
-                let mut d = shared.durable.lock().unwrap_or_else(|e| e.into_inner());
-                *d = end;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "event log write failed: refusing further appends");
-                shared.failed.store(true, Ordering::SeqCst);
-            }
+            Ok(()) => shared.set_durable(target),
+            Err(e) => shared.fail(e),
         }
-        shared.durable_cv.notify_all();
-        for mut p in batch.drain(..) {
-            if let Some(done) = p.done.take() {
-                done(result.clone().map_err(StoreError::WriterFailed));
-            }
+        for (_, done) in batch {
+            done(result.clone().map_err(StoreError::WriterFailed));
         }
     }
 }
@@ -508,7 +588,8 @@ mod tests {
     fn group_commit_batches_concurrent_appends() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("events.log");
-        let (mut log, _) = EventLog::open(&p, Durability::Buffered, 0, |_| Ok(())).unwrap();
+        let (mut log, _) =
+            EventLog::open(&p, Durability::Write { sync_every_ms: 5 }, 0, |_| Ok(())).unwrap();
         let payloads: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_le_bytes().to_vec()).collect();
         let items: Vec<(u8, &[u8])> = payloads.iter().map(|p| (7u8, p.as_slice())).collect();
         append_all(&mut log, &items);

@@ -152,10 +152,20 @@ pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiE
 }
 
 /// Decodes a JSON body into `T`, with field-named errors.
+/// The fast path decodes directly; only a refused body is decoded again with path tracking
+/// to name the field.
 pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let v = serde_path_to_error::deserialize(de).map_err(from_json_error)?;
-    Ok(v)
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            let de = &mut serde_json::Deserializer::from_slice(body);
+            match serde_path_to_error::deserialize::<_, T>(de) {
+                Err(e) => Err(from_json_error(e)),
+                // Cannot happen (the same input failed above); refuse it all the same.
+                Ok(_) => Err(ApiError::field("", "is invalid")),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
