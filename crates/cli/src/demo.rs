@@ -160,31 +160,11 @@ impl Demo {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn auth(
-        &mut self,
-        at: Timestamp,
-        card: &DemoCard,
-        place: &Place,
-        shop: (&str, &str),
-        amount: u64,
-        channel: &str,
-        csc: Option<String>,
-        pin: Option<&str>,
-        device: Option<&str>,
-        note: &str,
-    ) -> Result<Value> {
-        self.n += 1;
-        let id = format!("{}-{:05}", self.prefix, self.n);
-        self.send(
-            id, at, card, place, shop, amount, channel, csc, pin, device, note,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
+    /// Sends one authorization (with a fresh id unless `id` repeats one) and prints the
+    /// answer when it is not a plain approval or `note` says why it matters.
     async fn send(
         &mut self,
-        id: String,
+        id: Option<String>,
         at: Timestamp,
         card: &DemoCard,
         place: &Place,
@@ -196,6 +176,10 @@ impl Demo {
         device: Option<&str>,
         note: &str,
     ) -> Result<Value> {
+        let id = id.unwrap_or_else(|| {
+            self.n += 1;
+            format!("{}-{:05}", self.prefix, self.n)
+        });
         let mut card_json = json!({"number": card.pan, "expiry": card.expiry.to_string()});
         if let Some(c) = csc {
             card_json["csc"] = json!(c);
@@ -347,7 +331,8 @@ pub async fn run(addr: SocketAddr, key: &str, keys: DemoKeys) -> Result<()> {
         }
         let c = &cards[i];
         let csc = Some(c.csc.clone());
-        d.auth(
+        d.send(
+            None,
             at(minute),
             c,
             &c.home,
@@ -394,7 +379,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
     println!(
         "\n  -- a cloned card: Hanako shops in Tokyo, her card is read in Los Angeles minutes later"
     );
-    d.auth(
+    d.send(
+        None,
         at(21.0),
         hanako,
         &TOKYO,
@@ -408,7 +394,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
     )
     .await?;
     let v = d
-        .auth(
+        .send(
+            None,
             at(26.0),
             hanako,
             &LOS_ANGELES,
@@ -433,7 +420,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
             (taro.csc.parse::<u32>().unwrap_or(0) + 1 + k) % 1000
         );
         let v = d
-            .auth(
+            .send(
+                None,
                 at(22.0 + f64::from(k) * 0.3),
                 taro,
                 &TOKYO,
@@ -458,7 +446,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
             } else {
                 "wrong PIN"
             };
-            d.auth(
+            d.send(
+                None,
                 at(23.0 + k as f64 * 0.5),
                 john,
                 &NEW_YORK,
@@ -479,8 +468,9 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
     println!(
         "\n  -- an account takeover: Amelia's card online from a new device, far above her usual spend"
     );
-    for k in 0..3 {
-        d.auth(
+    for k in 0..3u32 {
+        d.send(
+            None,
             at(25.0 + f64::from(k) * 2.0),
             amelia,
             &LONDON,
@@ -495,7 +485,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
         .await?;
     }
     let v = d
-        .auth(
+        .send(
+            None,
             at(31.0),
             amelia,
             &NEW_YORK,
@@ -521,7 +512,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
         csc: "123".into(),
         pin: None,
     };
-    d.auth(
+    d.send(
+        None,
         at(32.0),
         &unknown,
         &TOKYO,
@@ -539,7 +531,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
         year: 2028,
         month: 1,
     };
-    d.auth(
+    d.send(
+        None,
         at(33.0),
         &unknown,
         &TOKYO,
@@ -557,7 +550,7 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
     let id = format!("{}-retry", d.prefix);
     let a = d
         .send(
-            id.clone(),
+            Some(id.clone()),
             at(34.0),
             taro,
             &OSAKA,
@@ -572,7 +565,7 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
         .await?;
     let b = d
         .send(
-            id,
+            Some(id),
             at(34.0),
             taro,
             &OSAKA,

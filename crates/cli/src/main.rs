@@ -61,10 +61,13 @@ fn main() -> Result<()> {
     init_logging();
     match cli.cmd {
         Cmd::Serve(a) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(serve(a))
+            let config = Config::load(a.config.as_deref(), std::env::vars())
+                .context("loading the configuration")?;
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if config.server.worker_threads > 0 {
+                rt.worker_threads(config.server.worker_threads);
+            }
+            rt.enable_all().build()?.block_on(serve(a, config))
         }
         Cmd::Bench(b) => bench::run(b),
     }
@@ -115,9 +118,7 @@ fn api_keys(config: &Config, data_dir: &Path) -> Result<ApiKeys> {
     .map_err(anyhow::Error::msg)
 }
 
-async fn serve(a: ServeArgs) -> Result<()> {
-    let config =
-        Config::load(a.config.as_deref(), std::env::vars()).context("loading the configuration")?;
+async fn serve(a: ServeArgs, config: Config) -> Result<()> {
     let addr = a.http.clone().unwrap_or_else(|| config.server.http.clone());
     let data_dir = a.data_dir.clone();
     let cfg = config.clone();

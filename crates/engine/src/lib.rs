@@ -26,7 +26,7 @@ pub use config::{EngineConfig, FxRates, Thresholds};
 pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
 pub use features::{FEATURE_NAMES, Features, N_FEATURES, TxContext, idx, terminal_key};
 pub use hash::{stable_hash, stable_hash32};
-pub use record::{AuthRecord, LabelRecord, MerchantRecord, TxFacts};
+pub use record::{AuthRecord, LabelRecord, TxFacts};
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
     AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineState, EngineStats, Label, request_key,

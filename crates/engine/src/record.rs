@@ -2,20 +2,10 @@
 //! carries the card token and last four digits, never the PAN, CSC or PIN block.
 
 use crate::decide::{CardChecks, Outcome};
-use cardguard_core::{CardToken, Channel, Country, Last4, Location, Mcc, Money, Timestamp, TxType};
+use cardguard_core::{
+    CardToken, Channel, Country, Last4, Location, Merchant, Money, Timestamp, TxType,
+};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MerchantRecord {
-    pub id: String,
-    pub terminal_id: String,
-    pub name: String,
-    pub mcc: Mcc,
-    pub country: Country,
-    pub city: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
-}
 
 /// The facts of one authorization request, as the engine needs them to decide and to replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +20,7 @@ pub struct TxFacts {
     pub amount: Money,
     /// The amount in base-currency minor units at decision time (features only).
     pub amount_base: u64,
-    pub merchant: MerchantRecord,
+    pub merchant: Merchant,
     pub channel: Channel,
     pub tx_type: TxType,
     #[serde(default, skip_serializing_if = "Option::is_none")]

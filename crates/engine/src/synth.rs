@@ -2,11 +2,11 @@
 //! probe transactions to decide. Deterministic for a seed. Not used by the service.
 
 use crate::decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
-use crate::record::{AuthRecord, MerchantRecord, TxFacts};
+use crate::record::{AuthRecord, TxFacts};
 use crate::state::Engine;
 use cardguard_core::{
-    CardToken, Channel, Country, Currency, Decision, Last4, Location, Mcc, Money, ResponseCode,
-    Timestamp, TxType,
+    CardToken, Channel, Country, Currency, Decision, Last4, Location, Mcc, Merchant, Money,
+    ResponseCode, Timestamp, TxType,
 };
 
 struct Rng(u64);
@@ -75,7 +75,7 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
             currency: Currency::JPY,
         },
         amount_base: 500 + r.below(20_000),
-        merchant: MerchantRecord {
+        merchant: Merchant {
             id: format!("m-{}-{merchant}", home.1),
             terminal_id: format!("t-{}", merchant % 7),
             name: "SHOP".into(),

@@ -2,24 +2,14 @@
 //! tries, card testing, labels and terminal risk, and replay determinism.
 
 use cardguard_core::{
-    CardToken, Channel, Country, Currency, Decision, Last4, Location, Mcc, Money, ReasonCode,
-    ResponseCode, Timestamp, TxType,
+    CardToken, Channel, Country, Currency, Decision, Last4, Location, Mcc, Merchant, Money,
+    ReasonCode, ResponseCode, Timestamp, TxType,
 };
+use cardguard_engine::synth::ok_checks;
 use cardguard_engine::{
-    AuthRecord, CardChecks, CardStatus, CscCheck, Engine, EngineConfig, LabelRecord,
-    MerchantRecord, Outcome, PinCheck, TxFacts, idx,
+    AuthRecord, CardChecks, CardStatus, CscCheck, Engine, EngineConfig, LabelRecord, Outcome,
+    PinCheck, TxFacts, idx,
 };
-
-fn ok_checks() -> CardChecks {
-    CardChecks {
-        pan_valid: true,
-        status: CardStatus::Active,
-        expired: false,
-        expiry_matches: true,
-        csc: CscCheck::Match,
-        pin: PinCheck::NotPresented,
-    }
-}
 
 fn tx(id: &str, at: &str, card: u8, city: (&str, &str, f64, f64), amount: u64) -> TxFacts {
     TxFacts {
@@ -30,7 +20,7 @@ fn tx(id: &str, at: &str, card: u8, city: (&str, &str, f64, f64), amount: u64) -
         last4: Last4::parse("2349").unwrap(),
         amount: Money::new(amount, Currency::JPY).unwrap(),
         amount_base: amount,
-        merchant: MerchantRecord {
+        merchant: Merchant {
             id: format!("m-{}", city.1),
             terminal_id: "t-1".into(),
             name: "SHOP".into(),

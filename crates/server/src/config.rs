@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub http: String,
     /// Largest request body accepted, in bytes (larger bodies get 413).
     pub max_body_bytes: usize,
+    /// Threads that serve requests; 0 means one per core.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +48,7 @@ impl Default for ServerConfig {
         ServerConfig {
             http: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
+            worker_threads: 0,
         }
     }
 }

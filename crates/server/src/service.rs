@@ -11,7 +11,7 @@ use crate::config::{Config, DurabilitySetting};
 use crate::keys::KeyRing;
 use crate::registry::{self, CardInfo, CscMethod, Cvv2ServiceCode, Registry};
 use cardguard_core::{Authorization, Clock, Timestamp};
-use cardguard_engine::{AuthRecord, Engine, LabelRecord, MerchantRecord, TxFacts};
+use cardguard_engine::{AuthRecord, Engine, LabelRecord, TxFacts};
 use cardguard_store::{CardRegistry, Durability, DurableWatch, EventLog, LogReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -270,15 +270,7 @@ impl App {
             card_token: token,
             amount: auth.amount,
             amount_base: 0,
-            merchant: MerchantRecord {
-                id: auth.merchant.id,
-                terminal_id: auth.merchant.terminal_id,
-                name: auth.merchant.name,
-                mcc: auth.merchant.mcc,
-                country: auth.merchant.country,
-                city: auth.merchant.city,
-                location: auth.merchant.location,
-            },
+            merchant: auth.merchant,
             channel: auth.channel,
             tx_type: auth.tx_type,
             device_id: auth.device.as_ref().map(|d| d.id.clone()),

@@ -49,17 +49,17 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Credentials first, then the body: an unauthenticated client learns nothing of the body
-/// checks.
-fn body(
+/// Credentials first, then the body, then its JSON: an unauthenticated client learns
+/// nothing of the body checks.
+fn json_body<T: serde::de::DeserializeOwned>(
     ctx: &Ctx,
     headers: &HeaderMap,
     scopes: &[Scope],
     body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, ApiError> {
+) -> Result<T, ApiError> {
     ctx.keys.require(headers, scopes)?;
     match body {
-        Ok(b) => Ok(b),
+        Ok(b) => decode(&b),
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Err(ApiError::too_large(ctx.max_body))
         }
@@ -71,73 +71,50 @@ fn body(
     }
 }
 
+type Answer<T> = Result<(StatusCode, Json<T>), ApiError>;
+
 async fn authorize(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
-) -> Response {
-    let r = async {
-        let b = body(&ctx, &headers, &[Scope::Authorize], raw)?;
-        let req: dto::AuthorizationReq = decode(&b)?;
-        let (auth, offset) = req.validate()?;
-        ctx.app.authorize(auth, offset).await
-    }
-    .await;
-    match r {
-        Ok(resp) => (StatusCode::OK, Json(resp)).into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Answer<dto::AuthorizationResp> {
+    let req: dto::AuthorizationReq = json_body(&ctx, &headers, &[Scope::Authorize], raw)?;
+    let (auth, offset) = req.validate()?;
+    Ok((StatusCode::OK, Json(ctx.app.authorize(auth, offset).await?)))
 }
 
 async fn enroll(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
-) -> Response {
-    let r = async {
-        let b = body(&ctx, &headers, &[Scope::Admin], raw)?;
-        let req: dto::EnrollReq = decode(&b)?;
-        let e = req.validate(ctx.app.keys())?;
-        ctx.app.enroll(e).await
-    }
-    .await;
-    match r {
-        Ok(resp) => {
-            let status = if resp.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, Json(resp)).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+) -> Answer<dto::EnrollResp> {
+    let req: dto::EnrollReq = json_body(&ctx, &headers, &[Scope::Admin], raw)?;
+    let resp = ctx.app.enroll(req.validate(ctx.app.keys())?).await?;
+    let status = if resp.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(resp)))
 }
 
 async fn label(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
-) -> Response {
-    let r = async {
-        let b = body(&ctx, &headers, &[Scope::Label, Scope::Admin], raw)?;
-        let req: dto::LabelReq = decode(&b)?;
-        req.validate()?;
-        let token = ctx
-            .app
-            .label(&req.authorization_id, req.fraud, req.source.clone())
-            .await?;
-        Ok::<_, ApiError>(dto::LabelResp {
-            authorization_id: req.authorization_id,
-            fraud: req.fraud,
-            card_token: token,
-        })
-    }
-    .await;
-    match r {
-        Ok(resp) => (StatusCode::OK, Json(resp)).into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Answer<dto::LabelResp> {
+    let req: dto::LabelReq = json_body(&ctx, &headers, &[Scope::Label, Scope::Admin], raw)?;
+    req.validate()?;
+    let token = ctx
+        .app
+        .label(&req.authorization_id, req.fraud, req.source.clone())
+        .await?;
+    let resp = dto::LabelResp {
+        authorization_id: req.authorization_id,
+        fraud: req.fraud,
+        card_token: token,
+    };
+    Ok((StatusCode::OK, Json(resp)))
 }
 
 async fn stats(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
