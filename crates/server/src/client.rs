@@ -82,7 +82,17 @@ impl Client {
         Ok((status, v))
     }
 
+    /// GETs a JSON answer (Null when the body is not JSON).
     pub async fn get(&mut self, path: &str) -> Result<(u16, serde_json::Value)> {
+        let (status, body) = self.get_raw(path).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// GETs the raw body.
+    pub async fn get_raw(&mut self, path: &str) -> Result<(u16, Bytes)> {
         self.sender.ready().await?;
         let req = hyper::Request::get(path)
             .header("host", self.addr.to_string())
@@ -90,10 +100,6 @@ impl Client {
             .body(Full::new(Bytes::new()))?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((
-            status,
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        ))
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
     }
 }

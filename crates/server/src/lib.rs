@@ -8,6 +8,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod keys;
+pub mod metrics;
 pub mod registry;
 pub mod service;
 

@@ -66,6 +66,7 @@ enum Step {
         durable: tokio::sync::oneshot::Receiver<Result<(), cardguard_store::StoreError>>,
         resp: Box<AuthorizationResp>,
         snapshot: Option<(u64, Vec<u8>)>,
+        decided: (cardguard_core::Decision, cardguard_core::ResponseCode),
     },
 }
 
@@ -88,6 +89,7 @@ pub struct App {
     cvv2: Cvv2ServiceCode,
     snapshot_lock: Mutex<()>,
     last_snapshot: AtomicU64,
+    pub metrics: crate::metrics::Metrics,
 }
 
 fn decode_record(payload: &[u8]) -> Result<AuthRecord, String> {
@@ -205,6 +207,7 @@ impl App {
             cvv2,
             snapshot_lock: Mutex::new(()),
             last_snapshot: AtomicU64::new(snapshot_offset.unwrap_or(0)),
+            metrics: crate::metrics::Metrics::default(),
         };
         Ok((app, summary))
     }
@@ -218,19 +221,22 @@ impl App {
     }
 
     /// Decides an authorization, logs it, and answers once the log has it.
+    /// `started` is when the request arrived, for the latency metric.
     pub async fn authorize(
         self: &Arc<Self>,
         auth: Authorization,
         utc_offset_min: i16,
+        started: Instant,
     ) -> Result<AuthorizationResp, ApiError> {
         let id = auth.id.clone();
-        let (rx, resp, snapshot) = match self.decide_and_log(auth, utc_offset_min)? {
+        let (rx, resp, snapshot, decided) = match self.decide_and_log(auth, utc_offset_min)? {
             Step::Seen(offset) => return self.answer_again(offset, &id).await,
             Step::Logged {
                 durable,
                 resp,
                 snapshot,
-            } => (durable, resp, snapshot),
+                decided,
+            } => (durable, resp, snapshot, decided),
         };
         if let Some((offset, bytes)) = snapshot {
             let app = Arc::clone(self);
@@ -238,6 +244,8 @@ impl App {
         }
         match rx.await {
             Ok(Ok(())) => {
+                self.metrics
+                    .authorization(decided.0, decided.1, started.elapsed());
                 tracing::debug!(authorization_id = %resp.authorization_id, decision = %resp.decision, code = %resp.response_code, "decided");
                 Ok(*resp)
             }
@@ -309,6 +317,7 @@ impl App {
             durable: rx,
             resp: Box::new(AuthorizationResp::from_record(&rec)),
             snapshot,
+            decided: (rec.outcome.decision, rec.outcome.response_code),
         })
     }
 
@@ -376,7 +385,10 @@ impl App {
             (rx, entry.card)
         };
         match rx.await {
-            Ok(Ok(())) => Ok(token.to_string()),
+            Ok(Ok(())) => {
+                self.metrics.label(fraud);
+                Ok(token.to_string())
+            }
             Ok(Err(e)) => Err(ApiError::unavailable(format!("event log: {e}"))),
             Err(_) => Err(ApiError::unavailable("event log writer stopped")),
         }
@@ -488,6 +500,19 @@ impl App {
         if let Some((offset, bytes)) = taken {
             self.write_snapshot(offset, &bytes);
         }
+    }
+
+    /// The Prometheus exposition: counters, the latency histogram and cheap state gauges.
+    pub fn metrics_text(&self) -> String {
+        let (counts, log_bytes) = {
+            let core = self.core();
+            (core.engine.counts(), core.log.end_offset())
+        };
+        let mut gauges: Vec<(&str, u64)> = counts.to_vec();
+        gauges.push(("cards_enrolled", self.registry.len() as u64));
+        gauges.push(("log_bytes", log_bytes));
+        gauges.push(("log_durable_bytes", self.watch.durable()));
+        self.metrics.render(&gauges)
     }
 
     pub fn stats(&self) -> serde_json::Value {

@@ -171,6 +171,29 @@ async fn contract_example_enroll_then_authorize() {
     bad["card"]["csc"] = json!(wrong);
     let (_, v) = acq.post("/v1/authorizations", &bad).await.unwrap();
     assert_eq!(v["response_code"], "N7", "{v}");
+
+    // The metrics count what happened, and the refusals too.
+    let (_, _) = acq
+        .post_raw("/v1/authorizations", b"{}".to_vec())
+        .await
+        .unwrap();
+    let (s, text) = admin.get_raw("/metrics").await.unwrap();
+    assert_eq!(s, 200);
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    for line in [
+        "cardguard_authorizations_total{decision=\"approve\"} 1",
+        "cardguard_authorizations_total{decision=\"hold\"} 1",
+        "cardguard_response_codes_total{code=\"N7\"} 1",
+        "cardguard_authorization_seconds_count 3",
+        "cardguard_refused_requests_total{class=\"4xx\"} 1",
+        "cardguard_state{part=\"cards\"} 1",
+        "cardguard_state{part=\"cards_enrolled\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
     srv.stop().await;
 }
 
@@ -202,6 +225,10 @@ async fn credentials_and_scopes() {
     // Health is public; nothing else is.
     let (s, _) = nobody.get("/v1/health").await.unwrap();
     assert_eq!(s, 200);
+    let (s, _) = nobody.get_raw("/metrics").await.unwrap();
+    assert_eq!(s, 401);
+    let (s, _) = acq.get_raw("/metrics").await.unwrap();
+    assert_eq!(s, 403);
     srv.stop().await;
 }
 

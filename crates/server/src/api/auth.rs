@@ -14,6 +14,8 @@ pub enum Scope {
     Authorize,
     /// Send fraud/genuine labels.
     Label,
+    /// Read /metrics.
+    Metrics,
 }
 
 impl Scope {
@@ -22,6 +24,7 @@ impl Scope {
             "admin" => Some(Scope::Admin),
             "authorize" => Some(Scope::Authorize),
             "label" => Some(Scope::Label),
+            "metrics" => Some(Scope::Metrics),
             _ => None,
         }
     }
@@ -30,6 +33,7 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Authorize => "authorize",
             Scope::Label => "label",
+            Scope::Metrics => "metrics",
         }
     }
     fn bit(&self) -> u8 {
@@ -37,6 +41,7 @@ impl Scope {
             Scope::Admin => 1,
             Scope::Authorize => 2,
             Scope::Label => 4,
+            Scope::Metrics => 8,
         }
     }
 }

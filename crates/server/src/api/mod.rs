@@ -31,9 +31,14 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/labels", post(label))
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response_with_state(
+            ctx.clone(),
+            count_refusals,
+        ))
         .with_state(ctx)
 }
 
@@ -78,9 +83,13 @@ async fn authorize(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Answer<dto::AuthorizationResp> {
+    let started = std::time::Instant::now();
     let req: dto::AuthorizationReq = json_body(&ctx, &headers, &[Scope::Authorize], raw)?;
     let (auth, offset) = req.validate()?;
-    Ok((StatusCode::OK, Json(ctx.app.authorize(auth, offset).await?)))
+    Ok((
+        StatusCode::OK,
+        Json(ctx.app.authorize(auth, offset, started).await?),
+    ))
 }
 
 async fn enroll(
@@ -120,6 +129,30 @@ async fn label(
 async fn stats(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     match ctx.keys.require(&headers, &[Scope::Admin]) {
         Ok(()) => Json(ctx.app.stats()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Counts every answer with an error status.
+async fn count_refusals(State(ctx): State<Ctx>, r: Response) -> Response {
+    let s = r.status().as_u16();
+    if s >= 400 {
+        ctx.app.metrics.refused(s);
+    }
+    r
+}
+
+/// Prometheus metrics; the scraper needs a key with the `metrics` or `admin` scope.
+async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    match ctx.keys.require(&headers, &[Scope::Metrics, Scope::Admin]) {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            ctx.app.metrics_text(),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -1,0 +1,156 @@
+//! Prometheus metrics: counters of decisions, response codes, labels and refused requests,
+//! and a histogram of the time from request to answer. Names are typed constants.
+
+use cardguard_core::{Decision, ResponseCode};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const AUTHORIZATIONS: &str = "cardguard_authorizations_total";
+pub const RESPONSE_CODES: &str = "cardguard_response_codes_total";
+pub const LABELS: &str = "cardguard_labels_total";
+pub const REFUSED: &str = "cardguard_refused_requests_total";
+pub const LATENCY: &str = "cardguard_authorization_seconds";
+pub const STATE: &str = "cardguard_state";
+
+const DECISIONS: [Decision; 4] = [
+    Decision::Approve,
+    Decision::Decline,
+    Decision::Hold,
+    Decision::Challenge,
+];
+/// Upper bounds of the latency buckets, seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    decisions: [AtomicU64; 4],
+    codes: [AtomicU64; ResponseCode::ALL.len()],
+    labels: [AtomicU64; 2],
+    refused_4xx: AtomicU64,
+    refused_5xx: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Metrics {
+    pub fn authorization(&self, decision: Decision, code: ResponseCode, took: Duration) {
+        if let Some(i) = DECISIONS.iter().position(|d| *d == decision) {
+            self.decisions[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(i) = ResponseCode::ALL.iter().position(|c| *c == code) {
+            self.codes[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let s = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn label(&self, fraud: bool) {
+        self.labels[usize::from(fraud)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn refused(&self, status: u16) {
+        if status >= 500 {
+            self.refused_5xx.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.refused_4xx.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The text exposition format, with the given gauges of the engine state.
+    pub fn render(&self, state: &[(&str, u64)]) -> String {
+        let mut o = String::new();
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "# HELP {AUTHORIZATIONS} Authorizations decided, by decision.\n# TYPE {AUTHORIZATIONS} counter"
+        );
+        for (d, c) in DECISIONS.iter().zip(&self.decisions) {
+            let _ = writeln!(
+                o,
+                "{AUTHORIZATIONS}{{decision=\"{}\"}} {}",
+                d.as_str(),
+                g(c)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP {RESPONSE_CODES} Authorizations by ISO 8583 response code.\n# TYPE {RESPONSE_CODES} counter"
+        );
+        for (r, c) in ResponseCode::ALL.iter().zip(&self.codes) {
+            let _ = writeln!(o, "{RESPONSE_CODES}{{code=\"{}\"}} {}", r.as_str(), g(c));
+        }
+        let _ = writeln!(
+            o,
+            "# HELP {LABELS} Labels recorded.\n# TYPE {LABELS} counter"
+        );
+        let _ = writeln!(o, "{LABELS}{{fraud=\"false\"}} {}", g(&self.labels[0]));
+        let _ = writeln!(o, "{LABELS}{{fraud=\"true\"}} {}", g(&self.labels[1]));
+        let _ = writeln!(
+            o,
+            "# HELP {REFUSED} Requests answered with an error.\n# TYPE {REFUSED} counter"
+        );
+        let _ = writeln!(o, "{REFUSED}{{class=\"4xx\"}} {}", g(&self.refused_4xx));
+        let _ = writeln!(o, "{REFUSED}{{class=\"5xx\"}} {}", g(&self.refused_5xx));
+        let _ = writeln!(
+            o,
+            "# HELP {LATENCY} Time from a valid request to its answer.\n# TYPE {LATENCY} histogram"
+        );
+        for (b, c) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(o, "{LATENCY}_bucket{{le=\"{b}\"}} {}", g(c));
+        }
+        let count = g(&self.count);
+        let _ = writeln!(o, "{LATENCY}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "{LATENCY}_sum {}", g(&self.sum_ns) as f64 / 1e9);
+        let _ = writeln!(o, "{LATENCY}_count {count}");
+        let _ = writeln!(
+            o,
+            "# HELP {STATE} Sizes of the engine state and the event log.\n# TYPE {STATE} gauge"
+        );
+        for (k, v) in state {
+            let _ = writeln!(o, "{STATE}{{part=\"{k}\"}} {v}");
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.authorization(
+            Decision::Approve,
+            ResponseCode::Approved,
+            Duration::from_micros(300),
+        );
+        m.authorization(
+            Decision::Hold,
+            ResponseCode::ReferToIssuer,
+            Duration::from_millis(3),
+        );
+        m.label(true);
+        m.refused(400);
+        let t = m.render(&[("cards", 7)]);
+        assert!(t.contains("cardguard_authorizations_total{decision=\"approve\"} 1"));
+        assert!(t.contains("cardguard_response_codes_total{code=\"01\"} 1"));
+        assert!(t.contains("cardguard_authorization_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(t.contains("cardguard_authorization_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(t.contains("cardguard_authorization_seconds_count 2"));
+        assert!(t.contains("cardguard_labels_total{fraud=\"true\"} 1"));
+        assert!(t.contains("cardguard_refused_requests_total{class=\"4xx\"} 1"));
+        assert!(t.contains("cardguard_state{part=\"cards\"} 7"));
+    }
+}
