@@ -225,6 +225,8 @@ async fn credentials_and_scopes() {
     // Health is public; nothing else is.
     let (s, _) = nobody.get("/v1/health").await.unwrap();
     assert_eq!(s, 200);
+    let (s, doc) = nobody.get("/openapi.json").await.unwrap();
+    assert_eq!((s, doc["openapi"].as_str()), (200, Some("3.1.0")));
     let (s, _) = nobody.get_raw("/metrics").await.unwrap();
     assert_eq!(s, 401);
     let (s, _) = acq.get_raw("/metrics").await.unwrap();

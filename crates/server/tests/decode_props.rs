@@ -115,3 +115,42 @@ fn the_valid_request_is_valid() {
     assert_eq!(offset, -300);
     assert_eq!(a.card.pin_block.as_deref().map(<[u8]>::len), Some(8));
 }
+
+/// The OpenAPI document lists every route, and its request examples are accepted as they
+/// stand: the document cannot drift from the code unnoticed.
+#[test]
+fn openapi_document_matches_the_routes_and_the_decoders() {
+    use cardguard_server::api::{OPENAPI, ROUTES};
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    for (method, path) in ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    assert_eq!(doc["paths"].as_object().unwrap().len(), ROUTES.len());
+    let schemas = &doc["components"]["schemas"];
+    let example = serde_json::to_vec(&schemas["AuthorizationRequest"]["example"]).unwrap();
+    let req: AuthorizationReq = decode(&example).unwrap();
+    req.validate().unwrap();
+    let example = serde_json::to_vec(&schemas["EnrollRequest"]["example"]).unwrap();
+    let _: EnrollReq = decode(&example).unwrap();
+    let example = serde_json::to_vec(&schemas["LabelRequest"]["example"]).unwrap();
+    let _: cardguard_server::api::dto::LabelReq = decode(&example).unwrap();
+    // Required fields of the authorization schema are exactly those the decoder requires.
+    let required: Vec<&str> = schemas["AuthorizationRequest"]["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for field in &required {
+        let mut v: Value = serde_json::from_slice(
+            &serde_json::to_vec(&schemas["AuthorizationRequest"]["example"]).unwrap(),
+        )
+        .unwrap();
+        v.as_object_mut().unwrap().remove(*field);
+        let e = decode::<AuthorizationReq>(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(*field));
+    }
+}

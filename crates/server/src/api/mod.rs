@@ -23,6 +23,17 @@ pub struct Ctx {
     pub max_body: usize,
 }
 
+/// Every route, as the OpenAPI document must list it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/cards"),
+    ("post", "/v1/authorizations"),
+    ("post", "/v1/labels"),
+    ("get", "/v1/stats"),
+    ("get", "/v1/health"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
 pub fn router(ctx: Ctx) -> Router {
     let limit = ctx.max_body;
     Router::new()
@@ -32,6 +43,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -155,6 +167,17 @@ async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
             .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The OpenAPI document of this API (public: it describes, it holds nothing).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn health() -> Response {
