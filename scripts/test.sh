@@ -11,4 +11,8 @@ if ! python3 -c 'import psec' 2>/dev/null; then
 fi
 # The oracle tests fail instead of skipping when the oracle is missing.
 export CARDGUARD_REQUIRE_ORACLES=1
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# One closing line for the whole run (cargo ends with the doc tests' own count).
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -75,8 +75,9 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             addr,
             key,
         } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+            // One thread for the load generator, the other core for the server; a
+            // current-thread runtime drives the connections without waking a worker.
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(bench_http(HttpArgs {
