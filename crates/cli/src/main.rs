@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod mail;
 mod rng;
 
 use anyhow::{Context, Result, bail};
@@ -26,6 +27,9 @@ enum Cmd {
     /// Benchmarks: the engine alone, the HTTP path under open-loop load, a restart.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Mail: the phishing analyzer.
+    #[command(subcommand)]
+    Mail(mail::MailCmd),
 }
 
 #[derive(clap::Args)]
@@ -70,6 +74,7 @@ fn main() -> Result<()> {
             rt.enable_all().build()?.block_on(serve(a, config))
         }
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Mail(m) => mail::run(m),
     }
 }
 

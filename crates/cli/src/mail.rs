@@ -1,0 +1,160 @@
+//! `cardguard mail scan PATH`: reads messages from a file (one message or an mbox), a
+//! Maildir or a folder of any of these (recursively; each file told apart by its content),
+//! and prints each verdict as a table row or a JSON line.
+
+use anyhow::{Context, Result};
+use cardguard_phish::{BrandRegistry, Report, analyze};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand)]
+pub enum MailCmd {
+    /// Analyze messages for phishing.
+    Scan {
+        /// A message file, an mbox, a Maildir or a folder of these.
+        path: PathBuf,
+        /// One JSON object per message instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// A TOML file of more brands (same form as the built-in registry).
+        #[arg(long)]
+        brands: Option<PathBuf>,
+    },
+}
+
+pub fn run(cmd: MailCmd) -> Result<()> {
+    let r = match cmd {
+        MailCmd::Scan { path, json, brands } => scan(&path, json, brands.as_deref()),
+    };
+    // A reader that stops early (`| head`) is not an error.
+    match r {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// One message read from a source, with where it came from.
+pub struct Source {
+    pub origin: String,
+    pub raw: Vec<u8>,
+}
+
+/// Every message under `path`.
+pub fn read_messages(path: &Path, out: &mut Vec<Source>) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || name == "tmp" {
+                continue;
+            }
+            read_messages(&p, out)?;
+        }
+        return Ok(());
+    }
+    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if raw.starts_with(b"From ") {
+        let it = mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(raw));
+        for (i, m) in it.enumerate() {
+            let m = m.with_context(|| format!("reading mbox {}", path.display()))?;
+            out.push(Source {
+                origin: format!("{}#{}", path.display(), i + 1),
+                raw: m.unwrap_contents(),
+            });
+        }
+    } else if !raw.is_empty() {
+        out.push(Source {
+            origin: path.display().to_string(),
+            raw,
+        });
+    }
+    Ok(())
+}
+
+fn scan(path: &Path, json: bool, brands: Option<&Path>) -> Result<()> {
+    let mut reg = BrandRegistry::builtin();
+    if let Some(b) = brands {
+        let text =
+            std::fs::read_to_string(b).with_context(|| format!("reading {}", b.display()))?;
+        reg.merge_toml(&text)?;
+    }
+    let mut sources = Vec::new();
+    read_messages(path, &mut sources)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut counts = [0usize; 4];
+    for s in &sources {
+        match analyze(&s.raw, &reg) {
+            Ok(r) => {
+                counts[match r.verdict {
+                    cardguard_phish::Verdict::Phishing => 0,
+                    cardguard_phish::Verdict::Suspicious => 1,
+                    cardguard_phish::Verdict::Clean => 2,
+                }] += 1;
+                if json {
+                    let mut v = serde_json::to_value(&r)?;
+                    v["source"] = serde_json::json!(s.origin);
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(out, "{}", row(&s.origin, &r))?;
+                }
+            }
+            Err(e) => {
+                counts[3] += 1;
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"source": s.origin, "error": e.to_string()})
+                    )?;
+                } else {
+                    writeln!(out, "{:<40} error: {e}", s.origin)?;
+                }
+            }
+        }
+    }
+    if !json {
+        writeln!(
+            out,
+            "{} messages: {} phishing, {} suspicious, {} clean, {} unreadable",
+            sources.len(),
+            counts[0],
+            counts[1],
+            counts[2],
+            counts[3]
+        )?;
+    }
+    Ok(())
+}
+
+fn row(origin: &str, r: &Report) -> String {
+    let codes: Vec<&str> = r.reasons.iter().map(|f| f.code).collect();
+    let subject: String = r
+        .subject
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .take(40)
+        .collect();
+    format!(
+        "{:<10} {:>3}  {:<18} {:<42} {}  [{}]",
+        serde_json::to_value(r.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        r.score,
+        r.brand.as_deref().unwrap_or("-"),
+        subject,
+        origin.rsplit('/').next().unwrap_or(origin),
+        codes.join(" ")
+    )
+}

@@ -1,0 +1,983 @@
+//! The analysis of one message: who it claims to be, who sent it, where its links go, what
+//! it asks for; each finding with its evidence and weight, summed into a verdict.
+
+use crate::brand::{Brand, BrandRegistry, registrable};
+use crate::links::{Link, host_of, html_links, html_text, is_ip_host, text_links, unusual_port};
+use crate::similar::{edit_distance, jaro_winkler, mixed_script, skeleton};
+use mail_parser::{MessageParser, MimeHeaders};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Messages larger than this are refused.
+pub const MAX_MESSAGE_BYTES: usize = 10 << 20;
+const MAX_LINKS: usize = 300;
+const MAX_TEXT_CHARS: usize = 200_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PhishError {
+    #[error("message of {0} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge(usize),
+    #[error("not an RFC 5322 message")]
+    NotAMessage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Phishing,
+    Suspicious,
+    Clean,
+}
+
+/// One reason, with what shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub weight: u32,
+    pub evidence: BTreeMap<&'static str, String>,
+}
+
+/// The analysis of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub verdict: Verdict,
+    pub score: u32,
+    /// The brand the message impersonates (or speaks for, when it is genuine).
+    pub brand: Option<String>,
+    pub reasons: Vec<Finding>,
+}
+
+/// Score at or above which a message is phishing, and suspicious.
+pub const PHISHING_AT: u32 = 50;
+pub const SUSPICIOUS_AT: u32 = 30;
+
+const CREDENTIAL_EN: &[&str] = &[
+    "password",
+    "passcode",
+    "pin number",
+    "your pin",
+    "social security",
+    "card number",
+    "credit card number",
+    "cvv",
+    "cvv2",
+    "security code",
+    "expiration date",
+    "mother's maiden",
+    "verify your account",
+    "confirm your account",
+    "update your account",
+    "verify your identity",
+    "confirm your identity",
+    "account information",
+    "billing information",
+    "personal information",
+    "log in to your account",
+    "login to your account",
+    "sign in to your account",
+    "update your information",
+    "confirm your information",
+    "verify your information",
+    "re-enter",
+    "validate your",
+    "prove your identity",
+    "account number",
+    "routing number",
+    "atm card",
+    "sign on",
+    "update your records",
+    "confirm your billing",
+    "verify your billing",
+];
+const CREDENTIAL_JA: &[&str] = &[
+    "パスワード",
+    "暗証番号",
+    "カード番号",
+    "セキュリティコード",
+    "有効期限",
+    "本人確認",
+    "アカウント情報",
+    "お支払い情報",
+    "ご登録情報",
+    "ログインして",
+    "ログインの上",
+    "ご確認ください",
+    "認証コード",
+    "個人情報",
+];
+const URGENCY_EN: &[&str] = &[
+    "suspend",
+    "suspension",
+    "within 24 hours",
+    "within 48 hours",
+    "within 72 hours",
+    "immediately",
+    "unauthorized",
+    "unusual activity",
+    "suspicious activity",
+    "has been limited",
+    "account will be",
+    "locked",
+    "will be closed",
+    "terminated",
+    "termination",
+    "as soon as possible",
+    "failure to",
+    "urgent",
+    "final notice",
+    "restricted",
+    "verify now",
+    "act now",
+    "expire",
+    "fraudulent",
+    "security alert",
+    "security measure",
+    "temporarily",
+    "deactivat",
+    "frozen",
+];
+const GREETINGS: &[&str] = &[
+    "dear customer",
+    "dear member",
+    "dear valued",
+    "dear user",
+    "dear client",
+    "dear account holder",
+    "dear sir/madam",
+    "dear sir or madam",
+    "dear ebay",
+    "dear paypal",
+    "dear bank",
+    "dear card",
+    "dear online banking",
+    "dear account",
+];
+/// Words of anchor text that ask for a click to act on an account.
+const ACTION_TEXT: &[&str] = &[
+    "click here",
+    "click",
+    "login",
+    "log in",
+    "log on",
+    "sign in",
+    "signin",
+    "sign on",
+    "verify",
+    "update",
+    "confirm",
+    "here",
+    "account",
+    "online banking",
+    "ログイン",
+    "こちら",
+    "確認",
+];
+/// Brand names and labels that are ordinary words too: on their own they claim nothing.
+const COMMON_WORDS: &[&str] = &[
+    "apple",
+    "chase",
+    "discover",
+    "visa",
+    "citi",
+    "regions",
+    "outlook",
+    "halifax",
+    "amazon",
+    "office365",
+    "hotmail",
+    "aeon",
+    "epos",
+    "saison",
+    "aplus",
+    "itunes",
+];
+const URGENCY_JA: &[&str] = &[
+    "至急",
+    "24時間以内",
+    "48時間以内",
+    "停止",
+    "制限",
+    "凍結",
+    "本日中",
+    "期限",
+    "不正",
+    "異常",
+    "ロック",
+    "利用停止",
+    "緊急",
+    "重要なお知らせ",
+    "ご請求金額確定",
+    "速やかに",
+];
+const DANGEROUS_EXT: &[&str] = &[
+    "exe", "scr", "pif", "com", "bat", "cmd", "js", "jse", "vbs", "vbe", "wsf", "hta", "jar",
+    "lnk", "iso", "img", "msi", "ps1", "html", "htm", "shtml", "svg", "docm", "xlsm", "pptm",
+    "cab", "reg",
+];
+
+fn ev(pairs: &[(&'static str, String)]) -> BTreeMap<&'static str, String> {
+    pairs.iter().cloned().collect()
+}
+
+/// Whether `name` occurs in `text` (lowercased), as a word for ASCII names.
+fn mentions(text_lower: &str, name: &str) -> bool {
+    let n = name.to_lowercase();
+    if n.is_empty() {
+        return false;
+    }
+    if !n.is_ascii() {
+        return text_lower.contains(&n);
+    }
+    let mut from = 0;
+    while let Some(p) = text_lower[from..].find(&n) {
+        let at = from + p;
+        let before = text_lower[..at].chars().next_back();
+        let after = text_lower[at + n.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+        if boundary(before) && boundary(after) {
+            return true;
+        }
+        from = at + n.len();
+    }
+    false
+}
+
+fn is_common(word: &str) -> bool {
+    COMMON_WORDS.contains(&word.to_lowercase().as_str())
+}
+
+/// The brand whose name the text carries; `distinctive` skips names that are ordinary words.
+fn brand_named_in<'a>(reg: &'a BrandRegistry, text: &str, distinctive: bool) -> Option<&'a Brand> {
+    let t = text.to_lowercase();
+    reg.brands().iter().find(|b| {
+        b.names
+            .iter()
+            .any(|n| (!distinctive || !is_common(n)) && mentions(&t, n))
+    })
+}
+
+/// The brand a display name speaks for. A name that is an ordinary word (`Apple`) claims the
+/// brand only as the whole display name or with a word a brand's own mail would add
+/// (`Apple Support`), not inside another name (`Apple Core Newsletter`).
+fn brand_of_display<'a>(reg: &'a BrandRegistry, display: &str) -> Option<&'a Brand> {
+    const SERVICE_WORDS: &[&str] = &[
+        "support", "security", "service", "services", "team", "billing", "account", "accounts",
+        "id", "store", "inc", "inc.", "online",
+    ];
+    let d = display.to_lowercase();
+    reg.brands().iter().find(|b| {
+        b.names.iter().any(|n| {
+            if !mentions(&d, n) {
+                return false;
+            }
+            if !is_common(n) {
+                return true;
+            }
+            let rest = d.replacen(&n.to_lowercase(), " ", 1);
+            rest.split_whitespace().all(|w| SERVICE_WORDS.contains(&w))
+        })
+    })
+}
+
+/// How a host imitates a brand.
+struct Imitation<'a> {
+    brand: &'a Brand,
+    code: &'static str,
+    how: String,
+}
+
+/// Whether `host` imitates a brand. Labels that are ordinary words (`apple`, `outlook`) count
+/// only for the brand the message already claims to be.
+fn imitation<'a>(
+    reg: &'a BrandRegistry,
+    host: &str,
+    claimed: Option<&Brand>,
+) -> Option<Imitation<'a>> {
+    if reg.owner_of(host).is_some() {
+        return None;
+    }
+    let regd = registrable(host);
+    let suffix = psl::suffix_str(host).unwrap_or("");
+    let body = host
+        .strip_suffix(suffix)
+        .unwrap_or(host)
+        .trim_end_matches('.');
+    let reg_label = regd.split('.').next().unwrap_or("");
+    let labels: Vec<&str> = body.split('.').filter(|l| !l.is_empty()).collect();
+    for (i, label) in labels.iter().enumerate() {
+        let in_subdomain = i + 1 < labels.len() || *label != reg_label;
+        let tokens: Vec<&str> = label.split('-').filter(|t| !t.is_empty()).collect();
+        for b in reg.brands() {
+            let is_claimed = claimed.is_some_and(|c| c.id == b.id);
+            for bl in b.labels.iter().filter(|l| l.len() >= 3) {
+                let common = is_common(bl) || bl.len() <= 4;
+                if common && !is_claimed {
+                    continue;
+                }
+                if *label == bl.as_str() || tokens.contains(&bl.as_str()) {
+                    return Some(if in_subdomain {
+                        Imitation {
+                            brand: b,
+                            code: "BRAND_IN_SUBDOMAIN",
+                            how: format!("the brand name {bl} as a subdomain of {regd}"),
+                        }
+                    } else {
+                        Imitation {
+                            brand: b,
+                            code: "LOOKALIKE_LINK",
+                            how: format!(
+                                "the brand name {bl} under a domain the brand does not own"
+                            ),
+                        }
+                    });
+                }
+                if bl.len() < 5 || label.len() < 4 {
+                    continue;
+                }
+                let (skl, skb) = (skeleton(label), skeleton(bl));
+                let how = if skl == skb {
+                    Some("look-alike characters".to_owned())
+                } else if label.contains(bl.as_str()) {
+                    Some(format!("contains {bl}"))
+                } else if edit_distance(&skl, &skb) == 1 {
+                    Some(format!("one character from {bl}"))
+                } else if bl.len() >= 8 && edit_distance(&skl, &skb) == 2 {
+                    Some(format!("two characters from {bl}"))
+                } else if bl.len() >= 8
+                    && label.len() >= 6
+                    && label.chars().next() == bl.chars().next()
+                {
+                    let jw = jaro_winkler(label, bl);
+                    (jw >= 0.89).then(|| format!("similar to {bl} (Jaro-Winkler {jw:.2})"))
+                } else {
+                    None
+                };
+                if let Some(how) = how {
+                    return Some(Imitation {
+                        brand: b,
+                        code: "LOOKALIKE_LINK",
+                        how,
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The decoded form of an internationalised host, if it is one.
+fn unicode_host(host: &str) -> Option<String> {
+    if !host.split('.').any(|l| l.starts_with("xn--")) && host.is_ascii() {
+        return None;
+    }
+    let (u, r) = idna::domain_to_unicode(host);
+    r.ok().map(|_| u)
+}
+
+fn push(
+    out: &mut Vec<Finding>,
+    code: &'static str,
+    weight: u32,
+    evidence: BTreeMap<&'static str, String>,
+) {
+    if let Some(f) = out.iter_mut().find(|f| f.code == code) {
+        f.weight = f.weight.max(weight);
+        return;
+    }
+    out.push(Finding {
+        code,
+        weight,
+        evidence,
+    });
+}
+
+fn matched<'a>(text: &str, words: &[&'a str]) -> Vec<&'a str> {
+    words.iter().copied().filter(|w| text.contains(w)).collect()
+}
+
+/// A form that asks for a secret: a password field or a field named for card data.
+fn credential_form(html_lower: &str) -> bool {
+    html_lower.contains("type=\"password\"")
+        || html_lower.contains("type=password")
+        || html_lower.contains("type='password'")
+        || [
+            "name=\"cc",
+            "name=cc",
+            "name=\"pin",
+            "name=pin",
+            "name=\"ssn",
+            "name=ssn",
+            "name=\"cvv",
+            "name=cvv",
+            "cardnumber",
+            "card_number",
+        ]
+        .iter()
+        .any(|n| html_lower.contains(n))
+}
+
+/// The parts of a message the checks read.
+struct Parts {
+    from_name: String,
+    from_domain: String,
+    from_reg: String,
+    reply_to: Option<String>,
+    subject: String,
+    html: String,
+    /// Subject and text, lowercased.
+    all_text: String,
+    links: Vec<Link>,
+    attachments: Vec<String>,
+    /// Sent to a list (List-Id, List-Unsubscribe) or offering to unsubscribe: a newsletter.
+    list_mail: bool,
+}
+
+fn parts(msg: &mail_parser::Message<'_>) -> Parts {
+    let from = msg.from().and_then(|a| a.first());
+    let from_name = from.and_then(|a| a.name()).unwrap_or("").trim().to_owned();
+    let from_addr = from
+        .and_then(|a| a.address())
+        .unwrap_or("")
+        .trim()
+        .to_lowercase();
+    let from_domain = from_addr
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').to_owned())
+        .unwrap_or_default();
+    let from_reg = if from_domain.is_empty() {
+        String::new()
+    } else {
+        registrable(&from_domain)
+    };
+    let mut html = String::new();
+    for i in 0..4 {
+        match msg.body_html(i) {
+            Some(h) if html.len() < MAX_TEXT_CHARS => html.push_str(&h),
+            _ => break,
+        }
+    }
+    let mut text = String::new();
+    for i in 0..4 {
+        match msg.body_text(i) {
+            Some(t) if text.len() < MAX_TEXT_CHARS => {
+                text.push_str(&t);
+                text.push('\n');
+            }
+            _ => break,
+        }
+    }
+    if !html.is_empty() {
+        text.push_str(&html_text(&html));
+    }
+    let mut links: Vec<Link> = html_links(&html, MAX_LINKS);
+    for l in text_links(&text, MAX_LINKS) {
+        if links.len() < MAX_LINKS && !links.iter().any(|x| x.url == l.url) {
+            links.push(l);
+        }
+    }
+    let subject = msg.subject().unwrap_or("").to_owned();
+    let all_text = format!(
+        "{subject}\n{}",
+        text.chars().take(MAX_TEXT_CHARS).collect::<String>()
+    )
+    .to_lowercase();
+    let list_mail = msg.header_raw("List-Id").is_some()
+        || msg.header_raw("List-Unsubscribe").is_some()
+        || all_text.contains("unsubscribe");
+    Parts {
+        from_name,
+        from_domain,
+        from_reg,
+        reply_to: msg
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_lowercase),
+        subject,
+        html,
+        all_text,
+        links,
+        attachments: msg
+            .attachments()
+            .filter_map(|p| p.attachment_name().map(str::to_owned))
+            .collect(),
+        list_mail,
+    }
+}
+
+/// Analyzes one raw message.
+pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
+    if raw.len() > MAX_MESSAGE_BYTES {
+        return Err(PhishError::TooLarge(raw.len()));
+    }
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(PhishError::NotAMessage)?;
+    let p = parts(&msg);
+    let mut f: Vec<Finding> = Vec::new();
+
+    // Who the message claims to be: its display name, its subject, its sender's domain, or
+    // the brand its text names most.
+    let by_display = brand_of_display(reg, &p.from_name);
+    let by_subject = brand_named_in(reg, &p.subject, true);
+    let sender_owner = reg.owner_of(&p.from_domain);
+    let body_brand = reg
+        .brands()
+        .iter()
+        .map(|b| {
+            (
+                b,
+                b.names
+                    .iter()
+                    .filter(|n| !is_common(n) && mentions(&p.all_text, n))
+                    .count(),
+            )
+        })
+        .filter(|(_, n)| *n >= 1)
+        .max_by_key(|(_, n)| *n)
+        .map(|(b, _)| b);
+    // Body mentions name a brand but claim nothing on their own: newsletters talk about
+    // brands all the time.
+    let stated = by_display.or(by_subject).or(sender_owner);
+    let sender_imitation = if p.from_domain.is_empty() {
+        None
+    } else {
+        imitation(reg, &p.from_domain, stated)
+    };
+
+    // The links.
+    let mut link_imitations = Vec::new();
+    let mut homograph_brand: Option<&Brand> = None;
+    let mut seen_hosts: Vec<String> = Vec::new();
+    for l in &p.links {
+        let Some(host) = host_of(&l.url) else {
+            continue;
+        };
+        if let Some(port) = unusual_port(&l.url) {
+            push(
+                &mut f,
+                "UNUSUAL_PORT",
+                20,
+                ev(&[
+                    ("url", l.url.chars().take(200).collect()),
+                    ("port", port.to_string()),
+                ]),
+            );
+        }
+        if seen_hosts.contains(&host) {
+            continue;
+        }
+        seen_hosts.push(host.clone());
+        if is_ip_host(&host) {
+            push(
+                &mut f,
+                "IP_URL",
+                35,
+                ev(&[
+                    ("url", l.url.chars().take(200).collect()),
+                    ("host", host.clone()),
+                ]),
+            );
+            continue;
+        }
+        if let Some(u) = unicode_host(&host) {
+            let sk = skeleton(&u);
+            let target = reg.brands().iter().find(|b| {
+                b.labels
+                    .iter()
+                    .any(|bl| bl.len() >= 4 && sk.split(['.', '-']).any(|t| t == skeleton(bl)))
+            });
+            if target.is_some() || mixed_script(&u) {
+                let mut e = vec![("link_domain", host.clone()), ("unicode", u.clone())];
+                if let Some(b) = target {
+                    e.push(("imitates", b.primary_domain().to_owned()));
+                    homograph_brand = homograph_brand.or(Some(b));
+                }
+                push(&mut f, "HOMOGRAPH_DOMAIN", 45, ev(&e));
+            }
+        }
+        if let Some(im) = imitation(reg, &host, stated) {
+            link_imitations.push((host.clone(), im));
+        }
+    }
+    let claimed: Option<&Brand> = by_display
+        .or(by_subject)
+        .or(sender_imitation.as_ref().map(|i| i.brand))
+        .or(link_imitations.first().map(|(_, i)| i.brand))
+        .or(homograph_brand)
+        .or(sender_owner)
+        .or(body_brand);
+
+    // The sender.
+    if let Some(b) = by_display
+        .or(by_subject)
+        .or(sender_imitation.as_ref().map(|i| i.brand))
+        && !p.from_reg.is_empty()
+        && !b.owns_registrable(&p.from_reg)
+    {
+        let mut e = vec![
+            ("brand", b.display_name().to_owned()),
+            ("sender_domain", p.from_domain.clone()),
+        ];
+        if let Some(im) = &sender_imitation {
+            e.push(("how", im.how.clone()));
+        }
+        e.push((
+            "official",
+            b.mail_domains.first().cloned().unwrap_or_default(),
+        ));
+        let w = if by_display.is_some() || sender_imitation.is_some() {
+            35
+        } else {
+            15
+        };
+        push(&mut f, "SENDER_NOT_OFFICIAL_DOMAIN", w, ev(&e));
+    }
+    if let Some(d) = display_domain(&p.from_name)
+        && !p.from_reg.is_empty()
+        && registrable(&d) != p.from_reg
+    {
+        push(
+            &mut f,
+            "DISPLAY_NAME_SPOOF",
+            30,
+            ev(&[
+                ("display_name", p.from_name.clone()),
+                ("sender_domain", p.from_domain.clone()),
+            ]),
+        );
+    }
+    if let (Some(rt), false) = (&p.reply_to, p.from_reg.is_empty())
+        && let Some((_, d)) = rt.rsplit_once('@')
+    {
+        let same_owner = reg
+            .owner_of(d)
+            .zip(sender_owner)
+            .is_some_and(|(a, b)| a.id == b.id);
+        if registrable(d) != p.from_reg && !same_owner {
+            push(
+                &mut f,
+                "REPLY_TO_MISMATCH",
+                10,
+                ev(&[
+                    ("reply_to_domain", d.to_owned()),
+                    ("sender_domain", p.from_domain.clone()),
+                ]),
+            );
+        }
+    }
+    for (host, im) in &link_imitations {
+        let w = if im.code == "BRAND_IN_SUBDOMAIN" {
+            35
+        } else {
+            40
+        };
+        push(
+            &mut f,
+            im.code,
+            w,
+            ev(&[
+                ("link_domain", host.clone()),
+                ("imitates", im.brand.primary_domain().to_owned()),
+                ("how", im.how.clone()),
+            ]),
+        );
+    }
+    for l in &p.links {
+        let (Some(shown), Some(target)) = (l.text.as_deref().and_then(shown_host), host_of(&l.url))
+        else {
+            continue;
+        };
+        let same_owner = reg
+            .owner_of(&target)
+            .zip(reg.owner_of(&shown))
+            .is_some_and(|(a, b)| a.id == b.id);
+        if registrable(&shown) != registrable(&target) && !same_owner {
+            // Strong when the reader is shown a brand's site, the sender's own site, a
+            // sign-in or banking site, or when the real target is an address.
+            let strong = reg.owner_of(&shown).is_some()
+                || is_ip_host(&target)
+                || (!p.from_reg.is_empty() && registrable(&shown) == p.from_reg)
+                || ["bank", "login", "signin", "secure", "account", "online"]
+                    .iter()
+                    .any(|w| shown.contains(w));
+            push(
+                &mut f,
+                "LINK_TEXT_MISMATCH",
+                if strong { 35 } else { 10 },
+                ev(&[("shown", shown), ("target", target)]),
+            );
+        }
+    }
+    // A message that speaks for a brand and sends the reader elsewhere to act on an account.
+    if let Some(b) = by_display.or(sender_owner) {
+        let away = p.links.iter().find(|l| {
+            let Some(host) = host_of(&l.url) else {
+                return false;
+            };
+            let text = l.text.as_deref().unwrap_or("").to_lowercase();
+            !l.form
+                && !b.owns(&host)
+                && reg.owner_of(&host).is_none()
+                && (ACTION_TEXT.iter().any(|a| text.contains(a))
+                    || b.names.iter().any(|n| mentions(&text, n)))
+        });
+        if let Some(l) = away {
+            push(
+                &mut f,
+                "LINK_NOT_OFFICIAL",
+                25,
+                ev(&[
+                    ("brand", b.display_name().to_owned()),
+                    ("link_domain", host_of(&l.url).unwrap_or_default()),
+                    ("text", l.text.clone().unwrap_or_default()),
+                ]),
+            );
+        }
+    }
+    let cred: Vec<&str> = matched(&p.all_text, CREDENTIAL_EN)
+        .into_iter()
+        .chain(matched(&p.all_text, CREDENTIAL_JA))
+        .collect();
+    let urg: Vec<&str> = matched(&p.all_text, URGENCY_EN)
+        .into_iter()
+        .chain(matched(&p.all_text, URGENCY_JA))
+        .collect();
+    let greet = matched(&p.all_text, GREETINGS);
+    // A sender that asks for account data in a hurry and sends the reader to another
+    // organisation's site to give it.
+    if !cred.is_empty()
+        && (!urg.is_empty() || !greet.is_empty())
+        && !p.from_reg.is_empty()
+        && !p.list_mail
+    {
+        let away = p.links.iter().find(|l| {
+            let Some(host) = host_of(&l.url) else {
+                return false;
+            };
+            let text = l.text.as_deref().unwrap_or("").to_lowercase();
+            !l.form
+                && registrable(&host) != p.from_reg
+                && ACTION_TEXT.iter().any(|a| text.contains(a))
+        });
+        if let Some(l) = away {
+            push(
+                &mut f,
+                "LINK_NOT_OFFICIAL",
+                25,
+                ev(&[
+                    ("sender_domain", p.from_domain.clone()),
+                    ("link_domain", host_of(&l.url).unwrap_or_default()),
+                    ("text", l.text.clone().unwrap_or_default()),
+                ]),
+            );
+        }
+    }
+    // Nothing to read but a picture that is a link: the text is in the image.
+    let visible = html_text(&p.html);
+    if !p.html.is_empty()
+        && visible.chars().filter(|c| !c.is_whitespace()).count() < 40
+        && linked_image(&p.html)
+    {
+        push(
+            &mut f,
+            "IMAGE_ONLY_LINK",
+            30,
+            ev(&[("visible_text", visible.chars().take(40).collect())]),
+        );
+    }
+    let html_lower = p.html.to_lowercase();
+    if let Some(form) = p.links.iter().find(|l| l.form)
+        && credential_form(&html_lower)
+    {
+        push(
+            &mut f,
+            "HTML_FORM",
+            40,
+            ev(&[("action", form.url.chars().take(200).collect())]),
+        );
+    }
+    // What it asks for, and how.
+    if !cred.is_empty() {
+        let w = if cred.len() >= 2 { 15 } else { 8 };
+        push(
+            &mut f,
+            "CREDENTIAL_REQUEST",
+            w,
+            ev(&[(
+                "phrases",
+                cred.iter().take(4).copied().collect::<Vec<_>>().join(", "),
+            )]),
+        );
+    }
+    if !urg.is_empty() {
+        let w = if urg.len() >= 2 { 12 } else { 6 };
+        push(
+            &mut f,
+            "URGENCY",
+            w,
+            ev(&[(
+                "phrases",
+                urg.iter().take(4).copied().collect::<Vec<_>>().join(", "),
+            )]),
+        );
+    }
+    if let Some(g) = greet.first() {
+        push(
+            &mut f,
+            "GENERIC_GREETING",
+            10,
+            ev(&[("greeting", (*g).to_owned())]),
+        );
+    }
+    for name in &p.attachments {
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        if DANGEROUS_EXT.contains(&ext.as_str()) {
+            push(
+                &mut f,
+                "DANGEROUS_ATTACHMENT",
+                40,
+                ev(&[("filename", name.clone())]),
+            );
+        }
+    }
+    f.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.code.cmp(b.code)));
+    let score: u32 = f.iter().map(|x| x.weight).sum::<u32>().min(100);
+    let verdict = if score >= PHISHING_AT {
+        Verdict::Phishing
+    } else if score >= SUSPICIOUS_AT {
+        Verdict::Suspicious
+    } else {
+        Verdict::Clean
+    };
+    let from = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_lowercase);
+    Ok(Report {
+        message_id: msg.message_id().map(str::to_owned),
+        subject: msg.subject().map(str::to_owned),
+        from,
+        verdict,
+        score,
+        brand: claimed.map(|b| b.display_name().to_owned()),
+        reasons: f,
+    })
+}
+
+/// Whether the HTML has an image inside a link.
+fn linked_image(html: &str) -> bool {
+    let h = html.to_lowercase();
+    let mut from = 0;
+    while let Some(p) = h[from..].find("<a ") {
+        let start = from + p;
+        let end = h[start..].find("</a").map_or(h.len(), |e| start + e);
+        if h[start..end].contains("<img") {
+            return true;
+        }
+        from = end.max(start + 3);
+        if from >= h.len() {
+            break;
+        }
+    }
+    false
+}
+
+/// A domain shown in a display name (`"service@paypal.com" <x@evil.net>`).
+fn display_domain(name: &str) -> Option<String> {
+    let n = name.to_lowercase();
+    if let Some((_, d)) = n.rsplit_once('@') {
+        let d: String = d
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+            .collect();
+        return d.contains('.').then_some(d);
+    }
+    None
+}
+
+/// The host a link's text shows, when the text looks like a URL or a domain.
+fn shown_host(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.contains(' ') || t.len() < 4 {
+        return None;
+    }
+    if let Some(h) = host_of(t) {
+        return Some(h);
+    }
+    let candidate = t.split('/').next().unwrap_or("").to_ascii_lowercase();
+    let looks = candidate.contains('.')
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && psl::suffix_str(&candidate)
+            .is_some_and(|s| s != candidate && candidate.len() > s.len() + 1);
+    looks.then_some(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(raw: &str) -> Report {
+        analyze(raw.as_bytes(), &BrandRegistry::builtin()).unwrap()
+    }
+
+    fn codes(r: &Report) -> Vec<&'static str> {
+        r.reasons.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_classic_ebay_phish() {
+        let r = report(
+            "From: eBay <aw-confirm@ebay-secure-login.com>\r\nSubject: Your account will be suspended\r\n\
+             Content-Type: text/html\r\n\r\n<p>Please verify your account within 24 hours.\
+             <a href=\"http://61.12.3.4/ebay/\">https://signin.ebay.com/ws/eBayISAPI.dll</a></p>",
+        );
+        assert_eq!(r.verdict, Verdict::Phishing, "{r:?}");
+        assert_eq!(r.brand.as_deref(), Some("eBay"));
+        let c = codes(&r);
+        for code in [
+            "SENDER_NOT_OFFICIAL_DOMAIN",
+            "IP_URL",
+            "LINK_TEXT_MISMATCH",
+            "URGENCY",
+            "CREDENTIAL_REQUEST",
+        ] {
+            assert!(c.contains(&code), "{code} in {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_genuine_notice_is_clean() {
+        let r = report(
+            "From: PayPal <service@paypal.com>\r\nSubject: Receipt for your payment\r\n\r\n\
+             You sent a payment of $10.00. See https://www.paypal.com/activity",
+        );
+        assert_eq!(r.verdict, Verdict::Clean, "{r:?}");
+        assert!(r.reasons.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn lookalikes_homographs_and_attachments() {
+        let r = report(
+            "From: Support <help@mail.example.net>\r\nSubject: invoice\r\nContent-Type: text/html\r\n\r\n\
+             <a href=\"http://www.paypal.com.secure-check.net/x\">x</a> <a href=\"http://xn--pypal-4ve.com/\">y</a>",
+        );
+        let c = codes(&r);
+        assert!(c.contains(&"BRAND_IN_SUBDOMAIN"), "{c:?}");
+        assert!(c.contains(&"HOMOGRAPH_DOMAIN"), "{c:?}");
+        let big = vec![b'a'; MAX_MESSAGE_BYTES + 1];
+        assert_eq!(
+            analyze(&big, &BrandRegistry::builtin()),
+            Err(PhishError::TooLarge(big.len()))
+        );
+    }
+}
