@@ -43,3 +43,30 @@ fn fixtures_give_their_expected_verdicts() {
     }
     assert!(n >= 4, "fixtures missing: {n}");
 }
+
+mod robustness {
+    use cardguard_phish::{BrandRegistry, analyze};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// Any bytes, and any damage to a real message, give a report or an error, never a panic.
+        #[test]
+        fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = analyze(&bytes, &BrandRegistry::builtin());
+        }
+
+        #[test]
+        fn damaged_messages(cut in 0usize..2000, flip in 0usize..2000, byte in any::<u8>()) {
+            let raw = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ebay-ip-form-phish.eml")).unwrap();
+            let mut m = raw[..cut.min(raw.len())].to_vec();
+            if !m.is_empty() {
+                let i = flip % m.len();
+                m[i] = byte;
+            }
+            if let Ok(r) = analyze(&m, &BrandRegistry::builtin()) {
+                prop_assert!(r.score <= 100);
+            }
+        }
+    }
+}

@@ -30,6 +30,15 @@ pub struct Config {
     pub keys: KeysConfig,
     pub csc: CscConfig,
     pub engine: EngineSection,
+    pub mail: MailConfig,
+}
+
+/// The phishing analyzer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// A TOML file of brands added to the built-in registry.
+    pub brands_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -90,6 +90,7 @@ pub struct App {
     snapshot_lock: Mutex<()>,
     last_snapshot: AtomicU64,
     pub metrics: crate::metrics::Metrics,
+    brands: cardguard_phish::BrandRegistry,
 }
 
 fn decode_record(payload: &[u8]) -> Result<AuthRecord, String> {
@@ -178,6 +179,18 @@ impl App {
                 )));
             }
         };
+        let mut brands = cardguard_phish::BrandRegistry::builtin();
+        if let Some(path) = &config.mail.brands_file {
+            let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
+                path: path.display().to_string(),
+                source,
+            })?;
+            brands.merge_toml(&text).map_err(|e| {
+                OpenError::Config(crate::config::ConfigError::Invalid(format!(
+                    "mail.brands_file: {e}"
+                )))
+            })?;
+        }
         let summary = OpenSummary {
             cards: registry.len(),
             snapshot_offset,
@@ -208,12 +221,18 @@ impl App {
             snapshot_lock: Mutex::new(()),
             last_snapshot: AtomicU64::new(snapshot_offset.unwrap_or(0)),
             metrics: crate::metrics::Metrics::default(),
+            brands,
         };
         Ok((app, summary))
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The brand registry of the phishing analyzer.
+    pub fn brands(&self) -> &cardguard_phish::BrandRegistry {
+        &self.brands
     }
 
     pub fn keys(&self) -> &KeyRing {

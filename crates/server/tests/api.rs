@@ -172,6 +172,24 @@ async fn contract_example_enroll_then_authorize() {
     let (_, v) = acq.post("/v1/authorizations", &bad).await.unwrap();
     assert_eq!(v["response_code"], "N7", "{v}");
 
+    // The phishing analyzer takes a raw message.
+    let phish = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../phish/tests/fixtures/ebay-ip-form-phish.eml"
+    ))
+    .unwrap();
+    let (s, v) = admin
+        .post_raw("/v1/mail/scan", phish.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v["verdict"].as_str(), v["brand"].as_str()),
+        (200, Some("phishing"), Some("eBay")),
+        "{v}"
+    );
+    let (s, _) = acq.post_raw("/v1/mail/scan", phish).await.unwrap();
+    assert_eq!(s, 403);
+
     // The metrics count what happened, and the refusals too.
     let (_, _) = acq
         .post_raw("/v1/authorizations", b"{}".to_vec())
@@ -185,7 +203,7 @@ async fn contract_example_enroll_then_authorize() {
         "cardguard_authorizations_total{decision=\"hold\"} 1",
         "cardguard_response_codes_total{code=\"N7\"} 1",
         "cardguard_authorization_seconds_count 3",
-        "cardguard_refused_requests_total{class=\"4xx\"} 1",
+        "cardguard_refused_requests_total{class=\"4xx\"} 2",
         "cardguard_state{part=\"cards\"} 1",
         "cardguard_state{part=\"cards_enrolled\"} 1",
     ] {

@@ -16,6 +16,8 @@ pub enum Scope {
     Label,
     /// Read /metrics.
     Metrics,
+    /// Submit mail to the phishing analyzer.
+    Mail,
 }
 
 impl Scope {
@@ -25,6 +27,7 @@ impl Scope {
             "authorize" => Some(Scope::Authorize),
             "label" => Some(Scope::Label),
             "metrics" => Some(Scope::Metrics),
+            "mail" => Some(Scope::Mail),
             _ => None,
         }
     }
@@ -34,6 +37,7 @@ impl Scope {
             Scope::Authorize => "authorize",
             Scope::Label => "label",
             Scope::Metrics => "metrics",
+            Scope::Mail => "mail",
         }
     }
     fn bit(&self) -> u8 {
@@ -42,6 +46,7 @@ impl Scope {
             Scope::Authorize => 2,
             Scope::Label => 4,
             Scope::Metrics => 8,
+            Scope::Mail => 16,
         }
     }
 }

@@ -32,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("post", "/v1/mail/scan"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -44,6 +45,12 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route(
+            "/v1/mail/scan",
+            post(mail_scan).layer(DefaultBodyLimit::max(
+                cardguard_phish::analyze::MAX_MESSAGE_BYTES,
+            )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -143,6 +150,36 @@ async fn stats(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
         Ok(()) => Json(ctx.app.stats()).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The phishing analyzer: the raw RFC 5322 message is the body.
+async fn mail_scan(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<cardguard_phish::Report>, ApiError> {
+    ctx.keys.require(&headers, &[Scope::Mail, Scope::Admin])?;
+    let body = match raw {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::too_large(
+                cardguard_phish::analyze::MAX_MESSAGE_BYTES,
+            ));
+        }
+        Err(r) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                r.body_text(),
+            ));
+        }
+    };
+    let app = std::sync::Arc::clone(&ctx.app);
+    let report = tokio::task::spawn_blocking(move || cardguard_phish::analyze(&body, app.brands()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string()))?;
+    Ok(Json(report))
 }
 
 /// Counts every answer with an error status.
