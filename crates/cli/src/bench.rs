@@ -50,6 +50,13 @@ pub enum BenchCmd {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Phishing analyzer throughput on one core over the messages under PATH.
+    Mail {
+        path: std::path::PathBuf,
+        /// Passes over the messages.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
     /// Time to open a data directory holding many events (with its snapshot, and without).
     Restart {
         #[arg(long, default_value_t = 1_000_000)]
@@ -90,6 +97,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
                 key,
             }))
         }
+        BenchCmd::Mail { path, rounds } => bench_mail(&path, rounds),
         BenchCmd::Restart { events, cards } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -121,6 +129,35 @@ fn report(h: &Histogram<u64>) -> String {
         us(h.max()),
         h.len()
     )
+}
+
+fn bench_mail(path: &std::path::Path, rounds: u32) -> Result<()> {
+    let mut sources = Vec::new();
+    crate::mail::read_messages(path, &mut sources)?;
+    if sources.is_empty() {
+        bail!("no messages under {}", path.display());
+    }
+    let reg = cardguard_phish::BrandRegistry::builtin();
+    let bytes: usize = sources.iter().map(|s| s.raw.len()).sum();
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let t0 = Instant::now();
+    for _ in 0..rounds.max(1) {
+        for s in &sources {
+            let t = Instant::now();
+            std::hint::black_box(cardguard_phish::analyze(&s.raw, &reg).ok());
+            h.record((t.elapsed().as_nanos() as u64).max(1))?;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let n = sources.len() as f64 * f64::from(rounds.max(1));
+    println!(
+        "{} messages ({:.1} MB) x {rounds}: {:.0} messages/s on one core; per message {}",
+        sources.len(),
+        bytes as f64 / 1e6,
+        n / secs,
+        report(&h)
+    );
+    Ok(())
 }
 
 fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {

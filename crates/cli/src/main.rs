@@ -3,7 +3,7 @@
 
 mod bench;
 mod demo;
-mod mail;
+pub mod mail;
 mod rng;
 
 use anyhow::{Context, Result, bail};

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub const MAX_MESSAGE_BYTES: usize = 10 << 20;
 const MAX_LINKS: usize = 300;
 const MAX_TEXT_CHARS: usize = 200_000;
+/// Characters of text the wording checks read: the start of a message says what it wants.
+const MAX_SCAN_CHARS: usize = 30_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PhishError {
@@ -52,7 +54,7 @@ pub struct Report {
 
 /// Score at or above which a message is phishing, and suspicious.
 pub const PHISHING_AT: u32 = 50;
-pub const SUSPICIOUS_AT: u32 = 30;
+pub const SUSPICIOUS_AT: u32 = 25;
 
 const CREDENTIAL_EN: &[&str] = &[
     "password",
@@ -218,6 +220,29 @@ const DANGEROUS_EXT: &[&str] = &[
     "cab", "reg",
 ];
 
+/// Offers of money, credit or prizes: the lure of the data-harvesting kind of phishing.
+const LURE: &[&str] = &[
+    "gift card", "approved", "pre-approved", "un-secured", "unsecured", "credit limit", "claim your",
+    "free $", "$500", "$300", "$1000", "$10,000", "winner", "you have won", "prize", "reward",
+    "complimentary", "sweepstakes", "lottery", "instant approval", "reserved for you", "cash bonus",
+    "当選", "賞金", "プレゼント", "ギフト券",
+];
+
+/// Findings about what the text says, as opposed to where it sends the reader.
+const CONTENT_CODES: &[&str] = &["PRIZE_OR_CREDIT_LURE", "CREDENTIAL_REQUEST", "URGENCY", "GENERIC_GREETING"];
+
+const ARCHIVE_EXT: &[&str] = &["zip", "rar", "7z", "gz", "tgz", "ace", "arj"];
+
+/// Words of running text: letter-only tokens of two or more letters, outside PGP signature
+/// blocks (phishers pad image-only messages with them).
+fn words(text: &str) -> usize {
+    let t = match (text.find("-----BEGIN PGP SIGNATURE-----"), text.find("-----END PGP SIGNATURE-----")) {
+        (Some(a), Some(b)) if b > a => format!("{} {}", &text[..a], &text[b..]),
+        _ => text.to_owned(),
+    };
+    t.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2).count()
+}
+
 fn ev(pairs: &[(&'static str, String)]) -> BTreeMap<&'static str, String> {
     pairs.iter().cloned().collect()
 }
@@ -251,12 +276,10 @@ fn is_common(word: &str) -> bool {
 
 /// The brand whose name the text carries; `distinctive` skips names that are ordinary words.
 fn brand_named_in<'a>(reg: &'a BrandRegistry, text: &str, distinctive: bool) -> Option<&'a Brand> {
-    let t = text.to_lowercase();
-    reg.brands().iter().find(|b| {
-        b.names
-            .iter()
-            .any(|n| (!distinctive || !is_common(n)) && mentions(&t, n))
-    })
+    reg.names_in(&text.to_lowercase())
+        .into_iter()
+        .find(|(_, n)| !distinctive || !is_common(n))
+        .map(|(b, _)| b)
 }
 
 /// The brand a display name speaks for. A name that is an ordinary word (`Apple`) claims the
@@ -338,13 +361,16 @@ fn imitation<'a>(
                     continue;
                 }
                 let (skl, skb) = (skeleton(label), skeleton(bl));
+                // Edit distances only between labels of near length (cheap to rule out).
+                let near = skl.len().abs_diff(skb.len()) <= 2;
+                let dist = if near { edit_distance(&skl, &skb) } else { usize::MAX };
                 let how = if skl == skb {
                     Some("look-alike characters".to_owned())
                 } else if label.contains(bl.as_str()) {
                     Some(format!("contains {bl}"))
-                } else if edit_distance(&skl, &skb) == 1 {
+                } else if dist == 1 {
                     Some(format!("one character from {bl}"))
-                } else if bl.len() >= 8 && edit_distance(&skl, &skb) == 2 {
+                } else if bl.len() >= 8 && dist == 2 {
                     Some(format!("two characters from {bl}"))
                 } else if bl.len() >= 8
                     && label.len() >= 6
@@ -394,8 +420,33 @@ fn push(
     });
 }
 
-fn matched<'a>(text: &str, words: &[&'a str]) -> Vec<&'a str> {
-    words.iter().copied().filter(|w| text.contains(w)).collect()
+/// The phrases of `words` that occur in `text` (lowercase), each once, in list order. One
+/// automaton a list, built on first use.
+fn matched<'a>(text: &str, words: &'a [&'a str]) -> Vec<&'a str> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<usize, Arc<aho_corasick::AhoCorasick>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = words.as_ptr() as usize;
+    let ac = {
+        let mut c = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        match c.get(&key) {
+            Some(a) => Arc::clone(a),
+            None => match aho_corasick::AhoCorasick::new(words) {
+                Ok(a) => {
+                    let a = Arc::new(a);
+                    c.insert(key, Arc::clone(&a));
+                    a
+                }
+                Err(_) => return words.iter().copied().filter(|w| text.contains(w)).collect(),
+            },
+        }
+    };
+    let mut hit = vec![false; words.len()];
+    for m in ac.find_overlapping_iter(text) {
+        hit[m.pattern().as_usize()] = true;
+    }
+    words.iter().zip(hit).filter(|(_, h)| *h).map(|(w, _)| *w).collect()
 }
 
 /// A form that asks for a secret: a password field or a field named for card data.
@@ -433,6 +484,8 @@ struct Parts {
     attachments: Vec<String>,
     /// Sent to a list (List-Id, List-Unsubscribe) or offering to unsubscribe: a newsletter.
     list_mail: bool,
+    /// The text of the HTML part as a reader sees it.
+    visible: String,
 }
 
 fn parts(msg: &mail_parser::Message<'_>) -> Parts {
@@ -469,9 +522,8 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
             _ => break,
         }
     }
-    if !html.is_empty() {
-        text.push_str(&html_text(&html));
-    }
+    let visible = html_text(&html);
+    text.push_str(&visible);
     let mut links: Vec<Link> = html_links(&html, MAX_LINKS);
     for l in text_links(&text, MAX_LINKS) {
         if links.len() < MAX_LINKS && !links.iter().any(|x| x.url == l.url) {
@@ -481,7 +533,7 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
     let subject = msg.subject().unwrap_or("").to_owned();
     let all_text = format!(
         "{subject}\n{}",
-        text.chars().take(MAX_TEXT_CHARS).collect::<String>()
+        text.chars().take(MAX_SCAN_CHARS).collect::<String>()
     )
     .to_lowercase();
     let list_mail = msg.header_raw("List-Id").is_some()
@@ -505,6 +557,7 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
             .filter_map(|p| p.attachment_name().map(str::to_owned))
             .collect(),
         list_mail,
+        visible,
     }
 }
 
@@ -524,21 +577,17 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
     let by_display = brand_of_display(reg, &p.from_name);
     let by_subject = brand_named_in(reg, &p.subject, true);
     let sender_owner = reg.owner_of(&p.from_domain);
-    let body_brand = reg
-        .brands()
-        .iter()
-        .map(|b| {
-            (
-                b,
-                b.names
-                    .iter()
-                    .filter(|n| !is_common(n) && mentions(&p.all_text, n))
-                    .count(),
-            )
-        })
-        .filter(|(_, n)| *n >= 1)
-        .max_by_key(|(_, n)| *n)
-        .map(|(b, _)| b);
+    let mut counts: Vec<(&Brand, usize)> = Vec::new();
+    for (b, n) in reg.names_in(&p.all_text) {
+        if is_common(n) {
+            continue;
+        }
+        match counts.iter_mut().find(|(x, _)| x.id == b.id) {
+            Some(c) => c.1 += 1,
+            None => counts.push((b, 1)),
+        }
+    }
+    let body_brand = counts.iter().max_by_key(|(_, n)| *n).map(|(b, _)| *b);
     // Body mentions name a brand but claim nothing on their own: newsletters talk about
     // brands all the time.
     let stated = by_display.or(by_subject).or(sender_owner);
@@ -695,7 +744,10 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
             .owner_of(&target)
             .zip(reg.owner_of(&shown))
             .is_some_and(|(a, b)| a.id == b.id);
-        if registrable(&shown) != registrable(&target) && !same_owner {
+        // A redirect through the sender's own domain is a click counter, not a disguise:
+        // a phisher cannot send through the domain it spoofs.
+        let via_sender = !p.from_reg.is_empty() && registrable(&target) == p.from_reg;
+        if registrable(&shown) != registrable(&target) && !same_owner && !via_sender {
             // Strong when the reader is shown a brand's site, the sender's own site, a
             // sign-in or banking site, or when the real target is an address.
             let strong = reg.owner_of(&shown).is_some()
@@ -777,11 +829,8 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
         }
     }
     // Nothing to read but a picture that is a link: the text is in the image.
-    let visible = html_text(&p.html);
-    if !p.html.is_empty()
-        && visible.chars().filter(|c| !c.is_whitespace()).count() < 40
-        && linked_image(&p.html)
-    {
+    let visible = &p.visible;
+    if !p.html.is_empty() && words(visible) < 12 && linked_image(&p.html) {
         push(
             &mut f,
             "IMAGE_ONLY_LINK",
@@ -799,6 +848,12 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
             40,
             ev(&[("action", form.url.chars().take(200).collect())]),
         );
+    }
+    let lure = matched(&p.all_text, LURE);
+    if lure.len() >= 2 {
+        // Newsletters run contests and card offers of their own: half weight on list mail.
+        let w = if lure.len() >= 3 { 30 } else { 20 };
+        push(&mut f, "PRIZE_OR_CREDIT_LURE", w, ev(&[("phrases", lure.iter().take(4).copied().collect::<Vec<_>>().join(", "))]));
     }
     // What it asks for, and how.
     if !cred.is_empty() {
@@ -839,13 +894,23 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
         if DANGEROUS_EXT.contains(&ext.as_str()) {
-            push(
-                &mut f,
-                "DANGEROUS_ATTACHMENT",
-                40,
-                ev(&[("filename", name.clone())]),
-            );
+            push(&mut f, "DANGEROUS_ATTACHMENT", 40, ev(&[("filename", name.clone())]));
+        } else if ARCHIVE_EXT.contains(&ext.as_str()) {
+            // An archive hides what it holds; it weighs more in a message that presses.
+            let pressing = !urg.is_empty() || !cred.is_empty() || !greet.is_empty();
+            push(&mut f, "DANGEROUS_ATTACHMENT", if pressing { 30 } else { 15 }, ev(&[("filename", name.clone())]));
         }
+    }
+    // Wording alone does not make a phish: unless something about the sender, a link, a
+    // form or an attachment is wrong too, what the text says weighs at most 24: below suspicion.
+    let technical = f.iter().any(|x| !CONTENT_CODES.contains(&x.code));
+    if !technical {
+        let mut left = 24u32;
+        for x in f.iter_mut().filter(|x| CONTENT_CODES.contains(&x.code)) {
+            x.weight = x.weight.min(left);
+            left -= x.weight;
+        }
+        f.retain(|x| x.weight > 0);
     }
     f.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.code.cmp(b.code)));
     let score: u32 = f.iter().map(|x| x.weight).sum::<u32>().min(100);

@@ -20,6 +20,9 @@ pub struct Brand {
     /// Domain labels a lookalike imitates (`americanexpress`, `paypal`).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// The registrable domains of all of the above, computed once.
+    #[serde(skip)]
+    regs: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,9 @@ pub fn registrable(host: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct BrandRegistry {
     brands: Vec<Brand>,
+    /// Every brand name, lowercase, in one automaton; `names[i]` is (brand index, name).
+    names_ac: Option<aho_corasick::AhoCorasick>,
+    names: Vec<(usize, String)>,
 }
 
 const BUILTIN: &str = include_str!("brands.toml");
@@ -89,7 +95,46 @@ impl BrandRegistry {
                 None => self.brands.push(b),
             }
         }
+        self.index();
         Ok(())
+    }
+
+    /// Recomputes the registrable domains and the name automaton after a change.
+    fn index(&mut self) {
+        self.names.clear();
+        for (i, b) in self.brands.iter_mut().enumerate() {
+            let mut regs: Vec<String> = b.mail_domains.iter().chain(&b.web_domains).map(|d| registrable(d)).collect();
+            regs.sort();
+            regs.dedup();
+            b.regs = regs;
+            for n in &b.names {
+                self.names.push((i, n.to_lowercase()));
+            }
+        }
+        self.names_ac = aho_corasick::AhoCorasick::new(self.names.iter().map(|(_, n)| n.as_str())).ok();
+    }
+
+    /// The brand names that occur in `text_lower` (already lowercase): whole words for
+    /// names in Latin letters, anywhere for the others. Each (brand, name) once.
+    pub fn names_in<'a>(&'a self, text_lower: &str) -> Vec<(&'a Brand, &'a str)> {
+        let mut out: Vec<(&Brand, &str)> = Vec::new();
+        let Some(ac) = &self.names_ac else { return out };
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+        for m in ac.find_overlapping_iter(text_lower) {
+            let (bi, name) = &self.names[m.pattern().as_usize()];
+            if name.is_ascii() {
+                let before = text_lower[..m.start()].chars().next_back();
+                let after = text_lower[m.end()..].chars().next();
+                if !boundary(before) || !boundary(after) {
+                    continue;
+                }
+            }
+            let b = &self.brands[*bi];
+            if !out.iter().any(|(x, n)| x.id == b.id && *n == name.as_str()) {
+                out.push((b, name.as_str()));
+            }
+        }
+        out
     }
 
     pub fn brands(&self) -> &[Brand] {
@@ -115,10 +160,7 @@ pub fn label_of(reg: &str) -> String {
 impl Brand {
     /// Whether a registrable domain is one of the brand's own.
     pub fn owns_registrable(&self, reg: &str) -> bool {
-        self.mail_domains
-            .iter()
-            .chain(&self.web_domains)
-            .any(|d| registrable(d) == reg)
+        self.regs.iter().any(|d| d == reg)
     }
 
     pub fn owns(&self, domain: &str) -> bool {
