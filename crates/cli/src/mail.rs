@@ -20,11 +20,32 @@ pub enum MailCmd {
         #[arg(long)]
         brands: Option<PathBuf>,
     },
+    /// Lookalike domains of DOMAIN to watch (dnstwist-style permutations).
+    Lookalikes {
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a URL imitates a registered brand, and why.
+    CheckUrl {
+        url: String,
+        #[arg(long)]
+        brands: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: MailCmd) -> Result<()> {
     let r = match cmd {
         MailCmd::Scan { path, json, brands } => scan(&path, json, brands.as_deref()),
+        MailCmd::Lookalikes { domain, json } => lookalikes(&domain, json),
+        MailCmd::CheckUrl { url, brands } => {
+            let reg = registry(brands.as_deref())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&cardguard_phish::check_url(&url, &reg))?
+            );
+            Ok(())
+        }
     };
     // A reader that stops early (`| head`) is not an error.
     match r {
@@ -80,13 +101,35 @@ pub fn read_messages(path: &Path, out: &mut Vec<Source>) -> Result<()> {
     Ok(())
 }
 
-fn scan(path: &Path, json: bool, brands: Option<&Path>) -> Result<()> {
+fn registry(brands: Option<&Path>) -> Result<BrandRegistry> {
     let mut reg = BrandRegistry::builtin();
     if let Some(b) = brands {
         let text =
             std::fs::read_to_string(b).with_context(|| format!("reading {}", b.display()))?;
         reg.merge_toml(&text)?;
     }
+    Ok(reg)
+}
+
+fn lookalikes(domain: &str, json: bool) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let perms = cardguard_phish::permutations(domain);
+    for p in &perms {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(p)?)?;
+        } else {
+            writeln!(out, "{:<14} {}", p.technique, p.domain)?;
+        }
+    }
+    if !json {
+        writeln!(out, "{} permutations of {domain}", perms.len())?;
+    }
+    Ok(())
+}
+
+fn scan(path: &Path, json: bool, brands: Option<&Path>) -> Result<()> {
+    let reg = registry(brands)?;
     let mut sources = Vec::new();
     read_messages(path, &mut sources)?;
     let stdout = std::io::stdout();

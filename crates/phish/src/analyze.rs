@@ -222,25 +222,57 @@ const DANGEROUS_EXT: &[&str] = &[
 
 /// Offers of money, credit or prizes: the lure of the data-harvesting kind of phishing.
 const LURE: &[&str] = &[
-    "gift card", "approved", "pre-approved", "un-secured", "unsecured", "credit limit", "claim your",
-    "free $", "$500", "$300", "$1000", "$10,000", "winner", "you have won", "prize", "reward",
-    "complimentary", "sweepstakes", "lottery", "instant approval", "reserved for you", "cash bonus",
-    "当選", "賞金", "プレゼント", "ギフト券",
+    "gift card",
+    "approved",
+    "pre-approved",
+    "un-secured",
+    "unsecured",
+    "credit limit",
+    "claim your",
+    "free $",
+    "$500",
+    "$300",
+    "$1000",
+    "$10,000",
+    "winner",
+    "you have won",
+    "prize",
+    "reward",
+    "complimentary",
+    "sweepstakes",
+    "lottery",
+    "instant approval",
+    "reserved for you",
+    "cash bonus",
+    "当選",
+    "賞金",
+    "プレゼント",
+    "ギフト券",
 ];
 
 /// Findings about what the text says, as opposed to where it sends the reader.
-const CONTENT_CODES: &[&str] = &["PRIZE_OR_CREDIT_LURE", "CREDENTIAL_REQUEST", "URGENCY", "GENERIC_GREETING"];
+const CONTENT_CODES: &[&str] = &[
+    "PRIZE_OR_CREDIT_LURE",
+    "CREDENTIAL_REQUEST",
+    "URGENCY",
+    "GENERIC_GREETING",
+];
 
 const ARCHIVE_EXT: &[&str] = &["zip", "rar", "7z", "gz", "tgz", "ace", "arj"];
 
 /// Words of running text: letter-only tokens of two or more letters, outside PGP signature
 /// blocks (phishers pad image-only messages with them).
 fn words(text: &str) -> usize {
-    let t = match (text.find("-----BEGIN PGP SIGNATURE-----"), text.find("-----END PGP SIGNATURE-----")) {
+    let t = match (
+        text.find("-----BEGIN PGP SIGNATURE-----"),
+        text.find("-----END PGP SIGNATURE-----"),
+    ) {
         (Some(a), Some(b)) if b > a => format!("{} {}", &text[..a], &text[b..]),
         _ => text.to_owned(),
     };
-    t.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2).count()
+    t.split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().count() >= 2)
+        .count()
 }
 
 fn ev(pairs: &[(&'static str, String)]) -> BTreeMap<&'static str, String> {
@@ -363,7 +395,11 @@ fn imitation<'a>(
                 let (skl, skb) = (skeleton(label), skeleton(bl));
                 // Edit distances only between labels of near length (cheap to rule out).
                 let near = skl.len().abs_diff(skb.len()) <= 2;
-                let dist = if near { edit_distance(&skl, &skb) } else { usize::MAX };
+                let dist = if near {
+                    edit_distance(&skl, &skb)
+                } else {
+                    usize::MAX
+                };
                 let how = if skl == skb {
                     Some("look-alike characters".to_owned())
                 } else if label.contains(bl.as_str()) {
@@ -429,7 +465,10 @@ fn matched<'a>(text: &str, words: &'a [&'a str]) -> Vec<&'a str> {
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = words.as_ptr() as usize;
     let ac = {
-        let mut c = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match c.get(&key) {
             Some(a) => Arc::clone(a),
             None => match aho_corasick::AhoCorasick::new(words) {
@@ -446,7 +485,12 @@ fn matched<'a>(text: &str, words: &'a [&'a str]) -> Vec<&'a str> {
     for m in ac.find_overlapping_iter(text) {
         hit[m.pattern().as_usize()] = true;
     }
-    words.iter().zip(hit).filter(|(_, h)| *h).map(|(w, _)| *w).collect()
+    words
+        .iter()
+        .zip(hit)
+        .filter(|(_, h)| *h)
+        .map(|(w, _)| *w)
+        .collect()
 }
 
 /// A form that asks for a secret: a password field or a field named for card data.
@@ -853,7 +897,15 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
     if lure.len() >= 2 {
         // Newsletters run contests and card offers of their own: half weight on list mail.
         let w = if lure.len() >= 3 { 30 } else { 20 };
-        push(&mut f, "PRIZE_OR_CREDIT_LURE", w, ev(&[("phrases", lure.iter().take(4).copied().collect::<Vec<_>>().join(", "))]));
+        push(
+            &mut f,
+            "PRIZE_OR_CREDIT_LURE",
+            w,
+            ev(&[(
+                "phrases",
+                lure.iter().take(4).copied().collect::<Vec<_>>().join(", "),
+            )]),
+        );
     }
     // What it asks for, and how.
     if !cred.is_empty() {
@@ -894,11 +946,21 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
         if DANGEROUS_EXT.contains(&ext.as_str()) {
-            push(&mut f, "DANGEROUS_ATTACHMENT", 40, ev(&[("filename", name.clone())]));
+            push(
+                &mut f,
+                "DANGEROUS_ATTACHMENT",
+                40,
+                ev(&[("filename", name.clone())]),
+            );
         } else if ARCHIVE_EXT.contains(&ext.as_str()) {
             // An archive hides what it holds; it weighs more in a message that presses.
             let pressing = !urg.is_empty() || !cred.is_empty() || !greet.is_empty();
-            push(&mut f, "DANGEROUS_ATTACHMENT", if pressing { 30 } else { 15 }, ev(&[("filename", name.clone())]));
+            push(
+                &mut f,
+                "DANGEROUS_ATTACHMENT",
+                if pressing { 30 } else { 15 },
+                ev(&[("filename", name.clone())]),
+            );
         }
     }
     // Wording alone does not make a phish: unless something about the sender, a link, a

@@ -103,7 +103,12 @@ impl BrandRegistry {
     fn index(&mut self) {
         self.names.clear();
         for (i, b) in self.brands.iter_mut().enumerate() {
-            let mut regs: Vec<String> = b.mail_domains.iter().chain(&b.web_domains).map(|d| registrable(d)).collect();
+            let mut regs: Vec<String> = b
+                .mail_domains
+                .iter()
+                .chain(&b.web_domains)
+                .map(|d| registrable(d))
+                .collect();
             regs.sort();
             regs.dedup();
             b.regs = regs;
@@ -111,7 +116,8 @@ impl BrandRegistry {
                 self.names.push((i, n.to_lowercase()));
             }
         }
-        self.names_ac = aho_corasick::AhoCorasick::new(self.names.iter().map(|(_, n)| n.as_str())).ok();
+        self.names_ac =
+            aho_corasick::AhoCorasick::new(self.names.iter().map(|(_, n)| n.as_str())).ok();
     }
 
     /// The brand names that occur in `text_lower` (already lowercase): whole words for

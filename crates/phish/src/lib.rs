@@ -6,7 +6,9 @@
 pub mod analyze;
 pub mod brand;
 pub mod links;
+pub mod lookalike;
 pub mod similar;
 
 pub use analyze::{Finding, PhishError, Report, Verdict, analyze};
 pub use brand::{Brand, BrandError, BrandRegistry, registrable};
+pub use lookalike::{Permutation, UrlCheck, check_url, permutations};
