@@ -164,10 +164,10 @@ pub fn permutations(domain: &str) -> Vec<Permutation> {
     }
     let mut v: Vec<Permutation> = out.into_iter().collect();
     for p in &mut v {
-        if !p.domain.is_ascii() {
-            if let Ok(a) = idna::domain_to_ascii(&p.domain) {
-                p.domain = format!("{} ({a})", p.domain);
-            }
+        if !p.domain.is_ascii()
+            && let Ok(a) = idna::domain_to_ascii(&p.domain)
+        {
+            p.domain = format!("{} ({a})", p.domain);
         }
     }
     v
