@@ -3,7 +3,7 @@
 //! and prints each verdict as a table row or a JSON line.
 
 use anyhow::{Context, Result};
-use cardguard_phish::{BrandRegistry, Report, analyze};
+use cardguard_phish::{BrandRegistry, Report};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,9 @@ pub enum MailCmd {
         /// A TOML file of more brands (same form as the built-in registry).
         #[arg(long)]
         brands: Option<PathBuf>,
+        /// Believe Authentication-Results headers from this receiving server (repeatable).
+        #[arg(long = "trust-authserv")]
+        trust_authserv: Vec<String>,
     },
     /// Lookalike domains of DOMAIN to watch (dnstwist-style permutations).
     Lookalikes {
@@ -36,7 +39,17 @@ pub enum MailCmd {
 
 pub fn run(cmd: MailCmd) -> Result<()> {
     let r = match cmd {
-        MailCmd::Scan { path, json, brands } => scan(&path, json, brands.as_deref()),
+        MailCmd::Scan {
+            path,
+            json,
+            brands,
+            trust_authserv,
+        } => {
+            let opts = cardguard_phish::Options {
+                trusted_authserv_ids: trust_authserv,
+            };
+            scan(&path, json, brands.as_deref(), &opts)
+        }
         MailCmd::Lookalikes { domain, json } => lookalikes(&domain, json),
         MailCmd::CheckUrl { url, brands } => {
             let reg = registry(brands.as_deref())?;
@@ -128,7 +141,12 @@ fn lookalikes(domain: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn scan(path: &Path, json: bool, brands: Option<&Path>) -> Result<()> {
+fn scan(
+    path: &Path,
+    json: bool,
+    brands: Option<&Path>,
+    opts: &cardguard_phish::Options,
+) -> Result<()> {
     let reg = registry(brands)?;
     let mut sources = Vec::new();
     read_messages(path, &mut sources)?;
@@ -136,7 +154,7 @@ fn scan(path: &Path, json: bool, brands: Option<&Path>) -> Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts = [0usize; 4];
     for s in &sources {
-        match analyze(&s.raw, &reg) {
+        match cardguard_phish::analyze_with(&s.raw, &reg, opts) {
             Ok(r) => {
                 counts[match r.verdict {
                     cardguard_phish::Verdict::Phishing => 0,

@@ -607,6 +607,78 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
 
 /// Analyzes one raw message.
 pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
+    analyze_with(raw, reg, &Options::default())
+}
+
+/// What the analyzer may trust beyond the message itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Authentication-Results headers from these servers (authserv-id, RFC 8601) are
+    /// believed: their SPF, DKIM and DMARC results become findings. Others are ignored, as
+    /// anyone can write such a header.
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+/// SPF, DKIM and DMARC failures reported by a trusted receiving server.
+fn auth_results(msg: &mail_parser::Message<'_>, opts: &Options, f: &mut Vec<Finding>) {
+    if opts.trusted_authserv_ids.is_empty() {
+        return;
+    }
+    for h in msg
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Authentication-Results"))
+    {
+        let Some(raw) = msg
+            .raw_message()
+            .get(h.offset_start() as usize..h.offset_end() as usize)
+        else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(raw).replace(['\r', '\n'], " ");
+        let mut parts = value.split(';');
+        let authserv = parts
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !opts
+            .trusted_authserv_ids
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&authserv))
+        {
+            continue;
+        }
+        for part in parts {
+            let part = part.trim().to_ascii_lowercase();
+            let Some((method, rest)) = part.split_once('=') else {
+                continue;
+            };
+            let result = rest.split_whitespace().next().unwrap_or("");
+            let failed = matches!(result, "fail" | "softfail" | "permerror");
+            let (code, w) = match method.trim() {
+                "spf" if failed => ("SPF_FAIL", 20),
+                "dkim" if failed => ("DKIM_FAIL", 15),
+                "dmarc" if failed => ("DMARC_FAIL", 35),
+                _ => continue,
+            };
+            push(
+                f,
+                code,
+                w,
+                ev(&[
+                    ("authserv_id", authserv.clone()),
+                    ("result", part.chars().take(200).collect()),
+                ]),
+            );
+        }
+    }
+}
+
+/// Analyzes one raw message with options.
+pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<Report, PhishError> {
     if raw.len() > MAX_MESSAGE_BYTES {
         return Err(PhishError::TooLarge(raw.len()));
     }
@@ -615,6 +687,7 @@ pub fn analyze(raw: &[u8], reg: &BrandRegistry) -> Result<Report, PhishError> {
         .ok_or(PhishError::NotAMessage)?;
     let p = parts(&msg);
     let mut f: Vec<Finding> = Vec::new();
+    auth_results(&msg, opts, &mut f);
 
     // Who the message claims to be: its display name, its subject, its sender's domain, or
     // the brand its text names most.
@@ -1080,6 +1153,36 @@ mod tests {
         ] {
             assert!(c.contains(&code), "{code} in {c:?}");
         }
+    }
+
+    #[test]
+    fn trusted_authentication_results_only() {
+        let raw = "Authentication-Results: mx.issuer.example; spf=fail smtp.mailfrom=paypal.com;\r\n \
+                   dkim=none; dmarc=fail (p=REJECT) header.from=paypal.com\r\n\
+                   Authentication-Results: forged.example; spf=pass\r\n\
+                   From: PayPal <service@paypal.com>\r\nSubject: Receipt\r\n\r\nThanks.";
+        let reg = BrandRegistry::builtin();
+        let plain = analyze(raw.as_bytes(), &reg).unwrap();
+        assert!(plain.reasons.is_empty(), "{plain:?}");
+        let opts = Options {
+            trusted_authserv_ids: vec!["mx.issuer.example".into()],
+        };
+        let r = analyze_with(raw.as_bytes(), &reg, &opts).unwrap();
+        let c = codes(&r);
+        assert!(
+            c.contains(&"SPF_FAIL") && c.contains(&"DMARC_FAIL") && !c.contains(&"DKIM_FAIL"),
+            "{c:?}"
+        );
+        assert_eq!(r.verdict, Verdict::Phishing);
+        let other = Options {
+            trusted_authserv_ids: vec!["forged.example".into()],
+        };
+        assert!(
+            analyze_with(raw.as_bytes(), &reg, &other)
+                .unwrap()
+                .reasons
+                .is_empty()
+        );
     }
 
     #[test]

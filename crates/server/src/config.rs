@@ -39,6 +39,8 @@ pub struct Config {
 pub struct MailConfig {
     /// A TOML file of brands added to the built-in registry.
     pub brands_file: Option<std::path::PathBuf>,
+    /// Receiving servers whose Authentication-Results headers (SPF, DKIM, DMARC) are trusted.
+    pub trusted_authserv_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

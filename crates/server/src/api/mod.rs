@@ -175,10 +175,15 @@ async fn mail_scan(
         }
     };
     let app = std::sync::Arc::clone(&ctx.app);
-    let report = tokio::task::spawn_blocking(move || cardguard_phish::analyze(&body, app.brands()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || {
+        let opts = cardguard_phish::Options {
+            trusted_authserv_ids: app.config.mail.trusted_authserv_ids.clone(),
+        };
+        cardguard_phish::analyze_with(&body, app.brands(), &opts)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string()))?;
     Ok(Json(report))
 }
 
