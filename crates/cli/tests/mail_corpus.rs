@@ -98,7 +98,7 @@ fn nazario_phishing_and_spamassassin_ham() {
     );
     // The goal is 95% (394 of 414); this guards what the analyzer reaches today.
     assert!(
-        caught * 100 >= 414 * 85,
+        caught * 100 >= 414 * 90,
         "only {caught} of 414 phishing messages flagged"
     );
 }

@@ -566,6 +566,37 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
             _ => break,
         }
     }
+    let text_missing = text.trim().is_empty();
+    if html.is_empty() {
+        // Some malformed structures (an alternative with one child, a bare `text/html;`)
+        // leave the body lists empty: read the text parts directly.
+        for part in &msg.parts {
+            let Some(ct) = part.content_type() else {
+                continue;
+            };
+            if !ct.ctype().eq_ignore_ascii_case("text") {
+                continue;
+            }
+            let Some(body) = part.text_contents() else {
+                continue;
+            };
+            // Left encoded by the parser in these structures: undo quoted-printable here.
+            let decoded;
+            let body = if body.contains("=3D") || body.contains("=\n") || body.contains("=\r\n") {
+                decoded = quoted_printable(body);
+                decoded.as_str()
+            } else {
+                body
+            };
+            match ct.subtype() {
+                Some(st) if st.eq_ignore_ascii_case("html") && html.len() < MAX_TEXT_CHARS => {
+                    html.push_str(body)
+                }
+                _ if text_missing && text.len() < MAX_TEXT_CHARS => text.push_str(body),
+                _ => {}
+            }
+        }
+    }
     let visible = html_text(&html);
     text.push_str(&visible);
     let mut links: Vec<Link> = html_links(&html, MAX_LINKS);
@@ -882,7 +913,8 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
         }
     }
     // A message that speaks for a brand and sends the reader elsewhere to act on an account.
-    if let Some(b) = by_display.or(sender_owner) {
+    let subject_claim = if p.list_mail { None } else { by_subject };
+    if let Some(b) = by_display.or(sender_owner).or(subject_claim) {
         let away = p.links.iter().find(|l| {
             let Some(host) = host_of(&l.url) else {
                 return false;
@@ -956,15 +988,58 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
         );
     }
     let html_lower = p.html.to_lowercase();
-    if let Some(form) = p.links.iter().find(|l| l.form)
-        && credential_form(&html_lower)
+    if let Some(form) = p.links.iter().find(|l| l.form) {
+        let speaks_for = by_display.or(sender_owner);
+        let target = host_of(&form.url).unwrap_or_default();
+        if credential_form(&html_lower) {
+            push(
+                &mut f,
+                "HTML_FORM",
+                40,
+                ev(&[("action", form.url.chars().take(200).collect())]),
+            );
+        } else if let Some(b) = speaks_for.filter(|b| !b.owns(&target)) {
+            // A brand's mail with a form (a button) that posts to someone else.
+            push(
+                &mut f,
+                "HTML_FORM",
+                30,
+                ev(&[
+                    ("action", form.url.chars().take(200).collect()),
+                    ("brand", b.display_name().to_owned()),
+                ]),
+            );
+        }
+    }
+    // A link that passes through a redirector to another address (`…/*http://…`,
+    // `?url=http…`): the address a reader checks is not where they land.
+    if let Some((l, inner)) = p
+        .links
+        .iter()
+        .find_map(|l| redirect_target(&l.url).map(|t| (l, t)))
     {
-        push(
-            &mut f,
-            "HTML_FORM",
-            40,
-            ev(&[("action", form.url.chars().take(200).collect())]),
-        );
+        let inner_host = host_of(&inner).unwrap_or_default();
+        let outer = host_of(&l.url).unwrap_or_default();
+        if !inner_host.is_empty() && registrable(&inner_host) != registrable(&outer) {
+            // Newsletters count clicks through redirectors too: it weighs little unless the
+            // mail speaks for a brand or lands on an address.
+            let w = if is_ip_host(&inner_host) {
+                35
+            } else if by_display.or(sender_owner).is_some() {
+                20
+            } else {
+                10
+            };
+            push(
+                &mut f,
+                "REDIRECT_URL",
+                w,
+                ev(&[
+                    ("url", l.url.chars().take(200).collect()),
+                    ("lands_on", inner_host),
+                ]),
+            );
+        }
     }
     let lure = matched(&p.all_text, LURE);
     if lure.len() >= 2 {
@@ -1070,6 +1145,56 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
         brand: claimed.map(|b| b.display_name().to_owned()),
         reasons: f,
     })
+}
+
+/// The address a redirector URL forwards to, if the URL carries one.
+fn redirect_target(url: &str) -> Option<String> {
+    let lu = url.to_ascii_lowercase();
+    let start = lu.find("://").map(|i| i + 3)?;
+    let rest = &lu[start..];
+    let path_at = rest.find(['/', '?'])?;
+    let tail = &rest[path_at..];
+    let p = tail
+        .find("http://")
+        .or_else(|| tail.find("https://"))
+        .or_else(|| tail.find("http%3a%2f%2f"))?;
+    let inner = crate::links::percent_decode(&tail[p..]);
+    Some(inner)
+}
+
+/// Quoted-printable decoding (soft line breaks, `=XX`); bytes that are not UTF-8 are read as
+/// Latin-1.
+fn quoted_printable(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let hex = |c: u8| char::from(c).to_digit(16);
+    while i < b.len() {
+        if b[i] == b'=' {
+            if b.get(i + 1) == Some(&b'\n') {
+                i += 2;
+                continue;
+            }
+            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
+    }
 }
 
 /// Whether the HTML has an image inside a link.
