@@ -567,14 +567,22 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
         }
     }
     let text_missing = text.trim().is_empty();
+    // mail-parser makes HTML out of plain text when a message has no HTML part: that is
+    // not a part the sender wrote.
+    let real_html = msg.html_bodies().any(|p| {
+        p.content_type()
+            .and_then(|c| c.subtype())
+            .is_some_and(|s| s.eq_ignore_ascii_case("html"))
+    });
+    if !real_html {
+        html.clear();
+    }
     if html.is_empty() {
         // Some malformed structures (an alternative with one child, a bare `text/html;`)
         // leave the body lists empty: read the text parts directly.
         for part in &msg.parts {
-            let Some(ct) = part.content_type() else {
-                continue;
-            };
-            if !ct.ctype().eq_ignore_ascii_case("text") {
+            let ct = part.content_type();
+            if ct.is_some_and(|c| !c.ctype().eq_ignore_ascii_case("text")) {
                 continue;
             }
             let Some(body) = part.text_contents() else {
@@ -588,10 +596,18 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
             } else {
                 body
             };
-            match ct.subtype() {
-                Some(st) if st.eq_ignore_ascii_case("html") && html.len() < MAX_TEXT_CHARS => {
-                    html.push_str(body)
-                }
+            let head = body
+                .get(..body.len().min(4096))
+                .unwrap_or(body)
+                .to_ascii_lowercase();
+            let looks_html =
+                head.contains("<html") || head.contains("<a ") || head.contains("<body");
+            let is_html = ct
+                .and_then(|c| c.subtype())
+                .is_some_and(|st| st.eq_ignore_ascii_case("html"))
+                || looks_html;
+            match () {
+                _ if is_html && html.len() < MAX_TEXT_CHARS => html.push_str(body),
                 _ if text_missing && text.len() < MAX_TEXT_CHARS => text.push_str(body),
                 _ => {}
             }
@@ -1043,7 +1059,23 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     }
     let lure = matched(&p.all_text, LURE);
     if lure.len() >= 2 {
-        // Newsletters run contests and card offers of their own: half weight on list mail.
+        // A brand's name (even one that is an ordinary word, like Visa) in the subject of an
+        // offer sent from elsewhere: the brand lends the lure its credibility.
+        if let Some(b) = brand_named_in(reg, &p.subject, false)
+            && !p.from_reg.is_empty()
+            && !b.owns_registrable(&p.from_reg)
+        {
+            push(
+                &mut f,
+                "SENDER_NOT_OFFICIAL_DOMAIN",
+                15,
+                ev(&[
+                    ("brand", b.display_name().to_owned()),
+                    ("sender_domain", p.from_domain.clone()),
+                    ("how", "the brand's name in an offer".to_owned()),
+                ]),
+            );
+        }
         let w = if lure.len() >= 3 { 30 } else { 20 };
         push(
             &mut f,
