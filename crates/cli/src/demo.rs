@@ -548,36 +548,26 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
 
     println!("\n  -- the acquirer retries a request: the same answer, no second effect");
     let id = format!("{}-retry", d.prefix);
-    let a = d
-        .send(
-            Some(id.clone()),
-            at(34.0),
-            taro,
-            &OSAKA,
-            SHOPS[1],
-            1_500,
-            "card_present",
-            csc(taro),
-            None,
-            None,
-            "first try",
-        )
-        .await?;
-    let b = d
-        .send(
-            Some(id),
-            at(34.0),
-            taro,
-            &OSAKA,
-            SHOPS[1],
-            1_500,
-            "card_present",
-            csc(taro),
-            None,
-            None,
-            "retry",
-        )
-        .await?;
+    let mut answers = Vec::new();
+    for note in ["first try", "retry"] {
+        let v = d
+            .send(
+                Some(id.clone()),
+                at(34.0),
+                taro,
+                &OSAKA,
+                SHOPS[1],
+                1_500,
+                "card_present",
+                csc(taro),
+                None,
+                None,
+                note,
+            )
+            .await?;
+        answers.push(v);
+    }
+    let (a, b) = (&answers[0], &answers[1]);
     println!(
         "          same authorization_id: {}",
         a["authorization_id"] == b["authorization_id"] && a["authorization_id"].is_string()

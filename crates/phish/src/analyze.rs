@@ -458,6 +458,17 @@ fn push(
 
 /// The phrases of `words` that occur in `text` (lowercase), each once, in list order. One
 /// automaton a list, built on first use.
+/// A finding about wording, with the first phrases that made it as evidence.
+fn phrases_found(f: &mut Vec<Finding>, code: &'static str, phrases: &[&str], weight: u32) {
+    let shown = phrases
+        .iter()
+        .take(4)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    push(f, code, weight, ev(&[("phrases", shown)]));
+}
+
 fn matched<'a>(text: &str, words: &'a [&'a str]) -> Vec<&'a str> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
@@ -1076,41 +1087,24 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
                 ]),
             );
         }
-        let w = if lure.len() >= 3 { 30 } else { 20 };
-        push(
+        phrases_found(
             &mut f,
             "PRIZE_OR_CREDIT_LURE",
-            w,
-            ev(&[(
-                "phrases",
-                lure.iter().take(4).copied().collect::<Vec<_>>().join(", "),
-            )]),
+            &lure,
+            if lure.len() >= 3 { 30 } else { 20 },
         );
     }
     // What it asks for, and how.
     if !cred.is_empty() {
-        let w = if cred.len() >= 2 { 15 } else { 8 };
-        push(
+        phrases_found(
             &mut f,
             "CREDENTIAL_REQUEST",
-            w,
-            ev(&[(
-                "phrases",
-                cred.iter().take(4).copied().collect::<Vec<_>>().join(", "),
-            )]),
+            &cred,
+            if cred.len() >= 2 { 15 } else { 8 },
         );
     }
     if !urg.is_empty() {
-        let w = if urg.len() >= 2 { 12 } else { 6 };
-        push(
-            &mut f,
-            "URGENCY",
-            w,
-            ev(&[(
-                "phrases",
-                urg.iter().take(4).copied().collect::<Vec<_>>().join(", "),
-            )]),
-        );
+        phrases_found(&mut f, "URGENCY", &urg, if urg.len() >= 2 { 12 } else { 6 });
     }
     if let Some(g) = greet.first() {
         push(
