@@ -396,15 +396,19 @@ async fn load(
                 let body = bodies[i as usize].clone();
                 let sent = tokio::time::Instant::now();
                 let from = if ready > due { due } else { sent };
-                match c.post_raw("/v1/authorizations", body).await {
-                    Ok((200, v)) => {
+                let answer = c.post_bytes("/v1/authorizations", body).await;
+                // The clock stops when the answer is in; reading it is the generator's time.
+                h.record((from.elapsed().as_nanos() as u64).max(1))?;
+                match answer {
+                    Ok((200, bytes)) => {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&bytes).unwrap_or_default();
                         *decisions
                             .entry(v["decision"].as_str().unwrap_or("?").to_owned())
                             .or_default() += 1;
                     }
                     _ => errors += 1,
                 }
-                h.record((from.elapsed().as_nanos() as u64).max(1))?;
             }
             anyhow::Ok((h, errors, decisions))
         }));

@@ -65,6 +65,17 @@ impl Client {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(u16, serde_json::Value)> {
+        let (status, body) = self.post_bytes(path, body).await?;
+        let v = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&body)?
+        };
+        Ok((status, v))
+    }
+
+    /// POSTs a body and returns the status and the answer's bytes, unparsed.
+    pub async fn post_bytes(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes)> {
         self.sender.ready().await?;
         let req = hyper::Request::post(path)
             .header("host", self.addr.to_string())
@@ -73,13 +84,7 @@ impl Client {
             .body(Full::new(Bytes::from(body)))?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        let v = if body.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&body)?
-        };
-        Ok((status, v))
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
     }
 
     /// GETs a JSON answer (Null when the body is not JSON).

@@ -219,7 +219,9 @@ impl EventLog {
             .name("event-log-sync".into())
             .spawn(move || match durability {
                 Durability::Sync => syncer(sync_file, spath, sh),
-                Durability::Write { sync_every_ms } => flusher(sync_file, spath, sh, sync_every_ms),
+                Durability::Write { sync_every_ms } => {
+                    flusher(sync_file, spath, sh, sync_every_ms, at)
+                }
             })
             .map_err(io_err(path))?;
         let log = EventLog {
@@ -368,6 +370,7 @@ impl Appender<'_> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .written = end;
+                log.shared.pending_cv.notify_one();
                 log.shared.set_durable(end);
                 done(Ok(()));
             }
@@ -383,34 +386,31 @@ impl Appender<'_> {
     }
 }
 
-/// Under `Durability::Write`: an `fdatasync` every `every_ms` while there is unsynced data.
-fn flusher(file: File, path: PathBuf, shared: Arc<Shared>, every_ms: u64) {
-    let mut synced = 0u64;
+/// Under `Durability::Write`: asleep while everything written is synced; once new frames
+/// come, it lets them gather for `every_ms`, then makes them durable with one `fdatasync`.
+fn flusher(file: File, path: PathBuf, shared: Arc<Shared>, every_ms: u64, mut synced: u64) {
     loop {
-        let written = {
-            let p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let (p, _) = shared
-                .pending_cv
-                .wait_timeout_while(p, std::time::Duration::from_millis(every_ms.max(1)), |p| {
-                    !p.closed
-                })
-                .unwrap_or_else(|e| e.into_inner());
-            p.written
-        };
-        if written > synced {
-            match file.sync_data() {
-                Ok(()) => synced = written,
-                Err(e) => shared.fail(&format!("{}: {e}", path.display())),
+        {
+            let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            while p.written <= synced && !p.closed {
+                p = shared.pending_cv.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.written <= synced {
+                return; // closed, nothing left to sync
             }
         }
-        if shared
+        std::thread::sleep(std::time::Duration::from_millis(every_ms));
+        let written = shared
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .closed
-        {
-            let _ = file.sync_data();
-            return;
+            .written;
+        match file.sync_data() {
+            Ok(()) => synced = written,
+            Err(e) => {
+                shared.fail(&format!("{}: {e}", path.display()));
+                return;
+            }
         }
     }
 }
