@@ -374,27 +374,42 @@ async fn load(
         .await?,
     );
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
-    let next = Arc::new(AtomicU64::new(0));
+    // A pacer thread releases request i at its due time, with the sub-millisecond precision
+    // of the OS sleep (tokio's timer wheel has a 1 ms tick, which would send the requests of
+    // each millisecond as one burst).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let std_start = start.into_std();
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let due = std_start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(i).is_err() {
+                break;
+            }
+        }
+    });
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (bodies, next, key) = (Arc::clone(&bodies), Arc::clone(&next), key.to_owned());
+        let (bodies, rx, key) = (Arc::clone(&bodies), Arc::clone(&rx), key.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut c = Client::connect(addr, &key).await?;
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
             let mut errors = 0u64;
             let mut decisions = std::collections::BTreeMap::<String, u64>::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
                 let ready = tokio::time::Instant::now();
-                if ready < due {
-                    tokio::time::sleep_until(due).await;
-                }
+                let Some(i) = rx.lock().await.recv().await else {
+                    break;
+                };
+                let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
                 let body = bodies[i as usize].clone();
                 let sent = tokio::time::Instant::now();
+                // Waiting for a free connection is the server's doing; the pacer's and the
+                // runtime's wake-up of an idle sender is the generator's.
                 let from = if ready > due { due } else { sent };
                 let answer = c.post_bytes("/v1/authorizations", body).await;
                 // The clock stops when the answer is in; reading it is the generator's time.
@@ -425,6 +440,7 @@ async fn load(
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let _ = pacer.join();
     Ok(LoadResult {
         sent: hist.len(),
         hist,
