@@ -28,28 +28,7 @@ pub enum BenchCmd {
         decisions: u64,
     },
     /// Open-loop HTTP load against a server on this machine (started here unless --addr).
-    Http {
-        /// Requests per second.
-        #[arg(long, default_value_t = 5000)]
-        rate: u64,
-        /// Seconds of load.
-        #[arg(long, default_value_t = 30)]
-        duration: u64,
-        /// Cards to enroll and spread the load over.
-        #[arg(long, default_value_t = 10_000)]
-        cards: u64,
-        /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 64)]
-        connections: u64,
-        /// Step the rate up (10 s a step) until p99 exceeds 2 ms; report the highest rate below.
-        #[arg(long)]
-        find_max: bool,
-        /// Use a running server instead of starting one (needs --key with admin and authorize).
-        #[arg(long)]
-        addr: Option<SocketAddr>,
-        #[arg(long)]
-        key: Option<String>,
-    },
+    Http(HttpArgs),
     /// Phishing analyzer throughput on one core over the messages under PATH.
     Mail {
         path: std::path::PathBuf,
@@ -73,29 +52,13 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             per_card,
             decisions,
         } => bench_engine(cards, per_card, decisions),
-        BenchCmd::Http {
-            rate,
-            duration,
-            cards,
-            connections,
-            find_max,
-            addr,
-            key,
-        } => {
+        BenchCmd::Http(args) => {
             // One thread for the load generator, the other core for the server; a
             // current-thread runtime drives the connections without waking a worker.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(bench_http(HttpArgs {
-                rate,
-                duration,
-                cards,
-                connections,
-                find_max,
-                addr,
-                key,
-            }))
+            rt.block_on(bench_http(args))
         }
         BenchCmd::Mail { path, rounds } => bench_mail(&path, rounds),
         BenchCmd::Restart { events, cards } => {
@@ -209,13 +172,27 @@ fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {
     Ok(())
 }
 
-struct HttpArgs {
+#[derive(clap::Args)]
+pub struct HttpArgs {
+    /// Requests per second.
+    #[arg(long, default_value_t = 5000)]
     rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 30)]
     duration: u64,
+    /// Cards to enroll and spread the load over.
+    #[arg(long, default_value_t = 10_000)]
     cards: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
     connections: u64,
+    /// Step the rate up (10 s a step) until p99 exceeds 2 ms; report the highest rate below.
+    #[arg(long)]
     find_max: bool,
+    /// Use a running server instead of starting one (needs --key with admin and authorize).
+    #[arg(long)]
     addr: Option<SocketAddr>,
+    #[arg(long)]
     key: Option<String>,
 }
 

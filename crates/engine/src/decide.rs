@@ -284,10 +284,7 @@ pub(crate) fn decide(
         return approve(score, model);
     }
     let t = cfg.thresholds;
-    let top = score
-        .contributions
-        .first()
-        .map(|c| Reason::new(c.code, c.detail.clone()));
+    // Above a threshold the score's own contributions are the reasons.
     let with_top = |d, c| {
         let mut o = approve(score, model);
         o.decision = d;
@@ -298,9 +295,6 @@ pub(crate) fn decide(
             .take(4)
             .map(|c| Reason::new(c.code, c.detail.clone()))
             .collect();
-        if o.reasons.is_empty() {
-            o.reasons.extend(top.clone());
-        }
         o
     };
     if score.risk >= t.decline {

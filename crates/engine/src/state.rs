@@ -129,14 +129,16 @@ impl Engine {
 
     /// The entry of one of cardguard's authorization ids.
     pub fn find_authorization(&self, authorization_id: &str) -> Option<&AuthEntry> {
+        self.state.auths.get(self.auth_index(authorization_id)?)
+    }
+
+    /// The index of one of cardguard's authorization ids, if it names one.
+    fn auth_index(&self, authorization_id: &str) -> Option<usize> {
         let n: usize = authorization_id
             .strip_prefix(AUTH_ID_PREFIX)?
             .parse()
             .ok()?;
-        if auth_id(n) != authorization_id {
-            return None;
-        }
-        self.state.auths.get(n)
+        (auth_id(n) == authorization_id && n < self.state.auths.len()).then_some(n)
     }
 
     pub fn card(&self, token: &CardToken) -> Option<&CardState> {
@@ -278,12 +280,7 @@ impl Engine {
     /// label moves the terminal's fraud count.
     pub fn apply_label(&mut self, label: &LabelRecord) -> Result<(), EngineError> {
         let n = self
-            .find_authorization(&label.authorization_id)
-            .map(|_| {
-                label.authorization_id[AUTH_ID_PREFIX.len()..]
-                    .parse::<usize>()
-                    .unwrap_or(usize::MAX)
-            })
+            .auth_index(&label.authorization_id)
             .ok_or_else(|| EngineError::UnknownAuthorization(label.authorization_id.clone()))?;
         let entry = &mut self.state.auths[n];
         let new = if label.fraud {

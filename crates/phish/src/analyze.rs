@@ -528,6 +528,8 @@ fn credential_form(html_lower: &str) -> bool {
 /// The parts of a message the checks read.
 struct Parts {
     from_name: String,
+    /// The sender's address, lowercase (empty when there is none).
+    from_addr: String,
     from_domain: String,
     from_reg: String,
     reply_to: Option<String>,
@@ -643,6 +645,7 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
         || all_text.contains("unsubscribe");
     Parts {
         from_name,
+        from_addr,
         from_domain,
         from_reg,
         reply_to: msg
@@ -1157,11 +1160,7 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     } else {
         Verdict::Clean
     };
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(str::to_lowercase);
+    let from = (!p.from_addr.is_empty()).then(|| p.from_addr.clone());
     Ok(Report {
         message_id: msg.message_id().map(str::to_owned),
         subject: msg.subject().map(str::to_owned),

@@ -138,7 +138,6 @@ impl CardInfo {
 
     /// The row to store, given the encrypted PAN.
     pub fn to_row(&self, pan_ciphertext: Vec<u8>, pan_nonce: Vec<u8>, now: Timestamp) -> CardRow {
-        let js = |v: &dyn erased::Json| v.json();
         CardRow {
             token: self.token.to_string(),
             last4: self.last4.clone(),
@@ -150,26 +149,20 @@ impl CardInfo {
             status: self.status.as_str().into(),
             service_code: self.service_code.clone(),
             brand: self.brand.name().into(),
-            csc: js(&self.csc),
-            pin: self.pin.as_ref().map(|p| js(p)),
-            contact: js(&self.contact),
-            notifications: js(&self.notifications),
-            home: self.home.as_ref().map(|h| js(h)),
+            csc: json(&self.csc),
+            pin: self.pin.as_ref().map(json),
+            contact: json(&self.contact),
+            notifications: json(&self.notifications),
+            home: self.home.as_ref().map(json),
             created_ms: now.0,
             updated_ms: now.0,
         }
     }
 }
 
-mod erased {
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// A stored JSON column. These types serialize infallibly (no maps with non-string keys).
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// The service code the card-not-present code was computed with.
