@@ -22,6 +22,14 @@ pub enum MailCmd {
         /// Believe Authentication-Results headers from this receiving server (repeatable).
         #[arg(long = "trust-authserv")]
         trust_authserv: Vec<String>,
+        /// Verify SPF, DKIM and DMARC against DNS (the system's resolvers); SPF takes the
+        /// client address from the first public hop in the Received headers.
+        #[arg(long)]
+        verify_sender: bool,
+        /// Verify against this fixed zone file instead of DNS (offline; implies
+        /// --verify-sender). Lines: `name TXT "..."`, `name A ip`, `name MX pref host`.
+        #[arg(long)]
+        dns_zone: Option<PathBuf>,
     },
     /// Lookalike domains of DOMAIN to watch (dnstwist-style permutations).
     Lookalikes {
@@ -44,11 +52,25 @@ pub fn run(cmd: MailCmd) -> Result<()> {
             json,
             brands,
             trust_authserv,
+            verify_sender,
+            dns_zone,
         } => {
             let opts = cardguard_phish::Options {
                 trusted_authserv_ids: trust_authserv,
+                verified: Vec::new(),
             };
-            scan(&path, json, brands.as_deref(), &opts)
+            let verifier = match (dns_zone, verify_sender) {
+                (Some(zone), _) => {
+                    let text = std::fs::read_to_string(&zone)
+                        .with_context(|| format!("reading {}", zone.display()))?;
+                    let zone = cardguard_mailauth::Zone::parse(&text)
+                        .with_context(|| format!("in {}", zone.display()))?;
+                    Some(cardguard_mailauth::SenderVerifier::offline(zone)?)
+                }
+                (None, true) => Some(cardguard_mailauth::SenderVerifier::system()?),
+                (None, false) => None,
+            };
+            scan(&path, json, brands.as_deref(), &opts, verifier.as_ref())
         }
         MailCmd::Lookalikes { domain, json } => lookalikes(&domain, json),
         MailCmd::CheckUrl { url, brands } => {
@@ -146,14 +168,34 @@ fn scan(
     json: bool,
     brands: Option<&Path>,
     opts: &cardguard_phish::Options,
+    verifier: Option<&cardguard_mailauth::SenderVerifier>,
 ) -> Result<()> {
     let reg = registry(brands)?;
+    let rt = match verifier {
+        Some(_) => Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        ),
+        None => None,
+    };
     let mut sources = Vec::new();
     read_messages(path, &mut sources)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts = [0usize; 4];
     for s in &sources {
+        let checked;
+        let opts = match (verifier, &rt) {
+            (Some(v), Some(rt)) => {
+                checked = cardguard_phish::Options {
+                    verified: rt.block_on(v.verify(&s.raw, None)),
+                    ..opts.clone()
+                };
+                &checked
+            }
+            _ => opts,
+        };
         match cardguard_phish::analyze_with(&s.raw, &reg, opts) {
             Ok(r) => {
                 counts[match r.verdict {
@@ -164,6 +206,9 @@ fn scan(
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["source"] = serde_json::json!(s.origin);
+                    if verifier.is_some() {
+                        v["sender_auth"] = serde_json::to_value(&opts.verified)?;
+                    }
                     writeln!(out, "{v}")?;
                 } else {
                     writeln!(out, "{}", row(&s.origin, &r))?;

@@ -61,3 +61,68 @@ fn files_mboxes_maildirs_and_folders() {
         "{text}"
     );
 }
+
+#[test]
+fn scan_verifies_senders_against_a_zone_file_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("zone.txt");
+    std::fs::write(
+        &zone,
+        "example.jp TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n_dmarc.example.jp TXT \"v=DMARC1; p=quarantine\"\n",
+    )
+    .unwrap();
+    let msg = dir.path().join("m.eml");
+    std::fs::write(
+        &msg,
+        format!("Received: from x.example (x.example [203.0.113.5]) by mx.example.jp; Mon, 2 Nov 2026 10:00:00 +0900\nReturn-Path: <hanako@example.jp>\n{HAM}"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args(["mail", "scan", "--json", "--dns-zone"])
+        .arg(&zone)
+        .arg(&msg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let auth: Vec<(&str, &str)> = v["sender_auth"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["method"].as_str().unwrap(), c["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        auth,
+        [("dkim", "none"), ("spf", "fail"), ("dmarc", "fail")],
+        "{v}"
+    );
+    let codes: Vec<&str> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(
+        codes.contains(&"SPF_FAIL") && codes.contains(&"DMARC_FAIL"),
+        "{v}"
+    );
+
+    std::fs::write(
+        &zone,
+        "example.jp TXT \"v=spf1 -all\"\nexample.jp A not-an-ip\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args(["mail", "scan", "--dns-zone"])
+        .arg(&zone)
+        .arg(&msg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zone line 2"), "{err}");
+}

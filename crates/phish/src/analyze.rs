@@ -389,6 +389,19 @@ fn imitation<'a>(
                         }
                     });
                 }
+                // A short brand label inside a longer one ("wamubis") only for the brand the
+                // message itself talks about.
+                if is_claimed && bl.len() == 4 && label.len() > 4 && label.contains(bl.as_str()) {
+                    return Some(Imitation {
+                        brand: b,
+                        code: if in_subdomain {
+                            "BRAND_IN_SUBDOMAIN"
+                        } else {
+                            "LOOKALIKE_LINK"
+                        },
+                        how: format!("contains {bl}"),
+                    });
+                }
                 if bl.len() < 5 || label.len() < 4 {
                     continue;
                 }
@@ -482,7 +495,10 @@ fn matched<'a>(text: &str, words: &'a [&'a str]) -> Vec<&'a str> {
             .unwrap_or_else(|e| e.into_inner());
         match c.get(&key) {
             Some(a) => Arc::clone(a),
-            None => match aho_corasick::AhoCorasick::new(words) {
+            None => match aho_corasick::AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(words)
+            {
                 Ok(a) => {
                     let a = Arc::new(a);
                     c.insert(key, Arc::clone(&a));
@@ -678,10 +694,64 @@ pub struct Options {
     /// believed: their SPF, DKIM and DMARC results become findings. Others are ignored, as
     /// anyone can write such a header.
     pub trusted_authserv_ids: Vec<String>,
+    /// SPF, DKIM and DMARC as the caller verified them against DNS (the analyzer itself does
+    /// no IO). Failures become findings; passes and absent records do not.
+    pub verified: Vec<AuthCheck>,
+}
+
+/// Which sender authentication method a result is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// RFC 7208, the envelope sender's domain against the sending IP.
+    Spf,
+    /// RFC 6376, a signature over the message.
+    Dkim,
+    /// RFC 7489, the From domain's policy over aligned SPF and DKIM.
+    Dmarc,
+}
+
+/// One verified sender authentication result, in RFC 8601 words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthCheck {
+    /// The method.
+    pub method: AuthMethod,
+    /// `pass`, `fail`, `softfail`, `neutral`, `none`, `temperror` or `permerror`.
+    pub result: String,
+    /// The domain the result is about (envelope sender, signing domain, From domain).
+    pub domain: String,
+    /// What the verifier said beyond the result (the policy, the failure cause).
+    pub detail: String,
+}
+
+/// The finding code and weight for a failed check, or `None` when it did not fail.
+fn auth_failure(method: AuthMethod, result: &str) -> Option<(&'static str, u32)> {
+    let failed = matches!(result, "fail" | "softfail" | "permerror");
+    match method {
+        AuthMethod::Spf if failed => Some(("SPF_FAIL", 20)),
+        AuthMethod::Dkim if failed => Some(("DKIM_FAIL", 15)),
+        AuthMethod::Dmarc if failed => Some(("DMARC_FAIL", 35)),
+        _ => None,
+    }
 }
 
 /// SPF, DKIM and DMARC failures reported by a trusted receiving server.
 fn auth_results(msg: &mail_parser::Message<'_>, opts: &Options, f: &mut Vec<Finding>) {
+    for c in &opts.verified {
+        if let Some((code, w)) = auth_failure(c.method, &c.result) {
+            push(
+                f,
+                code,
+                w,
+                ev(&[
+                    ("verified_by", "cardguard".to_owned()),
+                    ("result", c.result.clone()),
+                    ("domain", c.domain.clone()),
+                    ("detail", c.detail.chars().take(200).collect()),
+                ]),
+            );
+        }
+    }
     if opts.trusted_authserv_ids.is_empty() {
         return;
     }
@@ -718,12 +788,18 @@ fn auth_results(msg: &mail_parser::Message<'_>, opts: &Options, f: &mut Vec<Find
                 continue;
             };
             let result = rest.split_whitespace().next().unwrap_or("");
-            let failed = matches!(result, "fail" | "softfail" | "permerror");
-            let (code, w) = match method.trim() {
-                "spf" if failed => ("SPF_FAIL", 20),
-                "dkim" if failed => ("DKIM_FAIL", 15),
-                "dmarc" if failed => ("DMARC_FAIL", 35),
+            let m = match method.trim() {
+                "spf" => AuthMethod::Spf,
+                "dkim" => AuthMethod::Dkim,
+                "dmarc" => AuthMethod::Dmarc,
                 _ => continue,
+            };
+            // The caller's own verification of the same method wins over a header's.
+            if opts.verified.iter().any(|c| c.method == m) {
+                continue;
+            }
+            let Some((code, w)) = auth_failure(m, result) else {
+                continue;
             };
             push(
                 f,
@@ -772,7 +848,8 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     let sender_imitation = if p.from_domain.is_empty() {
         None
     } else {
-        imitation(reg, &p.from_domain, stated)
+        // The brand the text names unlocks its short labels for the sender's domain only.
+        imitation(reg, &p.from_domain, stated.or(body_brand))
     };
 
     // The links.
@@ -1316,6 +1393,7 @@ mod tests {
         assert!(plain.reasons.is_empty(), "{plain:?}");
         let opts = Options {
             trusted_authserv_ids: vec!["mx.issuer.example".into()],
+            ..Options::default()
         };
         let r = analyze_with(raw.as_bytes(), &reg, &opts).unwrap();
         let c = codes(&r);
@@ -1326,6 +1404,7 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Phishing);
         let other = Options {
             trusted_authserv_ids: vec!["forged.example".into()],
+            ..Options::default()
         };
         assert!(
             analyze_with(raw.as_bytes(), &reg, &other)

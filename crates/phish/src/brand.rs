@@ -116,8 +116,11 @@ impl BrandRegistry {
                 self.names.push((i, n.to_lowercase()));
             }
         }
-        self.names_ac =
-            aho_corasick::AhoCorasick::new(self.names.iter().map(|(_, n)| n.as_str())).ok();
+        // A full DFA: a few hundred names make a small one, and it searches fastest.
+        self.names_ac = aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(self.names.iter().map(|(_, n)| n.as_str()))
+            .ok();
     }
 
     /// The brand names that occur in `text_lower` (already lowercase): whole words for

@@ -9,6 +9,8 @@ pub mod links;
 pub mod lookalike;
 pub mod similar;
 
-pub use analyze::{Finding, Options, PhishError, Report, Verdict, analyze, analyze_with};
+pub use analyze::{
+    AuthCheck, AuthMethod, Finding, Options, PhishError, Report, Verdict, analyze, analyze_with,
+};
 pub use brand::{Brand, BrandError, BrandRegistry, registrable};
 pub use lookalike::{Permutation, UrlCheck, check_url, permutations};

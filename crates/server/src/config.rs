@@ -41,6 +41,10 @@ pub struct MailConfig {
     pub brands_file: Option<std::path::PathBuf>,
     /// Receiving servers whose Authentication-Results headers (SPF, DKIM, DMARC) are trusted.
     pub trusted_authserv_ids: Vec<String>,
+    /// Verify SPF, DKIM and DMARC of scanned mail against DNS (the system's resolvers).
+    pub verify_sender: bool,
+    /// Verify against this fixed zone file instead of DNS (implies `verify_sender`).
+    pub dns_zone: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

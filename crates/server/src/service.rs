@@ -91,6 +91,8 @@ pub struct App {
     last_snapshot: AtomicU64,
     pub metrics: crate::metrics::Metrics,
     brands: cardguard_phish::BrandRegistry,
+    /// SPF, DKIM and DMARC for scanned mail, when configured.
+    sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
 }
 
 fn decode_record(payload: &[u8]) -> Result<AuthRecord, String> {
@@ -191,6 +193,28 @@ impl App {
                 )))
             })?;
         }
+        let sender_verifier = match (&config.mail.dns_zone, config.mail.verify_sender) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let zone = cardguard_mailauth::Zone::parse(&text).map_err(|e| {
+                    OpenError::Config(crate::config::ConfigError::Invalid(format!(
+                        "mail.dns_zone: {e}"
+                    )))
+                })?;
+                Some(cardguard_mailauth::SenderVerifier::offline(zone))
+            }
+            (None, true) => Some(cardguard_mailauth::SenderVerifier::system()),
+            (None, false) => None,
+        }
+        .transpose()
+        .map_err(|e| {
+            OpenError::Config(crate::config::ConfigError::Invalid(format!(
+                "mail.verify_sender: {e}"
+            )))
+        })?;
         let summary = OpenSummary {
             cards: registry.len(),
             snapshot_offset,
@@ -222,6 +246,7 @@ impl App {
             last_snapshot: AtomicU64::new(snapshot_offset.unwrap_or(0)),
             metrics: crate::metrics::Metrics::default(),
             brands,
+            sender_verifier,
         };
         Ok((app, summary))
     }
@@ -233,6 +258,19 @@ impl App {
     /// The brand registry of the phishing analyzer.
     pub fn brands(&self) -> &cardguard_phish::BrandRegistry {
         &self.brands
+    }
+
+    /// The analyzer's options for one message: trusted Authentication-Results servers, and
+    /// the sender checks verified now when a verifier is configured.
+    pub async fn mail_options(&self, raw: &[u8]) -> cardguard_phish::Options {
+        let verified = match &self.sender_verifier {
+            Some(v) => v.verify(raw, None).await,
+            None => Vec::new(),
+        };
+        cardguard_phish::Options {
+            trusted_authserv_ids: self.config.mail.trusted_authserv_ids.clone(),
+            verified,
+        }
     }
 
     pub fn keys(&self) -> &KeyRing {

@@ -216,6 +216,44 @@ async fn contract_example_enroll_then_authorize() {
 }
 
 #[tokio::test]
+async fn mail_scan_verifies_the_sender_against_the_configured_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("zone.txt");
+    std::fs::write(
+        &zone,
+        "paypal.com TXT \"v=spf1 ip4:173.0.80.0/20 -all\"\n\
+         _dmarc.paypal.com TXT \"v=DMARC1; p=reject\"\n",
+    )
+    .unwrap();
+    let extra = format!("[mail]\ndns_zone = {:?}\n", zone.display().to_string());
+    let srv = Server::start(dir.path(), &extra).await;
+    let mut admin = srv.client(ADMIN).await;
+    // A receipt that names nothing suspicious: only its sender authentication gives it away.
+    let spoof = "Received: from mx.forger.example (mx.forger.example [198.51.100.77])\r\n\
+                 \tby mx.issuer.example; Mon, 2 Nov 2026 10:00:00 +0900\r\n\
+                 Return-Path: <service@paypal.com>\r\n\
+                 From: PayPal <service@paypal.com>\r\n\
+                 Subject: Receipt\r\n\r\nThanks for your payment.\r\n";
+    let (s, v) = admin
+        .post_raw("/v1/mail/scan", spoof.as_bytes().to_vec())
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let codes: Vec<&str> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(
+        codes.contains(&"SPF_FAIL") && codes.contains(&"DMARC_FAIL"),
+        "{v}"
+    );
+    assert_eq!(v["verdict"], "phishing", "{v}");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn credentials_and_scopes() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(dir.path(), "").await;

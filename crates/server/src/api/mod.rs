@@ -175,10 +175,8 @@ async fn mail_scan(
         }
     };
     let app = std::sync::Arc::clone(&ctx.app);
+    let opts = app.mail_options(&body).await;
     let report = tokio::task::spawn_blocking(move || {
-        let opts = cardguard_phish::Options {
-            trusted_authserv_ids: app.config.mail.trusted_authserv_ids.clone(),
-        };
         cardguard_phish::analyze_with(&body, app.brands(), &opts)
     })
     .await
