@@ -176,6 +176,20 @@ async fn serve(a: ServeArgs, config: Config) -> Result<()> {
             }
         });
     }
+    // SIGHUP reads the brands file of the phishing analyzer again.
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let a = Arc::clone(&app);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let a = Arc::clone(&a);
+                match tokio::task::spawn_blocking(move || a.reload_brands()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "brand registry kept"),
+                    Err(e) => tracing::error!(error = %e, "brand reload task"),
+                }
+            }
+        });
+    }
     cardguard_server::serve(listener, Arc::clone(&app), keys, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

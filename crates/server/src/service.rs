@@ -15,7 +15,7 @@ use cardguard_engine::{AuthRecord, Engine, LabelRecord, TxFacts};
 use cardguard_store::{CardRegistry, Durability, DurableWatch, EventLog, LogReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// Frame kinds in the event log.
@@ -90,7 +90,8 @@ pub struct App {
     snapshot_lock: Mutex<()>,
     last_snapshot: AtomicU64,
     pub metrics: crate::metrics::Metrics,
-    brands: cardguard_phish::BrandRegistry,
+    /// Swapped whole when the brands file is reloaded; scans hold their own `Arc`.
+    brands: RwLock<Arc<cardguard_phish::BrandRegistry>>,
     /// SPF, DKIM and DMARC for scanned mail, when configured.
     sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
 }
@@ -181,18 +182,7 @@ impl App {
                 )));
             }
         };
-        let mut brands = cardguard_phish::BrandRegistry::builtin();
-        if let Some(path) = &config.mail.brands_file {
-            let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
-                path: path.display().to_string(),
-                source,
-            })?;
-            brands.merge_toml(&text).map_err(|e| {
-                OpenError::Config(crate::config::ConfigError::Invalid(format!(
-                    "mail.brands_file: {e}"
-                )))
-            })?;
-        }
+        let brands = load_brands(&config.mail)?;
         let sender_verifier = match (&config.mail.dns_zone, config.mail.verify_sender) {
             (Some(path), _) => {
                 let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
@@ -245,7 +235,7 @@ impl App {
             snapshot_lock: Mutex::new(()),
             last_snapshot: AtomicU64::new(snapshot_offset.unwrap_or(0)),
             metrics: crate::metrics::Metrics::default(),
-            brands,
+            brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
         };
         Ok((app, summary))
@@ -255,9 +245,19 @@ impl App {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The brand registry of the phishing analyzer.
-    pub fn brands(&self) -> &cardguard_phish::BrandRegistry {
-        &self.brands
+    /// The brand registry of the phishing analyzer, as of now.
+    pub fn brands(&self) -> Arc<cardguard_phish::BrandRegistry> {
+        Arc::clone(&self.brands.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Reads `mail.brands_file` again and swaps the registry in; on an error the registry in
+    /// use stays. Returns how many brands the new registry holds.
+    pub fn reload_brands(&self) -> Result<usize, OpenError> {
+        let fresh = load_brands(&self.config.mail)?;
+        let n = fresh.brands().len();
+        *self.brands.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        tracing::info!(brands = n, "brand registry reloaded");
+        Ok(n)
     }
 
     /// The analyzer's options for one message: trusted Authentication-Results servers, and
@@ -583,4 +583,23 @@ impl App {
             "now": Timestamp::to_rfc3339(self.clock.now()),
         })
     }
+}
+
+/// The built-in brand registry with `mail.brands_file` merged in.
+fn load_brands(
+    mail: &crate::config::MailConfig,
+) -> Result<cardguard_phish::BrandRegistry, OpenError> {
+    let mut brands = cardguard_phish::BrandRegistry::builtin();
+    if let Some(path) = &mail.brands_file {
+        let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+        brands.merge_toml(&text).map_err(|e| {
+            OpenError::Config(crate::config::ConfigError::Invalid(format!(
+                "mail.brands_file: {e}"
+            )))
+        })?;
+    }
+    Ok(brands)
 }

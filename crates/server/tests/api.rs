@@ -254,6 +254,74 @@ async fn mail_scan_verifies_the_sender_against_the_configured_zone() {
 }
 
 #[tokio::test]
+async fn the_brands_file_reloads_live_and_a_bad_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let brands = dir.path().join("brands.toml");
+    std::fs::write(&brands, "").unwrap();
+    let extra = format!("[mail]\nbrands_file = {:?}\n", brands.display().to_string());
+    let srv = Server::start(dir.path(), &extra).await;
+    let mut admin = srv.client(ADMIN).await;
+    let mut acq = srv.client(ACQUIRER).await;
+    let mail = "From: Kumo Card <info@kumo-card-notice.top>\r\nSubject: Kumo Card statement\r\n\r\n\
+                Your Kumo Card statement: http://kumo-card-notice.top/login\r\n";
+    let brand_of = |v: &Value| v["brand"].as_str().map(str::to_owned);
+    let (_, v) = admin
+        .post_raw("/v1/mail/scan", mail.as_bytes().to_vec())
+        .await
+        .unwrap();
+    assert_eq!(brand_of(&v), None, "{v}");
+    let (_, before) = admin
+        .post_raw("/v1/mail/brands/reload", Vec::new())
+        .await
+        .unwrap();
+    let n0 = before["brands"].as_u64().unwrap();
+
+    std::fs::write(
+        &brands,
+        "[kumo_card]\nnames = [\"Kumo Card\"]\nmail_domains = [\"kumocard.example\"]\n\
+         web_domains = [\"kumocard.example\"]\n",
+    )
+    .unwrap();
+    let (s, v) = acq
+        .post_raw("/v1/mail/brands/reload", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = admin
+        .post_raw("/v1/mail/brands/reload", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!((s, v["brands"].as_u64()), (200, Some(n0 + 1)), "{v}");
+    let (_, v) = admin
+        .post_raw("/v1/mail/scan", mail.as_bytes().to_vec())
+        .await
+        .unwrap();
+    assert_eq!(brand_of(&v).as_deref(), Some("Kumo Card"), "{v}");
+    assert_ne!(v["verdict"], "clean", "{v}");
+
+    std::fs::write(&brands, "[broken\n").unwrap();
+    let (s, v) = admin
+        .post_raw("/v1/mail/brands/reload", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_brands")),
+        "{v}"
+    );
+    let (_, v) = admin
+        .post_raw("/v1/mail/scan", mail.as_bytes().to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        brand_of(&v).as_deref(),
+        Some("Kumo Card"),
+        "the old registry stays: {v}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn credentials_and_scopes() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(dir.path(), "").await;

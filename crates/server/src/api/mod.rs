@@ -33,6 +33,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/v1/mail/scan"),
+    ("post", "/v1/mail/brands/reload"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -51,6 +52,7 @@ pub fn router(ctx: Ctx) -> Router {
                 cardguard_phish::analyze::MAX_MESSAGE_BYTES,
             )),
         )
+        .route("/v1/mail/brands/reload", post(reload_brands))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -152,6 +154,20 @@ async fn stats(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Reads `mail.brands_file` again (admin); a bad file changes nothing and says why.
+async fn reload_brands(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    ctx.keys.require(&headers, &[Scope::Admin])?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let n = tokio::task::spawn_blocking(move || app.reload_brands())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_brands", e.to_string()))?;
+    Ok(Json(serde_json::json!({ "brands": n })))
+}
+
 /// The phishing analyzer: the raw RFC 5322 message is the body.
 async fn mail_scan(
     State(ctx): State<Ctx>,
@@ -177,7 +193,7 @@ async fn mail_scan(
     let app = std::sync::Arc::clone(&ctx.app);
     let opts = app.mail_options(&body).await;
     let report = tokio::task::spawn_blocking(move || {
-        cardguard_phish::analyze_with(&body, app.brands(), &opts)
+        cardguard_phish::analyze_with(&body, &app.brands(), &opts)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
