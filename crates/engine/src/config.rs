@@ -89,6 +89,9 @@ pub struct EngineConfig {
     /// card testing (declined with 59).
     pub card_testing_wrong_csc: u8,
     pub card_testing_window_minutes: u32,
+    /// Days by which the terminal fraud-rate windows end before today: fraud labels take
+    /// about this long to arrive (at most 14).
+    pub terminal_risk_delay_days: u32,
     pub thresholds: Thresholds,
     #[serde(skip)]
     pub fx: FxRates,
@@ -103,6 +106,7 @@ impl Default for EngineConfig {
             pin_lock_hours: 24,
             card_testing_wrong_csc: 3,
             card_testing_window_minutes: 10,
+            terminal_risk_delay_days: 7,
             thresholds: Thresholds::default(),
             fx: FxRates::default(),
         }

@@ -71,6 +71,24 @@ features! {
     49 DAYS_SINCE_FRAUD_LABEL "days_since_fraud_label",
 }
 
+/// The settings the feature function reads, taken from the engine's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureParams {
+    /// The window of `wrong_csc_10m`, ms.
+    pub card_testing_window_ms: i64,
+    /// How far back the terminal fraud-rate windows end, days.
+    pub terminal_risk_delay_days: u32,
+}
+
+impl From<&crate::config::EngineConfig> for FeatureParams {
+    fn from(c: &crate::config::EngineConfig) -> Self {
+        FeatureParams {
+            card_testing_window_ms: i64::from(c.card_testing_window_minutes) * 60_000,
+            terminal_risk_delay_days: c.terminal_risk_delay_days,
+        }
+    }
+}
+
 pub const N_FEATURES: usize = 50;
 const _: () = assert!(FEATURE_NAMES.len() == N_FEATURES);
 
@@ -180,13 +198,19 @@ pub fn compute(
     card: Option<&CardState>,
     terminal: Option<&TerminalState>,
     device: Option<&DeviceState>,
-    card_testing_window_ms: i64,
+    params: &FeatureParams,
 ) -> Features {
+    let card_testing_window_ms = params.card_testing_window_ms;
     let empty = CardState::default();
     let card = card.unwrap_or(&empty);
     let w = card.windows(tx.ts_ms);
     let ts = terminal
-        .map(|t| t.stats(tx.ts_ms.div_euclid(86_400_000)))
+        .map(|t| {
+            t.stats(
+                tx.ts_ms.div_euclid(86_400_000),
+                params.terminal_risk_delay_days,
+            )
+        })
         .unwrap_or_default();
     let scale = 10f64.powi(i32::from(tx.base_exponent));
     let amount = tx.amount_major();

@@ -24,10 +24,13 @@ mod terminal;
 pub use card::{CardState, TxRecord};
 pub use config::{EngineConfig, FxRates, Thresholds};
 pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
-pub use features::{FEATURE_NAMES, Features, N_FEATURES, TxContext, idx, terminal_key};
+pub use features::{
+    FEATURE_NAMES, FeatureParams, Features, N_FEATURES, TxContext, idx, terminal_key,
+};
 pub use hash::{stable_hash, stable_hash32};
 pub use record::{AuthRecord, LabelRecord, TxFacts};
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
     AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineState, EngineStats, Label, request_key,
 };
+pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};

@@ -161,7 +161,7 @@ impl Engine {
             self.state.cards.get(token),
             self.state.terminals.get(&ctx.terminal),
             ctx.device_key.and_then(|d| self.state.devices.get(&d)),
-            i64::from(self.config.card_testing_window_minutes) * 60_000,
+            &features::FeatureParams::from(&self.config),
         )
     }
 

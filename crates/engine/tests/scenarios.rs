@@ -244,7 +244,11 @@ fn card_status_and_expiry_come_first() {
 
 #[test]
 fn labels_raise_the_terminal_fraud_rate_only_once_they_arrive() {
-    let mut e = Engine::new(EngineConfig::default());
+    // Rates over windows ending today (no label-delay shift), to see each label land.
+    let mut e = Engine::new(EngineConfig {
+        terminal_risk_delay_days: 0,
+        ..EngineConfig::default()
+    });
     let mut ids = Vec::new();
     for i in 0..10u8 {
         let t = tx(

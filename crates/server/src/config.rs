@@ -163,6 +163,8 @@ pub struct EngineSection {
     pub pin_lock_hours: u32,
     pub card_testing_wrong_csc: u8,
     pub card_testing_window_minutes: u32,
+    /// Days the terminal fraud-rate windows end before today (label delay, at most 14).
+    pub terminal_risk_delay_days: u32,
     pub thresholds: Thresholds,
     /// Base currency of amount features and reference rates into it.
     pub base_currency: String,
@@ -179,6 +181,7 @@ impl Default for EngineSection {
             pin_lock_hours: d.pin_lock_hours,
             card_testing_wrong_csc: d.card_testing_wrong_csc,
             card_testing_window_minutes: d.card_testing_window_minutes,
+            terminal_risk_delay_days: d.terminal_risk_delay_days,
             thresholds: d.thresholds,
             base_currency: d.fx.base.code().to_owned(),
             fx: BTreeMap::new(),
@@ -205,6 +208,12 @@ impl EngineSection {
                 "engine.max_speed_kmh must be > 0 and travel_allowance_km >= 0".into(),
             ));
         }
+        if self.terminal_risk_delay_days > cardguard_engine::MAX_RISK_DELAY_DAYS {
+            return Err(bad(format!(
+                "engine.terminal_risk_delay_days must be at most {}",
+                cardguard_engine::MAX_RISK_DELAY_DAYS
+            )));
+        }
         if self.pin_try_limit == 0 || self.card_testing_wrong_csc == 0 {
             return Err(bad(
                 "engine.pin_try_limit and card_testing_wrong_csc must be at least 1".into(),
@@ -217,6 +226,7 @@ impl EngineSection {
             pin_lock_hours: self.pin_lock_hours,
             card_testing_wrong_csc: self.card_testing_wrong_csc,
             card_testing_window_minutes: self.card_testing_window_minutes,
+            terminal_risk_delay_days: self.terminal_risk_delay_days,
             thresholds: t,
             ..EngineConfig::default()
         };
