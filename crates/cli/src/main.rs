@@ -1,9 +1,11 @@
 //! The `cardguard` command: `serve` runs the platform (with `--demo`, sample traffic too);
-//! `bench` measures the engine, the HTTP path and a restart.
+//! `bench` measures the engine, the HTTP path and a restart; `mail` is the phishing analyzer;
+//! `ml` trains and evaluates the fraud model.
 
 mod bench;
 mod demo;
 pub mod mail;
+mod ml;
 mod rng;
 
 use anyhow::{Context, Result, bail};
@@ -30,6 +32,9 @@ enum Cmd {
     /// Mail: the phishing analyzer.
     #[command(subcommand)]
     Mail(mail::MailCmd),
+    /// The fraud model: train, evaluate.
+    #[command(subcommand)]
+    Ml(ml::MlCmd),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +80,7 @@ fn main() -> Result<()> {
         }
         Cmd::Bench(b) => bench::run(b),
         Cmd::Mail(m) => mail::run(m),
+        Cmd::Ml(m) => ml::run(m),
     }
 }
 

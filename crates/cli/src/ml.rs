@@ -1,0 +1,453 @@
+//! `cardguard ml`: train a fraud model on a labelled transaction file and evaluate it under
+//! the fraud detection handbook's protocol (features by replay, label delay, known
+//! compromised cards removed), with a report of the curves.
+
+use anyhow::{Context, Result, bail};
+use cardguard_ml::evaluate::{DayRange, Evaluation, Protocol, evaluate};
+use cardguard_ml::gbdt::{Round, TrainParams, TrainSet};
+use cardguard_ml::{Dataset, FeatureTable, ReplayConfig, replay};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum MlCmd {
+    /// Fit a model on the transactions and write the model file.
+    Train(TrainArgs),
+    /// Train on the training days and measure on the test days (the handbook's protocol).
+    Evaluate(EvaluateArgs),
+}
+
+/// The trainer's settings on the command line.
+#[derive(clap::Args, Clone)]
+pub struct TrainerArgs {
+    /// Most trees.
+    #[arg(long, default_value_t = 600)]
+    trees: usize,
+    #[arg(long, default_value_t = 0.05)]
+    learning_rate: f32,
+    #[arg(long, default_value_t = 6)]
+    max_depth: usize,
+    #[arg(long, default_value_t = 5.0)]
+    min_child_weight: f64,
+    #[arg(long, default_value_t = 0.8)]
+    subsample: f64,
+    #[arg(long, default_value_t = 0.8)]
+    colsample: f64,
+    /// Weight of a fraud against a genuine transaction (class imbalance).
+    #[arg(long, default_value_t = 1.0)]
+    scale_pos_weight: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl TrainerArgs {
+    fn params(&self) -> TrainParams {
+        TrainParams {
+            max_trees: self.trees,
+            learning_rate: self.learning_rate,
+            max_depth: self.max_depth,
+            min_child_weight: self.min_child_weight,
+            subsample: self.subsample,
+            colsample: self.colsample,
+            scale_pos_weight: self.scale_pos_weight,
+            seed: self.seed,
+            ..TrainParams::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Labelled transactions: the engine's CSV schema or the handbook's, plain or gzip.
+    #[arg(long)]
+    transactions: PathBuf,
+    /// Training days FROM..TO (default: all but the last 7 days, which stop the training
+    /// early).
+    #[arg(long)]
+    train: Option<String>,
+    /// Days after a transaction its fraud label is known.
+    #[arg(long, default_value_t = 7)]
+    delay_days: u32,
+    /// Where to write the model file.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    trainer: TrainerArgs,
+}
+
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    /// Labelled transactions: the engine's CSV schema or the handbook's, plain or gzip.
+    #[arg(long)]
+    transactions: PathBuf,
+    /// Training days FROM..TO.
+    #[arg(long)]
+    train: String,
+    /// Days after a transaction its fraud label is known.
+    #[arg(long, default_value_t = 7)]
+    delay_days: u32,
+    /// Test days FROM..TO.
+    #[arg(long)]
+    test: String,
+    /// Also k consecutive earlier folds (each moved back by the test length): mean and
+    /// deviation.
+    #[arg(long, default_value_t = 1)]
+    folds: usize,
+    /// Write TRANSACTION_ID,score,label for every test transaction.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Write precision-recall and ROC curves (SVG) and an HTML page to this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    trainer: TrainerArgs,
+}
+
+pub fn run(cmd: MlCmd) -> Result<()> {
+    match cmd {
+        MlCmd::Train(a) => train_cmd(a),
+        MlCmd::Evaluate(a) => evaluate_cmd(a),
+    }
+}
+
+/// A one-line progress bar on stderr.
+fn bar(what: &str, done: usize, total: usize) {
+    let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
+    let filled = pct / 4;
+    eprint!(
+        "\r{what:<16} [{}{}] {pct:>3}% ",
+        "#".repeat(filled),
+        " ".repeat(25 - filled)
+    );
+    if done >= total {
+        eprintln!();
+    }
+    let _ = std::io::stderr().flush();
+}
+
+fn round_bar(what: &str, r: Round) {
+    bar(what, r.trees, r.max_trees);
+    if let Some(ap) = r.valid_ap {
+        eprint!("trees {} best {} valid AP {ap:.4}", r.trees, r.best_trees);
+    }
+}
+
+fn load(path: &Path, delay_days: u32) -> Result<FeatureTable> {
+    let t0 = Instant::now();
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let data = Dataset::read(f).with_context(|| format!("reading {}", path.display()))?;
+    eprintln!(
+        "read {} transactions ({} frauds) in {:.1} s",
+        data.transactions.len(),
+        data.transactions.iter().filter(|t| t.fraud).count(),
+        t0.elapsed().as_secs_f64()
+    );
+    let t0 = Instant::now();
+    let cfg = ReplayConfig {
+        label_delay_days: delay_days,
+        ..ReplayConfig::default()
+    };
+    let table = replay(&data, &cfg, &mut |d, n| bar("replaying", d, n))?;
+    eprintln!("features by replay in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(table)
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    let table = load(&a.transactions, a.delay_days)?;
+    if table.rows() == 0 {
+        bail!("no transactions in {}", a.transactions.display());
+    }
+    let (first, last) = (table.day(0), table.day(table.rows() - 1));
+    let range = match &a.train {
+        Some(s) => DayRange::parse(s)?,
+        None => DayRange {
+            from: first,
+            to: last,
+        },
+    };
+    // The last 7 days (or quarter) of the range stop the training early.
+    let valid_days = (range.days() / 4).clamp(1, 7);
+    let fit_to = range.to - valid_days;
+    let rows = |keep: &dyn Fn(i64) -> bool| -> (Vec<f32>, Vec<bool>) {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..table.rows() {
+            if keep(table.day(i)) {
+                x.extend_from_slice(table.row(i));
+                y.push(table.y[i]);
+            }
+        }
+        (x, y)
+    };
+    let (fx, fy) = rows(&|d| range.from <= d && d <= fit_to);
+    let (vx, vy) = rows(&|d| fit_to < d && d <= range.to);
+    let t0 = Instant::now();
+    let model = cardguard_ml::train(
+        &TrainSet {
+            x: &fx,
+            y: &fy,
+            width: table.width(),
+        },
+        Some(&TrainSet {
+            x: &vx,
+            y: &vy,
+            width: table.width(),
+        }),
+        &table.names,
+        &a.trainer.params(),
+        &mut |r| round_bar("training", r),
+    )?;
+    eprintln!();
+    let text = model.to_json()?;
+    std::fs::write(&a.out, &text).with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{} trees, {} training rows ({} frauds), validation {} rows: AP {}; {:.1} s; model {} -> {}",
+        model.trees.len(),
+        fy.len(),
+        fy.iter().filter(|&&y| y).count(),
+        vy.len(),
+        model.provenance["valid_average_precision"],
+        t0.elapsed().as_secs_f64(),
+        model.model_version,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
+    let train = DayRange::parse(&a.train)?;
+    let test = DayRange::parse(&a.test)?;
+    if test.from <= train.to {
+        bail!("the test days must come after the training days");
+    }
+    if a.folds == 0 {
+        bail!("--folds must be at least 1");
+    }
+    let table = load(&a.transactions, a.delay_days)?;
+    let params = a.trainer.params();
+    let mut results: Vec<Evaluation> = Vec::new();
+    for k in 0..a.folds {
+        let back = -(k as i64) * test.days();
+        let p = Protocol {
+            train: train.shifted(back),
+            test: test.shifted(back),
+            delay_days: a.delay_days,
+            k: 100,
+        };
+        let e = evaluate(&table, &p, &params, &mut |what, r| round_bar(what, r))?;
+        eprintln!();
+        results.push(e);
+    }
+    let first = &results[0];
+    if let Some(path) = &a.predictions {
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        writeln!(w, "TRANSACTION_ID,score,label")?;
+        for (id, s, l) in &first.predictions {
+            writeln!(w, "{id},{s},{}", u8::from(*l))?;
+        }
+        w.flush()?;
+    }
+    if let Some(dir) = &a.report {
+        report(dir, first)?;
+    }
+    let stat = |f: &dyn Fn(&Evaluation) -> Option<f64>| -> (Option<f64>, Option<f64>) {
+        let v: Vec<f64> = results.iter().filter_map(f).collect();
+        if v.is_empty() {
+            return (None, None);
+        }
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        (Some(mean), Some(var.sqrt()))
+    };
+    let (ap, ap_sd) = stat(&|e| e.average_precision);
+    let (auc, auc_sd) = stat(&|e| e.roc_auc);
+    let (cp, cp_sd) = stat(&|e| e.card_precision_at_100);
+    if a.json {
+        let mut v = serde_json::json!({
+            "average_precision": ap,
+            "roc_auc": auc,
+            "card_precision_at_100": cp,
+            "n_test": first.n_test,
+            "n_fraud": first.n_fraud,
+            "folds": results,
+        });
+        if a.folds > 1 {
+            v["average_precision_sd"] = serde_json::json!(ap_sd);
+            v["roc_auc_sd"] = serde_json::json!(auc_sd);
+            v["card_precision_at_100_sd"] = serde_json::json!(cp_sd);
+        }
+        println!("{v}");
+    } else {
+        let f = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.3}"));
+        for e in &results {
+            println!(
+                "train {} test {}: AP {} ROC AUC {} card precision@100 {} | test {} ({} frauds, {} left out as known compromised), train {} ({} frauds), {} trees in {:.1} s",
+                e.train,
+                e.test,
+                f(e.average_precision),
+                f(e.roc_auc),
+                f(e.card_precision_at_100),
+                e.n_test,
+                e.n_fraud,
+                e.n_removed_known,
+                e.n_train,
+                e.n_train_fraud,
+                e.trees,
+                e.train_seconds
+            );
+        }
+        if a.folds > 1 {
+            println!(
+                "mean over {} folds: AP {} ± {} ROC AUC {} ± {} card precision@100 {} ± {}",
+                a.folds,
+                f(ap),
+                f(ap_sd),
+                f(auc),
+                f(auc_sd),
+                f(cp),
+                f(cp_sd)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Points of a curve, (x, y) in [0, 1].
+type Curve = Vec<(f64, f64)>;
+
+/// Precision-recall (recall, precision) and ROC curve points, highest score first.
+fn curves(pred: &[(u64, f32, bool)]) -> (Curve, Curve) {
+    let mut p: Vec<(f32, bool)> = pred.iter().map(|x| (x.1, x.2)).collect();
+    p.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pos = p.iter().filter(|x| x.1).count().max(1) as f64;
+    let neg = (p.len() as f64 - pos).max(1.0);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut pr = vec![(0.0, 1.0)];
+    let mut roc = vec![(0.0, 0.0)];
+    let mut i = 0;
+    while i < p.len() {
+        let s = p[i].0;
+        while i < p.len() && p[i].0 == s {
+            if p[i].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        pr.push((tp / pos, tp / (tp + fp)));
+        roc.push((fp / neg, tp / pos));
+    }
+    (pr, roc)
+}
+
+fn svg(title: &str, xl: &str, yl: &str, pts: &[(f64, f64)], diagonal: bool) -> String {
+    let (w, h, m) = (420.0, 420.0, 50.0);
+    let sx = |x: f64| m + x * (w - 2.0 * m);
+    let sy = |y: f64| h - m - y * (h - 2.0 * m);
+    // At most ~2,000 points drawn.
+    let step = (pts.len() / 2000).max(1);
+    let path: Vec<String> = pts
+        .iter()
+        .step_by(step)
+        .chain(pts.last())
+        .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+        .collect();
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
+         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{title}</text>\
+         <rect x=\"{m}\" y=\"{m}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xl}</text>\
+         <text x=\"14\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {})\">{yl}</text>",
+        w / 2.0,
+        w - 2.0 * m,
+        h - 2.0 * m,
+        w / 2.0,
+        h - 12.0,
+        h / 2.0,
+        h / 2.0
+    );
+    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{t}</text>",
+            sx(t),
+            h - m + 16.0,
+            m - 6.0,
+            sy(t) + 4.0
+        ));
+    }
+    if diagonal {
+        s.push_str(&format!(
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ccc\" stroke-dasharray=\"4\"/>",
+            sx(0.0),
+            sy(0.0),
+            sx(1.0),
+            sy(1.0)
+        ));
+    }
+    s.push_str(&format!(
+        "<polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"{}\"/></svg>\n",
+        path.join(" ")
+    ));
+    s
+}
+
+fn report(dir: &Path, e: &Evaluation) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (pr, roc) = curves(&e.predictions);
+    let f = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.3}"));
+    std::fs::write(
+        dir.join("precision-recall.svg"),
+        svg(
+            &format!("Precision-recall (AP {})", f(e.average_precision)),
+            "recall",
+            "precision",
+            &pr,
+            false,
+        ),
+    )?;
+    std::fs::write(
+        dir.join("roc.svg"),
+        svg(
+            &format!("ROC (AUC {})", f(e.roc_auc)),
+            "false positive rate",
+            "true positive rate",
+            &roc,
+            true,
+        ),
+    )?;
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>cardguard model evaluation</title></head>\
+         <body style=\"font-family:sans-serif\"><h1>Model evaluation</h1>\
+         <p>Model <code>{}</code>, {} trees. Training days {}, test days {}.</p>\
+         <table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\">\
+         <tr><th>average precision</th><td>{}</td></tr>\
+         <tr><th>ROC AUC</th><td>{}</td></tr>\
+         <tr><th>card precision@100</th><td>{}</td></tr>\
+         <tr><th>test transactions</th><td>{} ({} frauds; {} of known compromised cards left out)</td></tr>\
+         <tr><th>training transactions</th><td>{} ({} frauds)</td></tr></table>\
+         <p><img src=\"precision-recall.svg\" alt=\"precision-recall curve\"> <img src=\"roc.svg\" alt=\"ROC curve\"></p>\
+         </body></html>\n",
+        e.model_version,
+        e.trees,
+        e.train,
+        e.test,
+        f(e.average_precision),
+        f(e.roc_auc),
+        f(e.card_precision_at_100),
+        e.n_test,
+        e.n_fraud,
+        e.n_removed_known,
+        e.n_train,
+        e.n_train_fraud
+    );
+    std::fs::write(dir.join("index.html"), html)?;
+    Ok(())
+}
