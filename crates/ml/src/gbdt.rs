@@ -521,6 +521,8 @@ mod tests {
         let p = TrainParams {
             max_trees: 200,
             max_depth: 3,
+            learning_rate: 0.3,
+            min_child_weight: 1.0,
             early_stopping_rounds: 10,
             ..TrainParams::default()
         };
