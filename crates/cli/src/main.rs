@@ -182,16 +182,25 @@ async fn serve(a: ServeArgs, config: Config) -> Result<()> {
             }
         });
     }
-    // SIGHUP reads the brands file of the phishing analyzer again.
+    // SIGHUP reads the phishing analyzer's brands file and the model file again.
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         let a = Arc::clone(&app);
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 let a = Arc::clone(&a);
-                match tokio::task::spawn_blocking(move || a.reload_brands()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "brand registry kept"),
-                    Err(e) => tracing::error!(error = %e, "brand reload task"),
+                let done = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = a.reload_brands() {
+                        tracing::error!(error = %e, "brand registry kept");
+                    }
+                    if a.config.engine.model_file.is_some()
+                        && let Err(e) = a.reload_model()
+                    {
+                        tracing::error!(error = %e, "model kept");
+                    }
+                })
+                .await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "reload task");
                 }
             }
         });

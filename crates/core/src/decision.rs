@@ -144,6 +144,8 @@ pub enum ReasonCode {
     HighRiskMcc,
     NightTime,
     CashAdvance,
+    /// A feature among the largest pushes of the fraud model's score.
+    ModelContribution,
 }
 
 impl ReasonCode {
@@ -173,6 +175,7 @@ impl ReasonCode {
             ReasonCode::HighRiskMcc => "HIGH_RISK_MCC",
             ReasonCode::NightTime => "NIGHT_TIME",
             ReasonCode::CashAdvance => "CASH_ADVANCE",
+            ReasonCode::ModelContribution => "MODEL_CONTRIBUTION",
         }
     }
 }
@@ -246,6 +249,7 @@ mod tests {
             ReasonCode::HighRiskMcc,
             ReasonCode::NightTime,
             ReasonCode::CashAdvance,
+            ReasonCode::ModelContribution,
         ];
         for c in all {
             assert_eq!(

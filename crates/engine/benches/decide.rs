@@ -1,11 +1,14 @@
-//! `decide()` with a million cards in state (criterion). Set CARDGUARD_BENCH_CARDS to change
-//! the number of cards (default 1,000,000; each with 12 transactions over 30 days).
+//! `decide()` with a million cards in state (criterion), with the built-in scorecard and with
+//! a 300-tree model of depth 6; the model alone (margin, and margin plus TreeSHAP reasons).
+//! Set CARDGUARD_BENCH_CARDS to change the number of cards (default 1,000,000; each with 12
+//! transactions over 30 days).
 
 use cardguard_core::Timestamp;
-use cardguard_engine::synth::{ok_checks, populate, transaction};
-use cardguard_engine::{Engine, EngineConfig};
+use cardguard_engine::synth::{ok_checks, populate, random_trees, transaction};
+use cardguard_engine::{Engine, EngineConfig, Scorer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::sync::Arc;
 
 fn bench(c: &mut Criterion) {
     let cards: u64 = std::env::var("CARDGUARD_BENCH_CARDS")
@@ -28,6 +31,29 @@ fn bench(c: &mut Criterion) {
     let checks = ok_checks();
     let mut i = 0usize;
     c.bench_function(&format!("decide/{cards}_cards"), |b| {
+        b.iter(|| {
+            i = (i + 1) % probes.len();
+            black_box(e.decide(black_box(&probes[i]), &checks))
+        })
+    });
+
+    let feats: Vec<_> = probes.iter().map(|p| e.features(p)).collect();
+    let model = random_trees(300, 6, &feats, 11);
+    c.bench_function("model/300_trees_depth_6/margin", |b| {
+        b.iter(|| {
+            i = (i + 1) % feats.len();
+            black_box(model.margin(black_box(&feats[i].values)))
+        })
+    });
+    let ctx = e.context(&probes[0]);
+    c.bench_function("model/300_trees_depth_6/treeshap_reasons", |b| {
+        b.iter(|| {
+            i = (i + 1) % feats.len();
+            black_box(model.explain(black_box(&feats[i]), &ctx))
+        })
+    });
+    e.set_scorer(Arc::new(model));
+    c.bench_function(&format!("decide_with_model/{cards}_cards"), |b| {
         b.iter(|| {
             i = (i + 1) % probes.len();
             black_box(e.decide(black_box(&probes[i]), &checks))

@@ -20,6 +20,7 @@ mod score;
 mod state;
 pub mod synth;
 mod terminal;
+mod tree;
 
 pub use card::{CardState, TxRecord};
 pub use config::{EngineConfig, FxRates, Thresholds};
@@ -34,3 +35,4 @@ pub use state::{
     AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineState, EngineStats, Label, request_key,
 };
 pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};
+pub use tree::{TreeError, TreeModel, TreeNode};

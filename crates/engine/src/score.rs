@@ -23,7 +23,14 @@ pub struct Score {
 pub trait Scorer: Send + Sync {
     /// A version string recorded with each decision.
     fn version(&self) -> &str;
+    /// The risk, with its contributions when they come with it for free.
     fn score(&self, f: &Features, tx: &TxContext) -> Score;
+    /// The contributions behind a score that `score` left out because they cost more than
+    /// the risk itself (a model's TreeSHAP values). The engine asks only when the decision
+    /// is not an approval: approvals carry no reasons.
+    fn explain(&self, _f: &Features, _tx: &TxContext) -> Vec<Contribution> {
+        Vec::new()
+    }
 }
 
 /// Additive points for well-known fraud signals, capped at 100. Each signal that fires

@@ -116,6 +116,11 @@ impl Engine {
         self.scorer = scorer;
     }
 
+    /// The version of the scorer deciding now.
+    pub fn scorer_version(&self) -> &str {
+        self.scorer.version()
+    }
+
     /// The number the next authorization gets, and its id.
     pub fn next_authorization_id(&self) -> String {
         auth_id(self.state.auths.len())
@@ -175,7 +180,7 @@ impl Engine {
             None
         };
         let f = self.features_of(&ctx, &tx.card_token);
-        let score = if checks.card_known() {
+        let mut score = if checks.card_known() {
             self.scorer.score(&f, &ctx)
         } else {
             crate::score::Score {
@@ -183,15 +188,20 @@ impl Engine {
                 contributions: Vec::new(),
             }
         };
-        decide::decide(
-            &self.config,
-            checks,
-            card,
-            &ctx,
-            &f,
-            &score,
-            self.scorer.version(),
-        )
+        let version = self.scorer.version();
+        let o = decide::decide(&self.config, checks, card, &ctx, &f, &score, version);
+        if o.decision == Decision::Approve
+            || !checks.card_known()
+            || !score.contributions.is_empty()
+        {
+            return o;
+        }
+        // Not an approval: the reasons are worth their cost now.
+        score.contributions = self.scorer.explain(&f, &ctx);
+        if score.contributions.is_empty() {
+            return o;
+        }
+        decide::decide(&self.config, checks, card, &ctx, &f, &score, version)
     }
 
     /// Applies a decided authorization whose event starts at `offset` in the log.

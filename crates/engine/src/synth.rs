@@ -135,3 +135,55 @@ pub fn populate(engine: &mut Engine, cards: u64, per_card: u64, now: Timestamp, 
     }
     n
 }
+
+/// A model of `trees` full trees of depth `depth` whose splits use values of `samples` (so
+/// walks take varied paths), for benchmarks.
+pub fn random_trees(
+    trees: usize,
+    depth: usize,
+    samples: &[crate::Features],
+    seed: u64,
+) -> crate::TreeModel {
+    let mut r = Rng(seed | 1);
+    let mut all = Vec::with_capacity(trees);
+    for _ in 0..trees {
+        let mut nodes = Vec::new();
+        // Breadth-first full tree: node i has children 2i+1 and 2i+2.
+        let inner = (1usize << depth) - 1;
+        let total = (1usize << (depth + 1)) - 1;
+        for i in 0..total {
+            let cover = (1u64 << (depth + 1 - (usize::BITS - (i + 1).leading_zeros()) as usize))
+                as f32
+                * (1.0 + (r.below(100) as f32) / 100.0);
+            if i < inner {
+                let f = r.below(crate::N_FEATURES as u64) as usize;
+                let s = &samples[r.below(samples.len() as u64) as usize];
+                nodes.push(crate::TreeNode {
+                    feature: Some(f),
+                    threshold: s.values[f],
+                    left: 2 * i + 1,
+                    right: 2 * i + 2,
+                    missing_left: true,
+                    value: 0.0,
+                    cover,
+                });
+            } else {
+                nodes.push(crate::TreeNode {
+                    feature: None,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                    missing_left: false,
+                    value: (r.below(2001) as f32 - 1000.0) / 10_000.0,
+                    cover,
+                });
+            }
+        }
+        // Covers must add up: a parent's cover is its children's.
+        for i in (0..inner).rev() {
+            nodes[i].cover = nodes[2 * i + 1].cover + nodes[2 * i + 2].cover;
+        }
+        all.push(nodes);
+    }
+    crate::TreeModel::compile("bench-random", -4.0, &all, false).expect("well-formed trees")
+}

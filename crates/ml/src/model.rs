@@ -205,6 +205,48 @@ impl Model {
                 .sum::<f32>()
     }
 
+    /// The compiled form the engine scores with. Every feature the model reads must be one
+    /// of the engine's, by name.
+    pub fn compile(&self) -> Result<cardguard_engine::TreeModel, MlError> {
+        let map: Vec<Option<usize>> = self
+            .features
+            .iter()
+            .map(|n| cardguard_engine::FEATURE_NAMES.iter().position(|e| e == n))
+            .collect();
+        let mut trees = Vec::with_capacity(self.trees.len());
+        for t in &self.trees {
+            let mut nodes = Vec::with_capacity(t.nodes.len());
+            for n in &t.nodes {
+                let feature = match n.feature {
+                    None => None,
+                    Some(f) => Some(map[f as usize].ok_or_else(|| {
+                        MlError::Invalid(format!(
+                            "the model reads {:?}, which the engine does not compute",
+                            self.features[f as usize]
+                        ))
+                    })?),
+                };
+                nodes.push(cardguard_engine::TreeNode {
+                    feature,
+                    threshold: n.threshold,
+                    left: n.left as usize,
+                    right: n.right as usize,
+                    missing_left: n.missing_left,
+                    value: n.value,
+                    cover: n.cover,
+                });
+            }
+            trees.push(nodes);
+        }
+        cardguard_engine::TreeModel::compile(
+            &self.model_version,
+            self.base_margin,
+            &trees,
+            self.comparison == Comparison::Lt,
+        )
+        .map_err(|e| MlError::Invalid(e.to_string()))
+    }
+
     pub fn to_json(&self) -> Result<String, MlError> {
         serde_json::to_string(self).map_err(|e| MlError::Invalid(e.to_string()))
     }
@@ -285,6 +327,28 @@ mod tests {
         let e = Model::from_json(&tampered).unwrap_err();
         assert!(e.to_string().contains("checksum"), "{e}");
         assert!(Model::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn the_compiled_model_scores_as_the_file_does() {
+        let m = stump();
+        let c = m.compile().unwrap();
+        let mut x = [0.0f32; cardguard_engine::N_FEATURES];
+        for v in [0.5, 1.0, 1.5, f32::NAN] {
+            x[cardguard_engine::idx::AMOUNT] = v;
+            let mut raw = vec![0.0f32; 1];
+            raw[0] = v;
+            assert_eq!(c.margin(&x), m.margin(&raw));
+        }
+        let mut unknown = stump();
+        unknown.features = vec!["shoe_size".into()];
+        assert!(
+            unknown
+                .compile()
+                .unwrap_err()
+                .to_string()
+                .contains("shoe_size")
+        );
     }
 
     #[test]

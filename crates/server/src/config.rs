@@ -165,6 +165,9 @@ pub struct EngineSection {
     pub card_testing_window_minutes: u32,
     /// Days the terminal fraud-rate windows end before today (label delay, at most 14).
     pub terminal_risk_delay_days: u32,
+    /// A model file from `cardguard ml train`: its probability becomes the risk score. Read
+    /// again on `POST /v1/model/reload` or SIGHUP. Without one, the built-in scorecard.
+    pub model_file: Option<std::path::PathBuf>,
     pub thresholds: Thresholds,
     /// Base currency of amount features and reference rates into it.
     pub base_currency: String,
@@ -182,6 +185,7 @@ impl Default for EngineSection {
             card_testing_wrong_csc: d.card_testing_wrong_csc,
             card_testing_window_minutes: d.card_testing_window_minutes,
             terminal_risk_delay_days: d.terminal_risk_delay_days,
+            model_file: None,
             thresholds: d.thresholds,
             base_currency: d.fx.base.code().to_owned(),
             fx: BTreeMap::new(),

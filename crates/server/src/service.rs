@@ -127,6 +127,9 @@ impl App {
         let cards_ms = t_cards.elapsed().as_millis();
         let t_snap = Instant::now();
         let mut engine = Engine::new(engine_cfg);
+        if let Some(path) = &config.engine.model_file {
+            engine.set_scorer(load_model(path)?);
+        }
         let snap = cardguard_store::read_snapshot(data_dir)?;
         let snapshot_offset = snap.as_ref().map(|s| s.0);
         if let Some((_, body)) = snap {
@@ -258,6 +261,26 @@ impl App {
         *self.brands.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         tracing::info!(brands = n, "brand registry reloaded");
         Ok(n)
+    }
+
+    /// Reads `engine.model_file` again and swaps the model in for the next decisions; on an
+    /// error the model in use stays. Returns the new model's version.
+    pub fn reload_model(&self) -> Result<String, OpenError> {
+        let path = self.config.engine.model_file.as_ref().ok_or_else(|| {
+            OpenError::Config(crate::config::ConfigError::Invalid(
+                "engine.model_file is not set".into(),
+            ))
+        })?;
+        let model = load_model(path)?;
+        let version = cardguard_engine::Scorer::version(model.as_ref()).to_owned();
+        self.core().engine.set_scorer(model);
+        tracing::info!(model = %version, "model swapped in");
+        Ok(version)
+    }
+
+    /// The version of the scorer deciding now.
+    pub fn model_version(&self) -> String {
+        self.core().engine.scorer_version().to_owned()
     }
 
     /// The analyzer's options for one message: trusted Authentication-Results servers, and
@@ -580,9 +603,27 @@ impl App {
             "engine": s,
             "log_bytes": core.log.end_offset(),
             "log_durable_bytes": self.watch.durable(),
+            "model": core.engine.scorer_version(),
             "now": Timestamp::to_rfc3339(self.clock.now()),
         })
     }
+}
+
+/// A model file, checked and compiled for the engine.
+fn load_model(path: &Path) -> Result<Arc<cardguard_engine::TreeModel>, OpenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let model = cardguard_ml::Model::from_json(&text)
+        .and_then(|m| m.compile())
+        .map_err(|e| {
+            OpenError::Config(crate::config::ConfigError::Invalid(format!(
+                "engine.model_file {}: {e}",
+                path.display()
+            )))
+        })?;
+    Ok(Arc::new(model))
 }
 
 /// The built-in brand registry with `mail.brands_file` merged in.

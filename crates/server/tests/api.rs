@@ -321,6 +321,112 @@ async fn the_brands_file_reloads_live_and_a_bad_one_changes_nothing() {
     srv.stop().await;
 }
 
+/// A one-split model on the amount: above `at` JPY the fraud margin is +5, below -5.
+fn amount_model(at: f32) -> String {
+    use cardguard_ml::model::{Comparison, Model, Node, Tree};
+    let tree = Tree {
+        nodes: vec![
+            Node {
+                feature: Some(0),
+                threshold: at,
+                left: 1,
+                right: 2,
+                missing_left: true,
+                value: 0.0,
+                cover: 100.0,
+            },
+            Node::leaf(-5.0, 90.0),
+            Node::leaf(5.0, 10.0),
+        ],
+    };
+    Model::new(
+        vec!["amount".into()],
+        Comparison::Le,
+        0.0,
+        vec![tree],
+        json!({}),
+        "gbdt-amount",
+    )
+    .unwrap()
+    .to_json()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_model_file_scores_and_a_new_one_swaps_in_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.json");
+    std::fs::write(&model, amount_model(100_000.0)).unwrap();
+    let extra = format!("[engine]\nmodel_file = {:?}\n", model.display().to_string());
+    let srv = Server::start(dir.path(), &extra).await;
+    let mut admin = srv.client(ADMIN).await;
+    let (s, _) = admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    assert_eq!(s, 201);
+    let mut acq = srv.client(ACQUIRER).await;
+    let (_, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("m-1", "2026-11-21T10:00:00-05:00", NY),
+        )
+        .await
+        .unwrap();
+    let first = v["model"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("gbdt-amount-"), "{v}");
+    assert_eq!(
+        (v["decision"].as_str(), v["risk_score"].as_u64()),
+        (Some("approve"), Some(1)),
+        "{v}"
+    );
+
+    // The same amount is now above the split: the new model declines it, with its reasons.
+    std::fs::write(&model, amount_model(10_000.0)).unwrap();
+    let (s, r) = admin
+        .post_raw("/v1/model/reload", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{r}");
+    let second = r["model"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let (_, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("m-2", "2026-11-21T10:30:00-05:00", NY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["model"], second.as_str(), "{v}");
+    assert_eq!(
+        (v["decision"].as_str(), v["risk_score"].as_u64()),
+        (Some("decline"), Some(99)),
+        "{v}"
+    );
+    let reasons = v["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r["code"] == "MODEL_CONTRIBUTION"
+            && r["detail"].as_str().unwrap().starts_with("amount = 12800")),
+        "{v}"
+    );
+    let (_, st) = admin.get("/v1/stats").await.unwrap();
+    assert_eq!(st["model"], second.as_str());
+
+    // A damaged file is refused and the model in use stays.
+    std::fs::write(&model, amount_model(1.0).replace("\"v\":5.0", "\"v\":50.0")).unwrap();
+    let (s, r) = admin
+        .post_raw("/v1/model/reload", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (400, Some("invalid_model")),
+        "{r}"
+    );
+    let (_, st) = admin.get("/v1/stats").await.unwrap();
+    assert_eq!(st["model"], second.as_str());
+    let (s, _) = acq.post_raw("/v1/model/reload", Vec::new()).await.unwrap();
+    assert_eq!(s, 403);
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn credentials_and_scopes() {
     let dir = tempfile::tempdir().unwrap();

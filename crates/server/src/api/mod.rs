@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("post", "/v1/mail/scan"),
     ("post", "/v1/mail/brands/reload"),
+    ("post", "/v1/model/reload"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -53,6 +54,7 @@ pub fn router(ctx: Ctx) -> Router {
             )),
         )
         .route("/v1/mail/brands/reload", post(reload_brands))
+        .route("/v1/model/reload", post(reload_model))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -166,6 +168,21 @@ async fn reload_brands(
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_brands", e.to_string()))?;
     Ok(Json(serde_json::json!({ "brands": n })))
+}
+
+/// Reads `engine.model_file` again and swaps the model in (admin); a bad file changes
+/// nothing and says why.
+async fn reload_model(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    ctx.keys.require(&headers, &[Scope::Admin])?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let version = tokio::task::spawn_blocking(move || app.reload_model())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_model", e.to_string()))?;
+    Ok(Json(serde_json::json!({ "model": version })))
 }
 
 /// The phishing analyzer: the raw RFC 5322 message is the body.

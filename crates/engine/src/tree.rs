@@ -1,0 +1,912 @@
+//! Gradient-boosted trees compiled for `decide()`: every tree's nodes in one array, breadth
+//! first, children side by side (12 bytes a node), walked without recursion. The risk score
+//! is the fraud probability in percent; the reasons are the features with the largest
+//! positive TreeSHAP values (Lundberg et al., path-dependent Tree SHAP), with their values.
+
+use crate::features::{FEATURE_NAMES, Features, N_FEATURES, TxContext};
+use crate::score::{Contribution, Score, Scorer};
+use cardguard_core::ReasonCode;
+
+/// A node as a model file gives it, features already in the engine's numbering.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TreeNode {
+    /// `None` for a leaf.
+    pub feature: Option<usize>,
+    pub threshold: f32,
+    pub left: usize,
+    pub right: usize,
+    pub missing_left: bool,
+    /// The leaf's margin.
+    pub value: f32,
+    /// Training weight through the node (TreeSHAP needs it on every node).
+    pub cover: f32,
+}
+
+/// Why a model cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeError {
+    #[error("tree {tree}: {why}")]
+    Shape { tree: usize, why: String },
+    #[error("no trees")]
+    Empty,
+}
+
+const MISSING_LEFT: u16 = 1;
+const LEAF: u16 = 2;
+/// Trees walked side by side, so that their loads overlap.
+const LANES: usize = 16;
+
+/// One compiled node. A split goes to `left` when `x <= thr`, else to `left + 1`. A leaf
+/// points at itself with an infinite threshold, so a walk that reached it stays there: a
+/// group of trees is walked a fixed number of steps without a branch. Leaf values live in
+/// `TreeModel::values`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Flat {
+    thr: f32,
+    left: u32,
+    feat: u16,
+    flags: u16,
+}
+
+/// The node as `margin` walks it, 8 bytes: the threshold, and the left child's index above
+/// the feature's 10 bits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Fast {
+    thr: f32,
+    packed: u32,
+}
+
+const FEAT_BITS: u32 = 10;
+
+/// A compiled ensemble: probability = sigmoid(base + Σ leaves).
+#[derive(Debug, Clone)]
+pub struct TreeModel {
+    version: String,
+    base: f32,
+    fast: Vec<Fast>,
+    nodes: Vec<Flat>,
+    values: Vec<f32>,
+    covers: Vec<f32>,
+    roots: Vec<u32>,
+    /// Per group of `LANES` roots (padded with the zero leaf at node 0), its deepest tree.
+    group_depth: Vec<u8>,
+    /// Some split sends a missing value right: inputs with NaN take the careful walk.
+    missing_right: bool,
+    max_depth: usize,
+    /// Each root's cover-weighted mean leaf value (TreeSHAP's base).
+    expected: Vec<f64>,
+    /// Per-leaf TreeSHAP tables for trees whose paths are short enough.
+    tables: ShapTables,
+}
+
+/// Trees whose leaves sit behind at most this many distinct features get TreeSHAP tables
+/// (2^n × n values a leaf); deeper ones take Algorithm 2 at decision time.
+const MAX_TABLE_FEATURES: usize = 8;
+
+/// One split on a leaf's path: which way the path goes, and the bit of its feature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cond {
+    thr: f32,
+    feat: u16,
+    bit: u8,
+    left: bool,
+    missing_left: bool,
+}
+
+/// Where a leaf's conditions, features and table are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LeafTab {
+    conds: u32,
+    n_conds: u8,
+    feats: u32,
+    n: u8,
+    table: u32,
+}
+
+/// Path-dependent TreeSHAP decomposed by leaf (as in GPUTreeShap): a leaf adds to feature
+/// i on its path v·(o_i − z_i)·Σ_S |S|!(n−|S|−1)!/n!·Π_S o_j·Π_rest z_j, where z_j is the
+/// share of training weight that follows the path at feature j's splits and o_j says whether
+/// x follows them all. With o in {0,1} that is a table over the 2^n patterns of o, computed
+/// once; a decision then only finds each leaf's pattern.
+#[derive(Debug, Clone, Default)]
+struct ShapTables {
+    leaves: Vec<LeafTab>,
+    conds: Vec<Cond>,
+    feats: Vec<u16>,
+    table: Vec<f32>,
+    /// Per root: its range of `leaves`, or `None` for Algorithm 2.
+    trees: Vec<Option<(u32, u32)>>,
+}
+
+fn is_leaf(n: &Flat) -> bool {
+    n.flags & LEAF != 0
+}
+
+fn leaf_at(i: usize) -> Flat {
+    Flat {
+        thr: f32::INFINITY,
+        left: i as u32,
+        feat: 0,
+        flags: LEAF,
+    }
+}
+
+impl TreeModel {
+    /// Compiles trees given as node lists (node 0 the root). `strict_less` says the source
+    /// compares `x < threshold` (XGBoost); it is turned into `x <= next_down(threshold)`.
+    pub fn compile(
+        version: &str,
+        base_margin: f32,
+        trees: &[Vec<TreeNode>],
+        strict_less: bool,
+    ) -> Result<TreeModel, TreeError> {
+        if trees.is_empty() {
+            return Err(TreeError::Empty);
+        }
+        // Node 0: a zero leaf that pads the last group of trees.
+        let mut m = TreeModel {
+            version: version.to_owned(),
+            base: base_margin,
+            nodes: vec![leaf_at(0)],
+            values: vec![0.0],
+            covers: vec![0.0],
+            roots: Vec::with_capacity(trees.len()),
+            group_depth: Vec::new(),
+            missing_right: false,
+            max_depth: 0,
+            expected: Vec::new(),
+            fast: Vec::new(),
+            tables: ShapTables::default(),
+        };
+        let mut depths = Vec::with_capacity(trees.len());
+        for (ti, t) in trees.iter().enumerate() {
+            let bad = |why: String| TreeError::Shape { tree: ti, why };
+            if t.is_empty() {
+                return Err(bad("no nodes".into()));
+            }
+            // Breadth first from the root; each split's children placed side by side.
+            let root = m.nodes.len();
+            m.roots.push(root as u32);
+            m.nodes.push(leaf_at(root));
+            m.values.push(0.0);
+            m.covers.push(0.0);
+            let mut tree_depth = 0usize;
+            let mut queue = std::collections::VecDeque::from([(0usize, root, 0usize)]);
+            let mut seen = 0usize;
+            while let Some((src, dst, depth)) = queue.pop_front() {
+                seen += 1;
+                if seen > t.len() {
+                    return Err(bad("nodes form a cycle".into()));
+                }
+                let n = t
+                    .get(src)
+                    .ok_or_else(|| bad(format!("node {src} missing")))?;
+                m.covers[dst] = n.cover;
+                tree_depth = tree_depth.max(depth);
+                match n.feature {
+                    None => {
+                        if !n.value.is_finite() {
+                            return Err(bad(format!("leaf {src} is not finite")));
+                        }
+                        m.nodes[dst] = leaf_at(dst);
+                        m.values[dst] = n.value;
+                    }
+                    Some(f) => {
+                        if f >= N_FEATURES {
+                            return Err(bad(format!("node {src} splits on feature {f}")));
+                        }
+                        if n.threshold.is_nan() {
+                            return Err(bad(format!("node {src} has a NaN threshold")));
+                        }
+                        let left = m.nodes.len();
+                        for k in 0..2 {
+                            m.nodes.push(leaf_at(left + k));
+                            m.values.push(0.0);
+                            m.covers.push(0.0);
+                        }
+                        m.missing_right |= !n.missing_left;
+                        m.nodes[dst] = Flat {
+                            thr: if strict_less {
+                                n.threshold.next_down()
+                            } else {
+                                n.threshold
+                            },
+                            left: left as u32,
+                            feat: f as u16,
+                            flags: if n.missing_left { MISSING_LEFT } else { 0 },
+                        };
+                        queue.push_back((n.left, left, depth + 1));
+                        queue.push_back((n.right, left + 1, depth + 1));
+                    }
+                }
+            }
+            if tree_depth > usize::from(u8::MAX) {
+                return Err(bad(format!("deeper than {} levels", u8::MAX)));
+            }
+            depths.push(tree_depth);
+            m.max_depth = m.max_depth.max(tree_depth);
+        }
+        while !m.roots.len().is_multiple_of(LANES) {
+            m.roots.push(0);
+            depths.push(0);
+        }
+        m.group_depth = depths
+            .chunks(LANES)
+            .map(|c| c.iter().copied().max().unwrap_or(0) as u8)
+            .collect();
+        m.expected = m.roots.iter().map(|&r| m.expected(r as usize)).collect();
+        m.tables = m.build_tables();
+        if m.nodes.len() >= 1 << (32 - FEAT_BITS) || N_FEATURES >= 1 << FEAT_BITS {
+            return Err(TreeError::Shape {
+                tree: 0,
+                why: format!(
+                    "{} nodes are more than the evaluator addresses",
+                    m.nodes.len()
+                ),
+            });
+        }
+        m.fast = m
+            .nodes
+            .iter()
+            .map(|n| Fast {
+                thr: n.thr,
+                packed: (n.left << FEAT_BITS) | u32::from(n.feat),
+            })
+            .collect();
+        if m.max_depth + 2 >= INV.len() {
+            return Err(TreeError::Shape {
+                tree: 0,
+                why: "too deep for TreeSHAP".into(),
+            });
+        }
+        Ok(m)
+    }
+
+    pub fn trees(&self) -> usize {
+        self.roots.iter().filter(|&&r| r != 0).count()
+    }
+
+    /// The raw score (log-odds) for feature values `x` (engine order).
+    #[inline]
+    pub fn margin(&self, x: &[f32; N_FEATURES]) -> f32 {
+        if self.missing_right && x.iter().any(|v| v.is_nan()) {
+            return self.margin_careful(x);
+        }
+        let nodes = self.fast.as_slice();
+        let mut lanes = [0.0f32; LANES];
+        for (g, roots) in self.roots.chunks_exact(LANES).enumerate() {
+            let mut at = [0usize; LANES];
+            for k in 0..LANES {
+                at[k] = roots[k] as usize;
+            }
+            for _ in 0..self.group_depth[g] {
+                for a in at.iter_mut() {
+                    // SAFETY: `compile` built every node: `*a` starts at a root and only ever
+                    // becomes a node's left child or the one after it, both pushed in
+                    // `compile` (a leaf points at itself); the feature bits hold a split's
+                    // feature, checked below `N_FEATURES`, or 0 for a leaf.
+                    let n = unsafe { *nodes.get_unchecked(*a) };
+                    let f = (n.packed & ((1 << FEAT_BITS) - 1)) as usize;
+                    let v = unsafe { *x.get_unchecked(f) };
+                    // NaN compares false: left, as every split here sends it.
+                    *a = (n.packed >> FEAT_BITS) as usize + usize::from(v > n.thr);
+                }
+            }
+            for k in 0..LANES {
+                lanes[k] += self.values[at[k]];
+            }
+        }
+        self.base + lanes.iter().sum::<f32>()
+    }
+
+    /// One tree at a time, each missing value where its split sends it.
+    fn margin_careful(&self, x: &[f32; N_FEATURES]) -> f32 {
+        let mut sum = self.base;
+        for &r in &self.roots {
+            let mut i = r as usize;
+            while !is_leaf(&self.nodes[i]) {
+                let n = self.nodes[i];
+                let v = x[n.feat as usize];
+                let right = if v.is_nan() {
+                    n.flags & MISSING_LEFT == 0
+                } else {
+                    v > n.thr
+                };
+                i = n.left as usize + usize::from(right);
+            }
+            sum += self.values[i];
+        }
+        sum
+    }
+
+    pub fn probability(&self, x: &[f32; N_FEATURES]) -> f32 {
+        1.0 / (1.0 + (-self.margin(x)).exp())
+    }
+
+    /// TreeSHAP values: one per feature, and last the expected margin, summing to
+    /// `margin(x)`.
+    pub fn shap(&self, x: &[f32; N_FEATURES]) -> Vec<f64> {
+        self.shap_with(x, true)
+    }
+
+    /// `tables: false` takes Algorithm 2 for every tree (the tests compare the two).
+    fn shap_with(&self, x: &[f32; N_FEATURES], tables: bool) -> Vec<f64> {
+        let mut phi = vec![0.0f64; N_FEATURES + 1];
+        phi[N_FEATURES] = f64::from(self.base);
+        let mut path: Vec<PathElem> =
+            Vec::with_capacity((self.max_depth + 2) * (self.max_depth + 3) / 2);
+        let t = &self.tables;
+        for (k, &r) in self.roots.iter().enumerate() {
+            if r == 0 {
+                continue;
+            }
+            phi[N_FEATURES] += self.expected[k];
+            match t.trees[k] {
+                Some((a, b)) if tables => {
+                    for leaf in &t.leaves[a as usize..b as usize] {
+                        let n = usize::from(leaf.n);
+                        let mut pattern = (1usize << n) - 1;
+                        let conds = &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)];
+                        for c in conds {
+                            let v = x[usize::from(c.feat)];
+                            let goes_left = if v.is_nan() {
+                                c.missing_left
+                            } else {
+                                v <= c.thr
+                            };
+                            if goes_left != c.left {
+                                pattern &= !(1 << c.bit);
+                            }
+                        }
+                        let row = &t.table[leaf.table as usize + pattern * n..][..n];
+                        let feats = &t.feats[leaf.feats as usize..][..n];
+                        for (f, v) in feats.iter().zip(row) {
+                            phi[usize::from(*f)] += f64::from(*v);
+                        }
+                    }
+                }
+                _ => {
+                    path.clear();
+                    self.recurse(x, r as usize, &mut path, 0, 0, 1.0, 1.0, None, &mut phi);
+                }
+            }
+        }
+        phi
+    }
+
+    fn build_tables(&self) -> ShapTables {
+        let mut t = ShapTables::default();
+        let mut path: Vec<PathStep> = Vec::new();
+        for &r in &self.roots {
+            if r == 0 {
+                t.trees.push(None);
+                continue;
+            }
+            let mark = (t.leaves.len(), t.conds.len(), t.feats.len(), t.table.len());
+            path.clear();
+            if self.tabulate(r as usize, &mut path, &mut t) {
+                t.trees.push(Some((mark.0 as u32, t.leaves.len() as u32)));
+            } else {
+                t.leaves.truncate(mark.0);
+                t.conds.truncate(mark.1);
+                t.feats.truncate(mark.2);
+                t.table.truncate(mark.3);
+                t.trees.push(None);
+            }
+        }
+        t
+    }
+
+    /// Adds the leaves under node `i`; false when a path has too many distinct features.
+    fn tabulate(&self, i: usize, path: &mut Vec<PathStep>, t: &mut ShapTables) -> bool {
+        let n = self.nodes[i];
+        if is_leaf(&n) {
+            let mut feats: Vec<u16> = Vec::new();
+            for p in path.iter() {
+                if !feats.contains(&p.feat) {
+                    feats.push(p.feat);
+                }
+            }
+            let k = feats.len();
+            if k > MAX_TABLE_FEATURES {
+                return false;
+            }
+            let z: Vec<f64> = feats
+                .iter()
+                .map(|f| {
+                    path.iter()
+                        .filter(|p| p.feat == *f)
+                        .map(|p| p.frac)
+                        .product()
+                })
+                .collect();
+            t.leaves.push(LeafTab {
+                conds: t.conds.len() as u32,
+                n_conds: path.len() as u8,
+                feats: t.feats.len() as u32,
+                n: k as u8,
+                table: t.table.len() as u32,
+            });
+            for p in path.iter() {
+                t.conds.push(Cond {
+                    thr: p.thr,
+                    feat: p.feat,
+                    bit: feats.iter().position(|f| *f == p.feat).unwrap_or(0) as u8,
+                    left: p.left,
+                    missing_left: p.missing_left,
+                });
+            }
+            t.feats.extend_from_slice(&feats);
+            let fact = |m: usize| (1..=m).map(|v| v as f64).product::<f64>();
+            let value = f64::from(self.values[i]);
+            for pattern in 0..(1usize << k) {
+                for fi in 0..k {
+                    let o = ((pattern >> fi) & 1) as f64;
+                    let mut sum = 0.0;
+                    // Subsets S of the other features; a cold one in S zeroes the term.
+                    for s_mask in 0..(1usize << k) {
+                        if s_mask & (1 << fi) != 0 || s_mask & !pattern != 0 {
+                            continue;
+                        }
+                        let size = s_mask.count_ones() as usize;
+                        let w = fact(size) * fact(k - size - 1) / fact(k);
+                        let rest: f64 = (0..k)
+                            .filter(|&j| j != fi && s_mask & (1 << j) == 0)
+                            .map(|j| z[j])
+                            .product();
+                        sum += w * rest;
+                    }
+                    t.table.push((value * (o - z[fi]) * sum) as f32);
+                }
+            }
+            return true;
+        }
+        let (l, r) = (n.left as usize, n.left as usize + 1);
+        let c = f64::from(self.covers[i]);
+        for (child, left) in [(l, true), (r, false)] {
+            let frac = if c > 0.0 {
+                f64::from(self.covers[child]) / c
+            } else {
+                0.5
+            };
+            path.push(PathStep {
+                feat: n.feat,
+                thr: n.thr,
+                left,
+                missing_left: n.flags & MISSING_LEFT != 0,
+                frac,
+            });
+            let ok = self.tabulate(child, path, t);
+            path.pop();
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn expected(&self, i: usize) -> f64 {
+        let n = self.nodes[i];
+        if is_leaf(&n) {
+            return f64::from(self.values[i]);
+        }
+        let (l, r) = (n.left as usize, n.left as usize + 1);
+        let c = f64::from(self.covers[i]);
+        if c <= 0.0 {
+            return 0.5 * (self.expected(l) + self.expected(r));
+        }
+        (f64::from(self.covers[l]) * self.expected(l)
+            + f64::from(self.covers[r]) * self.expected(r))
+            / c
+    }
+
+    /// Algorithm 2 of Lundberg, Erion and Lee (2018). Each call copies its parent's unique
+    /// path (`buf[parent..parent + parent_len]`) to the end of `buf`, extends it, and drops it
+    /// on return, as the reference implementation does.
+    #[allow(clippy::too_many_arguments)]
+    fn recurse(
+        &self,
+        x: &[f32; N_FEATURES],
+        j: usize,
+        buf: &mut Vec<PathElem>,
+        parent: usize,
+        parent_len: usize,
+        pz: f64,
+        po: f64,
+        pi: Option<u16>,
+        phi: &mut [f64],
+    ) {
+        let here = buf.len();
+        buf.extend_from_within(parent..parent + parent_len);
+        buf.push(PathElem::default());
+        extend(&mut buf[here..], pz, po, pi, parent_len);
+        let mut m_len = parent_len + 1;
+        let n = self.nodes[j];
+        if is_leaf(&n) {
+            let m = &buf[here..here + m_len];
+            for i in 1..m_len {
+                let w = unwound_sum(m, i);
+                if let Some(d) = m[i].d {
+                    phi[d as usize] += w * (m[i].o - m[i].z) * f64::from(self.values[j]);
+                }
+            }
+        } else {
+            let v = x[n.feat as usize];
+            let right = if v.is_nan() {
+                n.flags & MISSING_LEFT == 0
+            } else {
+                v > n.thr
+            };
+            let (l, r) = (n.left as usize, n.left as usize + 1);
+            let (hot, cold) = if right { (r, l) } else { (l, r) };
+            let (mut iz, mut io) = (1.0, 1.0);
+            if let Some(k) = (1..m_len).find(|&k| buf[here + k].d == Some(n.feat)) {
+                iz = buf[here + k].z;
+                io = buf[here + k].o;
+                unwind(&mut buf[here..here + m_len], k);
+                m_len -= 1;
+            }
+            let rj = f64::from(self.covers[j]);
+            let frac = |c: usize| {
+                if rj > 0.0 {
+                    f64::from(self.covers[c]) / rj
+                } else {
+                    0.5
+                }
+            };
+            self.recurse(
+                x,
+                hot,
+                buf,
+                here,
+                m_len,
+                iz * frac(hot),
+                io,
+                Some(n.feat),
+                phi,
+            );
+            self.recurse(
+                x,
+                cold,
+                buf,
+                here,
+                m_len,
+                iz * frac(cold),
+                0.0,
+                Some(n.feat),
+                phi,
+            );
+        }
+        buf.truncate(here);
+    }
+}
+
+/// A split on the way to a leaf, while the tables are built.
+struct PathStep {
+    feat: u16,
+    thr: f32,
+    left: bool,
+    missing_left: bool,
+    /// Share of the node's training weight that went this way.
+    frac: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct PathElem {
+    d: Option<u16>,
+    z: f64,
+    o: f64,
+    w: f64,
+}
+
+/// 1/k for the path lengths TreeSHAP meets (a path is at most depth + 2 long).
+const INV: [f64; 258] = {
+    let mut t = [0.0; 258];
+    let mut k = 1;
+    while k < 258 {
+        t[k] = 1.0 / k as f64;
+        k += 1;
+    }
+    t
+};
+
+/// EXTEND: `m[..l]` is the path, `m[l]` receives the new element.
+fn extend(m: &mut [PathElem], pz: f64, po: f64, pi: Option<u16>, l: usize) {
+    m[l] = PathElem {
+        d: pi,
+        z: pz,
+        o: po,
+        w: if l == 0 { 1.0 } else { 0.0 },
+    };
+    let inv = INV[l + 1];
+    for i in (0..l).rev() {
+        m[i + 1].w += po * m[i].w * (i + 1) as f64 * inv;
+        m[i].w = pz * m[i].w * (l - i) as f64 * inv;
+    }
+}
+
+/// UNWIND element `i` of the path `m` (its last element drops off; the caller shortens).
+/// The one fraction `o` is 0 or 1 on this path-dependent algorithm.
+fn unwind(m: &mut [PathElem], i: usize) {
+    let l = m.len();
+    let lf = l as f64;
+    let (o, z) = (m[i].o, m[i].z);
+    let mut n = m[l - 1].w;
+    if o != 0.0 {
+        let inv_o = 1.0 / o;
+        for j in (0..l - 1).rev() {
+            let t = m[j].w;
+            m[j].w = n * lf * INV[j + 1] * inv_o;
+            n = t - m[j].w * z * (l - j - 1) as f64 * INV[l];
+        }
+    } else {
+        let inv_z = 1.0 / z;
+        for j in (0..l - 1).rev() {
+            m[j].w = m[j].w * lf * inv_z * INV[l - j - 1];
+        }
+    }
+    for j in i..l - 1 {
+        m[j].d = m[j + 1].d;
+        m[j].z = m[j + 1].z;
+        m[j].o = m[j + 1].o;
+    }
+}
+
+/// The total weight of the path with element `i` unwound.
+fn unwound_sum(m: &[PathElem], i: usize) -> f64 {
+    let l = m.len();
+    let lf = l as f64;
+    let (o, z) = (m[i].o, m[i].z);
+    let mut total = 0.0;
+    if o != 0.0 {
+        let inv_o = 1.0 / o;
+        let mut n = m[l - 1].w;
+        for j in (0..l - 1).rev() {
+            let t = n * lf * INV[j + 1] * inv_o;
+            total += t;
+            n = m[j].w - t * z * (l - j - 1) as f64 * INV[l];
+        }
+    } else {
+        let inv_z = 1.0 / z;
+        for j in (0..l - 1).rev() {
+            total += m[j].w * inv_z * lf * INV[l - j - 1];
+        }
+    }
+    total
+}
+
+impl Scorer for TreeModel {
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn score(&self, f: &Features, _tx: &TxContext) -> Score {
+        let p = self.probability(&f.values);
+        Score {
+            risk: (p * 100.0).round().clamp(0.0, 100.0) as u8,
+            contributions: Vec::new(),
+        }
+    }
+
+    /// The three features with the largest positive TreeSHAP values, with their values.
+    fn explain(&self, f: &Features, _tx: &TxContext) -> Vec<Contribution> {
+        let phi = self.shap(&f.values);
+        let mut top: Vec<(usize, f64)> = phi[..N_FEATURES]
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, v)| *v > 0.0)
+            .collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        top.into_iter()
+            .take(3)
+            .map(|(i, v)| Contribution {
+                code: ReasonCode::ModelContribution,
+                detail: format!("{} = {} (+{v:.2} log-odds)", FEATURE_NAMES[i], f.values[i]),
+                points: v as f32,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(f: usize, t: f32, l: usize, r: usize, cover: f32) -> TreeNode {
+        TreeNode {
+            feature: Some(f),
+            threshold: t,
+            left: l,
+            right: r,
+            missing_left: true,
+            value: 0.0,
+            cover,
+        }
+    }
+
+    fn leaf(v: f32, cover: f32) -> TreeNode {
+        TreeNode {
+            feature: None,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            missing_left: false,
+            value: v,
+            cover,
+        }
+    }
+
+    /// Two trees over features 0, 1 and 2, one splitting twice on feature 0.
+    fn model() -> TreeModel {
+        let t1 = vec![
+            split(0, 10.0, 1, 2, 100.0),
+            split(1, 0.5, 3, 4, 60.0),
+            leaf(2.0, 40.0),
+            leaf(-1.0, 45.0),
+            split(0, 5.0, 5, 6, 15.0),
+            leaf(0.5, 5.0),
+            leaf(1.5, 10.0),
+        ];
+        let t2 = vec![
+            split(2, 3.0, 1, 2, 100.0),
+            leaf(-0.3, 70.0),
+            leaf(0.7, 30.0),
+        ];
+        TreeModel::compile("test-1", -2.0, &[t1, t2], false).unwrap()
+    }
+
+    fn x(a: f32, b: f32, c: f32) -> [f32; N_FEATURES] {
+        let mut v = [0.0; N_FEATURES];
+        v[0] = a;
+        v[1] = b;
+        v[2] = c;
+        v
+    }
+
+    /// E[f(x) | x_S] the path-dependent way: follow x on features in S, average by cover
+    /// elsewhere.
+    fn cond(m: &TreeModel, x: &[f32; N_FEATURES], s: u32) -> f64 {
+        fn go(m: &TreeModel, i: usize, x: &[f32; N_FEATURES], s: u32) -> f64 {
+            let n = m.nodes[i];
+            if is_leaf(&n) {
+                return f64::from(m.values[i]);
+            }
+            let (l, r) = (n.left as usize, n.left as usize + 1);
+            if s & (1 << n.feat) != 0 {
+                return go(m, if x[n.feat as usize] <= n.thr { l } else { r }, x, s);
+            }
+            let c = f64::from(m.covers[i]);
+            (f64::from(m.covers[l]) * go(m, l, x, s) + f64::from(m.covers[r]) * go(m, r, x, s)) / c
+        }
+        m.roots
+            .iter()
+            .map(|&r| go(m, r as usize, x, s))
+            .sum::<f64>()
+            + f64::from(m.base)
+    }
+
+    #[test]
+    fn shap_equals_brute_force_shapley_values_and_adds_up() {
+        let m = model();
+        assert!(m.tables.trees.iter().take(2).all(|t| t.is_some()));
+        for xs in [
+            x(3.0, 0.2, 1.0),
+            x(7.0, 0.9, 4.0),
+            x(12.0, 0.0, 9.0),
+            x(4.0, 0.7, 2.0),
+        ] {
+            let phi = m.shap(&xs);
+            let alg2 = m.shap_with(&xs, false);
+            for (a, b) in phi.iter().zip(&alg2) {
+                assert!((a - b).abs() < 1e-6, "tables {a} vs Algorithm 2 {b}");
+            }
+            let total: f64 = phi.iter().sum();
+            assert!((total - f64::from(m.margin(&xs))).abs() < 1e-5, "{total}");
+            // Exact Shapley values over the three used features.
+            let fact = [1.0, 1.0, 2.0, 6.0];
+            for i in 0..3u32 {
+                let mut want = 0.0;
+                for s in 0u32..8 {
+                    if s & (1 << i) != 0 {
+                        continue;
+                    }
+                    let k = s.count_ones() as usize;
+                    let w = fact[k] * fact[3 - k - 1] / fact[3];
+                    want += w * (cond(&m, &xs, s | (1 << i)) - cond(&m, &xs, s));
+                }
+                assert!(
+                    (phi[i as usize] - want).abs() < 1e-6,
+                    "feature {i}: {} vs {want}",
+                    phi[i as usize]
+                );
+            }
+            assert!((phi[N_FEATURES] - cond(&m, &xs, 0)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn margins_follow_the_trees_and_strict_less_is_kept() {
+        let m = model();
+        let near = |a: f32, b: f32| assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        near(m.margin(&x(3.0, 0.2, 1.0)), -2.0 - 1.0 - 0.3);
+        near(m.margin(&x(10.0, 0.7, 3.5)), -2.0 + 1.5 + 0.7);
+        near(m.margin(&x(f32::NAN, 0.2, 1.0)), -2.0 - 1.0 - 0.3);
+        assert_eq!(m.trees(), 2);
+        // A split that sends missing values right takes the careful walk for NaN.
+        let right = TreeModel::compile(
+            "r",
+            0.0,
+            &[vec![
+                TreeNode {
+                    missing_left: false,
+                    ..split(0, 10.0, 1, 2, 2.0)
+                },
+                leaf(1.0, 1.0),
+                leaf(2.0, 1.0),
+            ]],
+            false,
+        )
+        .unwrap();
+        assert_eq!(right.margin(&x(f32::NAN, 0.0, 0.0)), 2.0);
+        assert_eq!(right.margin(&x(3.0, 0.0, 0.0)), 1.0);
+        let lt = TreeModel::compile(
+            "lt",
+            0.0,
+            &[vec![
+                split(0, 10.0, 1, 2, 2.0),
+                leaf(1.0, 1.0),
+                leaf(2.0, 1.0),
+            ]],
+            true,
+        )
+        .unwrap();
+        assert_eq!(lt.margin(&x(10.0, 0.0, 0.0)), 2.0);
+        assert_eq!(lt.margin(&x(9.999, 0.0, 0.0)), 1.0);
+    }
+
+    #[test]
+    fn the_lockstep_walk_equals_the_one_tree_at_a_time_walk() {
+        let mut samples = Vec::new();
+        for k in 0..64u32 {
+            let mut f = crate::Features {
+                values: [0.0; N_FEATURES],
+                windows: Default::default(),
+                terminal: Default::default(),
+            };
+            for (i, v) in f.values.iter_mut().enumerate() {
+                *v = ((k as usize * 31 + i * 17) % 97) as f32 - 10.0;
+            }
+            samples.push(f);
+        }
+        let m = crate::synth::random_trees(37, 6, &samples, 5);
+        assert_eq!(m.trees(), 37);
+        for f in &samples {
+            let (a, b) = (m.margin(&f.values), m.margin_careful(&f.values));
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            let phi = m.shap(&f.values);
+            let total: f64 = phi.iter().sum();
+            assert!((total - f64::from(a)).abs() < 1e-3, "{total} vs {a}");
+        }
+    }
+
+    #[test]
+    fn bad_trees_are_refused() {
+        let cyc = vec![split(0, 1.0, 0, 0, 1.0)];
+        assert!(TreeModel::compile("x", 0.0, &[cyc], false).is_err());
+        let far = vec![split(0, 1.0, 1, 5, 1.0), leaf(0.0, 1.0)];
+        assert!(TreeModel::compile("x", 0.0, &[far], false).is_err());
+        let unknown = vec![
+            split(N_FEATURES, 1.0, 1, 2, 1.0),
+            leaf(0.0, 1.0),
+            leaf(0.0, 1.0),
+        ];
+        assert!(TreeModel::compile("x", 0.0, &[unknown], false).is_err());
+        assert_eq!(
+            TreeModel::compile("x", 0.0, &[], false).unwrap_err(),
+            TreeError::Empty
+        );
+    }
+}
