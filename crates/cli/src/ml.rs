@@ -1,6 +1,6 @@
-//! `cardguard ml`: train a fraud model on a labelled transaction file and evaluate it under
-//! the fraud detection handbook's protocol (features by replay, label delay, known
-//! compromised cards removed), with a report of the curves.
+//! `cardguard ml`: train a fraud model on a labelled transaction file, evaluate it under the
+//! fraud detection handbook's protocol (features by replay, label delay, known compromised
+//! cards removed) with a report of the curves, and import XGBoost and LightGBM models.
 
 use anyhow::{Context, Result, bail};
 use cardguard_ml::evaluate::{DayRange, Evaluation, Protocol, evaluate};
@@ -16,6 +16,25 @@ pub enum MlCmd {
     Train(TrainArgs),
     /// Train on the training days and measure on the test days (the handbook's protocol).
     Evaluate(EvaluateArgs),
+    /// Turn an XGBoost JSON or LightGBM text model into a cardguard model file.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// A model saved by XGBoost as JSON (`binary:logistic`).
+    #[arg(
+        long,
+        conflicts_with = "lightgbm",
+        required_unless_present = "lightgbm"
+    )]
+    xgboost: Option<PathBuf>,
+    /// A model saved by LightGBM as text (`binary`).
+    #[arg(long)]
+    lightgbm: Option<PathBuf>,
+    /// Where to write the cardguard model file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// The trainer's settings on the command line.
@@ -111,7 +130,42 @@ pub fn run(cmd: MlCmd) -> Result<()> {
     match cmd {
         MlCmd::Train(a) => train_cmd(a),
         MlCmd::Evaluate(a) => evaluate_cmd(a),
+        MlCmd::Import(a) => import_cmd(a),
     }
+}
+
+fn import_cmd(a: ImportArgs) -> Result<()> {
+    let (path, model) = match (&a.xgboost, &a.lightgbm) {
+        (Some(p), _) => (
+            p,
+            read_text(p).and_then(|t| Ok(cardguard_ml::import::from_xgboost_json(&t)?)),
+        ),
+        (None, Some(p)) => (
+            p,
+            read_text(p).and_then(|t| Ok(cardguard_ml::import::from_lightgbm_text(&t)?)),
+        ),
+        (None, None) => bail!("give --xgboost or --lightgbm"),
+    };
+    let model = model.with_context(|| format!("importing {}", path.display()))?;
+    // The engine must be able to score it: every feature one it computes.
+    let engine_ready = model.compile().map(|_| ()).err();
+    std::fs::write(&a.out, model.to_json()?)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{} trees over {} features; model {} -> {}",
+        model.trees.len(),
+        model.features.len(),
+        model.model_version,
+        a.out.display()
+    );
+    if let Some(e) = engine_ready {
+        eprintln!("note: the engine cannot serve this model: {e}");
+    }
+    Ok(())
+}
+
+fn read_text(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
 }
 
 /// A one-line progress bar on stderr.

@@ -138,6 +138,27 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
     assert_eq!(m.features.len(), cardguard_engine::N_FEATURES);
     assert!(m.model_version.starts_with("gbdt-"));
 
+    // An XGBoost model imports into a file the engine can load.
+    let imported = dir.path().join("imported.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args(["ml", "import", "--xgboost"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ml/tests/fixtures/xgboost.json"
+        ))
+        .arg("--out")
+        .arg(&imported)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = cardguard_ml::Model::from_json(&std::fs::read_to_string(&imported).unwrap()).unwrap();
+    assert!(m.model_version.starts_with("xgboost-"));
+    assert!(m.compile().is_ok());
+
     // Bad input: a clear error, nothing written.
     let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
         .args(["ml", "evaluate", "--transactions"])

@@ -6,6 +6,7 @@
 pub mod dataset;
 pub mod evaluate;
 pub mod gbdt;
+pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod replay;
