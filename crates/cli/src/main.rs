@@ -32,9 +32,12 @@ enum Cmd {
     /// Mail: the phishing analyzer.
     #[command(subcommand)]
     Mail(mail::MailCmd),
-    /// The fraud model: train, evaluate.
+    /// The fraud model: train, evaluate, import.
     #[command(subcommand)]
     Ml(ml::MlCmd),
+    /// Write simulated labelled transactions (the engine's CSV schema) with seven fraud
+    /// scenarios.
+    Simulate(ml::SimulateArgs),
 }
 
 #[derive(clap::Args)]
@@ -81,6 +84,7 @@ fn main() -> Result<()> {
         Cmd::Bench(b) => bench::run(b),
         Cmd::Mail(m) => mail::run(m),
         Cmd::Ml(m) => ml::run(m),
+        Cmd::Simulate(a) => ml::simulate_cmd(a),
     }
 }
 

@@ -126,6 +126,55 @@ pub struct EvaluateArgs {
     trainer: TrainerArgs,
 }
 
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// Cards in the portfolio.
+    #[arg(long, default_value_t = 10_000)]
+    cards: u64,
+    /// Days of transactions.
+    #[arg(long, default_value_t = 120)]
+    days: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First day (UTC).
+    #[arg(long, default_value = "2026-04-01")]
+    start: String,
+    /// Where to write the CSV (gzip when the name ends in .gz).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
+    let start = DayRange::parse(&format!("{0}..{0}", a.start))?.from;
+    let cfg = cardguard_ml::simulate::SimConfig {
+        cards: a.cards,
+        days: a.days,
+        seed: a.seed,
+        start_day: start,
+    };
+    let file =
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let t0 = Instant::now();
+    let sum = if a.out.extension().is_some_and(|e| e == "gz") {
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        let s = cardguard_ml::simulate::simulate(&cfg, &mut gz)?;
+        gz.finish()?;
+        s
+    } else {
+        cardguard_ml::simulate::simulate(&cfg, file)?
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{} transactions ({} frauds: {:?} by scenario 0-7) in {secs:.1} s, {:.0} transactions/s -> {}",
+        sum.transactions,
+        sum.frauds,
+        sum.by_scenario,
+        sum.transactions as f64 / secs,
+        a.out.display()
+    );
+    Ok(())
+}
+
 pub fn run(cmd: MlCmd) -> Result<()> {
     match cmd {
         MlCmd::Train(a) => train_cmd(a),

@@ -174,3 +174,32 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ends before it starts"));
 }
+
+#[test]
+fn simulate_writes_the_engine_schema_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, seed: &str| {
+        let path = dir.path().join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+            .args([
+                "simulate", "--cards", "200", "--days", "10", "--seed", seed, "--out",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("transactions/s"));
+        path
+    };
+    let a = run("a.csv.gz", "3");
+    let b = run("b.csv.gz", "3");
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let d = cardguard_ml::Dataset::read(std::fs::File::open(&a).unwrap()).unwrap();
+    assert_eq!(d.schema, cardguard_ml::Schema::Engine);
+    assert!(d.transactions.len() > 2_000);
+    assert!(d.transactions.iter().any(|t| t.fraud));
+}

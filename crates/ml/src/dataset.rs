@@ -95,6 +95,8 @@ pub enum Schema {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub schema: Schema,
+    /// The base currency amount features are in: the file's only currency, or JPY (the
+    /// engine's reference rates) when it has several.
     pub currency: Currency,
     pub transactions: Vec<Transaction>,
 }
@@ -138,7 +140,8 @@ impl Dataset {
         let mut txs = Vec::new();
         let mut rec = csv::StringRecord::new();
         let mut line = 1u64;
-        let mut currency = None;
+        let mut currency: Option<Currency> = None;
+        let mut mixed = false;
         while rdr.read_record(&mut rec).map_err(csv_err(line + 1))? {
             line += 1;
             let t = match schema {
@@ -148,16 +151,7 @@ impl Dataset {
             .map_err(|why| MlError::Format { line, why })?;
             match currency {
                 None => currency = Some(t.currency),
-                Some(c) if c != t.currency => {
-                    return Err(MlError::Format {
-                        line,
-                        why: format!(
-                            "currency {} differs from the file's {}",
-                            t.currency.code(),
-                            c.code()
-                        ),
-                    });
-                }
+                Some(c) if c != t.currency => mixed = true,
                 Some(_) => {}
             }
             txs.push(t);
@@ -168,7 +162,12 @@ impl Dataset {
         }
         Ok(Dataset {
             schema,
-            currency: currency.unwrap_or(Currency::EUR),
+            // One currency: that one; several: JPY, which the reference rates are in.
+            currency: if mixed {
+                Currency::JPY
+            } else {
+                currency.unwrap_or(Currency::EUR)
+            },
             transactions: txs,
         })
     }
@@ -401,7 +400,8 @@ fn engine_row(rec: &csv::StringRecord) -> Result<Transaction, String> {
     })
 }
 
-fn engine_line(t: &Transaction, out: &mut String) {
+/// One transaction as a line of the engine schema (with its newline).
+pub(crate) fn engine_line(t: &Transaction, out: &mut String) {
     use std::fmt::Write as _;
     let ts = Timestamp(t.ts_ms).to_rfc3339_at_offset(t.utc_offset_min);
     let (lat, lon) = match t.location {

@@ -9,7 +9,7 @@ use cardguard_core::{
     CardToken, Decision, Last4, Location, Merchant, Money, ResponseCode, Timestamp,
 };
 use cardguard_engine::{
-    AuthRecord, CardChecks, CardStatus, Engine, EngineConfig, FEATURE_NAMES, LabelRecord,
+    AuthRecord, CardChecks, CardStatus, Engine, EngineConfig, FEATURE_NAMES, FxRates, LabelRecord,
     N_FEATURES, Outcome, TxFacts,
 };
 use std::cmp::Reverse;
@@ -74,7 +74,7 @@ pub fn card_token(card: u64) -> CardToken {
 }
 
 /// The engine's view of a dataset transaction: its facts and its card checks.
-pub fn to_facts(t: &Transaction) -> Result<(TxFacts, CardChecks), MlError> {
+pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), MlError> {
     let last4 = Last4::parse(&format!("{:04}", t.card % 10_000))
         .map_err(|e| MlError::Invalid(e.to_string()))?;
     let amount = Money::new(t.amount_minor, t.currency)
@@ -86,7 +86,13 @@ pub fn to_facts(t: &Transaction) -> Result<(TxFacts, CardChecks), MlError> {
         card_token: card_token(t.card),
         last4,
         amount,
-        amount_base: t.amount_minor,
+        amount_base: if t.currency == fx.base {
+            t.amount_minor
+        } else {
+            (fx.to_base_major(&amount) * 10f64.powi(i32::from(fx.base.exponent())))
+                .round()
+                .clamp(0.0, 1e18) as u64
+        },
         merchant: Merchant {
             id: t.merchant.to_string(),
             terminal_id: t.terminal.to_string(),
@@ -132,6 +138,7 @@ pub fn replay(
     ecfg.terminal_risk_delay_days = cfg
         .label_delay_days
         .min(cardguard_engine::MAX_RISK_DELAY_DAYS);
+    let fx = ecfg.fx.clone();
     let mut engine = Engine::new(ecfg);
     let n = data.transactions.len();
     let mut table = FeatureTable {
@@ -168,7 +175,7 @@ pub fn replay(
                 })
                 .map_err(|e| MlError::Invalid(e.to_string()))?;
         }
-        let (facts, checks) = to_facts(t)?;
+        let (facts, checks) = to_facts(t, &fx)?;
         let f = engine.features(&facts);
         table.x.extend_from_slice(&f.values);
         table.y.push(t.fraud);
