@@ -18,6 +18,49 @@ pub enum MlCmd {
     Evaluate(EvaluateArgs),
     /// Turn an XGBoost JSON or LightGBM text model into a cardguard model file.
     Import(ImportArgs),
+    /// Write the features the replay computes for every transaction (CSV: TRANSACTION_ID,
+    /// DAY, CARD_ID, TX_FRAUD, then one column per feature), for other tools.
+    Features(FeaturesArgs),
+}
+
+#[derive(clap::Args)]
+pub struct FeaturesArgs {
+    /// Labelled transactions: the engine's CSV schema or the handbook's, plain or gzip.
+    #[arg(long)]
+    transactions: PathBuf,
+    /// Days after a transaction its fraud label is known.
+    #[arg(long, default_value_t = 7)]
+    delay_days: u32,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn features_cmd(a: FeaturesArgs) -> Result<()> {
+    let t = load(&a.transactions, a.delay_days)?;
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?,
+    );
+    writeln!(
+        w,
+        "TRANSACTION_ID,DAY,CARD_ID,TX_FRAUD,{}",
+        t.names.join(",")
+    )?;
+    for i in 0..t.rows() {
+        write!(
+            w,
+            "{},{},{},{}",
+            t.id[i],
+            cardguard_ml::evaluate::day_string(t.day(i)),
+            t.card[i],
+            u8::from(t.y[i])
+        )?;
+        for v in t.row(i) {
+            write!(w, ",{v}")?;
+        }
+        writeln!(w)?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -180,6 +223,7 @@ pub fn run(cmd: MlCmd) -> Result<()> {
         MlCmd::Train(a) => train_cmd(a),
         MlCmd::Evaluate(a) => evaluate_cmd(a),
         MlCmd::Import(a) => import_cmd(a),
+        MlCmd::Features(a) => features_cmd(a),
     }
 }
 
