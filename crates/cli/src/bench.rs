@@ -26,6 +26,9 @@ pub enum BenchCmd {
         per_card: u64,
         #[arg(long, default_value_t = 1_000_000)]
         decisions: u64,
+        /// Decide with this model file (from `cardguard ml train`) instead of the scorecard.
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
     },
     /// Open-loop HTTP load against a server on this machine (started here unless --addr).
     Http(HttpArgs),
@@ -51,7 +54,8 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             cards,
             per_card,
             decisions,
-        } => bench_engine(cards, per_card, decisions),
+            model,
+        } => bench_engine(cards, per_card, decisions, model.as_deref()),
         BenchCmd::Http(args) => {
             // One thread for the load generator, the other core for the server; a
             // current-thread runtime drives the connections without waking a worker.
@@ -123,11 +127,23 @@ fn bench_mail(path: &std::path::Path, rounds: u32) -> Result<()> {
     Ok(())
 }
 
-fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {
+fn bench_engine(
+    cards: u64,
+    per_card: u64,
+    decisions: u64,
+    model: Option<&std::path::Path>,
+) -> Result<()> {
     let now = Timestamp::parse_rfc3339("2026-11-21T12:00:00Z")?;
     let rss0 = rss_bytes("self").unwrap_or(0);
     let t0 = Instant::now();
     let mut e = Engine::new(EngineConfig::default());
+    if let Some(path) = model {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let m = cardguard_ml::Model::from_json(&text)?;
+        println!("model: {} ({} trees)", m.model_version, m.trees.len());
+        e.set_scorer(std::sync::Arc::new(m.compile()?));
+    }
     let applied = synth::populate(&mut e, cards, per_card, now, 7);
     let rss1 = rss_bytes("self").unwrap_or(0);
     let stats = e.stats();
@@ -154,17 +170,23 @@ fn bench_engine(cards: u64, per_card: u64, decisions: u64) -> Result<()> {
         .collect();
     let checks = synth::ok_checks();
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut explained = 0u64;
     let t0 = Instant::now();
     for i in 0..decisions {
         let p = &probes[(i % probes.len() as u64) as usize];
         let s = Instant::now();
         let o = e.decide(p, &checks);
         let ns = s.elapsed().as_nanos() as u64;
+        explained += u64::from(o.decision != cardguard_core::Decision::Approve);
         std::hint::black_box(o);
         h.record(ns.max(1))?;
     }
     let secs = t0.elapsed().as_secs_f64();
     println!("decide(): {}", report(&h));
+    println!(
+        "not approved (reasons computed): {:.2}% of decisions",
+        explained as f64 * 100.0 / decisions.max(1) as f64
+    );
     println!(
         "throughput: {:.0} decisions/s on one core",
         decisions as f64 / secs

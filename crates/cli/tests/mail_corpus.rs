@@ -2,9 +2,11 @@
 //! the `cardguard mail scan --json` command: Nazario's phishing mbox, SpamAssassin ham, and the
 //! Japanese American Express examples. Skips with a message when the data is absent.
 
+mod common;
+
+use common::{cardguard, ok};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mail/dev");
@@ -12,17 +14,8 @@ fn corpus() -> Option<PathBuf> {
 }
 
 fn scan(path: &Path) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
-        .args(["mail", "scan", "--json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    let stdout = ok(cardguard().args(["mail", "scan", "--json"]).arg(path));
+    String::from_utf8(stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -1,7 +1,9 @@
 //! `cardguard mail scan` reads a single message, an mbox, a Maildir and a folder holding all of
 //! them, telling each file apart by its content.
 
-use std::process::Command;
+mod common;
+
+use common::{cardguard, ok};
 
 const PHISH: &str = "From: eBay <aw-confirm@ebay-secure-login.com>\nSubject: Your account will be suspended\nContent-Type: text/html\n\n<p>Please verify your account within 24 hours: <a href=\"http://61.12.3.4/ebay/\">https://signin.ebay.com/</a></p>\n";
 const HAM: &str = "From: Hanako <hanako@example.jp>\nSubject: lunch\n\nSee you at noon.\n";
@@ -25,17 +27,8 @@ fn files_mboxes_maildirs_and_folders() {
     std::fs::write(root.join("Maildir/new/1700000001.2.host"), PHISH).unwrap();
     std::fs::write(root.join("Maildir/tmp/partial"), "half a message").unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
-        .args(["mail", "scan", "--json"])
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let stdout = ok(cardguard().args(["mail", "scan", "--json"]).arg(root));
+    let rows: Vec<serde_json::Value> = String::from_utf8(stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -49,12 +42,8 @@ fn files_mboxes_maildirs_and_folders() {
         assert!(!r["reasons"].as_array().unwrap().is_empty());
     }
     // The table form ends with a count.
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
-        .args(["mail", "scan"])
-        .arg(root)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let stdout = ok(cardguard().args(["mail", "scan"]).arg(root));
+    let text = String::from_utf8(stdout).unwrap();
     assert!(
         text.trim_end()
             .ends_with("5 messages: 3 phishing, 0 suspicious, 2 clean, 0 unreadable"),
@@ -77,18 +66,11 @@ fn scan_verifies_senders_against_a_zone_file_and_refuses_a_bad_one() {
         format!("Received: from x.example (x.example [203.0.113.5]) by mx.example.jp; Mon, 2 Nov 2026 10:00:00 +0900\nReturn-Path: <hanako@example.jp>\n{HAM}"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+    let stdout = ok(cardguard()
         .args(["mail", "scan", "--json", "--dns-zone"])
         .arg(&zone)
-        .arg(&msg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .arg(&msg));
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let auth: Vec<(&str, &str)> = v["sender_auth"]
         .as_array()
         .unwrap()
@@ -116,7 +98,7 @@ fn scan_verifies_senders_against_a_zone_file_and_refuses_a_bad_one() {
         "example.jp TXT \"v=spf1 -all\"\nexample.jp A not-an-ip\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+    let out = cardguard()
         .args(["mail", "scan", "--dns-zone"])
         .arg(&zone)
         .arg(&msg)

@@ -3,8 +3,10 @@
 //! model has something to find; the JSON, the predictions, the report and the model file
 //! are checked.
 
+mod common;
+
+use common::{cardguard, ok};
 use std::io::Write;
-use std::process::Command;
 
 struct Rng(u64);
 
@@ -77,7 +79,7 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
     gz.finish().unwrap();
     let preds = dir.path().join("pred.csv");
     let report = dir.path().join("report");
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+    let stdout = ok(cardguard()
         .args(["ml", "evaluate", "--transactions"])
         .arg(&data)
         .args([
@@ -94,15 +96,8 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
         ])
         .arg(&preds)
         .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .arg(&report));
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     for k in ["average_precision", "roc_auc", "card_precision_at_100"] {
         let x = v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
         assert!((0.0..=1.0).contains(&x), "{k} {x}");
@@ -121,46 +116,48 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
     }
 
     let model = dir.path().join("model.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+    ok(cardguard()
         .args(["ml", "train", "--transactions"])
         .arg(&data)
         .args(["--trees", "30", "--out"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&model));
     let m = cardguard_ml::Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
     assert!(!m.trees.is_empty() && m.trees.len() <= 30);
     assert_eq!(m.features.len(), cardguard_engine::N_FEATURES);
     assert!(m.model_version.starts_with("gbdt-"));
 
+    // The replayed features, one row per transaction.
+    let feats = dir.path().join("features.csv");
+    ok(cardguard()
+        .args(["ml", "features", "--transactions"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&feats));
+    let text = std::fs::read_to_string(&feats).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with("TRANSACTION_ID,DAY,CARD_ID,TX_FRAUD,amount,"));
+    assert_eq!(header.split(',').count(), 4 + cardguard_engine::N_FEATURES);
+    assert_eq!(
+        text.lines().count() - 1,
+        handbook_file().lines().count() - 1
+    );
+
     // An XGBoost model imports into a file the engine can load.
     let imported = dir.path().join("imported.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+    ok(cardguard()
         .args(["ml", "import", "--xgboost"])
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../ml/tests/fixtures/xgboost.json"
         ))
         .arg("--out")
-        .arg(&imported)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&imported));
     let m = cardguard_ml::Model::from_json(&std::fs::read_to_string(&imported).unwrap()).unwrap();
     assert!(m.model_version.starts_with("xgboost-"));
     assert!(m.compile().is_ok());
 
     // Bad input: a clear error, nothing written.
-    let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+    let out = cardguard()
         .args(["ml", "evaluate", "--transactions"])
         .arg(&data)
         .args([
@@ -180,19 +177,12 @@ fn simulate_writes_the_engine_schema_deterministically() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, seed: &str| {
         let path = dir.path().join(name);
-        let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        let stdout = ok(cardguard()
             .args([
                 "simulate", "--cards", "200", "--days", "10", "--seed", seed, "--out",
             ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("transactions/s"));
+            .arg(&path));
+        assert!(String::from_utf8_lossy(&stdout).contains("transactions/s"));
         path
     };
     let a = run("a.csv.gz", "3");
