@@ -50,6 +50,8 @@ pub struct WindowStats {
     pub count: [u32; 5],
     /// Approved purchases only, base-currency minor units.
     pub sum: [u64; 5],
+    /// The largest approved purchase in each window, base-currency minor units.
+    pub max: [u32; 5],
     pub declined_24h: u32,
     pub distinct_merchants_24h: u32,
     pub distinct_merchants_30d: u32,
@@ -148,6 +150,7 @@ impl CardState {
                     w.count[i] += 1;
                     if counts_amount {
                         w.sum[i] += u64::from(r.amount);
+                        w.max[i] = w.max[i].max(r.amount);
                     }
                 }
             }

@@ -69,6 +69,9 @@ features! {
     47 WRONG_CSC_10M "wrong_csc_10m",
     48 WRONG_PIN_STREAK "wrong_pin_streak",
     49 DAYS_SINCE_FRAUD_LABEL "days_since_fraud_label",
+    50 MAX_7D_TO_PROFILE "card_max_amount_7d_to_profile_mean",
+    51 MEAN_7D_TO_30D "card_mean_amount_7d_to_30d",
+    52 AMOUNT_TO_MAX_30D "amount_to_card_max_30d",
 }
 
 /// The settings the feature function reads, taken from the engine's configuration.
@@ -89,7 +92,7 @@ impl From<&crate::config::EngineConfig> for FeatureParams {
     }
 }
 
-pub const N_FEATURES: usize = 50;
+pub const N_FEATURES: usize = 53;
 const _: () = assert!(FEATURE_NAMES.len() == N_FEATURES);
 
 /// A feature vector. Missing values (no previous transaction, no location) are -1.
@@ -234,6 +237,16 @@ pub fn compute(
     v[CARD_MEAN_24H] = mean(2) as f32;
     v[CARD_MEAN_7D] = mean(3) as f32;
     v[CARD_MEAN_30D] = mean(4) as f32;
+    // Ratios a tree cannot form itself: a card whose recent purchases run far above its
+    // habit (a compromised card whose first frauds are not labelled yet).
+    let ratio = |a: f64, b: f64| if b > 0.0 { (a / b) as f32 } else { -1.0 };
+    let max_major = |i: usize| f64::from(w.max[i]) / scale;
+    v[MEAN_7D_TO_30D] = ratio(mean(3), mean(4));
+    v[AMOUNT_TO_MAX_30D] = ratio(amount, max_major(4));
+    v[MAX_7D_TO_PROFILE] = match card.amount_profile() {
+        Some((m, _)) if w.count[3] > 0 => ratio(max_major(3), m / scale),
+        _ => -1.0,
+    };
     match card.amount_profile() {
         Some((m, sd)) => {
             let m_major = m / scale;
