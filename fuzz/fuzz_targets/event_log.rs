@@ -8,5 +8,5 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("events.log");
     std::fs::write(&p, data).unwrap();
-    let _ = EventLog::open(&p, Durability::Buffered, 0, |_| Ok(()));
+    let _ = EventLog::open(&p, Durability::Write { sync_every_ms: 1000 }, 0, |_| Ok(()));
 });
