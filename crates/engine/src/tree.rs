@@ -77,13 +77,9 @@ pub struct TreeModel {
     max_depth: usize,
     /// Each root's cover-weighted mean leaf value (TreeSHAP's base).
     expected: Vec<f64>,
-    /// Per-leaf TreeSHAP tables for trees whose paths are short enough.
-    tables: ShapTables,
+    /// Every leaf's path, for TreeSHAP.
+    paths: LeafPaths,
 }
-
-/// Trees whose leaves sit behind at most this many distinct features get TreeSHAP tables
-/// (2^n × n values a leaf); deeper ones take Algorithm 2 at decision time.
-const MAX_TABLE_FEATURES: usize = 8;
 
 /// One split on a leaf's path: which way the path goes, and the bit of its feature.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,29 +91,34 @@ struct Cond {
     missing_left: bool,
 }
 
-/// Where a leaf's conditions, features and table are.
+/// Where a leaf's conditions, distinct features and zero fractions are.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct LeafTab {
+struct LeafPath {
     conds: u32,
     n_conds: u8,
     feats: u32,
     n: u8,
-    table: u32,
+    value: f32,
 }
 
-/// Path-dependent TreeSHAP decomposed by leaf (as in GPUTreeShap): a leaf adds to feature
-/// i on its path v·(o_i − z_i)·Σ_S |S|!(n−|S|−1)!/n!·Π_S o_j·Π_rest z_j, where z_j is the
-/// share of training weight that follows the path at feature j's splits and o_j says whether
-/// x follows them all. With o in {0,1} that is a table over the 2^n patterns of o, computed
-/// once; a decision then only finds each leaf's pattern.
+/// Path-dependent TreeSHAP decomposed by leaf (as in GPUTreeShap): a leaf with value v adds
+/// to feature i on its path v·(o_i − z_i)·Σ_S |S|!(n−|S|−1)!/n!·Π_S o_j·Π_rest z_j (S over
+/// the path's other features), where z_j is the share of training weight that follows the
+/// path at feature j's splits and o_j says whether x follows them all. With o in {0, 1} only
+/// the "hot" features can be in S, and the sum is Σ_k W(k)·e_{h−k} over the elementary
+/// symmetric polynomials e of the hot features' z: O(n²) a leaf, nothing precomputed per
+/// pattern.
 #[derive(Debug, Clone, Default)]
-struct ShapTables {
-    leaves: Vec<LeafTab>,
+struct LeafPaths {
+    leaves: Vec<LeafPath>,
     conds: Vec<Cond>,
     feats: Vec<u16>,
-    table: Vec<f32>,
-    /// Per root: its range of `leaves`, or `None` for Algorithm 2.
-    trees: Vec<Option<(u32, u32)>>,
+    /// z of each distinct feature, beside `feats`.
+    zs: Vec<f64>,
+    /// Per root: its range of `leaves`.
+    trees: Vec<(u32, u32)>,
+    /// W[n][k] = k!(n−k−1)!/n!, row-major with stride `N_FEATURES + 1`.
+    weights: Vec<f64>,
 }
 
 fn is_leaf(n: &Flat) -> bool {
@@ -158,7 +159,7 @@ impl TreeModel {
             max_depth: 0,
             expected: Vec::new(),
             fast: Vec::new(),
-            tables: ShapTables::default(),
+            paths: LeafPaths::default(),
         };
         let mut depths = Vec::with_capacity(trees.len());
         for (ti, t) in trees.iter().enumerate() {
@@ -237,7 +238,7 @@ impl TreeModel {
             .map(|c| c.iter().copied().max().unwrap_or(0) as u8)
             .collect();
         m.expected = m.roots.iter().map(|&r| m.expected(r as usize)).collect();
-        m.tables = m.build_tables();
+        m.paths = m.build_paths();
         if m.nodes.len() >= 1 << (32 - FEAT_BITS) || N_FEATURES >= 1 << FEAT_BITS {
             return Err(TreeError::Shape {
                 tree: 0,
@@ -255,12 +256,6 @@ impl TreeModel {
                 packed: (n.left << FEAT_BITS) | u32::from(n.feat),
             })
             .collect();
-        if m.max_depth + 2 >= INV.len() {
-            return Err(TreeError::Shape {
-                tree: 0,
-                why: "too deep for TreeSHAP".into(),
-            });
-        }
         Ok(m)
     }
 
@@ -328,140 +323,134 @@ impl TreeModel {
     /// TreeSHAP values: one per feature, and last the expected margin, summing to
     /// `margin(x)`.
     pub fn shap(&self, x: &[f32; N_FEATURES]) -> Vec<f64> {
-        self.shap_with(x, true)
-    }
-
-    /// `tables: false` takes Algorithm 2 for every tree (the tests compare the two).
-    fn shap_with(&self, x: &[f32; N_FEATURES], tables: bool) -> Vec<f64> {
         let mut phi = vec![0.0f64; N_FEATURES + 1];
         phi[N_FEATURES] = f64::from(self.base);
-        let mut path: Vec<PathElem> =
-            Vec::with_capacity((self.max_depth + 2) * (self.max_depth + 3) / 2);
-        let t = &self.tables;
+        let t = &self.paths;
+        let stride = N_FEATURES + 1;
+        let mut e = [0.0f64; N_FEATURES + 1];
+        let mut e_without = [0.0f64; N_FEATURES + 1];
         for (k, &r) in self.roots.iter().enumerate() {
             if r == 0 {
                 continue;
             }
             phi[N_FEATURES] += self.expected[k];
-            match t.trees[k] {
-                Some((a, b)) if tables => {
-                    for leaf in &t.leaves[a as usize..b as usize] {
-                        let n = usize::from(leaf.n);
-                        let mut pattern = (1usize << n) - 1;
-                        let conds = &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)];
-                        for c in conds {
-                            let v = x[usize::from(c.feat)];
-                            let goes_left = if v.is_nan() {
-                                c.missing_left
-                            } else {
-                                v <= c.thr
-                            };
-                            if goes_left != c.left {
-                                pattern &= !(1 << c.bit);
-                            }
-                        }
-                        let row = &t.table[leaf.table as usize + pattern * n..][..n];
-                        let feats = &t.feats[leaf.feats as usize..][..n];
-                        for (f, v) in feats.iter().zip(row) {
-                            phi[usize::from(*f)] += f64::from(*v);
-                        }
+            let (a, b) = t.trees[k];
+            for leaf in &t.leaves[a as usize..b as usize] {
+                let n = usize::from(leaf.n);
+                let mut hot: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                let conds = &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)];
+                for c in conds {
+                    let v = x[usize::from(c.feat)];
+                    let goes_left = if v.is_nan() {
+                        c.missing_left
+                    } else {
+                        v <= c.thr
+                    };
+                    if goes_left != c.left {
+                        hot &= !(1u64 << c.bit);
                     }
                 }
-                _ => {
-                    path.clear();
-                    self.recurse(x, r as usize, &mut path, 0, 0, 1.0, 1.0, None, &mut phi);
+                let feats = &t.feats[leaf.feats as usize..][..n];
+                let zs = &t.zs[leaf.feats as usize..][..n];
+                let w = &t.weights[n * stride..][..stride];
+                // e over the hot features' z, and the product of the cold ones'.
+                e[0] = 1.0;
+                let mut h = 0usize;
+                let mut cold = 1.0f64;
+                for (j, &z) in zs.iter().enumerate() {
+                    if hot >> j & 1 == 1 {
+                        h += 1;
+                        e[h] = 0.0;
+                        for m in (1..=h).rev() {
+                            e[m] += z * e[m - 1];
+                        }
+                    } else {
+                        cold *= z;
+                    }
+                }
+                let v = f64::from(leaf.value);
+                // A cold feature: v·(0 − z_i)·Π_{cold≠i} z·Σ_k W(k)e_{h−k} = −v·cold·Σ.
+                let sum_all: f64 = (0..=h).map(|q| w[q] * e[h - q]).sum();
+                for (j, (&f, &z)) in feats.iter().zip(zs).enumerate() {
+                    let add = if hot >> j & 1 == 1 {
+                        // e without feature j: divide its factor (1 + z·t) back out.
+                        e_without[0] = 1.0;
+                        for m in 1..h {
+                            e_without[m] = e[m] - z * e_without[m - 1];
+                        }
+                        let s: f64 = (0..h).map(|q| w[q] * e_without[h - 1 - q]).sum();
+                        v * (1.0 - z) * cold * s
+                    } else {
+                        -v * cold * sum_all
+                    };
+                    phi[usize::from(f)] += add;
                 }
             }
         }
         phi
     }
 
-    fn build_tables(&self) -> ShapTables {
-        let mut t = ShapTables::default();
+    fn build_paths(&self) -> LeafPaths {
+        let stride = N_FEATURES + 1;
+        let mut t = LeafPaths {
+            weights: vec![0.0; stride * stride],
+            ..LeafPaths::default()
+        };
+        // W(k, n) = k!(n−k−1)!/n!, by ratios so that nothing overflows.
+        for n in 1..stride {
+            let mut w = 1.0 / n as f64; // k = 0: (n−1)!/n!
+            for k in 0..n {
+                t.weights[n * stride + k] = w;
+                w *= (k + 1) as f64 / (n - k - 1).max(1) as f64;
+            }
+        }
         let mut path: Vec<PathStep> = Vec::new();
         for &r in &self.roots {
-            if r == 0 {
-                t.trees.push(None);
-                continue;
+            let from = t.leaves.len() as u32;
+            if r != 0 {
+                path.clear();
+                self.collect_paths(r as usize, &mut path, &mut t);
             }
-            let mark = (t.leaves.len(), t.conds.len(), t.feats.len(), t.table.len());
-            path.clear();
-            if self.tabulate(r as usize, &mut path, &mut t) {
-                t.trees.push(Some((mark.0 as u32, t.leaves.len() as u32)));
-            } else {
-                t.leaves.truncate(mark.0);
-                t.conds.truncate(mark.1);
-                t.feats.truncate(mark.2);
-                t.table.truncate(mark.3);
-                t.trees.push(None);
-            }
+            t.trees.push((from, t.leaves.len() as u32));
         }
         t
     }
 
-    /// Adds the leaves under node `i`; false when a path has too many distinct features.
-    fn tabulate(&self, i: usize, path: &mut Vec<PathStep>, t: &mut ShapTables) -> bool {
+    /// Adds every leaf under node `i` with the path to it.
+    fn collect_paths(&self, i: usize, path: &mut Vec<PathStep>, t: &mut LeafPaths) {
         let n = self.nodes[i];
         if is_leaf(&n) {
-            let mut feats: Vec<u16> = Vec::new();
+            let start = t.feats.len();
             for p in path.iter() {
-                if !feats.contains(&p.feat) {
-                    feats.push(p.feat);
+                if !t.feats[start..].contains(&p.feat) {
+                    t.feats.push(p.feat);
+                    t.zs.push(
+                        path.iter()
+                            .filter(|q| q.feat == p.feat)
+                            .map(|q| q.frac)
+                            .product(),
+                    );
                 }
             }
-            let k = feats.len();
-            if k > MAX_TABLE_FEATURES {
-                return false;
-            }
-            let z: Vec<f64> = feats
-                .iter()
-                .map(|f| {
-                    path.iter()
-                        .filter(|p| p.feat == *f)
-                        .map(|p| p.frac)
-                        .product()
-                })
-                .collect();
-            t.leaves.push(LeafTab {
+            let feats = &t.feats[start..];
+            t.leaves.push(LeafPath {
                 conds: t.conds.len() as u32,
-                n_conds: path.len() as u8,
-                feats: t.feats.len() as u32,
-                n: k as u8,
-                table: t.table.len() as u32,
+                n_conds: path.len().min(255) as u8,
+                feats: start as u32,
+                n: feats.len() as u8,
+                value: self.values[i],
             });
             for p in path.iter() {
+                let bit = feats.iter().position(|f| *f == p.feat).unwrap_or(0) as u8;
                 t.conds.push(Cond {
                     thr: p.thr,
                     feat: p.feat,
-                    bit: feats.iter().position(|f| *f == p.feat).unwrap_or(0) as u8,
+                    bit,
                     left: p.left,
                     missing_left: p.missing_left,
                 });
             }
-            t.feats.extend_from_slice(&feats);
-            let fact = |m: usize| (1..=m).map(|v| v as f64).product::<f64>();
-            let value = f64::from(self.values[i]);
-            for pattern in 0..(1usize << k) {
-                for fi in 0..k {
-                    let o = ((pattern >> fi) & 1) as f64;
-                    let mut sum = 0.0;
-                    // Subsets S of the other features; a cold one in S zeroes the term.
-                    for s_mask in 0..(1usize << k) {
-                        if s_mask & (1 << fi) != 0 || s_mask & !pattern != 0 {
-                            continue;
-                        }
-                        let size = s_mask.count_ones() as usize;
-                        let w = fact(size) * fact(k - size - 1) / fact(k);
-                        let rest: f64 = (0..k)
-                            .filter(|&j| j != fi && s_mask & (1 << j) == 0)
-                            .map(|j| z[j])
-                            .product();
-                        sum += w * rest;
-                    }
-                    t.table.push((value * (o - z[fi]) * sum) as f32);
-                }
-            }
-            return true;
+            return;
         }
         let (l, r) = (n.left as usize, n.left as usize + 1);
         let c = f64::from(self.covers[i]);
@@ -478,13 +467,9 @@ impl TreeModel {
                 missing_left: n.flags & MISSING_LEFT != 0,
                 frac,
             });
-            let ok = self.tabulate(child, path, t);
+            self.collect_paths(child, path, t);
             path.pop();
-            if !ok {
-                return false;
-            }
         }
-        true
     }
 
     fn expected(&self, i: usize) -> f64 {
@@ -502,9 +487,26 @@ impl TreeModel {
             / c
     }
 
+    /// TreeSHAP by Algorithm 2, the tests' second opinion on `shap`.
+    #[cfg(test)]
+    fn shap_alg2(&self, x: &[f32; N_FEATURES]) -> Vec<f64> {
+        let mut phi = vec![0.0f64; N_FEATURES + 1];
+        phi[N_FEATURES] = f64::from(self.base);
+        let mut path: Vec<PathElem> = Vec::new();
+        for (k, &r) in self.roots.iter().enumerate() {
+            if r != 0 {
+                phi[N_FEATURES] += self.expected[k];
+                path.clear();
+                self.recurse(x, r as usize, &mut path, 0, 0, 1.0, 1.0, None, &mut phi);
+            }
+        }
+        phi
+    }
+
     /// Algorithm 2 of Lundberg, Erion and Lee (2018). Each call copies its parent's unique
     /// path (`buf[parent..parent + parent_len]`) to the end of `buf`, extends it, and drops it
     /// on return, as the reference implementation does.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     fn recurse(
         &self,
@@ -583,7 +585,7 @@ impl TreeModel {
     }
 }
 
-/// A split on the way to a leaf, while the tables are built.
+/// A split on the way to a leaf, while the leaf paths are collected.
 struct PathStep {
     feat: u16,
     thr: f32,
@@ -593,6 +595,7 @@ struct PathStep {
     frac: f64,
 }
 
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct PathElem {
     d: Option<u16>,
@@ -602,6 +605,7 @@ struct PathElem {
 }
 
 /// 1/k for the path lengths TreeSHAP meets (a path is at most depth + 2 long).
+#[cfg(test)]
 const INV: [f64; 258] = {
     let mut t = [0.0; 258];
     let mut k = 1;
@@ -612,6 +616,7 @@ const INV: [f64; 258] = {
     t
 };
 
+#[cfg(test)]
 /// EXTEND: `m[..l]` is the path, `m[l]` receives the new element.
 fn extend(m: &mut [PathElem], pz: f64, po: f64, pi: Option<u16>, l: usize) {
     m[l] = PathElem {
@@ -627,6 +632,7 @@ fn extend(m: &mut [PathElem], pz: f64, po: f64, pi: Option<u16>, l: usize) {
     }
 }
 
+#[cfg(test)]
 /// UNWIND element `i` of the path `m` (its last element drops off; the caller shortens).
 /// The one fraction `o` is 0 or 1 on this path-dependent algorithm.
 fn unwind(m: &mut [PathElem], i: usize) {
@@ -654,6 +660,7 @@ fn unwind(m: &mut [PathElem], i: usize) {
     }
 }
 
+#[cfg(test)]
 /// The total weight of the path with element `i` unwound.
 fn unwound_sum(m: &[PathElem], i: usize) -> f64 {
     let l = m.len();
@@ -791,7 +798,7 @@ mod tests {
     #[test]
     fn shap_equals_brute_force_shapley_values_and_adds_up() {
         let m = model();
-        assert!(m.tables.trees.iter().take(2).all(|t| t.is_some()));
+        assert_eq!(m.paths.trees.len(), m.roots.len());
         for xs in [
             x(3.0, 0.2, 1.0),
             x(7.0, 0.9, 4.0),
@@ -799,9 +806,9 @@ mod tests {
             x(4.0, 0.7, 2.0),
         ] {
             let phi = m.shap(&xs);
-            let alg2 = m.shap_with(&xs, false);
+            let alg2 = m.shap_alg2(&xs);
             for (a, b) in phi.iter().zip(&alg2) {
-                assert!((a - b).abs() < 1e-6, "tables {a} vs Algorithm 2 {b}");
+                assert!((a - b).abs() < 1e-6, "by leaf {a} vs Algorithm 2 {b}");
             }
             let total: f64 = phi.iter().sum();
             assert!((total - f64::from(m.margin(&xs))).abs() < 1e-5, "{total}");
