@@ -99,6 +99,9 @@ pub struct TrainerArgs {
     /// Weight of a fraud against a genuine transaction (class imbalance).
     #[arg(long, default_value_t = 1.0)]
     scale_pos_weight: f64,
+    /// Share of the genuine transactions each tree sees (class imbalance, and speed).
+    #[arg(long, default_value_t = 1.0)]
+    neg_subsample: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -113,6 +116,7 @@ impl TrainerArgs {
             subsample: self.subsample,
             colsample: self.colsample,
             scale_pos_weight: self.scale_pos_weight,
+            neg_subsample: self.neg_subsample,
             seed: self.seed,
             ..TrainParams::default()
         }

@@ -26,6 +26,8 @@ pub struct TrainParams {
     pub colsample: f64,
     /// Weight of a fraud row against a genuine one.
     pub scale_pos_weight: f64,
+    /// Share of the genuine rows (within `subsample`) each tree sees.
+    pub neg_subsample: f64,
     /// Stop when validation average precision has not improved for this many trees.
     pub early_stopping_rounds: usize,
     pub seed: u64,
@@ -45,6 +47,7 @@ impl Default for TrainParams {
             subsample: 0.8,
             colsample: 0.8,
             scale_pos_weight: 1.0,
+            neg_subsample: 1.0,
             early_stopping_rounds: 40,
             seed: 1,
             threads: 0,
@@ -399,9 +402,12 @@ pub fn train(
             "training set needs both frauds and genuine transactions".into(),
         ));
     }
-    if !(0.0 < p.subsample && p.subsample <= 1.0 && 0.0 < p.colsample && p.colsample <= 1.0) {
+    if ![p.subsample, p.colsample, p.neg_subsample]
+        .iter()
+        .all(|v| 0.0 < *v && *v <= 1.0)
+    {
         return Err(MlError::Invalid(
-            "subsample and colsample must be in (0, 1]".into(),
+            "subsample, colsample and neg_subsample must be in (0, 1]".into(),
         ));
     }
     let threads = if p.threads == 0 {
@@ -431,8 +437,17 @@ pub fn train(
             };
             grad[i] = [(pr - y) * w, (pr * (1.0 - pr)).max(1e-16) * w];
         }
+        // Each tree sees a sample of the rows, and of the genuine ones a further share: the
+        // frauds are what there is least of (LightGBM's balanced bagging).
         let rows: Vec<u32> = (0..n as u32)
-            .filter(|_| p.subsample >= 1.0 || rng.unit() < p.subsample)
+            .filter(|&i| {
+                let keep = if train.y[i as usize] {
+                    p.subsample
+                } else {
+                    p.subsample * p.neg_subsample
+                };
+                keep >= 1.0 || rng.unit() < keep
+            })
             .collect();
         let mut features: Vec<usize> = (0..width)
             .filter(|&f| nbins[f] > 1 && (p.colsample >= 1.0 || rng.unit() < p.colsample))
