@@ -435,7 +435,7 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
         }
         println!("{v}");
     } else {
-        let f = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.3}"));
+        let f = fmt3;
         for e in &results {
             println!(
                 "train {} test {}: AP {} ROC AUC {} card precision@100 {} | test {} ({} frauds, {} left out as known compromised), train {} ({} frauds), {} trees in {:.1} s",
@@ -467,6 +467,11 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A metric with three decimals, or `-` when there is none.
+fn fmt3(x: Option<f64>) -> String {
+    x.map_or("-".to_owned(), |x| format!("{x:.3}"))
 }
 
 /// Points of a curve, (x, y) in [0, 1].
@@ -553,7 +558,7 @@ fn svg(title: &str, xl: &str, yl: &str, pts: &[(f64, f64)], diagonal: bool) -> S
 fn report(dir: &Path, e: &Evaluation) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (pr, roc) = curves(&e.predictions);
-    let f = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.3}"));
+    let f = fmt3;
     std::fs::write(
         dir.join("precision-recall.svg"),
         svg(

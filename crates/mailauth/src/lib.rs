@@ -15,8 +15,7 @@ use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, DkimResult, DmarcResult, Error, MessageAuthenticator, Parameters,
-    SpfResult,
+    AuthenticatedMessage, DkimResult, DmarcResult, Error, MessageAuthenticator, SpfResult,
 };
 use std::net::IpAddr;
 
@@ -181,17 +180,7 @@ impl SenderVerifier {
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default();
 
-        let dkim = self
-            .auth
-            .verify_dkim(
-                Parameters::new(&msg)
-                    .with_txt_cache(&z.txt)
-                    .with_mx_cache(&z.mx)
-                    .with_ipv4_cache(&z.ipv4)
-                    .with_ipv6_cache(&z.ipv6)
-                    .with_ptr_cache(&z.ptr),
-            )
-            .await;
+        let dkim = self.auth.verify_dkim(z.params(&msg)).await;
         if dkim.is_empty() {
             out.push(AuthCheck {
                 method: AuthMethod::Dkim,
@@ -215,19 +204,12 @@ impl SenderVerifier {
             Some(env) => {
                 let out = self
                     .auth
-                    .verify_spf(
-                        Parameters::new(SpfParameters::verify_mail_from(
-                            env.ip,
-                            &env.helo,
-                            &self.host,
-                            &env.mail_from,
-                        ))
-                        .with_txt_cache(&z.txt)
-                        .with_mx_cache(&z.mx)
-                        .with_ipv4_cache(&z.ipv4)
-                        .with_ipv6_cache(&z.ipv6)
-                        .with_ptr_cache(&z.ptr),
-                    )
+                    .verify_spf(z.params(SpfParameters::verify_mail_from(
+                        env.ip,
+                        &env.helo,
+                        &self.host,
+                        &env.mail_from,
+                    )))
                     .await;
                 let mut detail = format!("client {}", env.ip);
                 if let Some(e) = out.explanation() {
@@ -267,19 +249,12 @@ impl SenderVerifier {
         };
         let dmarc = self
             .auth
-            .verify_dmarc(
-                Parameters::new(DmarcParameters::new(
-                    &msg,
-                    &dkim,
-                    &mail_from_domain,
-                    spf_out,
-                ))
-                .with_txt_cache(&z.txt)
-                .with_mx_cache(&z.mx)
-                .with_ipv4_cache(&z.ipv4)
-                .with_ipv6_cache(&z.ipv6)
-                .with_ptr_cache(&z.ptr),
-            )
+            .verify_dmarc(z.params(DmarcParameters::new(
+                &msg,
+                &dkim,
+                &mail_from_domain,
+                spf_out,
+            )))
             .await;
         out.push(AuthCheck {
             method: AuthMethod::Dmarc,

@@ -22,7 +22,7 @@ use mail_auth::common::verify::DomainKey;
 use mail_auth::dmarc::Dmarc;
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::spf::Spf;
-use mail_auth::{DnsError, DnssecStatus, Error, MX, RecordSet, ResolverCache, Txt};
+use mail_auth::{DnsError, DnssecStatus, Error, MX, Parameters, RecordSet, ResolverCache, Txt};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -87,6 +87,17 @@ impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for Records<K, V> {
         self.put(key, value, Some(valid_until));
     }
 }
+
+/// A check's parameters with a zone's records as its caches.
+pub(crate) type Cached<'x, P> = Parameters<
+    'x,
+    P,
+    Records<Box<str>, Txt>,
+    Records<Box<str>, RecordSet<MX>>,
+    Records<Box<str>, RecordSet<Ipv4Addr>>,
+    Records<Box<str>, RecordSet<Ipv6Addr>>,
+    Records<IpAddr, RecordSet<Box<str>>>,
+>;
 
 /// The answers the verifier asks for, by record type.
 pub struct Zone {
@@ -220,6 +231,16 @@ impl Zone {
             z.ptr.put(k, set(v), None);
         }
         Ok(z)
+    }
+
+    /// mail-auth's parameters for a check, with this zone as every DNS cache.
+    pub(crate) fn params<P>(&self, p: P) -> Cached<'_, P> {
+        Parameters::new(p)
+            .with_txt_cache(&self.txt)
+            .with_mx_cache(&self.mx)
+            .with_ipv4_cache(&self.ipv4)
+            .with_ipv6_cache(&self.ipv6)
+            .with_ptr_cache(&self.ptr)
     }
 
     /// Whether this zone answers everything itself.

@@ -6,6 +6,7 @@
 use crate::MlError;
 use crate::metrics::average_precision;
 use crate::model::{Comparison, Model, Node, Tree};
+use crate::rng::Rng;
 
 /// Trainer settings.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -134,22 +135,6 @@ impl Bins {
             }
         }
         out
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

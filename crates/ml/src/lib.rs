@@ -10,6 +10,7 @@ pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod replay;
+mod rng;
 pub mod simulate;
 
 pub use dataset::{Dataset, Schema, Transaction};

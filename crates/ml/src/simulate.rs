@@ -17,6 +17,7 @@ use crate::MlError;
 #[cfg(test)]
 use crate::dataset::Dataset;
 use crate::dataset::Transaction;
+use crate::rng::Rng;
 use cardguard_core::{Channel, Country, Currency, Mcc, TxType};
 use cardguard_engine::{CscCheck, PinCheck};
 use std::io::Write;
@@ -37,48 +38,6 @@ pub struct SimSummary {
     pub transactions: u64,
     pub frauds: u64,
     pub by_scenario: [u64; 8],
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(parts: &[u64]) -> Rng {
-        let mut h = 0x243f_6a88_85a3_08d3u64;
-        for p in parts {
-            h = (h ^ p).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            h ^= h >> 29;
-        }
-        Rng(h | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn normal(&mut self) -> f64 {
-        let u = self.unit().max(1e-12);
-        let v = self.unit();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-    fn poisson(&mut self, mean: f64) -> u32 {
-        let l = (-mean).exp();
-        let (mut k, mut p) = (0u32, 1.0);
-        loop {
-            p *= self.unit();
-            if p <= l || k > 60 {
-                return k;
-            }
-            k += 1;
-        }
-    }
 }
 
 /// (country, city, lat, lon, UTC offset minutes, currency, weight for homes).
