@@ -89,6 +89,9 @@ pub struct EngineConfig {
     /// card testing (declined with 59).
     pub card_testing_wrong_csc: u8,
     pub card_testing_window_minutes: u32,
+    /// Days an authorization stays in memory for idempotent retries and labels (0: forever).
+    /// Chargebacks come within 120 days for most networks, up to 540 for some.
+    pub auth_retention_days: u32,
     /// Days by which the terminal fraud-rate windows end before today: fraud labels take
     /// about this long to arrive (at most 14).
     pub terminal_risk_delay_days: u32,
@@ -106,6 +109,7 @@ impl Default for EngineConfig {
             pin_lock_hours: 24,
             card_testing_wrong_csc: 3,
             card_testing_window_minutes: 10,
+            auth_retention_days: 400,
             terminal_risk_delay_days: 7,
             thresholds: Thresholds::default(),
             fx: FxRates::default(),

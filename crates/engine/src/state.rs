@@ -12,6 +12,7 @@ use crate::score::{Scorecard, Scorer};
 use crate::terminal::TerminalState;
 use cardguard_core::{CardToken, Decision};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,9 +71,12 @@ pub struct EngineState {
     cards: FastMap<CardToken, CardState>,
     terminals: FastMap<u64, TerminalState>,
     devices: FastMap<u64, DeviceState>,
-    auths: Vec<AuthEntry>,
+    /// The retained authorizations; the first is number `auths_base`.
+    auths: VecDeque<AuthEntry>,
     #[serde(skip)]
-    by_key: FastMap<u128, u32>,
+    by_key: FastMap<u128, u64>,
+    /// Authorizations dropped from the front after `auth_retention_days`.
+    auths_base: u64,
 }
 
 /// Counts and an estimate of the heap the state holds.
@@ -81,7 +85,10 @@ pub struct EngineStats {
     pub cards: usize,
     pub terminals: usize,
     pub devices: usize,
+    /// Authorizations ever applied.
     pub authorizations: usize,
+    /// Those still in memory (for idempotent retries and labels).
+    pub authorizations_retained: usize,
     /// Bytes held by card state: map slots plus each card's own heap.
     pub card_bytes: usize,
     pub total_bytes: usize,
@@ -121,29 +128,57 @@ impl Engine {
         self.scorer.version()
     }
 
+    /// Authorizations ever applied (retained or not).
+    fn auth_total(&self) -> u64 {
+        self.state.auths_base + self.state.auths.len() as u64
+    }
+
     /// The number the next authorization gets, and its id.
     pub fn next_authorization_id(&self) -> String {
-        auth_id(self.state.auths.len())
+        auth_id(self.auth_total() as usize)
     }
 
-    /// The authorization a request id was given, if any.
+    /// The authorization a request id was given, if it is still retained.
     pub fn find_request(&self, id: &str) -> Option<&AuthEntry> {
-        let i = *self.state.by_key.get(&request_key(id))?;
-        self.state.auths.get(i as usize)
+        let n = *self.state.by_key.get(&request_key(id))?;
+        self.state.auths.get((n - self.state.auths_base) as usize)
     }
 
-    /// The entry of one of cardguard's authorization ids.
+    /// The entry of one of cardguard's authorization ids, if it is still retained.
     pub fn find_authorization(&self, authorization_id: &str) -> Option<&AuthEntry> {
         self.state.auths.get(self.auth_index(authorization_id)?)
     }
 
-    /// The index of one of cardguard's authorization ids, if it names one.
+    /// Where in `auths` one of cardguard's authorization ids is, if it names a retained one.
     fn auth_index(&self, authorization_id: &str) -> Option<usize> {
-        let n: usize = authorization_id
+        let n: u64 = authorization_id
             .strip_prefix(AUTH_ID_PREFIX)?
             .parse()
             .ok()?;
-        (auth_id(n) == authorization_id && n < self.state.auths.len()).then_some(n)
+        (auth_id(n as usize) == authorization_id
+            && n >= self.state.auths_base
+            && n < self.auth_total())
+        .then(|| (n - self.state.auths_base) as usize)
+    }
+
+    /// Drops the authorizations older than the retention from the front: their retries are
+    /// new requests and their labels unknown. Amortised O(1) per authorization.
+    fn prune_auths(&mut self, now_ms: i64) {
+        let days = self.config.auth_retention_days;
+        if days == 0 {
+            return;
+        }
+        let horizon = now_ms - i64::from(days) * 86_400_000;
+        while let Some(a) = self.state.auths.front() {
+            if a.ts_ms >= horizon {
+                break;
+            }
+            if self.state.by_key.get(&a.key) == Some(&self.state.auths_base) {
+                self.state.by_key.remove(&a.key);
+            }
+            self.state.auths.pop_front();
+            self.state.auths_base += 1;
+        }
     }
 
     pub fn card(&self, token: &CardToken) -> Option<&CardState> {
@@ -206,8 +241,8 @@ impl Engine {
 
     /// Applies a decided authorization whose event starts at `offset` in the log.
     pub fn apply_auth(&mut self, rec: &AuthRecord, offset: u64) -> Result<(), EngineError> {
-        let n = self.state.auths.len();
-        if rec.authorization_id != auth_id(n) {
+        let n = self.auth_total();
+        if rec.authorization_id != auth_id(n as usize) {
             return Err(EngineError::OutOfSequence(rec.authorization_id.clone()));
         }
         let key = request_key(&rec.tx.id);
@@ -216,8 +251,8 @@ impl Engine {
         }
         let ctx = self.context(&rec.tx);
         let known = rec.checks.card_known();
-        self.state.by_key.insert(key, n as u32);
-        self.state.auths.push(AuthEntry {
+        self.state.by_key.insert(key, n);
+        self.state.auths.push_back(AuthEntry {
             key,
             offset,
             ts_ms: ctx.ts_ms,
@@ -226,6 +261,7 @@ impl Engine {
             card_known: known,
             label: crate::state::Label::None,
         });
+        self.prune_auths(ctx.ts_ms);
         if !known {
             return Ok(());
         }
@@ -363,12 +399,13 @@ impl Engine {
                 .map(DeviceState::heap_bytes)
                 .sum::<usize>();
         let auth_bytes = self.state.auths.capacity() * std::mem::size_of::<AuthEntry>()
-            + self.state.by_key.capacity() * slot(16, 4);
+            + self.state.by_key.capacity() * slot(16, 8);
         EngineStats {
             cards: self.state.cards.len(),
             terminals: self.state.terminals.len(),
             devices: self.state.devices.len(),
-            authorizations: self.state.auths.len(),
+            authorizations: self.auth_total() as usize,
+            authorizations_retained: self.state.auths.len(),
             card_bytes,
             total_bytes: card_bytes + term_bytes + dev_bytes + auth_bytes,
         }
@@ -381,11 +418,12 @@ impl Engine {
 
     /// Replaces the state with one read from a snapshot.
     pub fn restore(&mut self, mut st: EngineState) {
+        let base = st.auths_base;
         st.by_key = st
             .auths
             .iter()
             .enumerate()
-            .map(|(i, a)| (a.key, i as u32))
+            .map(|(i, a)| (a.key, base + i as u64))
             .collect();
         self.state = st;
     }

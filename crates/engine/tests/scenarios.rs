@@ -317,6 +317,66 @@ fn duplicate_request_ids_are_refused_by_apply() {
 }
 
 #[test]
+fn authorizations_past_the_retention_are_forgotten_and_ids_keep_counting() {
+    let mut e = Engine::new(EngineConfig {
+        auth_retention_days: 30,
+        ..EngineConfig::default()
+    });
+    let first = e.next_authorization_id();
+    run(
+        &mut e,
+        tx("old", "2026-01-01T10:00:00Z", 1, NY, 100),
+        ok_checks(),
+    );
+    run(
+        &mut e,
+        tx("mid", "2026-01-20T10:00:00Z", 1, NY, 100),
+        ok_checks(),
+    );
+    assert!(e.find_request("old").is_some());
+    // 40 days on: the first is past 30 days and leaves; the second stays.
+    let late = e.next_authorization_id();
+    run(
+        &mut e,
+        tx("new", "2026-02-10T10:00:00Z", 1, NY, 100),
+        ok_checks(),
+    );
+    assert!(e.find_request("old").is_none());
+    assert!(e.find_authorization(&first).is_none());
+    assert!(e.find_request("mid").is_some());
+    assert_eq!(
+        e.find_authorization(&late).map(|a| a.ts_ms),
+        e.find_request("new").map(|a| a.ts_ms)
+    );
+    assert_eq!(e.next_authorization_id(), "au_000000000003");
+    let s = e.stats();
+    assert_eq!((s.authorizations, s.authorizations_retained), (3, 2));
+    // A label for the forgotten one is refused; one for a kept one lands.
+    let label = |id: &str| LabelRecord {
+        authorization_id: id.to_owned(),
+        fraud: true,
+        ts: Timestamp::parse_rfc3339("2026-02-11T00:00:00Z").unwrap(),
+        source: None,
+    };
+    assert!(e.apply_label(&label(&first)).is_err());
+    assert!(e.apply_label(&label(&late)).is_ok());
+    // The same request id after it was forgotten is a new authorization.
+    run(
+        &mut e,
+        tx("old", "2026-02-12T10:00:00Z", 1, NY, 100),
+        ok_checks(),
+    );
+    assert_eq!(e.stats().authorizations, 4);
+    // A snapshot keeps the numbering.
+    let bytes = serde_json::to_vec(e.state()).unwrap();
+    let mut back = Engine::new(EngineConfig::default());
+    back.restore(serde_json::from_slice(&bytes).unwrap());
+    assert_eq!(back.next_authorization_id(), e.next_authorization_id());
+    assert!(back.find_authorization(&late).is_some());
+    assert!(back.find_request("mid").is_some());
+}
+
+#[test]
 fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips() {
     let mut live = Engine::new(EngineConfig::default());
     let mut records = Vec::new();

@@ -165,6 +165,8 @@ pub struct EngineSection {
     pub card_testing_window_minutes: u32,
     /// Days the terminal fraud-rate windows end before today (label delay, at most 14).
     pub terminal_risk_delay_days: u32,
+    /// Days an authorization is kept for retries and labels (0: forever).
+    pub auth_retention_days: u32,
     /// A model file from `cardguard ml train`: its probability becomes the risk score. Read
     /// again on `POST /v1/model/reload` or SIGHUP. Without one, the built-in scorecard.
     pub model_file: Option<std::path::PathBuf>,
@@ -185,6 +187,7 @@ impl Default for EngineSection {
             card_testing_wrong_csc: d.card_testing_wrong_csc,
             card_testing_window_minutes: d.card_testing_window_minutes,
             terminal_risk_delay_days: d.terminal_risk_delay_days,
+            auth_retention_days: d.auth_retention_days,
             model_file: None,
             thresholds: d.thresholds,
             base_currency: d.fx.base.code().to_owned(),
@@ -231,6 +234,7 @@ impl EngineSection {
             card_testing_wrong_csc: self.card_testing_wrong_csc,
             card_testing_window_minutes: self.card_testing_window_minutes,
             terminal_risk_delay_days: self.terminal_risk_delay_days,
+            auth_retention_days: self.auth_retention_days,
             thresholds: t,
             ..EngineConfig::default()
         };

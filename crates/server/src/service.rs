@@ -37,8 +37,6 @@ pub enum OpenError {
     Store(#[from] cardguard_store::StoreError),
     #[error("card registry row {token}: {why}")]
     CardRow { token: String, why: String },
-    #[error("snapshot does not decode: {0}")]
-    Snapshot(String),
     #[error("auth: {0}")]
     ApiKeys(String),
 }
@@ -131,11 +129,21 @@ impl App {
             engine.set_scorer(load_model(path)?);
         }
         let snap = cardguard_store::read_snapshot(data_dir)?;
-        let snapshot_offset = snap.as_ref().map(|s| s.0);
-        if let Some((_, body)) = snap {
-            let st = postcard::from_bytes(&body).map_err(|e| OpenError::Snapshot(e.to_string()))?;
-            engine.restore(st);
-        }
+        // A snapshot this version cannot read (an older layout of the state) is passed over:
+        // the log holds every event, so the state is replayed from its start instead.
+        let snapshot_offset = match snap {
+            Some((offset, body)) => match postcard::from_bytes(&body) {
+                Ok(st) => {
+                    engine.restore(st);
+                    Some(offset)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
+                    None
+                }
+            },
+            None => None,
+        };
         let durability = match config.storage.durability {
             DurabilitySetting::Sync => Durability::Sync,
             DurabilitySetting::Write => Durability::Write {
