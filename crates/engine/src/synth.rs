@@ -1,12 +1,12 @@
 //! Synthetic engine state for benchmarks: many cards with a month of plausible history, and
-//! probe transactions to decide. Deterministic for a seed. Not used by the service.
+//! probe transactions to decide. Deterministic for a seed. Not used by the service; the model
+//! pipeline's replay takes its card numbering (`card_token`) and passed checks from here.
 
 use crate::decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
 use crate::record::{AuthRecord, TxFacts};
 use crate::state::Engine;
 use cardguard_core::{
-    CardToken, Channel, Country, Currency, Decision, Last4, Location, Mcc, Merchant, Money,
-    ResponseCode, Timestamp, TxType,
+    CardToken, Channel, Country, Currency, Last4, Location, Mcc, Merchant, Money, Timestamp, TxType,
 };
 
 struct Rng(u64);
@@ -37,7 +37,7 @@ const MCCS: &[&str] = &[
     "5411", "5812", "5814", "5732", "5912", "4111", "5311", "5999",
 ];
 
-/// The card token of synthetic card `i`.
+/// The card token of synthetic (or dataset) card `i`.
 pub fn card_token(i: u64) -> CardToken {
     let mut t = [0u8; 16];
     t[..8].copy_from_slice(&i.to_le_bytes());
@@ -120,13 +120,7 @@ pub fn populate(engine: &mut Engine, cards: u64, per_card: u64, now: Timestamp, 
                 authorization_id: engine.next_authorization_id(),
                 tx,
                 checks: ok_checks(),
-                outcome: Outcome {
-                    decision: Decision::Approve,
-                    response_code: ResponseCode::Approved,
-                    risk_score: 0,
-                    reasons: Vec::new(),
-                    model: String::new(),
-                },
+                outcome: Outcome::unscored_approval(),
             };
             // Ids are unique by construction.
             let _ = engine.apply_auth(&rec, n);

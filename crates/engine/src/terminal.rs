@@ -19,6 +19,13 @@ struct DayBucket {
     frauds: u32,
 }
 
+/// A slot holding no day yet.
+const EMPTY_BUCKET: DayBucket = DayBucket {
+    day: i64::MIN,
+    count: 0,
+    frauds: 0,
+};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TerminalState {
     buckets: Vec<DayBucket>,
@@ -53,14 +60,7 @@ impl TerminalState {
         }
         let mut old = std::mem::take(&mut self.buckets);
         old.sort_by_key(|b| b.day);
-        self.buckets = vec![
-            DayBucket {
-                day: i64::MIN,
-                count: 0,
-                frauds: 0
-            };
-            DAYS
-        ];
+        self.buckets = vec![EMPTY_BUCKET; DAYS];
         for b in old.into_iter().filter(|b| b.day != i64::MIN) {
             self.buckets[b.day.rem_euclid(DAYS as i64) as usize] = b;
         }
@@ -69,14 +69,7 @@ impl TerminalState {
     fn bucket(&mut self, day: i64) -> &mut DayBucket {
         self.relayout();
         if self.buckets.is_empty() {
-            self.buckets = vec![
-                DayBucket {
-                    day: i64::MIN,
-                    count: 0,
-                    frauds: 0
-                };
-                DAYS
-            ];
+            self.buckets = vec![EMPTY_BUCKET; DAYS];
         }
         let b = &mut self.buckets[day.rem_euclid(DAYS as i64) as usize];
         if b.day != day {

@@ -29,12 +29,7 @@ fn parse_day(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    // Same civil-day arithmetic as the dataset reader.
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    Some(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468)
+    Some(crate::dataset::days_from_civil(y, m, d))
 }
 
 /// `YYYY-MM-DD` of a day number.

@@ -5,12 +5,10 @@
 
 use crate::MlError;
 use crate::dataset::{Dataset, Transaction};
-use cardguard_core::{
-    CardToken, Decision, Last4, Location, Merchant, Money, ResponseCode, Timestamp,
-};
+use cardguard_core::{Last4, Location, Merchant, Money, Timestamp};
 use cardguard_engine::{
-    AuthRecord, CardChecks, CardStatus, Engine, EngineConfig, FEATURE_NAMES, FxRates, LabelRecord,
-    N_FEATURES, Outcome, TxFacts,
+    AuthRecord, CardChecks, Engine, EngineConfig, FEATURE_NAMES, FxRates, LabelRecord, N_FEATURES,
+    Outcome, TxFacts, synth,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -65,14 +63,6 @@ impl FeatureTable {
     }
 }
 
-/// The card token standing for dataset card `card`.
-pub fn card_token(card: u64) -> CardToken {
-    let mut t = [0u8; 16];
-    t[..8].copy_from_slice(&card.to_le_bytes());
-    t[8..].copy_from_slice(&card.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-    CardToken(t)
-}
-
 /// The engine's view of a dataset transaction: its facts and its card checks.
 pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), MlError> {
     let last4 = Last4::parse(&format!("{:04}", t.card % 10_000))
@@ -83,7 +73,7 @@ pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), 
         id: t.id.to_string(),
         ts: Timestamp(t.ts_ms),
         utc_offset_min: t.utc_offset_min,
-        card_token: card_token(t.card),
+        card_token: synth::card_token(t.card),
         last4,
         amount,
         amount_base: if t.currency == fx.base {
@@ -116,12 +106,9 @@ pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), 
         }),
     };
     let checks = CardChecks {
-        pan_valid: true,
-        status: CardStatus::Active,
-        expired: false,
-        expiry_matches: true,
         csc: t.csc,
         pin: t.pin,
+        ..synth::ok_checks()
     };
     Ok((facts, checks))
 }
@@ -186,13 +173,7 @@ pub fn replay(
             authorization_id: engine.next_authorization_id(),
             tx: facts,
             checks,
-            outcome: Outcome {
-                decision: Decision::Approve,
-                response_code: ResponseCode::Approved,
-                risk_score: 0,
-                reasons: Vec::new(),
-                model: String::new(),
-            },
+            outcome: Outcome::unscored_approval(),
         };
         engine
             .apply_auth(&rec, i as u64)
