@@ -554,7 +554,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
 }
 
 async fn bench_restart(events: u64, cards: u64) -> Result<()> {
-    use cardguard_server::{App, Config};
+    use cardguard_app::{App, Config};
     let dir = tempfile::tempdir()?;
     let env = vec![
         (
@@ -580,16 +580,11 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
     let mut pans = Vec::new();
     for i in 0..cards {
         let pan = luhn_pan(&mut rng, "4", 16);
-        let req: cardguard_server::api::dto::EnrollReq = serde_json::from_value(json!({
+        let req: cardguard_app::CardRecord = serde_json::from_value(json!({
             "number": pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"), "product": "classic",
             "status": "active", "service_code": "101", "csc": {"method": "cvv-3des", "key_id": "bench"},
             "contact": {"language": "en"}}))?;
-        let e = req
-            .validate(app.keys())
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message))?;
-        app.enroll(e)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        app.enroll(&req)?;
         pans.push(pan);
     }
     let base = Timestamp::parse_rfc3339("2026-10-01T00:00:00Z")?;
@@ -604,9 +599,7 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
             "channel": "card_present", "type": "purchase"});
         let req: cardguard_server::api::dto::AuthorizationReq = serde_json::from_value(body)?;
         let (auth, off) = req.validate().map_err(|e| anyhow::anyhow!(e.message))?;
-        app.authorize(auth, off, Instant::now())
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        app.authorize(auth, off, Instant::now()).await?;
         if i > 0 && i % 200_000 == 0 {
             println!(
                 "  {i} events written ({:.0}/s)",

@@ -59,17 +59,8 @@ pub fn run(cmd: MailCmd) -> Result<()> {
                 trusted_authserv_ids: trust_authserv,
                 verified: Vec::new(),
             };
-            let verifier = match (dns_zone, verify_sender) {
-                (Some(zone), _) => {
-                    let text = std::fs::read_to_string(&zone)
-                        .with_context(|| format!("reading {}", zone.display()))?;
-                    let zone = cardguard_mailauth::Zone::parse(&text)
-                        .with_context(|| format!("in {}", zone.display()))?;
-                    Some(cardguard_mailauth::SenderVerifier::offline(zone)?)
-                }
-                (None, true) => Some(cardguard_mailauth::SenderVerifier::system()?),
-                (None, false) => None,
-            };
+            let verifier =
+                cardguard_mailauth::load::sender_verifier(verify_sender, dns_zone.as_deref())?;
             scan(&path, json, brands.as_deref(), &opts, verifier.as_ref())
         }
         MailCmd::Lookalikes { domain, json } => lookalikes(&domain, json),
@@ -137,13 +128,7 @@ pub fn read_messages(path: &Path, out: &mut Vec<Source>) -> Result<()> {
 }
 
 fn registry(brands: Option<&Path>) -> Result<BrandRegistry> {
-    let mut reg = BrandRegistry::builtin();
-    if let Some(b) = brands {
-        let text =
-            std::fs::read_to_string(b).with_context(|| format!("reading {}", b.display()))?;
-        reg.merge_toml(&text)?;
-    }
-    Ok(reg)
+    Ok(cardguard_mailauth::load::brands(brands)?)
 }
 
 fn lookalikes(domain: &str, json: bool) -> Result<()> {

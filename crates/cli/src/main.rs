@@ -9,10 +9,10 @@ mod ml;
 mod rng;
 
 use anyhow::{Context, Result, bail};
+use cardguard_app::{App, Config, Scope};
 use cardguard_core::SystemClock;
-use cardguard_server::{ApiKeys, App, Config, Scope};
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -88,51 +88,6 @@ fn main() -> Result<()> {
     }
 }
 
-const BOOTSTRAP_KEYS: &str = "api-keys.toml";
-
-/// API keys from the config; with none there, from the data directory, where the first
-/// start creates one admin+authorize key and prints it once.
-fn api_keys(config: &Config, data_dir: &Path) -> Result<ApiKeys> {
-    if !config.auth.api_keys.is_empty() {
-        return ApiKeys::from_config(&config.auth.api_keys).map_err(anyhow::Error::msg);
-    }
-    let path = data_dir.join(BOOTSTRAP_KEYS);
-    if path.exists() {
-        #[derive(serde::Deserialize)]
-        struct F {
-            api_keys: Vec<cardguard_server::config::ApiKeyConfig>,
-        }
-        let f: F = toml::from_str(&std::fs::read_to_string(&path)?)
-            .with_context(|| format!("reading {}", path.display()))?;
-        return ApiKeys::from_config(&f.api_keys).map_err(anyhow::Error::msg);
-    }
-    let key = format!(
-        "cg_{}",
-        cardguard_server::keys::hex(&cardguard_server::keys::random_bytes::<24>()?)
-    );
-    let hash = cardguard_server::keys::hex(&cardguard_server::api::auth::sha256(key.as_bytes()));
-    let text = format!(
-        "# Created on first start because the config names no [[auth.api_keys]]. Only the\n\
-         # SHA-256 of the key is kept; configure your own keys to replace this one.\n\
-         [[api_keys]]\nname = \"bootstrap\"\nkey_sha256 = \"{hash}\"\nscopes = [\"admin\", \"authorize\", \"label\"]\n"
-    );
-    cardguard_server::keys::write_private(&path, &text)?;
-    println!(
-        "Created an API key with scopes admin, authorize, label (shown only this once): {key}"
-    );
-    println!(
-        "Its SHA-256 is in {}; send it as 'Authorization: Bearer <key>'.",
-        path.display()
-    );
-    ApiKeys::from_config(&[cardguard_server::config::ApiKeyConfig {
-        name: Some("bootstrap".into()),
-        key: None,
-        key_sha256: Some(hash),
-        scopes: vec!["admin".into(), "authorize".into(), "label".into()],
-    }])
-    .map_err(anyhow::Error::msg)
-}
-
 async fn serve(a: ServeArgs, config: Config) -> Result<()> {
     let addr = a.http.clone().unwrap_or_else(|| config.server.http.clone());
     let data_dir = a.data_dir.clone();
@@ -158,12 +113,20 @@ async fn serve(a: ServeArgs, config: Config) -> Result<()> {
         "data directory opened"
     );
     let app = Arc::new(app);
-    let mut keys = api_keys(&config, &a.data_dir)?;
-    let demo_key = if a.demo {
-        let k = format!(
-            "demo_{}",
-            cardguard_server::keys::hex(&cardguard_server::keys::random_bytes::<16>()?)
+    let (mut keys, created) = cardguard_app::access::load_keys(&config, &a.data_dir)?;
+    if let Some(key) = created {
+        println!(
+            "Created an API key with scopes admin, authorize, label (shown only this once): {key}"
         );
+        println!(
+            "Its SHA-256 is in {}; send it as 'Authorization: Bearer <key>'.",
+            a.data_dir
+                .join(cardguard_app::access::BOOTSTRAP_KEYS)
+                .display()
+        );
+    }
+    let demo_key = if a.demo {
+        let (k, _) = cardguard_app::access::new_key()?;
         keys.add(&k, &[Scope::Admin, Scope::Authorize, Scope::Label]);
         Some(k)
     } else {

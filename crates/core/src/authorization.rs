@@ -1,6 +1,6 @@
 //! An authorization request after validation: every field parsed into its domain type.
 
-use crate::{Expiry, Merchant, Money, Pan, Timestamp};
+use crate::{Expiry, Merchant, Money, Pan, ParseError, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -15,6 +15,21 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 4] = [
+        Channel::CardPresent,
+        Channel::Ecommerce,
+        Channel::Moto,
+        Channel::Atm,
+    ];
+
+    /// Parses the API's and the datasets' name of a channel.
+    pub fn parse(s: &str) -> Result<Channel, ParseError> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(ParseError::OneOf("card_present, ecommerce, moto, atm"))
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Channel::CardPresent => "card_present",
@@ -40,6 +55,16 @@ pub enum TxType {
 }
 
 impl TxType {
+    pub const ALL: [TxType; 3] = [TxType::Purchase, TxType::CashAdvance, TxType::Refund];
+
+    /// Parses the API's and the datasets' name of a transaction type.
+    pub fn parse(s: &str) -> Result<TxType, ParseError> {
+        TxType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or(ParseError::OneOf("purchase, cash_advance, refund"))
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             TxType::Purchase => "purchase",

@@ -14,6 +14,8 @@ pub enum ParseError {
     Format(&'static str),
     #[error("is out of range: {0}")]
     Range(&'static str),
+    #[error("must be one of {0}")]
+    OneOf(&'static str),
     #[error("is not a known {0}")]
     Unknown(&'static str),
 }

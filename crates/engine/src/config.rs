@@ -71,6 +71,16 @@ impl FxRates {
             .map_or(1.0, |r| r.1);
         major * rate
     }
+
+    /// The amount in base-currency minor units, as the features see it: the one conversion
+    /// that live decisions and replays both use (exact when the currency is the base).
+    pub fn to_base_minor(&self, m: &Money) -> u64 {
+        if m.currency == self.base {
+            return m.value;
+        }
+        let minor = self.to_base_major(m) * 10f64.powi(i32::from(self.base.exponent()));
+        minor.round().clamp(0.0, 1e18) as u64
+    }
 }
 
 /// Everything the engine needs to decide.

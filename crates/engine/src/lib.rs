@@ -15,6 +15,7 @@ mod decide;
 mod device;
 mod features;
 mod hash;
+pub mod model_file;
 mod record;
 mod score;
 mod state;
@@ -29,7 +30,8 @@ pub use features::{
     FEATURE_NAMES, FeatureParams, Features, N_FEATURES, TxContext, idx, terminal_key,
 };
 pub use hash::{stable_hash, stable_hash32};
-pub use record::{AuthRecord, LabelRecord, TxFacts};
+pub use model_file::{Model, ModelError};
+pub use record::{AuthRecord, Event, EventError, LabelRecord, TxFacts, encode as encode_event};
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
     AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineState, EngineStats, Label, request_key,

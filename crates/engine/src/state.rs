@@ -322,6 +322,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies one event of the log that starts at `offset`.
+    pub fn apply(&mut self, event: &crate::record::Event, offset: u64) -> Result<(), EngineError> {
+        match event {
+            crate::record::Event::Auth(r) => self.apply_auth(r, offset),
+            crate::record::Event::Label(l) => self.apply_label(l),
+        }
+    }
+
     /// Applies a label. A label that repeats the current one changes nothing; a changed
     /// label moves the terminal's fraud count.
     pub fn apply_label(&mut self, label: &LabelRecord) -> Result<(), EngineError> {

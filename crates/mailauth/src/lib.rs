@@ -6,6 +6,7 @@
 //! has no SMTP session around it, so SPF reads its envelope from the message's trace headers
 //! (see [`Envelope::from_message`]) unless the caller knows better.
 
+pub mod load;
 pub mod zone;
 
 pub use cardguard_phish::{AuthCheck, AuthMethod};

@@ -288,22 +288,11 @@ fn handbook_row(rec: &csv::StringRecord) -> Result<Transaction, String> {
 }
 
 fn channel(s: &str) -> Result<Channel, String> {
-    Ok(match s {
-        "card_present" => Channel::CardPresent,
-        "ecommerce" => Channel::Ecommerce,
-        "moto" => Channel::Moto,
-        "atm" => Channel::Atm,
-        _ => return Err("CHANNEL must be card_present, ecommerce, moto or atm".into()),
-    })
+    Channel::parse(s).map_err(|e| format!("CHANNEL {e}"))
 }
 
 fn tx_type(s: &str) -> Result<TxType, String> {
-    Ok(match s {
-        "purchase" => TxType::Purchase,
-        "cash_advance" => TxType::CashAdvance,
-        "refund" => TxType::Refund,
-        _ => return Err("TX_TYPE must be purchase, cash_advance or refund".into()),
-    })
+    TxType::parse(s).map_err(|e| format!("TX_TYPE {e}"))
 }
 
 fn csc_of(s: &str) -> Result<CscCheck, String> {

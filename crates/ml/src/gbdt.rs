@@ -492,6 +492,7 @@ pub fn train(
         provenance,
         "gbdt",
     )
+    .map_err(MlError::from)
 }
 
 #[cfg(test)]

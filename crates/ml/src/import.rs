@@ -140,7 +140,7 @@ pub fn from_xgboost_json(text: &str) -> Result<Model, MlError> {
         trees,
         serde_json::json!({ "imported_from": format!("xgboost {version}"), "base_score": base_score }),
         "xgboost",
-    )
+    ).map_err(MlError::from)
 }
 
 /// The largest float32 not above `t`: `x <= t` and `x <= f32_floor(t)` agree on every float32.
@@ -311,6 +311,7 @@ pub fn from_lightgbm_text(text: &str) -> Result<Model, MlError> {
         serde_json::json!({ "imported_from": format!("lightgbm {version}"), "sigmoid": sigmoid }),
         "lightgbm",
     )
+    .map_err(MlError::from)
 }
 
 #[cfg(test)]

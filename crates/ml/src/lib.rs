@@ -8,7 +8,8 @@ pub mod evaluate;
 pub mod gbdt;
 pub mod import;
 pub mod metrics;
-pub mod model;
+/// The model file, which the engine owns so that serving needs no training code.
+pub use cardguard_engine::model_file as model;
 pub mod replay;
 mod rng;
 pub mod simulate;
@@ -25,6 +26,8 @@ pub enum MlError {
     Format { line: u64, why: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Model(#[from] cardguard_engine::ModelError),
     #[error("io: {0}")]
     Io(std::io::Error),
 }

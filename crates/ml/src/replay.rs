@@ -76,13 +76,7 @@ pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), 
         card_token: synth::card_token(t.card),
         last4,
         amount,
-        amount_base: if t.currency == fx.base {
-            t.amount_minor
-        } else {
-            (fx.to_base_major(&amount) * 10f64.powi(i32::from(fx.base.exponent())))
-                .round()
-                .clamp(0.0, 1e18) as u64
-        },
+        amount_base: fx.to_base_minor(&amount),
         merchant: Merchant {
             id: t.merchant.to_string(),
             terminal_id: t.terminal.to_string(),

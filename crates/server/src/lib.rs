@@ -1,20 +1,14 @@
-//! The transport crate: the only one that knows HTTP. It owns the configuration, the key
-//! ring, the card registry, the application core ([`service::App`]) and the routes.
+//! The HTTP adapter over the application (`cardguard-app`): routes, request bodies and
+//! their validation, credentials from the `Authorization` header, the OpenAPI document, and
+//! the mapping of domain results and errors to JSON and status codes.
 //!
 //! [`serve`] runs the API on a listener the caller bound (tests bind port 0) until the
 //! shutdown future resolves, then writes a snapshot.
 
 pub mod api;
 pub mod client;
-pub mod config;
-pub mod keys;
-pub mod metrics;
-pub mod registry;
-pub mod service;
 
-pub use api::auth::{ApiKeys, Scope};
-pub use config::Config;
-pub use service::{App, OpenSummary};
+pub use cardguard_app::{ApiKeys, App, Config, OpenSummary, Scope};
 
 use std::future::Future;
 use std::sync::Arc;

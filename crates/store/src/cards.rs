@@ -54,18 +54,18 @@ CREATE TABLE IF NOT EXISTS cards (
 CREATE INDEX IF NOT EXISTS cards_cardholder ON cards(cardholder_id);
 ";
 
-pub struct CardRegistry {
+pub struct SqliteCards {
     conn: Mutex<Connection>,
 }
 
-impl CardRegistry {
+impl SqliteCards {
     /// Opens (or creates) the registry database.
-    pub fn open(path: &Path) -> Result<CardRegistry, StoreError> {
+    pub fn open(path: &Path) -> Result<SqliteCards, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(CardRegistry {
+        Ok(SqliteCards {
             conn: Mutex::new(conn),
         })
     }
@@ -77,14 +77,28 @@ impl CardRegistry {
     /// Inserts a card or replaces an enrolled one (keeping its creation time). Returns
     /// whether the card is new.
     pub fn upsert(&self, row: &CardRow) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        Self::upsert_on(&self.conn(), row)
+    }
+
+    /// Several cards in one transaction (one fsync for all of them).
+    pub fn upsert_many(&self, rows: &[CardRow]) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let created = rows
+            .iter()
+            .map(|r| Self::upsert_on(&tx, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(created)
+    }
+
+    fn upsert_on(conn: &Connection, row: &CardRow) -> Result<bool, StoreError> {
         let existed: bool = conn
-            .query_row("SELECT 1 FROM cards WHERE token = ?1", [&row.token], |_| {
-                Ok(())
-            })
+            .prepare_cached("SELECT 1 FROM cards WHERE token = ?1")?
+            .query_row([&row.token], |_| Ok(()))
             .optional()?
             .is_some();
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO cards (token, last4, pan_ciphertext, pan_nonce, expiry, cardholder_id,
                 product, status, service_code, brand, csc, pin, contact, notifications, home,
                 created_ms, updated_ms)
@@ -97,26 +111,26 @@ impl CardRegistry {
                 brand = excluded.brand, csc = excluded.csc, pin = excluded.pin,
                 contact = excluded.contact, notifications = excluded.notifications,
                 home = excluded.home, updated_ms = excluded.updated_ms",
-            params![
-                row.token,
-                row.last4,
-                row.pan_ciphertext,
-                row.pan_nonce,
-                row.expiry,
-                row.cardholder_id,
-                row.product,
-                row.status,
-                row.service_code,
-                row.brand,
-                row.csc,
-                row.pin,
-                row.contact,
-                row.notifications,
-                row.home,
-                row.created_ms,
-                row.updated_ms
-            ],
-        )?;
+        )?
+        .execute(params![
+            row.token,
+            row.last4,
+            row.pan_ciphertext,
+            row.pan_nonce,
+            row.expiry,
+            row.cardholder_id,
+            row.product,
+            row.status,
+            row.service_code,
+            row.brand,
+            row.csc,
+            row.pin,
+            row.contact,
+            row.notifications,
+            row.home,
+            row.created_ms,
+            row.updated_ms
+        ])?;
         Ok(!existed)
     }
 
@@ -168,6 +182,21 @@ impl CardRegistry {
     }
 }
 
+impl crate::CardRepository for SqliteCards {
+    fn upsert(&self, row: &CardRow) -> Result<bool, StoreError> {
+        SqliteCards::upsert(self, row)
+    }
+    fn upsert_many(&self, rows: &[CardRow]) -> Result<Vec<bool>, StoreError> {
+        SqliteCards::upsert_many(self, rows)
+    }
+    fn load_all(&self) -> Result<Vec<CardRow>, StoreError> {
+        SqliteCards::load_all(self)
+    }
+    fn count(&self) -> Result<u64, StoreError> {
+        SqliteCards::count(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,14 +227,14 @@ mod tests {
     fn upsert_inserts_then_updates_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cards.db");
-        let reg = CardRegistry::open(&p).unwrap();
+        let reg = SqliteCards::open(&p).unwrap();
         assert!(reg.upsert(&row("t1", "active")).unwrap());
         let mut updated = row("t1", "blocked");
         updated.created_ms = 99;
         updated.updated_ms = 2;
         assert!(!reg.upsert(&updated).unwrap());
         drop(reg);
-        let reg = CardRegistry::open(&p).unwrap();
+        let reg = SqliteCards::open(&p).unwrap();
         let got = reg.get("t1").unwrap().unwrap();
         assert_eq!(got.status, "blocked");
         assert_eq!(
@@ -216,5 +245,10 @@ mod tests {
         assert_eq!(reg.count().unwrap(), 1);
         assert_eq!(reg.load_all().unwrap().len(), 1);
         assert!(reg.get("nope").unwrap().is_none());
+        let created = reg
+            .upsert_many(&[row("t1", "active"), row("t2", "active")])
+            .unwrap();
+        assert_eq!(created, [false, true]);
+        assert_eq!(reg.count().unwrap(), 2);
     }
 }

@@ -3,17 +3,23 @@
 //! - [`log`]: the append-only event log, checksummed frames, group commit on a writer
 //!   thread, torn-tail detection at open;
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
-//! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted).
+//! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
+//! - [`cursor`]: the durable positions of the log's consumers.
 //!
-//! The crate knows bytes and rows, not the engine: the server decides what goes in them.
+//! The application uses them through the narrow traits in [`traits`]. The crate knows bytes
+//! and rows, not the engine: the application decides what goes in them.
 
 pub mod cards;
+pub mod cursor;
 pub mod log;
 pub mod snapshot;
+pub mod traits;
 
-pub use cards::{CardRegistry, CardRow};
+pub use cards::{CardRow, SqliteCards};
+pub use cursor::FileCursors;
 pub use log::{Appender, Durability, DurableWatch, EventLog, Frame, LogReader, OpenReport};
 pub use snapshot::{read_snapshot, write_snapshot};
+pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,6 +38,10 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("the event log writer has failed: {0}")]
     WriterFailed(String),
+    #[error("consumer name {0:?} must be 1 to 64 letters, digits, - _ .")]
+    BadName(String),
+    #[error("consumer cursor {0} is damaged")]
+    BadCursor(String),
 }
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {

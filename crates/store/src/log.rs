@@ -264,12 +264,14 @@ impl EventLog {
         DurableWatch(Arc::clone(&self.shared))
     }
 
-    /// A reader for frames at known offsets (idempotent answers, labels).
+    /// A reader of this log: frames at known offsets (idempotent answers, labels) and the
+    /// durable frames in order (consumers), bounded by what is durable.
     pub fn reader(&self) -> Result<LogReader, StoreError> {
         let f = File::open(&self.path).map_err(io_err(&self.path))?;
         Ok(LogReader {
             file: f,
             path: self.path.clone(),
+            live: Some(Arc::clone(&self.shared)),
         })
     }
 }
@@ -325,6 +327,13 @@ impl DurableWatch {
 
     pub fn durable(&self) -> u64 {
         *self.0.durable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Frame {
+    /// Where the next frame starts.
+    pub fn end(&self) -> u64 {
+        self.offset + (HEADER + 1 + self.payload.len()) as u64
     }
 }
 
@@ -445,13 +454,134 @@ fn syncer(file: File, path: PathBuf, shared: Arc<Shared>) {
     }
 }
 
-/// Reads single frames by offset.
+/// Reads frames by offset, and in order up to what is durable.
 pub struct LogReader {
     file: File,
     path: PathBuf,
+    /// The writer's state when the log is open in this process; `None` for a log file read
+    /// on its own, whose end is bounded by its length and a complete last frame.
+    live: Option<Arc<Shared>>,
 }
 
+/// Bytes read at a time when reading in order.
+const CHUNK: usize = MAX_FRAME + HEADER;
+
 impl LogReader {
+    /// A reader of a log file that this process does not write (another process may be
+    /// appending to it: a frame becomes visible once it is complete and its checksum holds).
+    pub fn open_file(path: &Path) -> Result<LogReader, StoreError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        Ok(LogReader {
+            file,
+            path: path.to_path_buf(),
+            live: None,
+        })
+    }
+
+    /// The offset below which every frame is durable.
+    pub fn durable(&self) -> Result<u64, StoreError> {
+        match &self.live {
+            Some(sh) => {
+                if sh.failed.load(Ordering::SeqCst) {
+                    return Err(StoreError::WriterFailed("a write failed".into()));
+                }
+                Ok(*sh.durable.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => Ok(self.file.metadata().map_err(io_err(&self.path))?.len()),
+        }
+    }
+
+    /// Waits up to `timeout` for the durable end to pass `offset`; returns the durable end.
+    pub fn wait_beyond(
+        &self,
+        offset: u64,
+        timeout: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        match &self.live {
+            Some(sh) => {
+                let mut d = sh.durable.lock().unwrap_or_else(|e| e.into_inner());
+                while *d <= offset {
+                    if sh.failed.load(Ordering::SeqCst) {
+                        return Err(StoreError::WriterFailed("a write failed".into()));
+                    }
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    d = sh
+                        .durable_cv
+                        .wait_timeout(d, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                Ok(*d)
+            }
+            None => loop {
+                let end = self.durable()?;
+                let now = std::time::Instant::now();
+                if end > offset || now >= deadline {
+                    return Ok(end);
+                }
+                std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(5)));
+            },
+        }
+    }
+
+    /// The durable frames from `offset` on, at most `max` of them (fewer at the durable end).
+    /// `offset` must be where a frame starts: the log's start or an offset a frame was read
+    /// at or ends at. A frame that is not complete yet ends the batch; a bad frame with
+    /// complete frames after it is corruption.
+    pub fn read_from(&self, offset: u64, max: usize) -> Result<Vec<Frame>, StoreError> {
+        let end = self.durable()?;
+        let mut out = Vec::new();
+        let mut at = offset;
+        let mut buf = Vec::new();
+        while at < end && out.len() < max {
+            let want = ((end - at) as usize).min(CHUNK);
+            buf.resize(want, 0);
+            self.file
+                .read_exact_at(&mut buf, at)
+                .map_err(io_err(&self.path))?;
+            let mut pos = 0usize;
+            while out.len() < max && want - pos > HEADER {
+                let head = &buf[pos..pos + HEADER];
+                let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+                if len == 0 || len > MAX_FRAME {
+                    return Err(StoreError::Corrupt {
+                        offset: at + pos as u64,
+                        why: "frame length out of range",
+                    });
+                }
+                if pos + HEADER + len > want {
+                    break;
+                }
+                let body = &buf[pos + HEADER..pos + HEADER + len];
+                if crc32fast::hash(body) != crc {
+                    if self.live.is_none() && at + (pos + HEADER + len) as u64 == end {
+                        break; // another process is still writing it
+                    }
+                    return Err(StoreError::Corrupt {
+                        offset: at + pos as u64,
+                        why: "checksum mismatch",
+                    });
+                }
+                out.push(Frame {
+                    offset: at + pos as u64,
+                    kind: body[0],
+                    payload: body[1..].to_vec(),
+                });
+                pos += HEADER + len;
+            }
+            if pos == 0 {
+                break; // the next frame is not complete yet
+            }
+            at += pos as u64;
+        }
+        Ok(out)
+    }
+
     pub fn read_at(&self, offset: u64) -> Result<Frame, StoreError> {
         let mut head = [0u8; HEADER];
         self.file

@@ -63,6 +63,24 @@ impl ApiError {
     }
 }
 
+impl From<cardguard_app::FieldError> for ApiError {
+    fn from(e: cardguard_app::FieldError) -> ApiError {
+        ApiError::field(e.field, e.message)
+    }
+}
+
+impl From<cardguard_app::AppError> for ApiError {
+    fn from(e: cardguard_app::AppError) -> ApiError {
+        use cardguard_app::AppError as E;
+        match e {
+            E::Invalid(f) => f.into(),
+            E::NotFound(m) => ApiError::not_found(m),
+            E::Unavailable(m) => ApiError::unavailable(m),
+            E::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: Inner<'a>,

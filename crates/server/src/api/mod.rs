@@ -4,8 +4,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 
-use crate::service::App;
-use auth::{ApiKeys, Scope};
+use auth::require;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use cardguard_app::{ApiKeys, App, Scope};
 use error::{ApiError, decode};
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
     scopes: &[Scope],
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    ctx.keys.require(headers, scopes)?;
+    require(&ctx.keys, headers, scopes)?;
     match body {
         Ok(b) => decode(&b),
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -109,9 +109,10 @@ async fn authorize(
     let started = std::time::Instant::now();
     let req: dto::AuthorizationReq = json_body(&ctx, &headers, &[Scope::Authorize], raw)?;
     let (auth, offset) = req.validate()?;
+    let record = ctx.app.authorize(auth, offset, started).await?;
     Ok((
         StatusCode::OK,
-        Json(ctx.app.authorize(auth, offset, started).await?),
+        Json(dto::AuthorizationResp::from_record(&record)),
     ))
 }
 
@@ -121,7 +122,11 @@ async fn enroll(
     raw: Result<Bytes, BytesRejection>,
 ) -> Answer<dto::EnrollResp> {
     let req: dto::EnrollReq = json_body(&ctx, &headers, &[Scope::Admin], raw)?;
-    let resp = ctx.app.enroll(req.validate(ctx.app.keys())?).await?;
+    let app = Arc::clone(&ctx.app);
+    let resp: dto::EnrollResp = tokio::task::spawn_blocking(move || app.enroll(&req))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??
+        .into();
     let status = if resp.created {
         StatusCode::CREATED
     } else {
@@ -144,16 +149,21 @@ async fn label(
     let resp = dto::LabelResp {
         authorization_id: req.authorization_id,
         fraud: req.fraud,
-        card_token: token,
+        card_token: token.to_string(),
     };
     Ok((StatusCode::OK, Json(resp)))
 }
 
-async fn stats(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
-    match ctx.keys.require(&headers, &[Scope::Admin]) {
-        Ok(()) => Json(ctx.app.stats()).into_response(),
-        Err(e) => e.into_response(),
-    }
+async fn stats(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+) -> Result<Json<cardguard_app::Stats>, ApiError> {
+    require(&ctx.keys, &headers, &[Scope::Admin])?;
+    let app = Arc::clone(&ctx.app);
+    let stats = tokio::task::spawn_blocking(move || app.stats())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(stats))
 }
 
 /// Reads `mail.brands_file` again (admin); a bad file changes nothing and says why.
@@ -161,7 +171,7 @@ async fn reload_brands(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    ctx.keys.require(&headers, &[Scope::Admin])?;
+    require(&ctx.keys, &headers, &[Scope::Admin])?;
     let app = std::sync::Arc::clone(&ctx.app);
     let n = tokio::task::spawn_blocking(move || app.reload_brands())
         .await
@@ -176,7 +186,7 @@ async fn reload_model(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    ctx.keys.require(&headers, &[Scope::Admin])?;
+    require(&ctx.keys, &headers, &[Scope::Admin])?;
     let app = std::sync::Arc::clone(&ctx.app);
     let version = tokio::task::spawn_blocking(move || app.reload_model())
         .await
@@ -191,7 +201,7 @@ async fn mail_scan(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<cardguard_phish::Report>, ApiError> {
-    ctx.keys.require(&headers, &[Scope::Mail, Scope::Admin])?;
+    require(&ctx.keys, &headers, &[Scope::Mail, Scope::Admin])?;
     let body = match raw {
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -229,7 +239,7 @@ async fn count_refusals(State(ctx): State<Ctx>, r: Response) -> Response {
 
 /// Prometheus metrics; the scraper needs a key with the `metrics` or `admin` scope.
 async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
-    match ctx.keys.require(&headers, &[Scope::Metrics, Scope::Admin]) {
+    match require(&ctx.keys, &headers, &[Scope::Metrics, Scope::Admin]) {
         Ok(()) => (
             [(
                 axum::http::header::CONTENT_TYPE,

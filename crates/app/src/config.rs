@@ -146,6 +146,21 @@ pub struct CscConfig {
     pub cvv2_service_code: String,
 }
 
+impl CscConfig {
+    /// The checked setting.
+    pub fn cvv2(&self) -> Result<crate::registry::Cvv2ServiceCode, ConfigError> {
+        match self.cvv2_service_code.as_str() {
+            "card" => Ok(crate::registry::Cvv2ServiceCode::Card),
+            s if s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(crate::registry::Cvv2ServiceCode::Fixed(s.to_owned()))
+            }
+            _ => Err(ConfigError::Invalid(
+                "csc.cvv2_service_code must be \"card\" or 3 digits".into(),
+            )),
+        }
+    }
+}
+
 impl Default for CscConfig {
     fn default() -> Self {
         CscConfig {

@@ -59,6 +59,27 @@ pub struct Notifications {
     pub channels: Vec<String>,
 }
 
+/// Purchases at or above this get a usage notice unless the card says otherwise.
+pub const DEFAULT_USAGE_THRESHOLD: Money = Money {
+    value: 5000,
+    currency: cardguard_core::Currency::JPY,
+};
+
+impl Notifications {
+    /// The preferences of a card enrolled without any: usage notices from 5,000 JPY, by
+    /// email when the cardholder has an address.
+    pub fn default_for(contact: &Contact) -> Notifications {
+        Notifications {
+            usage_threshold: DEFAULT_USAGE_THRESHOLD,
+            channels: if contact.email.is_some() {
+                vec!["email".into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Home {
     pub country: Country,
@@ -101,38 +122,51 @@ fn brand_from_name(s: &str) -> Brand {
     .unwrap_or(Brand::Other)
 }
 
+/// A stored card row this version cannot read: which column, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("card registry row {token}: {column} {why}")]
+pub struct RowError {
+    pub token: String,
+    pub column: &'static str,
+    pub why: String,
+}
+
 impl CardInfo {
-    pub fn from_row(r: &CardRow) -> Result<CardInfo, String> {
-        let token = CardToken::parse(&r.token).map_err(|e| format!("token {e}"))?;
-        let j = |what: &str, s: &str| -> Result<serde_json::Value, String> {
-            serde_json::from_str(s).map_err(|e| format!("{what}: {e}"))
+    pub fn from_row(r: &CardRow) -> Result<CardInfo, RowError> {
+        let bad = |column: &'static str, why: String| RowError {
+            token: r.token.clone(),
+            column,
+            why,
         };
+        fn col<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+            serde_json::from_str(s).map_err(|e| e.to_string())
+        }
+        let token = CardToken::parse(&r.token).map_err(|e| bad("token", e.to_string()))?;
         Ok(CardInfo {
             token,
             last4: r.last4.clone(),
-            expiry: Expiry::parse(&r.expiry).map_err(|e| format!("expiry {e}"))?,
+            expiry: Expiry::parse(&r.expiry).map_err(|e| bad("expiry", e.to_string()))?,
             cardholder_id: r.cardholder_id.clone(),
             product: r.product.clone(),
-            status: CardStatus::parse(&r.status).ok_or("status")?,
+            status: CardStatus::parse(&r.status)
+                .ok_or_else(|| bad("status", "is not a known status".into()))?,
             service_code: r.service_code.clone(),
             brand: brand_from_name(&r.brand),
-            csc: serde_json::from_value(j("csc", &r.csc)?).map_err(|e| format!("csc: {e}"))?,
-            pin: match &r.pin {
-                Some(p) => {
-                    Some(serde_json::from_value(j("pin", p)?).map_err(|e| format!("pin: {e}"))?)
-                }
-                None => None,
-            },
-            contact: serde_json::from_value(j("contact", &r.contact)?)
-                .map_err(|e| format!("contact: {e}"))?,
-            notifications: serde_json::from_value(j("notifications", &r.notifications)?)
-                .map_err(|e| format!("notifications: {e}"))?,
-            home: match &r.home {
-                Some(h) => {
-                    Some(serde_json::from_value(j("home", h)?).map_err(|e| format!("home: {e}"))?)
-                }
-                None => None,
-            },
+            csc: col(&r.csc).map_err(|e| bad("csc", e))?,
+            pin: r
+                .pin
+                .as_deref()
+                .map(col)
+                .transpose()
+                .map_err(|e| bad("pin", e))?,
+            contact: col(&r.contact).map_err(|e| bad("contact", e))?,
+            notifications: col(&r.notifications).map_err(|e| bad("notifications", e))?,
+            home: r
+                .home
+                .as_deref()
+                .map(col)
+                .transpose()
+                .map_err(|e| bad("home", e))?,
         })
     }
 

@@ -1,45 +1,26 @@
-//! The application core, transport-free: opening the data directory (keys, card registry,
-//! snapshot, log replay), authorizations, labels, enrollment and snapshots.
+//! `App`, the application core: opening the data directory (keys, card registry, snapshot,
+//! log replay), authorizations, labels, enrollment, model and brand reloads, snapshots and
+//! statistics. It knows no transport: it takes domain values and returns domain results.
 //!
-//! One mutex guards the engine and the log's appender together, so the order of the log is
+//! One mutex guards the engine and the log's writer together, so the order of the log is
 //! the order in which the engine applied the events. Decisions take a few microseconds
 //! under it; the wait for the disk happens outside it.
 
-use crate::api::dto::{AuthorizationResp, EnrollResp};
-use crate::api::error::ApiError;
 use crate::config::{Config, DurabilitySetting};
+use crate::enroll::CardRecord;
+use crate::error::{AppError, OpenError};
 use crate::keys::KeyRing;
 use crate::registry::{self, CardInfo, CscMethod, Cvv2ServiceCode, Registry};
-use cardguard_core::{Authorization, Clock, Timestamp};
-use cardguard_engine::{AuthRecord, Engine, LabelRecord, TxFacts};
-use cardguard_store::{CardRegistry, Durability, DurableWatch, EventLog, LogReader};
+use cardguard_core::{Authorization, CardToken, Clock, Timestamp};
+use cardguard_engine::{AuthRecord, Engine, EngineStats, Event, LabelRecord, TxFacts};
+use cardguard_store::{
+    CardRepository, Durability, EventLog, EventReader, EventWriter, LogReader, SqliteCards,
+};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-
-/// Frame kinds in the event log.
-pub const KIND_AUTH: u8 = 1;
-pub const KIND_LABEL: u8 = 2;
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Keys(#[from] crate::keys::KeyRingError),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Store(#[from] cardguard_store::StoreError),
-    #[error("card registry row {token}: {why}")]
-    CardRow { token: String, why: String },
-    #[error("auth: {0}")]
-    ApiKeys(String),
-}
 
 /// What opening found, for the start-up log line.
 #[derive(Debug, Clone, Default)]
@@ -57,20 +38,42 @@ pub struct OpenSummary {
     pub elapsed_ms: u128,
 }
 
+/// An enrolled card, as the issuer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    pub card_token: CardToken,
+    pub last4: String,
+    pub brand: &'static str,
+    /// A new card (not an update of an enrolled one).
+    pub created: bool,
+}
+
+/// Counts of the state and the log, for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub cards_enrolled: usize,
+    pub engine: EngineStats,
+    pub log_bytes: u64,
+    pub log_durable_bytes: u64,
+    pub model: String,
+    pub now: String,
+}
+
+type Durable = tokio::sync::oneshot::Receiver<Result<(), cardguard_store::StoreError>>;
+
 enum Step {
     /// The request id was answered before; its event is at this offset.
     Seen(u64),
     Logged {
-        durable: tokio::sync::oneshot::Receiver<Result<(), cardguard_store::StoreError>>,
-        resp: Box<AuthorizationResp>,
+        durable: Durable,
+        record: Box<AuthRecord>,
         snapshot: Option<(u64, Vec<u8>)>,
-        decided: (cardguard_core::Decision, cardguard_core::ResponseCode),
     },
 }
 
 struct Core {
     engine: Engine,
-    log: EventLog,
+    log: Box<dyn EventWriter>,
     since_snapshot: u64,
 }
 
@@ -79,10 +82,9 @@ pub struct App {
     data_dir: PathBuf,
     keys: KeyRing,
     registry: Registry,
-    cards_db: CardRegistry,
+    cards_db: Arc<dyn CardRepository>,
     core: Mutex<Core>,
-    reader: LogReader,
-    watch: DurableWatch,
+    reader: Arc<dyn EventReader>,
     clock: Arc<dyn Clock>,
     cvv2: Cvv2ServiceCode,
     snapshot_lock: Mutex<()>,
@@ -94,8 +96,8 @@ pub struct App {
     sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
 }
 
-fn decode_record(payload: &[u8]) -> Result<AuthRecord, String> {
-    serde_json::from_slice(payload).map_err(|e| e.to_string())
+fn log_error(e: cardguard_store::StoreError) -> AppError {
+    AppError::Unavailable(format!("event log: {e}"))
 }
 
 impl App {
@@ -111,23 +113,25 @@ impl App {
             source,
         })?;
         let engine_cfg = config.engine.to_engine()?;
-        let (keys, created_keys) = KeyRing::load(&config.keys, data_dir)?;
-        let cards_db = CardRegistry::open(&data_dir.join("cards.db"))?;
-        let registry = Registry::default();
-        let t_cards = Instant::now();
-        for row in cards_db.load_all()? {
-            let info = CardInfo::from_row(&row).map_err(|why| OpenError::CardRow {
-                token: row.token.clone(),
-                why,
-            })?;
-            registry.insert(info);
-        }
-        let cards_ms = t_cards.elapsed().as_millis();
-        let t_snap = Instant::now();
+        let cvv2 = config.csc.cvv2()?;
+        let brands = cardguard_mailauth::load::brands(config.mail.brands_file.as_deref())?;
+        let sender_verifier = cardguard_mailauth::load::sender_verifier(
+            config.mail.verify_sender,
+            config.mail.dns_zone.as_deref(),
+        )?;
         let mut engine = Engine::new(engine_cfg);
         if let Some(path) = &config.engine.model_file {
             engine.set_scorer(load_model(path)?);
         }
+        let (keys, created_keys) = KeyRing::load(&config.keys, data_dir)?;
+        let cards_db = SqliteCards::open(&data_dir.join("cards.db"))?;
+        let registry = Registry::default();
+        let t_cards = Instant::now();
+        for row in cards_db.load_all()? {
+            registry.insert(CardInfo::from_row(&row)?);
+        }
+        let cards_ms = t_cards.elapsed().as_millis();
+        let t_snap = Instant::now();
         let snap = cardguard_store::read_snapshot(data_dir)?;
         // A snapshot this version cannot read (an older layout of the state) is passed over:
         // the log holds every event, so the state is replayed from its start instead.
@@ -162,60 +166,15 @@ impl App {
                     offset: f.offset,
                     why,
                 };
-                match f.kind {
-                    KIND_AUTH => {
-                        let rec = decode_record(&f.payload).map_err(bad)?;
-                        engine
-                            .apply_auth(&rec, f.offset)
-                            .map_err(|e| bad(e.to_string()))?;
-                    }
-                    KIND_LABEL => {
-                        let l: LabelRecord =
-                            serde_json::from_slice(&f.payload).map_err(|e| bad(e.to_string()))?;
-                        engine.apply_label(&l).map_err(|e| bad(e.to_string()))?;
-                    }
-                    _ => return Err(bad(format!("unknown event kind {}", f.kind))),
-                }
+                let event = Event::decode(f.kind, &f.payload).map_err(|e| bad(e.to_string()))?;
+                engine
+                    .apply(&event, f.offset)
+                    .map_err(|e| bad(e.to_string()))?;
                 replayed += 1;
                 Ok(())
             },
         )?;
-        let reader = log.reader()?;
-        let watch = log.watch();
-        let cvv2 = match config.csc.cvv2_service_code.as_str() {
-            "card" => Cvv2ServiceCode::Card,
-            s if s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()) => {
-                Cvv2ServiceCode::Fixed(s.to_owned())
-            }
-            _ => {
-                return Err(OpenError::Config(crate::config::ConfigError::Invalid(
-                    "csc.cvv2_service_code must be \"card\" or 3 digits".into(),
-                )));
-            }
-        };
-        let brands = load_brands(&config.mail)?;
-        let sender_verifier = match (&config.mail.dns_zone, config.mail.verify_sender) {
-            (Some(path), _) => {
-                let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                let zone = cardguard_mailauth::Zone::parse(&text).map_err(|e| {
-                    OpenError::Config(crate::config::ConfigError::Invalid(format!(
-                        "mail.dns_zone: {e}"
-                    )))
-                })?;
-                Some(cardguard_mailauth::SenderVerifier::offline(zone))
-            }
-            (None, true) => Some(cardguard_mailauth::SenderVerifier::system()),
-            (None, false) => None,
-        }
-        .transpose()
-        .map_err(|e| {
-            OpenError::Config(crate::config::ConfigError::Invalid(format!(
-                "mail.verify_sender: {e}"
-            )))
-        })?;
+        let reader: LogReader = log.reader()?;
         let summary = OpenSummary {
             cards: registry.len(),
             snapshot_offset,
@@ -233,14 +192,13 @@ impl App {
             data_dir: data_dir.to_path_buf(),
             keys,
             registry,
-            cards_db,
+            cards_db: Arc::new(cards_db),
             core: Mutex::new(Core {
                 engine,
-                log,
+                log: Box::new(log),
                 since_snapshot: replayed,
             }),
-            reader,
-            watch,
+            reader: Arc::new(reader),
             clock,
             cvv2,
             snapshot_lock: Mutex::new(()),
@@ -256,6 +214,16 @@ impl App {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The data directory this application keeps its files in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The event log's read side, for consumers.
+    pub fn events(&self) -> Arc<dyn EventReader> {
+        Arc::clone(&self.reader)
+    }
+
     /// The brand registry of the phishing analyzer, as of now.
     pub fn brands(&self) -> Arc<cardguard_phish::BrandRegistry> {
         Arc::clone(&self.brands.read().unwrap_or_else(|e| e.into_inner()))
@@ -264,7 +232,7 @@ impl App {
     /// Reads `mail.brands_file` again and swaps the registry in; on an error the registry in
     /// use stays. Returns how many brands the new registry holds.
     pub fn reload_brands(&self) -> Result<usize, OpenError> {
-        let fresh = load_brands(&self.config.mail)?;
+        let fresh = cardguard_mailauth::load::brands(self.config.mail.brands_file.as_deref())?;
         let n = fresh.brands().len();
         *self.brands.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         tracing::info!(brands = n, "brand registry reloaded");
@@ -308,23 +276,23 @@ impl App {
         &self.keys
     }
 
-    /// Decides an authorization, logs it, and answers once the log has it.
-    /// `started` is when the request arrived, for the latency metric.
+    /// Decides an authorization, logs it, and returns its record once the log has it. A
+    /// request id answered before gets its first record back. `started` is when the request
+    /// arrived, for the latency metric.
     pub async fn authorize(
         self: &Arc<Self>,
         auth: Authorization,
         utc_offset_min: i16,
         started: Instant,
-    ) -> Result<AuthorizationResp, ApiError> {
+    ) -> Result<AuthRecord, AppError> {
         let id = auth.id.clone();
-        let (rx, resp, snapshot, decided) = match self.decide_and_log(auth, utc_offset_min)? {
+        let (rx, record, snapshot) = match self.decide_and_log(auth, utc_offset_min)? {
             Step::Seen(offset) => return self.answer_again(offset, &id).await,
             Step::Logged {
                 durable,
-                resp,
+                record,
                 snapshot,
-                decided,
-            } => (durable, resp, snapshot, decided),
+            } => (durable, record, snapshot),
         };
         if let Some((offset, bytes)) = snapshot {
             let app = Arc::clone(self);
@@ -332,19 +300,22 @@ impl App {
         }
         match rx.await {
             Ok(Ok(())) => {
-                self.metrics
-                    .authorization(decided.0, decided.1, started.elapsed());
-                tracing::debug!(authorization_id = %resp.authorization_id, decision = %resp.decision, code = %resp.response_code, "decided");
-                Ok(*resp)
+                self.metrics.authorization(
+                    record.outcome.decision,
+                    record.outcome.response_code,
+                    started.elapsed(),
+                );
+                tracing::debug!(authorization_id = %record.authorization_id, decision = record.outcome.decision.as_str(), code = record.outcome.response_code.as_str(), "decided");
+                Ok(*record)
             }
-            Ok(Err(e)) => Err(ApiError::unavailable(format!("event log: {e}"))),
-            Err(_) => Err(ApiError::unavailable("event log writer stopped")),
+            Ok(Err(e)) => Err(log_error(e)),
+            Err(_) => Err(AppError::Unavailable("event log writer stopped".into())),
         }
     }
 
     /// The synchronous part of an authorization: card checks outside the lock, then under
     /// it the idempotency check, the decision, the append and the state update.
-    fn decide_and_log(&self, auth: Authorization, utc_offset_min: i16) -> Result<Step, ApiError> {
+    fn decide_and_log(&self, auth: Authorization, utc_offset_min: i16) -> Result<Step, AppError> {
         let pan_valid = cardguard_cardsec::check_pan(&auth.card.pan).is_ok();
         let token = self.keys.token(&auth.card.pan);
         let card = self.registry.get(&token);
@@ -378,70 +349,65 @@ impl App {
         if let Some(e) = core.engine.find_request(&facts.id) {
             return Ok(Step::Seen(e.offset));
         }
-        let fx = &core.engine.config().fx;
-        let base = fx.to_base_major(&facts.amount) * 10f64.powi(i32::from(fx.base.exponent()));
-        facts.amount_base = base.round().clamp(0.0, 1e18) as u64;
+        facts.amount_base = core.engine.config().fx.to_base_minor(&facts.amount);
         let outcome = core.engine.decide(&facts, &checks);
-        let rec = AuthRecord {
+        let record = AuthRecord {
             authorization_id: core.engine.next_authorization_id(),
             tx: facts,
             checks,
             outcome,
         };
-        let payload = serde_json::to_vec(&rec).map_err(|e| ApiError::internal(e.to_string()))?;
+        let payload = cardguard_engine::encode_event(&record)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let offset = core
             .log
-            .appender()
-            .append(KIND_AUTH, &payload, move |r| {
-                let _ = tx.send(r);
-            })
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            .append(
+                Event::KIND_AUTH,
+                &payload,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+            .map_err(log_error)?;
         core.engine
-            .apply_auth(&rec, offset)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .apply_auth(&record, offset)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         let snapshot = self.maybe_snapshot(&mut core);
         Ok(Step::Logged {
             durable: rx,
-            resp: Box::new(AuthorizationResp::from_record(&rec)),
+            record: Box::new(record),
             snapshot,
-            decided: (rec.outcome.decision, rec.outcome.response_code),
         })
     }
 
     /// The stored answer to a request id seen before, read back from the log.
-    async fn answer_again(
-        self: &Arc<Self>,
-        offset: u64,
-        id: &str,
-    ) -> Result<AuthorizationResp, ApiError> {
-        let app = Arc::clone(self);
+    async fn answer_again(self: &Arc<Self>, offset: u64, id: &str) -> Result<AuthRecord, AppError> {
+        let reader = Arc::clone(&self.reader);
         let id = id.to_owned();
         tokio::task::spawn_blocking(move || {
-            app.watch
-                .wait(offset + 1)
-                .map_err(|e| ApiError::unavailable(e.to_string()))?;
-            let f = app
-                .reader
+            reader.wait_durable(offset + 1).map_err(log_error)?;
+            let f = reader
                 .read_at(offset)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let rec = decode_record(&f.payload).map_err(ApiError::internal)?;
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let rec =
+                AuthRecord::decode(&f.payload).map_err(|e| AppError::Internal(e.to_string()))?;
             if rec.tx.id != id {
-                return Err(ApiError::internal("request id hash collision"));
+                return Err(AppError::Internal("request id hash collision".into()));
             }
-            Ok(AuthorizationResp::from_record(&rec))
+            Ok(rec)
         })
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))?
     }
 
-    /// Records a label and answers once the log has it.
+    /// Records a label and answers, with the card's token, once the log has it.
     pub async fn label(
         &self,
         authorization_id: &str,
         fraud: bool,
         source: Option<String>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<CardToken, AppError> {
         let (rx, token) = {
             let mut core = self.core();
             let entry = core
@@ -449,7 +415,7 @@ impl App {
                 .find_authorization(authorization_id)
                 .copied()
                 .ok_or_else(|| {
-                    ApiError::not_found(format!("no authorization {authorization_id}"))
+                    AppError::NotFound(format!("no authorization {authorization_id}"))
                 })?;
             let rec = LabelRecord {
                 authorization_id: authorization_id.to_owned(),
@@ -457,36 +423,37 @@ impl App {
                 ts: self.clock.now(),
                 source,
             };
-            let payload =
-                serde_json::to_vec(&rec).map_err(|e| ApiError::internal(e.to_string()))?;
+            let payload = cardguard_engine::encode_event(&rec)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             core.log
-                .appender()
-                .append(KIND_LABEL, &payload, move |r| {
-                    let _ = tx.send(r);
-                })
-                .map_err(|e| ApiError::unavailable(e.to_string()))?;
+                .append(
+                    Event::KIND_LABEL,
+                    &payload,
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                )
+                .map_err(log_error)?;
             core.engine
                 .apply_label(&rec)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             core.since_snapshot += 1;
             (rx, entry.card)
         };
         match rx.await {
             Ok(Ok(())) => {
                 self.metrics.label(fraud);
-                Ok(token.to_string())
+                Ok(token)
             }
-            Ok(Err(e)) => Err(ApiError::unavailable(format!("event log: {e}"))),
-            Err(_) => Err(ApiError::unavailable("event log writer stopped")),
+            Ok(Err(e)) => Err(log_error(e)),
+            Err(_) => Err(AppError::Unavailable("event log writer stopped".into())),
         }
     }
 
-    /// Enrolls or updates a card: PAN encrypted, codes hashed, row written, registry updated.
-    pub async fn enroll(
-        self: &Arc<Self>,
-        e: crate::api::dto::Enrollment,
-    ) -> Result<EnrollResp, ApiError> {
+    /// The card, keyed and ready to store: the PAN encrypted, a stored code hashed.
+    fn keyed(&self, record: &CardRecord) -> Result<(CardInfo, cardguard_store::CardRow), AppError> {
+        let e = record.validate(&self.keys)?;
         let token = self.keys.token(&e.pan);
         let csc = match e.csc {
             Ok(m) => m,
@@ -512,21 +479,62 @@ impl App {
         let (ct, nonce) = self
             .keys
             .encrypt_pan(&e.pan, &token)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         let row = info.to_row(ct, nonce, self.clock.now());
-        let app = Arc::clone(self);
-        let created = tokio::task::spawn_blocking(move || app.cards_db.upsert(&row))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::unavailable(format!("card registry: {e}")))?;
-        let resp = EnrollResp {
-            card_token: token.to_string(),
+        Ok((info, row))
+    }
+
+    fn enrolled(info: &CardInfo, created: bool) -> Enrolled {
+        Enrolled {
+            card_token: info.token,
             last4: info.last4.clone(),
-            brand: info.brand.name().to_owned(),
+            brand: info.brand.name(),
             created,
-        };
+        }
+    }
+
+    /// Enrolls or updates a card: checked, PAN encrypted, codes hashed, row written, registry
+    /// updated. Blocking (the card database): call it off an async worker.
+    pub fn enroll(&self, record: &CardRecord) -> Result<Enrolled, AppError> {
+        let (info, row) = self.keyed(record)?;
+        let created = self
+            .cards_db
+            .upsert(&row)
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
+        let out = Self::enrolled(&info, created);
         self.registry.insert(info);
-        Ok(resp)
+        Ok(out)
+    }
+
+    /// Enrolls many cards in one transaction of the card database. A card that fails its
+    /// checks gets its error and the others go in; a store failure fails them all.
+    /// Blocking: call it off an async worker.
+    pub fn enroll_batch(
+        &self,
+        records: &[CardRecord],
+    ) -> Result<Vec<Result<Enrolled, AppError>>, AppError> {
+        let mut out: Vec<Result<Enrolled, AppError>> = Vec::with_capacity(records.len());
+        let mut good = Vec::new();
+        let mut rows = Vec::new();
+        for r in records {
+            match self.keyed(r) {
+                Ok((info, row)) => {
+                    good.push((out.len(), info));
+                    rows.push(row);
+                    out.push(Err(AppError::Internal("pending".into())));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        let created = self
+            .cards_db
+            .upsert_many(&rows)
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
+        for ((i, info), created) in good.into_iter().zip(created) {
+            out[i] = Ok(Self::enrolled(&info, created));
+            self.registry.insert(info);
+        }
+        Ok(out)
     }
 
     /// Takes a snapshot's bytes under the lock when enough events have passed.
@@ -554,8 +562,8 @@ impl App {
         }
         let t0 = Instant::now();
         let r = self
-            .watch
-            .wait(offset)
+            .reader
+            .wait_durable(offset)
             .and_then(|()| cardguard_store::write_snapshot(&self.data_dir, offset, bytes));
         match r {
             Ok(()) => {
@@ -599,56 +607,40 @@ impl App {
         let mut gauges: Vec<(&str, u64)> = counts.to_vec();
         gauges.push(("cards_enrolled", self.registry.len() as u64));
         gauges.push(("log_bytes", log_bytes));
-        gauges.push(("log_durable_bytes", self.watch.durable()));
+        gauges.push(("log_durable_bytes", self.reader.durable().unwrap_or(0)));
         self.metrics.render(&gauges)
     }
 
-    pub fn stats(&self) -> serde_json::Value {
-        let core = self.core();
-        let s = core.engine.stats();
-        serde_json::json!({
-            "cards_enrolled": self.registry.len(),
-            "engine": s,
-            "log_bytes": core.log.end_offset(),
-            "log_durable_bytes": self.watch.durable(),
-            "model": core.engine.scorer_version(),
-            "now": Timestamp::to_rfc3339(self.clock.now()),
-        })
+    /// Counts of the state and the log.
+    pub fn stats(&self) -> Stats {
+        let (engine, log_bytes, model) = {
+            let core = self.core();
+            (
+                core.engine.stats(),
+                core.log.end_offset(),
+                core.engine.scorer_version().to_owned(),
+            )
+        };
+        Stats {
+            cards_enrolled: self.registry.len(),
+            engine,
+            log_bytes,
+            log_durable_bytes: self.reader.durable().unwrap_or(0),
+            model,
+            now: Timestamp::to_rfc3339(self.clock.now()),
+        }
     }
 }
 
 /// A model file, checked and compiled for the engine.
 fn load_model(path: &Path) -> Result<Arc<cardguard_engine::TreeModel>, OpenError> {
-    let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
+    let bad = |why: String| OpenError::Model {
         path: path.display().to_string(),
-        source,
-    })?;
-    let model = cardguard_ml::Model::from_json(&text)
+        why,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let model = cardguard_engine::Model::from_json(&text)
         .and_then(|m| m.compile())
-        .map_err(|e| {
-            OpenError::Config(crate::config::ConfigError::Invalid(format!(
-                "engine.model_file {}: {e}",
-                path.display()
-            )))
-        })?;
+        .map_err(|e| bad(e.to_string()))?;
     Ok(Arc::new(model))
-}
-
-/// The built-in brand registry with `mail.brands_file` merged in.
-fn load_brands(
-    mail: &crate::config::MailConfig,
-) -> Result<cardguard_phish::BrandRegistry, OpenError> {
-    let mut brands = cardguard_phish::BrandRegistry::builtin();
-    if let Some(path) = &mail.brands_file {
-        let text = std::fs::read_to_string(path).map_err(|source| OpenError::DataDir {
-            path: path.display().to_string(),
-            source,
-        })?;
-        brands.merge_toml(&text).map_err(|e| {
-            OpenError::Config(crate::config::ConfigError::Invalid(format!(
-                "mail.brands_file: {e}"
-            )))
-        })?;
-    }
-    Ok(brands)
 }

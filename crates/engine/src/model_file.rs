@@ -1,11 +1,18 @@
-//! A gradient-boosted tree model: its trees, the feature schema it reads, a version and a
-//! checksum, saved as one JSON file. The same trees come from cardguard's own trainer or
-//! from an imported XGBoost / LightGBM model; `compiled` turns them into the flat evaluator
-//! the engine calls.
+//! The model file: a gradient-boosted tree model's trees, the feature schema it reads, a
+//! version and a checksum, saved as one JSON file. The same trees come from cardguard's own
+//! trainer or from an imported XGBoost / LightGBM model; `compile` turns them into the flat
+//! evaluator the engine calls. It lives here, beside the evaluator, so that serving reads a
+//! model without the training pipeline.
 
-use crate::MlError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// Why a model file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Invalid(String),
+}
 
 /// The model file's format name and version.
 pub const FORMAT: &str = "cardguard-gbdt";
@@ -127,7 +134,7 @@ impl Model {
         trees: Vec<Tree>,
         provenance: serde_json::Value,
         version_prefix: &str,
-    ) -> Result<Model, MlError> {
+    ) -> Result<Model, ModelError> {
         let mut m = Model {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -146,10 +153,10 @@ impl Model {
         Ok(m)
     }
 
-    fn digest(&self) -> Result<String, MlError> {
+    fn digest(&self) -> Result<String, ModelError> {
         let mut c = self.clone();
         c.checksum.clear();
-        let bytes = serde_json::to_vec(&c).map_err(|e| MlError::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec(&c).map_err(|e| ModelError::Invalid(e.to_string()))?;
         Ok(Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -158,10 +165,10 @@ impl Model {
 
     /// Every child index in range, every split on a known feature, no cycles (children come
     /// after their parent), finite numbers.
-    pub fn validate(&self) -> Result<(), MlError> {
-        let bad = |t: usize, why: String| MlError::Invalid(format!("tree {t}: {why}"));
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |t: usize, why: String| ModelError::Invalid(format!("tree {t}: {why}"));
         if !self.base_margin.is_finite() {
-            return Err(MlError::Invalid("base margin is not finite".into()));
+            return Err(ModelError::Invalid("base margin is not finite".into()));
         }
         for (ti, t) in self.trees.iter().enumerate() {
             if t.nodes.is_empty() {
@@ -207,11 +214,11 @@ impl Model {
 
     /// The compiled form the engine scores with. Every feature the model reads must be one
     /// of the engine's, by name.
-    pub fn compile(&self) -> Result<cardguard_engine::TreeModel, MlError> {
+    pub fn compile(&self) -> Result<crate::TreeModel, ModelError> {
         let map: Vec<Option<usize>> = self
             .features
             .iter()
-            .map(|n| cardguard_engine::FEATURE_NAMES.iter().position(|e| e == n))
+            .map(|n| crate::FEATURE_NAMES.iter().position(|e| e == n))
             .collect();
         let mut trees = Vec::with_capacity(self.trees.len());
         for t in &self.trees {
@@ -220,13 +227,13 @@ impl Model {
                 let feature = match n.feature {
                     None => None,
                     Some(f) => Some(map[f as usize].ok_or_else(|| {
-                        MlError::Invalid(format!(
+                        ModelError::Invalid(format!(
                             "the model reads {:?}, which the engine does not compute",
                             self.features[f as usize]
                         ))
                     })?),
                 };
-                nodes.push(cardguard_engine::TreeNode {
+                nodes.push(crate::TreeNode {
                     feature,
                     threshold: n.threshold,
                     left: n.left as usize,
@@ -238,25 +245,25 @@ impl Model {
             }
             trees.push(nodes);
         }
-        cardguard_engine::TreeModel::compile(
+        crate::TreeModel::compile(
             &self.model_version,
             self.base_margin,
             &trees,
             self.comparison == Comparison::Lt,
         )
-        .map_err(|e| MlError::Invalid(e.to_string()))
+        .map_err(|e| ModelError::Invalid(e.to_string()))
     }
 
-    pub fn to_json(&self) -> Result<String, MlError> {
-        serde_json::to_string(self).map_err(|e| MlError::Invalid(e.to_string()))
+    pub fn to_json(&self) -> Result<String, ModelError> {
+        serde_json::to_string(self).map_err(|e| ModelError::Invalid(e.to_string()))
     }
 
     /// Reads a model file, checking its format, structure and checksum.
-    pub fn from_json(text: &str) -> Result<Model, MlError> {
+    pub fn from_json(text: &str) -> Result<Model, ModelError> {
         let m: Model = serde_json::from_str(text)
-            .map_err(|e| MlError::Invalid(format!("not a model file: {e}")))?;
+            .map_err(|e| ModelError::Invalid(format!("not a model file: {e}")))?;
         if m.format != FORMAT || m.format_version != FORMAT_VERSION {
-            return Err(MlError::Invalid(format!(
+            return Err(ModelError::Invalid(format!(
                 "format {} {} is not {FORMAT} {FORMAT_VERSION}",
                 m.format, m.format_version
             )));
@@ -264,7 +271,7 @@ impl Model {
         m.validate()?;
         let want = format!("sha256:{}", m.digest()?);
         if m.checksum != want {
-            return Err(MlError::Invalid(
+            return Err(ModelError::Invalid(
                 "checksum does not match: the file was changed or damaged".into(),
             ));
         }
@@ -333,9 +340,9 @@ mod tests {
     fn the_compiled_model_scores_as_the_file_does() {
         let m = stump();
         let c = m.compile().unwrap();
-        let mut x = [0.0f32; cardguard_engine::N_FEATURES];
+        let mut x = [0.0f32; crate::N_FEATURES];
         for v in [0.5, 1.0, 1.5, f32::NAN] {
-            x[cardguard_engine::idx::AMOUNT] = v;
+            x[crate::idx::AMOUNT] = v;
             let mut raw = vec![0.0f32; 1];
             raw[0] = v;
             assert_eq!(c.margin(&x), m.margin(&raw));

@@ -1,0 +1,340 @@
+//! Consumers of the event log: a tailing reader that follows the log as durable events
+//! arrive, with a durable cursor per consumer. Delivery is at least once and in log order:
+//! the cursor is saved only after the handler returned for every event before it, so a
+//! consumer killed at any moment resumes at or before the first event it had not finished,
+//! and never skips one. A handler that fails is retried on the same event.
+//!
+//! Alerts, cases and label feedback run on this; so does `cardguard log tail`.
+
+use cardguard_engine::Event;
+use cardguard_store::{CursorStore, EventReader, StoreError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One event handed to a consumer: where it starts in the log and where the next begins.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    pub offset: u64,
+    pub next: u64,
+    pub event: &'a Event,
+}
+
+/// What a handler returns when it could not process an event (it is delivered again).
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where a consumer with no saved cursor starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From the first event of the log.
+    Beginning,
+    /// From the events that arrive after it starts.
+    End,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    pub start: Start,
+    /// Events read at a time.
+    pub batch: usize,
+    /// The cursor is saved after this many events ...
+    pub ack_every: usize,
+    /// ... or when this much time passed since the last save, whichever comes first.
+    pub ack_interval: Duration,
+    /// Return once every durable event is processed instead of waiting for more.
+    pub stop_at_end: bool,
+    /// Wait before delivering an event again after its handler failed.
+    pub retry_after: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            start: Start::Beginning,
+            batch: 512,
+            ack_every: 1024,
+            ack_interval: Duration::from_millis(200),
+            stop_at_end: false,
+            retry_after: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why a consumer stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("consumer {name}: {source}")]
+    Store { name: String, source: StoreError },
+    #[error("consumer {name}: event at offset {offset}: {why}")]
+    Event {
+        name: String,
+        offset: u64,
+        why: String,
+    },
+}
+
+/// Runs consumer `name` on this thread until `stop` is set (or, with `stop_at_end`, until it
+/// has processed every durable event). Returns the position it saved last.
+pub fn run(
+    name: &str,
+    reader: &dyn EventReader,
+    cursors: &dyn CursorStore,
+    opts: &ConsumerOptions,
+    stop: &AtomicBool,
+    mut handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError>,
+) -> Result<u64, ConsumerError> {
+    let store = |source| ConsumerError::Store {
+        name: name.to_owned(),
+        source,
+    };
+    let mut pos = match cursors.load(name).map_err(store)? {
+        Some(p) => p,
+        None => {
+            let p = match opts.start {
+                Start::Beginning => 0,
+                Start::End => reader.durable().map_err(store)?,
+            };
+            cursors.save(name, p).map_err(store)?;
+            p
+        }
+    };
+    let mut saved = pos;
+    let mut since_save = 0usize;
+    let mut last_save = Instant::now();
+    let save = |pos: u64, saved: &mut u64| -> Result<(), ConsumerError> {
+        if pos != *saved {
+            cursors.save(name, pos).map_err(store)?;
+            *saved = pos;
+        }
+        Ok(())
+    };
+    'outer: while !stop.load(Ordering::Relaxed) {
+        let frames = reader.read_from(pos, opts.batch.max(1)).map_err(store)?;
+        if frames.is_empty() {
+            save(pos, &mut saved)?;
+            since_save = 0;
+            last_save = Instant::now();
+            if opts.stop_at_end {
+                break;
+            }
+            reader
+                .wait_beyond(pos, Duration::from_millis(100))
+                .map_err(store)?;
+            continue;
+        }
+        for f in &frames {
+            let event = Event::decode(f.kind, &f.payload).map_err(|e| ConsumerError::Event {
+                name: name.to_owned(),
+                offset: f.offset,
+                why: e.to_string(),
+            })?;
+            let d = Delivery {
+                offset: f.offset,
+                next: f.end(),
+                event: &event,
+            };
+            loop {
+                match handler(&d) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(consumer = name, offset = f.offset, error = %e, "handler failed; delivering the event again");
+                        // What was processed so far is safe to acknowledge.
+                        save(pos, &mut saved)?;
+                        if stop.load(Ordering::Relaxed) {
+                            break 'outer;
+                        }
+                        std::thread::sleep(opts.retry_after);
+                    }
+                }
+            }
+            pos = d.next;
+            since_save += 1;
+            if since_save >= opts.ack_every || last_save.elapsed() >= opts.ack_interval {
+                save(pos, &mut saved)?;
+                since_save = 0;
+                last_save = Instant::now();
+            }
+            if stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+        }
+    }
+    save(pos, &mut saved)?;
+    Ok(saved)
+}
+
+/// A consumer running on its own thread; dropping the handle leaves it running, `stop`
+/// ends it after the event in hand (its cursor saved).
+pub struct ConsumerHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<u64, ConsumerError>>>,
+}
+
+impl ConsumerHandle {
+    /// Stops the consumer and waits for it; returns the position it saved last.
+    pub fn stop(mut self) -> Result<u64, ConsumerError> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ConsumerError::Event {
+                name: "?".into(),
+                offset: 0,
+                why: "the consumer thread panicked".into(),
+            }),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Starts consumer `name` on a thread of its own.
+pub fn spawn(
+    name: &str,
+    reader: Arc<dyn EventReader>,
+    cursors: Arc<dyn CursorStore>,
+    opts: ConsumerOptions,
+    mut handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError> + Send + 'static,
+) -> std::io::Result<ConsumerHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    let n = name.to_owned();
+    let thread = std::thread::Builder::new()
+        .name(format!("consumer-{name}"))
+        .spawn(move || {
+            let r = run(
+                &n,
+                reader.as_ref(),
+                cursors.as_ref(),
+                &opts,
+                &st,
+                &mut handler,
+            );
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "consumer stopped");
+            }
+            r
+        })?;
+    Ok(ConsumerHandle {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cardguard_core::Timestamp;
+    use cardguard_engine::LabelRecord;
+    use cardguard_store::{Durability, EventLog, FileCursors};
+    use std::sync::Mutex;
+
+    fn label(i: u64) -> Vec<u8> {
+        Event::Label(LabelRecord {
+            authorization_id: format!("au_{i:012}"),
+            fraud: i.is_multiple_of(2),
+            ts: Timestamp(i as i64),
+            source: None,
+        })
+        .encode()
+        .unwrap()
+    }
+
+    fn id(d: &Delivery<'_>) -> String {
+        match d.event {
+            Event::Label(l) => l.authorization_id.clone(),
+            Event::Auth(a) => a.authorization_id.clone(),
+        }
+    }
+
+    #[test]
+    fn follows_live_appends_in_order_and_resumes_after_its_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = EventLog::open(
+            &dir.path().join("events.log"),
+            Durability::Write { sync_every_ms: 5 },
+            0,
+            |_| Ok(()),
+        )
+        .unwrap();
+        let reader: Arc<dyn EventReader> = Arc::new(log.reader().unwrap());
+        let cursors: Arc<dyn CursorStore> = Arc::new(FileCursors::open(dir.path()).unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let mut fail_once = true;
+        let h = spawn(
+            "test",
+            Arc::clone(&reader),
+            Arc::clone(&cursors),
+            ConsumerOptions {
+                ack_every: 7,
+                retry_after: Duration::from_millis(1),
+                ..ConsumerOptions::default()
+            },
+            move |d| {
+                if d.offset > 0 && fail_once {
+                    fail_once = false;
+                    return Err("transient".into());
+                }
+                s.lock().unwrap().push(id(d));
+                Ok(())
+            },
+        )
+        .unwrap();
+        for i in 0..500 {
+            log.appender().append(1 + 1, &label(i), |_| {}).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().len() < 500 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let end = h.stop().unwrap();
+        assert_eq!(end, log.end_offset());
+        let got = seen.lock().unwrap().clone();
+        let want: Vec<String> = (0..500).map(|i| format!("au_{i:012}")).collect();
+        assert_eq!(
+            got, want,
+            "every event once, in order, the failed one again"
+        );
+        for i in 500..510 {
+            log.appender().append(2, &label(i), |_| {}).unwrap();
+        }
+        let mut rest = Vec::new();
+        let opts = ConsumerOptions {
+            stop_at_end: true,
+            ..ConsumerOptions::default()
+        };
+        run(
+            "test",
+            reader.as_ref(),
+            cursors.as_ref(),
+            &opts,
+            &AtomicBool::new(false),
+            |d| {
+                rest.push(id(d));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(rest.first().map(String::as_str), Some("au_000000000500"));
+        assert_eq!(rest.len(), 10);
+        // A new consumer that starts at the end sees only what comes later.
+        let mut late = Vec::new();
+        let opts = ConsumerOptions {
+            start: Start::End,
+            stop_at_end: true,
+            ..ConsumerOptions::default()
+        };
+        run(
+            "late",
+            reader.as_ref(),
+            cursors.as_ref(),
+            &opts,
+            &AtomicBool::new(false),
+            |d| {
+                late.push(id(d));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(late.is_empty());
+    }
+}

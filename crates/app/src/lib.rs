@@ -1,0 +1,30 @@
+//! The cardguard application, transport-free. Every front door (HTTP, ISO 8583, web pages,
+//! a cluster node) is an adapter over [`App`]; every follow-up (alerts, cases, label
+//! feedback) is a [`consumer`] of the event log.
+//!
+//! - [`config`]: the one TOML file plus `CARDGUARD__SECTION__KEY` overrides;
+//! - [`keys`]: the key ring (token HMAC, PAN encryption, stored codes, CVKs, PVKs, PIN keys);
+//! - [`access`]: API keys with scopes, checked for whatever transport presents them;
+//! - [`registry`]: the in-memory card registry and the card-data checks;
+//! - [`enroll`]: the enrollment record and its rules; [`validate`]: shared field checks;
+//! - [`app`]: `App` (open/replay, enroll, authorize, label, reload, snapshots, stats);
+//! - [`consumer`]: tailing readers of the log with durable cursors;
+//! - [`metrics`]: Prometheus counters and the latency histogram.
+
+pub mod access;
+pub mod app;
+pub mod config;
+pub mod consumer;
+pub mod enroll;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod registry;
+pub mod validate;
+
+pub use access::{AccessError, ApiKeys, Scope};
+pub use app::{App, Enrolled, OpenSummary, Stats};
+pub use config::Config;
+pub use enroll::{CardRecord, NewCard};
+pub use error::{AppError, OpenError};
+pub use validate::FieldError;
