@@ -224,6 +224,26 @@ impl App {
         Arc::clone(&self.reader)
     }
 
+    /// Starts a consumer of this application's event log on a thread of its own, with its
+    /// cursor in `consumers/NAME.cursor` of the data directory: at-least-once, in log order,
+    /// resuming after the last event it acknowledged.
+    pub fn spawn_consumer(
+        &self,
+        name: &str,
+        opts: crate::consumer::ConsumerOptions,
+        handler: impl FnMut(&crate::consumer::Delivery<'_>) -> Result<(), crate::consumer::HandlerError>
+        + Send
+        + 'static,
+    ) -> Result<crate::consumer::ConsumerHandle, OpenError> {
+        let cursors = Arc::new(cardguard_store::FileCursors::open(&self.data_dir)?);
+        crate::consumer::spawn(name, self.events(), cursors, opts, handler).map_err(|source| {
+            OpenError::DataDir {
+                path: self.data_dir.display().to_string(),
+                source,
+            }
+        })
+    }
+
     /// The brand registry of the phishing analyzer, as of now.
     pub fn brands(&self) -> Arc<cardguard_phish::BrandRegistry> {
         Arc::clone(&self.brands.read().unwrap_or_else(|e| e.into_inner()))

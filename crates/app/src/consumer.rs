@@ -163,6 +163,29 @@ pub fn run(
     Ok(saved)
 }
 
+/// Cursors kept in memory only: for a reader that does not resume (`cardguard log tail`
+/// without a consumer name) and for tests.
+#[derive(Default)]
+pub struct MemoryCursors(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl CursorStore for MemoryCursors {
+    fn load(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(consumer)
+            .copied())
+    }
+    fn save(&self, consumer: &str, offset: u64) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(consumer.to_owned(), offset);
+        Ok(())
+    }
+}
+
 /// A consumer running on its own thread; dropping the handle leaves it running, `stop`
 /// ends it after the event in hand (its cursor saved).
 pub struct ConsumerHandle {

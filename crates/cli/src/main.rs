@@ -4,6 +4,7 @@
 
 mod bench;
 mod demo;
+mod log;
 pub mod mail;
 mod ml;
 mod rng;
@@ -29,6 +30,10 @@ enum Cmd {
     /// Benchmarks: the engine alone, the HTTP path under open-loop load, a restart.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// The event log of a data directory: `tail` prints its events, as a resuming consumer
+    /// with `--consumer NAME`.
+    #[command(subcommand)]
+    Log(log::LogCmd),
     /// Mail: the phishing analyzer.
     #[command(subcommand)]
     Mail(mail::MailCmd),
@@ -82,6 +87,7 @@ fn main() -> Result<()> {
             rt.enable_all().build()?.block_on(serve(a, config))
         }
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Log(l) => log::run(l),
         Cmd::Mail(m) => mail::run(m),
         Cmd::Ml(m) => ml::run(m),
         Cmd::Simulate(a) => ml::simulate_cmd(a),
