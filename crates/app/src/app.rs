@@ -12,7 +12,9 @@ use crate::error::{AppError, OpenError};
 use crate::keys::KeyRing;
 use crate::registry::{self, CardInfo, CscMethod, Cvv2ServiceCode, Registry};
 use cardguard_core::{Authorization, CardToken, Clock, Timestamp};
-use cardguard_engine::{AuthRecord, Engine, EngineStats, Event, LabelRecord, TxFacts};
+use cardguard_engine::{
+    AuthRecord, CardChecks, Draft, Engine, EngineState, EngineStats, Event, LabelRecord, TxFacts,
+};
 use cardguard_store::{
     CardRepository, Durability, EventLog, EventReader, EventWriter, LogReader, SqliteCards,
 };
@@ -64,10 +66,12 @@ type Durable = tokio::sync::oneshot::Receiver<Result<(), cardguard_store::StoreE
 enum Step {
     /// The request id was answered before; its event is at this offset.
     Seen(u64),
+    /// The decision needs the model's reasons: computed outside the lock, then tried again.
+    NeedsReasons(Box<(cardguard_engine::Pending, TxFacts)>),
     Logged {
         durable: Durable,
         record: Box<AuthRecord>,
-        snapshot: Option<(u64, Vec<u8>)>,
+        snapshot: Option<Box<(u64, EngineState)>>,
     },
 }
 
@@ -306,17 +310,36 @@ impl App {
         started: Instant,
     ) -> Result<AuthRecord, AppError> {
         let id = auth.id.clone();
-        let (rx, record, snapshot) = match self.decide_and_log(auth, utc_offset_min)? {
-            Step::Seen(offset) => return self.answer_again(offset, &id).await,
-            Step::Logged {
-                durable,
-                record,
-                snapshot,
-            } => (durable, record, snapshot),
+        let (mut facts, checks) = self.facts(auth, utc_offset_min);
+        let mut reasons = None;
+        let mut attempt = 0;
+        let (rx, record, snapshot) = loop {
+            // After two tries whose state changed under the reasons, they are computed under
+            // the lock (rare: another authorization of the same card in between, twice).
+            let inline = attempt >= 2;
+            match self.decide_and_log(facts, &checks, reasons.as_ref(), inline)? {
+                Step::Seen(offset) => return self.answer_again(offset, &id).await,
+                Step::Logged {
+                    durable,
+                    record,
+                    snapshot,
+                } => break (durable, record, snapshot),
+                Step::NeedsReasons(b) => {
+                    let (pending, f) = *b;
+                    facts = f;
+                    attempt += 1;
+                    reasons = Some(
+                        tokio::task::spawn_blocking(move || pending.explain())
+                            .await
+                            .map_err(|e| AppError::Internal(e.to_string()))?,
+                    );
+                }
+            }
         };
-        if let Some((offset, bytes)) = snapshot {
+        if let Some(snap) = snapshot {
+            let (offset, state) = *snap;
             let app = Arc::clone(self);
-            tokio::task::spawn_blocking(move || app.write_snapshot(offset, &bytes));
+            tokio::task::spawn_blocking(move || app.write_snapshot(offset, &state));
         }
         match rx.await {
             Ok(Ok(())) => {
@@ -333,9 +356,8 @@ impl App {
         }
     }
 
-    /// The synchronous part of an authorization: card checks outside the lock, then under
-    /// it the idempotency check, the decision, the append and the state update.
-    fn decide_and_log(&self, auth: Authorization, utc_offset_min: i16) -> Result<Step, AppError> {
+    /// The card checks and the facts the engine decides on (outside the lock).
+    fn facts(&self, auth: Authorization, utc_offset_min: i16) -> (TxFacts, CardChecks) {
         let pan_valid = cardguard_cardsec::check_pan(&auth.card.pan).is_ok();
         let token = self.keys.token(&auth.card.pan);
         let card = self.registry.get(&token);
@@ -349,7 +371,7 @@ impl App {
             &self.cvv2,
         );
         let home = card.as_ref().and_then(|c| c.home.as_ref());
-        let mut facts = TxFacts {
+        let facts = TxFacts {
             last4: auth.card.pan.last4(),
             id: auth.id,
             ts: auth.timestamp,
@@ -365,16 +387,34 @@ impl App {
             home_country: home.map(|h| h.country),
             home: home.and_then(|h| h.location),
         };
+        (facts, checks)
+    }
+
+    /// Under the lock: the idempotency check, the decision, the append and the state
+    /// update. A decision that needs the model's reasons comes back for them unless `inline`.
+    fn decide_and_log(
+        &self,
+        mut facts: TxFacts,
+        checks: &CardChecks,
+        reasons: Option<&cardguard_engine::Reasons>,
+        inline: bool,
+    ) -> Result<Step, AppError> {
         let mut core = self.core();
         if let Some(e) = core.engine.find_request(&facts.id) {
             return Ok(Step::Seen(e.offset));
         }
         facts.amount_base = core.engine.config().fx.to_base_minor(&facts.amount);
-        let outcome = core.engine.decide(&facts, &checks);
+        let outcome = match core.engine.draft(&facts, checks, reasons) {
+            Draft::Final(o) => o,
+            Draft::NeedsReasons(p) if !inline => {
+                return Ok(Step::NeedsReasons(Box::new((*p, facts))));
+            }
+            Draft::NeedsReasons(_) => core.engine.decide(&facts, checks),
+        };
         let record = AuthRecord {
             authorization_id: core.engine.next_authorization_id(),
             tx: facts,
-            checks,
+            checks: *checks,
             outcome,
         };
         let payload = cardguard_engine::encode_event(&record)
@@ -557,40 +597,39 @@ impl App {
         Ok(out)
     }
 
-    /// Takes a snapshot's bytes under the lock when enough events have passed.
-    fn maybe_snapshot(&self, core: &mut Core) -> Option<(u64, Vec<u8>)> {
+    /// Freezes the state under the lock when enough events have passed: the shards are
+    /// shared, not copied, and encoded later outside the lock.
+    fn maybe_snapshot(&self, core: &mut Core) -> Option<Box<(u64, EngineState)>> {
         core.since_snapshot += 1;
         if core.since_snapshot < self.config.storage.snapshot_every.max(1) {
             return None;
         }
         core.since_snapshot = 0;
-        match postcard::to_allocvec(core.engine.state()) {
-            Ok(b) => Some((core.log.end_offset(), b)),
-            Err(e) => {
-                tracing::error!(error = %e, "snapshot encoding failed");
-                None
-            }
-        }
+        Some(Box::new((core.log.end_offset(), core.engine.freeze())))
     }
 
-    /// Writes a snapshot once the log is durable up to its offset; older ones never replace
-    /// newer ones.
-    fn write_snapshot(&self, offset: u64, bytes: &[u8]) {
+    /// Encodes a frozen state and writes it as the snapshot once the log is durable up to its
+    /// offset; older ones never replace newer ones. Runs on a blocking thread, no lock of the
+    /// engine held.
+    fn write_snapshot(&self, offset: u64, state: &EngineState) {
         let _g = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
         if offset <= self.last_snapshot.load(Ordering::SeqCst) {
             return;
         }
         let t0 = Instant::now();
-        let r = self
-            .reader
-            .wait_durable(offset)
-            .and_then(|()| cardguard_store::write_snapshot(&self.data_dir, offset, bytes));
+        let r = self.reader.wait_durable(offset).and_then(|()| {
+            cardguard_store::write_snapshot_with(&self.data_dir, offset, |w| {
+                postcard::to_io(state, w)
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            })
+        });
         match r {
-            Ok(()) => {
+            Ok(bytes) => {
                 self.last_snapshot.store(offset, Ordering::SeqCst);
                 tracing::info!(
                     offset,
-                    bytes = bytes.len(),
+                    bytes,
                     ms = t0.elapsed().as_millis() as u64,
                     "snapshot written"
                 );
@@ -608,13 +647,11 @@ impl App {
                 None
             } else {
                 core.since_snapshot = 0;
-                postcard::to_allocvec(core.engine.state())
-                    .ok()
-                    .map(|b| (end, b))
+                Some((end, core.engine.freeze()))
             }
         };
-        if let Some((offset, bytes)) = taken {
-            self.write_snapshot(offset, &bytes);
+        if let Some((offset, state)) = taken {
+            self.write_snapshot(offset, &state);
         }
     }
 

@@ -67,7 +67,7 @@ pub struct Fix {
     pub at_ms: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CardState {
     /// Transactions of the last 30 days, oldest first.
     pub history: VecDeque<TxRecord>,
@@ -247,6 +247,37 @@ impl CardState {
     }
 }
 
+/// The capacity of a vector, kept by its copy.
+pub(crate) fn clone_vec<T: Clone>(v: &[T], capacity: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(v);
+    out
+}
+
+/// A copy with the same capacities, so that a card copied when a snapshot holds its shard
+/// takes the memory the original took (and the engine's memory count stays exact).
+impl Clone for CardState {
+    fn clone(&self) -> Self {
+        let mut history = VecDeque::with_capacity(self.history.capacity());
+        history.extend(self.history.iter().copied());
+        CardState {
+            history,
+            merchants: clone_vec(&self.merchants, self.merchants.capacity()),
+            countries: clone_vec(&self.countries, self.countries.capacity()),
+            devices: clone_vec(&self.devices, self.devices.capacity()),
+            amount_n: self.amount_n,
+            amount_mean: self.amount_mean,
+            amount_m2: self.amount_m2,
+            last_ms: self.last_ms,
+            last_fix: self.last_fix,
+            wrong_pin_streak: self.wrong_pin_streak,
+            pin_locked_ms: self.pin_locked_ms,
+            wrong_csc_ms: clone_vec(&self.wrong_csc_ms, self.wrong_csc_ms.capacity()),
+            fraud_label_ms: self.fraud_label_ms,
+            fraud_labels: self.fraud_labels,
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 const MAX_CARDS: usize = 32;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceState {
     /// Stable 32-bit hashes of the card tokens seen, most recent last (bounded).
     pub cards: Vec<u32>,
@@ -31,5 +31,15 @@ impl DeviceState {
 
     pub fn heap_bytes(&self) -> usize {
         self.cards.capacity() * 4
+    }
+}
+
+/// A copy with the same capacity (see `CardState`'s).
+impl Clone for DeviceState {
+    fn clone(&self) -> Self {
+        DeviceState {
+            cards: crate::card::clone_vec(&self.cards, self.cards.capacity()),
+            first_seen_ms: self.first_seen_ms,
+        }
     }
 }

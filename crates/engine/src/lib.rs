@@ -11,6 +11,7 @@
 
 mod card;
 mod config;
+pub mod cow;
 mod decide;
 mod device;
 mod features;
@@ -34,7 +35,8 @@ pub use model_file::{Model, ModelError};
 pub use record::{AuthRecord, Event, EventError, LabelRecord, TxFacts, encode as encode_event};
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
-    AUTH_ID_PREFIX, AuthEntry, Engine, EngineError, EngineState, EngineStats, Label, request_key,
+    AUTH_ID_PREFIX, AuthEntry, Draft, Engine, EngineError, EngineState, EngineStats, Label,
+    Pending, Reasons, request_key,
 };
 pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};
 pub use tree::{TreeError, TreeModel, TreeNode};

@@ -3,6 +3,7 @@
 
 use crate::card::{CardState, Fix, TxRecord, secs};
 use crate::config::EngineConfig;
+use crate::cow::{ChunkedDeque, ShardCount, ShardedMap, deserialize_sharded};
 use crate::decide::{self, CardChecks, CscCheck, Outcome, PinCheck};
 use crate::device::DeviceState;
 use crate::features::{self, Features, TxContext};
@@ -12,7 +13,6 @@ use crate::score::{Scorecard, Scorer};
 use crate::terminal::TerminalState;
 use cardguard_core::{CardToken, Decision};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,47 @@ pub struct AuthEntry {
     pub label: Label,
 }
 
+/// A decision in the making: final, or waiting for the model's reasons.
+pub enum Draft {
+    Final(Outcome),
+    NeedsReasons(Box<Pending>),
+}
+
+/// What computing the reasons of a decision needs: the features, the transaction and the
+/// model that scored them. Computing them changes nothing and needs no lock.
+pub struct Pending {
+    features: Features,
+    ctx: TxContext,
+    scorer: Arc<dyn Scorer>,
+    /// The decision without reasons.
+    outcome: Outcome,
+}
+
+impl Pending {
+    /// The model's contributions for these features (TreeSHAP for a tree model).
+    pub fn explain(&self) -> Reasons {
+        Reasons {
+            features: self.features.values.map(f32::to_bits),
+            scorer: Arc::clone(&self.scorer),
+            contributions: self.scorer.explain(&self.features, &self.ctx),
+        }
+    }
+}
+
+/// The reasons computed for one feature vector by one model.
+pub struct Reasons {
+    features: [u32; crate::features::N_FEATURES],
+    scorer: Arc<dyn Scorer>,
+    contributions: Vec<crate::score::Contribution>,
+}
+
+impl Reasons {
+    /// Whether these reasons explain exactly `f` scored by `scorer`.
+    fn explains(&self, f: &Features, scorer: &Arc<dyn Scorer>) -> bool {
+        Arc::ptr_eq(&self.scorer, scorer) && self.features == f.values.map(f32::to_bits)
+    }
+}
+
 /// The 128-bit idempotency key of a request id.
 pub fn request_key(id: &str) -> u128 {
     let a = stable_hash(id.as_bytes());
@@ -65,18 +106,68 @@ fn auth_id(n: usize) -> String {
 }
 
 /// Everything the engine keeps, and what a snapshot holds (serialize it with any serde
-/// format; the fields are private).
-#[derive(Default, Serialize, Deserialize)]
+/// format; the fields are private). Cloning it is cheap and shares every shard: that is how
+/// [`Engine::freeze`] takes a snapshot without stopping the engine.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct EngineState {
-    cards: FastMap<CardToken, CardState>,
-    terminals: FastMap<u64, TerminalState>,
-    devices: FastMap<u64, DeviceState>,
+    #[serde(deserialize_with = "de_cards")]
+    cards: ShardedMap<CardToken, CardState>,
+    #[serde(deserialize_with = "de_terminals")]
+    terminals: ShardedMap<u64, TerminalState>,
+    #[serde(deserialize_with = "de_devices")]
+    devices: ShardedMap<u64, DeviceState>,
     /// The retained authorizations; the first is number `auths_base`.
-    auths: VecDeque<AuthEntry>,
-    #[serde(skip)]
-    by_key: FastMap<u128, u64>,
+    auths: ChunkedDeque<AuthEntry>,
     /// Authorizations dropped from the front after `auth_retention_days`.
     auths_base: u64,
+}
+
+/// Shards of the card and device maps: 32,768 (about 30 cards each with a million cards, so
+/// a write during a snapshot copies a few dozen cards); fewer for the terminals.
+struct CardShards;
+impl ShardCount for CardShards {
+    const BITS: u32 = 15;
+}
+struct TerminalShards;
+impl ShardCount for TerminalShards {
+    const BITS: u32 = 10;
+}
+
+fn de_cards<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<ShardedMap<CardToken, CardState>, D::Error> {
+    deserialize_sharded::<D, _, _, CardShards>(d)
+}
+fn de_terminals<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<ShardedMap<u64, TerminalState>, D::Error> {
+    deserialize_sharded::<D, _, _, TerminalShards>(d)
+}
+fn de_devices<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<ShardedMap<u64, DeviceState>, D::Error> {
+    deserialize_sharded::<D, _, _, CardShards>(d)
+}
+
+impl Default for EngineState {
+    fn default() -> Self {
+        EngineState {
+            cards: ShardedMap::new(CardShards::BITS),
+            terminals: ShardedMap::new(TerminalShards::BITS),
+            devices: ShardedMap::new(CardShards::BITS),
+            auths: ChunkedDeque::default(),
+            auths_base: 0,
+        }
+    }
+}
+
+/// Bytes the entries of the state hold on the heap, kept current as events apply so that
+/// statistics never walk the state.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeapBytes {
+    cards: usize,
+    terminals: usize,
+    devices: usize,
 }
 
 /// Counts and an estimate of the heap the state holds.
@@ -98,6 +189,10 @@ pub struct Engine {
     config: EngineConfig,
     scorer: Arc<dyn Scorer>,
     state: EngineState,
+    /// Request-id key → authorization number, for the retained authorizations (rebuilt
+    /// from the state at restore, never snapshotted).
+    by_key: FastMap<u128, u64>,
+    heap: HeapBytes,
 }
 
 impl Engine {
@@ -111,6 +206,8 @@ impl Engine {
             config,
             scorer,
             state: EngineState::default(),
+            by_key: FastMap::default(),
+            heap: HeapBytes::default(),
         }
     }
 
@@ -140,7 +237,7 @@ impl Engine {
 
     /// The authorization a request id was given, if it is still retained.
     pub fn find_request(&self, id: &str) -> Option<&AuthEntry> {
-        let n = *self.state.by_key.get(&request_key(id))?;
+        let n = *self.by_key.get(&request_key(id))?;
         self.state.auths.get((n - self.state.auths_base) as usize)
     }
 
@@ -173,8 +270,8 @@ impl Engine {
             if a.ts_ms >= horizon {
                 break;
             }
-            if self.state.by_key.get(&a.key) == Some(&self.state.auths_base) {
-                self.state.by_key.remove(&a.key);
+            if self.by_key.get(&a.key) == Some(&self.state.auths_base) {
+                self.by_key.remove(&a.key);
             }
             self.state.auths.pop_front();
             self.state.auths_base += 1;
@@ -206,8 +303,27 @@ impl Engine {
     }
 
     /// Decides an authorization from the current state. Changes nothing: the caller logs the
-    /// record and then calls [`Engine::apply_auth`].
+    /// record and then calls [`Engine::apply_auth`]. A decision that is not an approval
+    /// carries the model's reasons, computed here; [`Engine::draft`] lets a caller compute
+    /// them outside its lock instead.
     pub fn decide(&self, tx: &TxFacts, checks: &CardChecks) -> Outcome {
+        match self.draft(tx, checks, None) {
+            Draft::Final(o) => o,
+            Draft::NeedsReasons(p) => {
+                let reasons = p.explain();
+                match self.draft(tx, checks, Some(&reasons)) {
+                    Draft::Final(o) => o,
+                    // Cannot happen: nothing changed in between.
+                    Draft::NeedsReasons(_) => p.outcome,
+                }
+            }
+        }
+    }
+
+    /// The decision if it needs nothing more, or what computing its reasons needs. With
+    /// `reasons` computed from a previous draft, they are used when they explain exactly the
+    /// features and model of this decision (the state did not change in between).
+    pub fn draft(&self, tx: &TxFacts, checks: &CardChecks, reasons: Option<&Reasons>) -> Draft {
         let ctx = self.context(tx);
         let card = if checks.card_known() {
             self.state.cards.get(&tx.card_token)
@@ -229,14 +345,32 @@ impl Engine {
             || !checks.card_known()
             || !score.contributions.is_empty()
         {
-            return o;
+            return Draft::Final(o);
         }
         // Not an approval: the reasons are worth their cost now.
-        score.contributions = self.scorer.explain(&f, &ctx);
-        if score.contributions.is_empty() {
-            return o;
+        match reasons {
+            Some(r) if r.explains(&f, &self.scorer) => {
+                if r.contributions.is_empty() {
+                    return Draft::Final(o);
+                }
+                score.contributions = r.contributions.clone();
+                Draft::Final(decide::decide(
+                    &self.config,
+                    checks,
+                    card,
+                    &ctx,
+                    &f,
+                    &score,
+                    version,
+                ))
+            }
+            _ => Draft::NeedsReasons(Box::new(Pending {
+                features: f,
+                ctx,
+                scorer: Arc::clone(&self.scorer),
+                outcome: o,
+            })),
         }
-        decide::decide(&self.config, checks, card, &ctx, &f, &score, version)
     }
 
     /// Applies a decided authorization whose event starts at `offset` in the log.
@@ -246,12 +380,12 @@ impl Engine {
             return Err(EngineError::OutOfSequence(rec.authorization_id.clone()));
         }
         let key = request_key(&rec.tx.id);
-        if self.state.by_key.contains_key(&key) {
+        if self.by_key.contains_key(&key) {
             return Err(EngineError::DuplicateAuthorization(rec.tx.id.clone()));
         }
         let ctx = self.context(&rec.tx);
         let known = rec.checks.card_known();
-        self.state.by_key.insert(key, n);
+        self.by_key.insert(key, n);
         self.state.auths.push_back(AuthEntry {
             key,
             offset,
@@ -267,7 +401,8 @@ impl Engine {
         }
         let approved = rec.outcome.decision == Decision::Approve;
         let cfg = &self.config;
-        let card = self.state.cards.entry(rec.tx.card_token).or_default();
+        let card = self.state.cards.entry_or_default(rec.tx.card_token);
+        let card_heap_before = card.heap_bytes();
         if card.pin_locked_ms != 0 && !decide::pin_locked(card, ctx.ts_ms, cfg) {
             card.pin_locked_ms = 0;
             card.wrong_pin_streak = 0;
@@ -307,17 +442,16 @@ impl Engine {
             });
         }
         card.last_ms = card.last_ms.max(ctx.ts_ms);
-        self.state
-            .terminals
-            .entry(ctx.terminal)
-            .or_default()
-            .record_tx(ctx.ts_ms.div_euclid(86_400_000));
+        self.heap.cards = (self.heap.cards + card.heap_bytes()).saturating_sub(card_heap_before);
+        let t = self.state.terminals.entry_or_default(ctx.terminal);
+        let before = t.heap_bytes();
+        t.record_tx(ctx.ts_ms.div_euclid(86_400_000));
+        self.heap.terminals = (self.heap.terminals + t.heap_bytes()).saturating_sub(before);
         if let Some(d) = ctx.device_key {
-            self.state
-                .devices
-                .entry(d)
-                .or_default()
-                .record(ctx.card_hash, ctx.ts_ms);
+            let dev = self.state.devices.entry_or_default(d);
+            let before = dev.heap_bytes();
+            dev.record(ctx.card_hash, ctx.ts_ms);
+            self.heap.devices = (self.heap.devices + dev.heap_bytes()).saturating_sub(before);
         }
         Ok(())
     }
@@ -336,7 +470,11 @@ impl Engine {
         let n = self
             .auth_index(&label.authorization_id)
             .ok_or_else(|| EngineError::UnknownAuthorization(label.authorization_id.clone()))?;
-        let entry = &mut self.state.auths[n];
+        let Some(entry) = self.state.auths.get_mut(n) else {
+            return Err(EngineError::UnknownAuthorization(
+                label.authorization_id.clone(),
+            ));
+        };
         let new = if label.fraud {
             Label::Fraud
         } else {
@@ -376,38 +514,22 @@ impl Engine {
         ]
     }
 
-    /// Counts and an estimate of the heap held; walks every card (for `/v1/stats` and
-    /// benchmarks, not for every scrape).
+    /// Counts and an estimate of the heap held, from counters kept as events apply: it
+    /// never walks the cards (the map slots are summed over a fixed number of shards).
     pub fn stats(&self) -> EngineStats {
         let slot = |k: usize, v: usize| k + v + 8;
-        let card_slot = slot(
-            std::mem::size_of::<CardToken>(),
-            std::mem::size_of::<CardState>(),
-        );
-        let card_bytes = self.state.cards.capacity() * card_slot
-            + self
-                .state
-                .cards
-                .values()
-                .map(CardState::heap_bytes)
-                .sum::<usize>();
+        let card_bytes = self.state.cards.capacity()
+            * slot(
+                std::mem::size_of::<CardToken>(),
+                std::mem::size_of::<CardState>(),
+            )
+            + self.heap.cards;
         let term_bytes = self.state.terminals.capacity()
             * slot(8, std::mem::size_of::<TerminalState>())
-            + self
-                .state
-                .terminals
-                .values()
-                .map(TerminalState::heap_bytes)
-                .sum::<usize>();
+            + self.heap.terminals;
         let dev_bytes = self.state.devices.capacity() * slot(8, std::mem::size_of::<DeviceState>())
-            + self
-                .state
-                .devices
-                .values()
-                .map(DeviceState::heap_bytes)
-                .sum::<usize>();
-        let auth_bytes = self.state.auths.capacity() * std::mem::size_of::<AuthEntry>()
-            + self.state.by_key.capacity() * slot(16, 8);
+            + self.heap.devices;
+        let auth_bytes = self.state.auths.heap_bytes() + self.by_key.capacity() * slot(16, 8);
         EngineStats {
             cards: self.state.cards.len(),
             terminals: self.state.terminals.len(),
@@ -424,15 +546,27 @@ impl Engine {
         &self.state
     }
 
+    /// The state as it is now, sharing every shard with the live state: O(shards), so it
+    /// can be taken under a lock and encoded after the lock is released. A later write to a
+    /// shard copies that shard for the live state and leaves this one as it was.
+    pub fn freeze(&self) -> EngineState {
+        self.state.clone()
+    }
+
     /// Replaces the state with one read from a snapshot.
-    pub fn restore(&mut self, mut st: EngineState) {
+    pub fn restore(&mut self, st: EngineState) {
         let base = st.auths_base;
-        st.by_key = st
+        self.by_key = st
             .auths
             .iter()
             .enumerate()
             .map(|(i, a)| (a.key, base + i as u64))
             .collect();
+        self.heap = HeapBytes {
+            cards: st.cards.values().map(CardState::heap_bytes).sum(),
+            terminals: st.terminals.values().map(TerminalState::heap_bytes).sum(),
+            devices: st.devices.values().map(DeviceState::heap_bytes).sum(),
+        };
         self.state = st;
     }
 }

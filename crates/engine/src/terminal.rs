@@ -26,7 +26,7 @@ const EMPTY_BUCKET: DayBucket = DayBucket {
     frauds: 0,
 };
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TerminalState {
     buckets: Vec<DayBucket>,
 }
@@ -133,6 +133,14 @@ impl TerminalState {
     }
 }
 
+/// A copy with the same capacity (see `CardState`'s).
+impl Clone for TerminalState {
+    fn clone(&self) -> Self {
+        TerminalState {
+            buckets: crate::card::clone_vec(&self.buckets, self.buckets.capacity()),
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

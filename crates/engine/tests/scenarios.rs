@@ -381,7 +381,11 @@ fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips(
     let mut live = Engine::new(EngineConfig::default());
     let mut records = Vec::new();
     let places = [NY, LA, NEWARK];
+    let mut frozen = None;
     for i in 0..300u32 {
+        if i == 150 {
+            frozen = Some(live.freeze());
+        }
         let mut t = tx(
             &format!("r{i}"),
             &format!(
@@ -437,4 +441,98 @@ fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips(
     );
     assert_eq!(restored.features(&probe), live.features(&probe));
     assert!(restored.find_request("r17").is_some());
+    // A state frozen half-way kept its shards while the live engine wrote on: restored and
+    // with the later records replayed, it is the live state.
+    let bytes = serde_json::to_vec(&frozen.unwrap()).unwrap();
+    let mut half = Engine::new(EngineConfig::default());
+    half.restore(serde_json::from_slice(&bytes).unwrap());
+    assert_eq!(half.next_authorization_id(), "au_000000000150");
+    for (i, rec) in records.iter().enumerate().skip(150) {
+        assert_eq!(half.decide(&rec.tx, &rec.checks), rec.outcome, "record {i}");
+        half.apply_auth(rec, i as u64).unwrap();
+    }
+    for card in 0..7u8 {
+        let p = tx("probe", "2026-11-16T12:00:00Z", card, LA, 999);
+        assert_eq!(half.features(&p), live.features(&p), "card {card}");
+    }
+    assert_eq!(half.next_authorization_id(), live.next_authorization_id());
+    assert_eq!(half.counts(), live.counts());
+}
+
+/// A one-split model on the card's transactions in the last hour: from the second one on,
+/// the margin is +6 (held or declined, with reasons).
+fn velocity_model() -> std::sync::Arc<cardguard_engine::TreeModel> {
+    use cardguard_engine::model_file::{Comparison, Model, Node, Tree};
+    let f = cardguard_engine::FEATURE_NAMES
+        .iter()
+        .position(|n| *n == "card_count_1h")
+        .expect("the engine computes card_count_1h");
+    let tree = Tree {
+        nodes: vec![
+            Node {
+                feature: Some(0),
+                threshold: 0.5,
+                left: 1,
+                right: 2,
+                missing_left: true,
+                value: 0.0,
+                cover: 100.0,
+            },
+            Node::leaf(-6.0, 90.0),
+            Node::leaf(6.0, 10.0),
+        ],
+    };
+    let m = Model::new(
+        vec![cardguard_engine::FEATURE_NAMES[f].to_owned()],
+        Comparison::Le,
+        0.0,
+        vec![tree],
+        serde_json::json!({}),
+        "gbdt-velocity",
+    )
+    .unwrap();
+    std::sync::Arc::new(m.compile().unwrap())
+}
+
+#[test]
+fn reasons_computed_outside_the_lock_are_used_only_for_the_state_they_explain() {
+    use cardguard_engine::Draft;
+    let mut e = Engine::new(EngineConfig::default());
+    e.set_scorer(velocity_model());
+    run(
+        &mut e,
+        tx("a", "2026-11-21T10:00:00Z", 1, NY, 1000),
+        ok_checks(),
+    );
+    let second = tx("b", "2026-11-21T10:01:00Z", 1, NY, 1000);
+    let Draft::NeedsReasons(p) = e.draft(&second, &ok_checks(), None) else {
+        panic!("a decline from the model asks for its reasons");
+    };
+    let reasons = p.explain();
+    let Draft::Final(o) = e.draft(&second, &ok_checks(), Some(&reasons)) else {
+        panic!("reasons of the same state are used");
+    };
+    assert_ne!(o.decision, Decision::Approve);
+    assert!(
+        o.reasons
+            .iter()
+            .any(|r| r.code == ReasonCode::ModelContribution && r.detail.contains("card_count_1h")),
+        "{o:?}"
+    );
+    assert_eq!(
+        o,
+        e.decide(&second, &ok_checks()),
+        "the same as deciding at once"
+    );
+    // Another authorization of the card in between changes the features: the reasons no
+    // longer explain this decision and are asked for again.
+    run(
+        &mut e,
+        tx("c", "2026-11-21T10:00:30Z", 1, NY, 1000),
+        ok_checks(),
+    );
+    assert!(matches!(
+        e.draft(&second, &ok_checks(), Some(&reasons)),
+        Draft::NeedsReasons(_)
+    ));
 }

@@ -18,7 +18,7 @@ pub mod traits;
 pub use cards::{CardRow, SqliteCards};
 pub use cursor::FileCursors;
 pub use log::{Appender, Durability, DurableWatch, EventLog, Frame, LogReader, OpenReport};
-pub use snapshot::{read_snapshot, write_snapshot};
+pub use snapshot::{read_snapshot, write_snapshot, write_snapshot_with};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,23 +11,70 @@ const NAME: &str = "snapshot.bin";
 
 /// Writes `body` as the snapshot covering the log up to `log_offset`.
 pub fn write_snapshot(dir: &Path, log_offset: u64, body: &[u8]) -> Result<(), StoreError> {
+    write_snapshot_with(dir, log_offset, |w| w.write_all(body)).map(|_| ())
+}
+
+/// Counts and checksums what passes through it.
+struct Summing<W> {
+    inner: W,
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Summing<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.len += n as u64;
+        self.crc.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the snapshot covering the log up to `log_offset` with its body streamed by
+/// `body` (nothing of it is held in memory whole); the header's length and checksum are
+/// filled in after. Returns the body's length.
+pub fn write_snapshot_with(
+    dir: &Path,
+    log_offset: u64,
+    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<u64, StoreError> {
+    use std::os::unix::fs::FileExt;
     let tmp = dir.join("snapshot.bin.tmp");
     let dst = dir.join(NAME);
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut w = Summing {
+        inner: std::io::BufWriter::with_capacity(1 << 20, &f),
+        len: 0,
+        crc: crc32fast::Hasher::new(),
+    };
+    let written = (|| {
+        w.inner.write_all(&[0u8; 28])?;
+        body(&mut w)?;
+        w.flush()
+    })();
+    if let Err(e) = written {
+        drop(w);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(&tmp)(e));
+    }
+    let (len, crc) = (w.len, w.crc.clone().finalize());
+    drop(w);
     let mut head = Vec::with_capacity(28);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&log_offset.to_le_bytes());
-    head.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    head.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    f.write_all(&head).map_err(io_err(&tmp))?;
-    f.write_all(body).map_err(io_err(&tmp))?;
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&crc.to_le_bytes());
+    f.write_all_at(&head, 0).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     drop(f);
     std::fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))?;
-    Ok(())
+    Ok(len)
 }
 
 /// Reads the snapshot, if there is one: the log offset it covers and its body.
@@ -74,7 +121,21 @@ mod tests {
             read_snapshot(dir.path()).unwrap(),
             Some((1234, b"state bytes".to_vec()))
         );
-        write_snapshot(dir.path(), 99, b"newer").unwrap();
+        let n = write_snapshot_with(dir.path(), 99, |w| {
+            w.write_all(b"ne")?;
+            w.write_all(b"wer")
+        })
+        .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(
+            read_snapshot(dir.path()).unwrap(),
+            Some((99, b"newer".to_vec()))
+        );
+        // A body that fails leaves the snapshot in place and no temporary file.
+        assert!(
+            write_snapshot_with(dir.path(), 200, |_| Err(std::io::Error::other("full"))).is_err()
+        );
+        assert!(!dir.path().join("snapshot.bin.tmp").exists());
         assert_eq!(read_snapshot(dir.path()).unwrap().unwrap().0, 99);
         let p = dir.path().join(NAME);
         let mut b = std::fs::read(&p).unwrap();
