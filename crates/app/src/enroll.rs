@@ -7,10 +7,10 @@ use crate::keys::KeyRing;
 use crate::registry::{Contact, CscMethod, Home, Notifications, PinMethod};
 use crate::validate::{FieldError, digits, ident, location, money, parsed, text};
 use cardguard_core::{Country, Expiry, Money, Pan};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// An amount as exchanged: minor units and an ISO 4217 code.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmountRecord {
     pub value: u64,
@@ -23,7 +23,9 @@ impl AmountRecord {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One card as the issuer brings it: the body of `POST /v1/cards`, a line of a JSON Lines
+/// file, or a CSV row whose columns are the field paths joined with dots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardRecord {
     pub number: String,
@@ -32,19 +34,19 @@ pub struct CardRecord {
     pub product: String,
     pub status: String,
     pub service_code: String,
-    pub csc: CscReq,
+    pub csc: CscRecord,
     #[serde(default)]
-    pub pin: Option<PinReq>,
-    pub contact: ContactReq,
+    pub pin: Option<PinRecord>,
+    pub contact: ContactRecord,
     #[serde(default)]
-    pub notifications: Option<NotificationsReq>,
+    pub notifications: Option<NotificationsRecord>,
     #[serde(default)]
-    pub home: Option<HomeReq>,
+    pub home: Option<HomeRecord>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CscReq {
+pub struct CscRecord {
     pub method: String,
     #[serde(default)]
     pub key_id: Option<String>,
@@ -52,9 +54,9 @@ pub struct CscReq {
     pub value: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PinReq {
+pub struct PinRecord {
     pub method: String,
     pub key_id: String,
     #[serde(default)]
@@ -73,9 +75,9 @@ pub struct PinReq {
     pub pad: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ContactReq {
+pub struct ContactRecord {
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
@@ -83,18 +85,18 @@ pub struct ContactReq {
     pub language: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotificationsReq {
+pub struct NotificationsRecord {
     #[serde(default)]
     pub usage_threshold: Option<AmountRecord>,
     #[serde(default)]
     pub channels: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HomeReq {
+pub struct HomeRecord {
     pub country: String,
     #[serde(default)]
     pub city: Option<String>,
@@ -121,7 +123,101 @@ pub struct NewCard {
     pub home: Option<Home>,
 }
 
+/// CSV columns whose cells are numbers.
+const NUMERIC_COLUMNS: &[&str] = &[
+    "pin.pvki",
+    "pin.validation_offset",
+    "pin.validation_length",
+    "notifications.usage_threshold.value",
+    "home.lat",
+    "home.lon",
+];
+/// CSV columns whose cells are lists separated by `;`.
+const LIST_COLUMNS: &[&str] = &["notifications.channels"];
+
 impl CardRecord {
+    /// The columns a CSV file of cards may have (the header names them, in any order).
+    pub const CSV_COLUMNS: &'static [&'static str] = &[
+        "number",
+        "expiry",
+        "cardholder_id",
+        "product",
+        "status",
+        "service_code",
+        "csc.method",
+        "csc.key_id",
+        "csc.value",
+        "pin.method",
+        "pin.key_id",
+        "pin.pvki",
+        "pin.pvv",
+        "pin.offset",
+        "pin.decimalization_table",
+        "pin.validation_offset",
+        "pin.validation_length",
+        "pin.pad",
+        "contact.email",
+        "contact.phone",
+        "contact.language",
+        "notifications.usage_threshold.value",
+        "notifications.usage_threshold.currency",
+        "notifications.channels",
+        "home.country",
+        "home.city",
+        "home.lat",
+        "home.lon",
+    ];
+
+    /// A record from a CSV row: `(column, cell)` pairs, the column a dotted field path. An
+    /// empty cell is an absent field; numbers and `;`-separated lists where the field
+    /// takes them.
+    pub fn from_columns<'a>(
+        cells: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<CardRecord, FieldError> {
+        use serde_json::{Map, Value};
+        let mut root = Map::new();
+        for (column, cell) in cells {
+            let cell = cell.trim();
+            if cell.is_empty() {
+                continue;
+            }
+            let value = if NUMERIC_COLUMNS.contains(&column) {
+                let n = if column.ends_with("lat") || column.ends_with("lon") {
+                    cell.parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                } else {
+                    cell.parse::<u64>().ok().map(serde_json::Number::from)
+                };
+                Value::Number(n.ok_or_else(|| FieldError::new(column, "must be a number"))?)
+            } else if LIST_COLUMNS.contains(&column) {
+                Value::Array(
+                    cell.split(';')
+                        .map(|x| Value::String(x.trim().to_owned()))
+                        .collect(),
+                )
+            } else {
+                Value::String(cell.to_owned())
+            };
+            let mut parts = column.split('.').peekable();
+            let mut at = &mut root;
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    at.insert(part.to_owned(), value);
+                    break;
+                }
+                let next = at
+                    .entry(part.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                at = match next {
+                    Value::Object(m) => m,
+                    _ => return Err(FieldError::new(column, "is not a known field")),
+                };
+            }
+        }
+        Ok(crate::validate::decode_value(Value::Object(root))?)
+    }
+
     /// Checks every field and the card's rules against the key ring: the named keys exist,
     /// channels have their contact, the PIN's validation data lies within the card number.
     pub fn validate(&self, keys: &KeyRing) -> Result<NewCard, FieldError> {
@@ -327,5 +423,78 @@ impl CardRecord {
             notifications,
             home,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[(&'static str, &'static str)]) -> Result<CardRecord, FieldError> {
+        CardRecord::from_columns(cells.iter().copied())
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("number", "4123456789012349"),
+        ("expiry", "2029-12"),
+        ("cardholder_id", "ch-1"),
+        ("product", "gold"),
+        ("status", "active"),
+        ("service_code", "101"),
+        ("csc.method", "stored"),
+        ("csc.value", "123"),
+        ("csc.key_id", ""),
+        ("contact.language", "ja"),
+        ("contact.email", "hanako@example.jp"),
+    ];
+
+    #[test]
+    fn csv_columns_are_dotted_paths_with_numbers_and_lists() {
+        let mut cells = BASE.to_vec();
+        cells.extend([
+            ("notifications.usage_threshold.value", "10000"),
+            ("notifications.usage_threshold.currency", "JPY"),
+            ("notifications.channels", "email; push"),
+            ("home.country", "JP"),
+            ("home.lat", "35.68"),
+            ("home.lon", "139.76"),
+        ]);
+        let r = row(&cells).unwrap();
+        assert_eq!(r.csc.key_id, None, "an empty cell is absent");
+        let n = r.notifications.unwrap();
+        assert_eq!(n.usage_threshold.unwrap().value, 10_000);
+        assert_eq!(n.channels.unwrap(), ["email", "push"]);
+        assert_eq!(r.home.unwrap().lat, Some(35.68));
+        let mut bad = BASE.to_vec();
+        bad.push(("home.lat", "north"));
+        assert_eq!(row(&bad).unwrap_err().field, "home.lat");
+        let mut bad = BASE.to_vec();
+        bad.push(("shoe_size", "9"));
+        let e = row(&bad).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("shoe_size", "is not a known field")
+        );
+        let e = row(&BASE[1..]).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("number", "is required")
+        );
+    }
+
+    #[test]
+    fn the_default_usage_notice_is_5000_jpy_by_email() {
+        let keys = crate::keys::KeyRing::load(
+            &crate::config::KeysConfig::default(),
+            tempfile::tempdir().unwrap().path(),
+        )
+        .unwrap()
+        .0;
+        let card = row(BASE).unwrap().validate(&keys).unwrap();
+        assert_eq!(
+            card.notifications.usage_threshold,
+            crate::registry::DEFAULT_USAGE_THRESHOLD
+        );
+        assert_eq!(card.notifications.channels, ["email"]);
     }
 }

@@ -3,10 +3,12 @@
 //! `ml` trains and evaluates the fraud model.
 
 mod bench;
+mod cards;
 mod demo;
 mod log;
 pub mod mail;
 mod ml;
+mod progress;
 mod rng;
 
 use anyhow::{Context, Result, bail};
@@ -30,6 +32,9 @@ enum Cmd {
     /// Benchmarks: the engine alone, the HTTP path under open-loop load, a restart.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Cards: `import` enrolls a portfolio from a CSV or JSON Lines file.
+    #[command(subcommand)]
+    Cards(cards::CardsCmd),
     /// The event log of a data directory: `tail` prints its events, as a resuming consumer
     /// with `--consumer NAME`.
     #[command(subcommand)]
@@ -87,6 +92,7 @@ fn main() -> Result<()> {
             rt.enable_all().build()?.block_on(serve(a, config))
         }
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Cards(c) => cards::run(c),
         Cmd::Log(l) => log::run(l),
         Cmd::Mail(m) => mail::run(m),
         Cmd::Ml(m) => ml::run(m),

@@ -265,26 +265,17 @@ fn read_text(p: &Path) -> Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
 }
 
-/// A one-line progress bar on stderr.
+/// A stage's progress bar (see `progress::stage`).
 fn bar(what: &str, done: usize, total: usize) {
-    let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
-    let filled = pct / 4;
-    eprint!(
-        "\r{what:<16} [{}{}] {pct:>3}% ",
-        "#".repeat(filled),
-        " ".repeat(25 - filled)
-    );
-    if done >= total {
-        eprintln!();
-    }
-    let _ = std::io::stderr().flush();
+    crate::progress::stage(what, done as u64, total as u64, "");
 }
 
 fn round_bar(what: &str, r: Round) {
-    bar(what, r.trees, r.max_trees);
-    if let Some(ap) = r.valid_ap {
-        eprint!("trees {} best {} valid AP {ap:.4}", r.trees, r.best_trees);
-    }
+    let note = match r.valid_ap {
+        Some(ap) => format!("trees {} best {} valid AP {ap:.4}", r.trees, r.best_trees),
+        None => format!("trees {}", r.trees),
+    };
+    crate::progress::stage(what, r.trees as u64, r.max_trees as u64, &note);
 }
 
 fn load(path: &Path, delay_days: u32) -> Result<FeatureTable> {

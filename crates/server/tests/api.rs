@@ -803,3 +803,58 @@ async fn state_survives_a_restart_with_and_without_the_snapshot() {
         srv.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_batch_enrolls_the_good_cards_and_names_the_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    let mut bad_luhn = enrollment("4123456789012340");
+    bad_luhn["cardholder_id"] = json!("ch-2");
+    let mut no_key = enrollment("5555555555554444");
+    no_key["csc"]["key_id"] = json!("cvk-9");
+    let body =
+        json!({"cards": [enrollment(PAN), bad_luhn, no_key, enrollment("4012888888881881")]});
+    let (s, v) = admin.post("/v1/cards:batch", &body).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["created"].as_u64(),
+            v["updated"].as_u64(),
+            v["failed"].as_u64()
+        ),
+        (Some(2), Some(0), Some(2)),
+        "{v}"
+    );
+    let r = &v["results"];
+    assert_eq!(r[0]["last4"], "2349");
+    assert_eq!(r[1]["error"]["field"], "number");
+    assert_eq!(r[2]["error"]["field"], "csc.key_id");
+    assert_eq!(r[3]["last4"], "1881");
+    assert!(
+        !v.to_string().contains("4123456789012340"),
+        "no card number echoed"
+    );
+    // The same batch again updates.
+    let (_, v) = admin.post("/v1/cards:batch", &body).await.unwrap();
+    assert_eq!(v["updated"], 2);
+    // An enrolled card authorizes.
+    let mut acq = srv.client(ACQUIRER).await;
+    let (s, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("b-1", "2026-11-21T10:00:00-05:00", NY),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, v["response_code"].as_str()), (200, Some("00")), "{v}");
+    // Empty batches and non-admin keys are refused.
+    let (s, v) = admin
+        .post("/v1/cards:batch", &json!({"cards": []}))
+        .await
+        .unwrap();
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("cards")));
+    let (s, _) = acq.post("/v1/cards:batch", &body).await.unwrap();
+    assert_eq!(s, 403);
+    srv.stop().await;
+}

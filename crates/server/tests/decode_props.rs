@@ -135,6 +135,9 @@ fn openapi_document_matches_the_routes_and_the_decoders() {
     req.validate().unwrap();
     let example = serde_json::to_vec(&schemas["EnrollRequest"]["example"]).unwrap();
     let _: EnrollReq = decode(&example).unwrap();
+    let example = serde_json::to_vec(&schemas["BatchRequest"]["example"]).unwrap();
+    let batch: cardguard_server::api::dto::BatchReq = decode(&example).unwrap();
+    assert_eq!(batch.cards.len(), 1);
     let example = serde_json::to_vec(&schemas["LabelRequest"]["example"]).unwrap();
     let _: cardguard_server::api::dto::LabelReq = decode(&example).unwrap();
     // Required fields of the authorization schema are exactly those the decoder requires.

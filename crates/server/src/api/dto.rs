@@ -226,6 +226,84 @@ impl From<cardguard_app::Enrolled> for EnrollResp {
     }
 }
 
+/// Cards in one `POST /v1/cards:batch`, and the largest body it takes.
+pub const MAX_BATCH: usize = 10_000;
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchReq {
+    pub cards: Vec<EnrollReq>,
+}
+
+/// One card's result in a batch: enrolled, or the error that refused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub index: usize,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub card: Option<EnrollResp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResp {
+    pub created: usize,
+    pub updated: usize,
+    pub failed: usize,
+    pub results: Vec<BatchItem>,
+}
+
+impl BatchResp {
+    pub fn new(results: Vec<Result<cardguard_app::Enrolled, cardguard_app::AppError>>) -> Self {
+        let mut out = BatchResp {
+            created: 0,
+            updated: 0,
+            failed: 0,
+            results: Vec::with_capacity(results.len()),
+        };
+        for (index, r) in results.into_iter().enumerate() {
+            let item = match r {
+                Ok(e) => {
+                    if e.created {
+                        out.created += 1;
+                    } else {
+                        out.updated += 1;
+                    }
+                    BatchItem {
+                        index,
+                        card: Some(e.into()),
+                        error: None,
+                    }
+                }
+                Err(e) => {
+                    out.failed += 1;
+                    let e = ApiError::from(e);
+                    BatchItem {
+                        index,
+                        card: None,
+                        error: Some(BatchError {
+                            code: e.code.to_owned(),
+                            message: e.message,
+                            field: e.field,
+                        }),
+                    }
+                }
+            };
+            out.results.push(item);
+        }
+        out
+    }
+}
+
 // ---------------------------------------------------------------- labels
 
 #[derive(Debug, Deserialize)]

@@ -106,82 +106,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Turns a JSON decoding error into an API error naming the field, without echoing values.
-pub fn from_json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = e.path().to_string();
-    let inner = e.inner();
-    use serde_json::error::Category;
-    match inner.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            let mut err = ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!(
-                    "request body is not valid JSON (line {}, column {})",
-                    inner.line(),
-                    inner.column()
-                ),
-            );
-            if path != "." {
-                err.field = Some(path);
-            }
-            err
-        }
-        Category::Data => {
-            let msg = inner.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or("").to_owned();
-            let join = |name: &str| {
-                let name: String = name.chars().take(64).collect();
-                if path == "." {
-                    name
-                } else if path.rsplit('.').next() == Some(name.as_str()) {
-                    // Unknown fields already stand at the end of the path.
-                    path.clone()
-                } else {
-                    format!("{path}.{name}")
-                }
-            };
-            let quoted = |m: &str| m.split('`').nth(1).unwrap_or("").to_owned();
-            if msg.starts_with("missing field") {
-                let mut e = ApiError::field(join(&quoted(&msg)), "is required");
-                e.code = "missing_field";
-                e
-            } else if msg.starts_with("unknown field") {
-                let mut e = ApiError::field(join(&quoted(&msg)), "is not a known field");
-                e.code = "unknown_field";
-                e
-            } else if let Some(exp) = msg.split(", expected ").nth(1) {
-                let what = match exp {
-                    "u64" | "u32" | "u16" | "u8" => "a non-negative integer in range",
-                    "i64" | "i32" | "i16" => "an integer in range",
-                    "f64" | "f32" => "a number",
-                    "a boolean" => "true or false",
-                    other => other,
-                };
-                ApiError::field(
-                    if path == "." { String::new() } else { path },
-                    format!("must be {what}"),
-                )
-            } else {
-                ApiError::field(if path == "." { String::new() } else { path }, "is invalid")
-            }
-        }
-    }
+/// Decodes a JSON body into `T`, with field-named errors (see
+/// [`cardguard_app::validate::decode_json`]).
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    cardguard_app::validate::decode_json(body).map_err(ApiError::from)
 }
 
-/// Decodes a JSON body into `T`, with field-named errors.
-/// The fast path decodes directly; only a refused body is decoded again with path tracking
-/// to name the field.
-pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    match serde_json::from_slice(body) {
-        Ok(v) => Ok(v),
-        Err(_) => {
-            let de = &mut serde_json::Deserializer::from_slice(body);
-            match serde_path_to_error::deserialize::<_, T>(de) {
-                Err(e) => Err(from_json_error(e)),
-                // Cannot happen (the same input failed above); refuse it all the same.
-                Ok(_) => Err(ApiError::field("", "is invalid")),
-            }
+impl From<cardguard_app::validate::DecodeError> for ApiError {
+    fn from(e: cardguard_app::validate::DecodeError) -> ApiError {
+        use cardguard_app::validate::DecodeKind as K;
+        let code = match e.kind {
+            K::Syntax => "invalid_json",
+            K::Missing => "missing_field",
+            K::Unknown => "unknown_field",
+            K::Invalid => "invalid_field",
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: e.message,
+            field: e.field,
         }
     }
 }

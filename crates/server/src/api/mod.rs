@@ -26,6 +26,7 @@ pub struct Ctx {
 /// Every route, as the OpenAPI document must list it.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/cards"),
+    ("post", "/v1/cards:batch"),
     ("post", "/v1/authorizations"),
     ("post", "/v1/labels"),
     ("get", "/v1/stats"),
@@ -41,6 +42,10 @@ pub fn router(ctx: Ctx) -> Router {
     let limit = ctx.max_body;
     Router::new()
         .route("/v1/cards", post(enroll))
+        .route(
+            "/v1/cards:batch",
+            post(enroll_batch).layer(DefaultBodyLimit::max(dto::MAX_BATCH_BYTES)),
+        )
         .route("/v1/authorizations", post(authorize))
         .route("/v1/labels", post(label))
         .route("/v1/stats", get(stats))
@@ -133,6 +138,35 @@ async fn enroll(
         StatusCode::OK
     };
     Ok((status, Json(resp)))
+}
+
+/// Many cards at once (admin): each gets its result or its error, in order; one store
+/// transaction for those that pass their checks.
+async fn enroll_batch(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Answer<dto::BatchResp> {
+    require(&ctx.keys, &headers, &[Scope::Admin])?;
+    let raw = raw.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(dto::MAX_BATCH_BYTES)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
+        }
+    })?;
+    let req: dto::BatchReq = decode(&raw)?;
+    if req.cards.is_empty() || req.cards.len() > dto::MAX_BATCH {
+        return Err(ApiError::field(
+            "cards",
+            format!("must hold 1 to {} cards", dto::MAX_BATCH),
+        ));
+    }
+    let app = Arc::clone(&ctx.app);
+    let results = tokio::task::spawn_blocking(move || app.enroll_batch(&req.cards))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((StatusCode::OK, Json(dto::BatchResp::new(results))))
 }
 
 async fn label(
