@@ -211,6 +211,16 @@ pub struct HttpArgs {
     /// Step the rate up (10 s a step) until p99 exceeds 2 ms; report the highest rate below.
     #[arg(long)]
     find_max: bool,
+    /// Events between snapshots of the server started here (its default otherwise).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    /// Authorizations sent before the measured run, as fast as the server answers, with
+    /// times spread over the last 30 days (so that cards carry state, as in production).
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Model file for the server started here (`engine.model_file`).
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
     /// Use a running server instead of starting one (needs --key with admin and authorize).
     #[arg(long)]
     addr: Option<SocketAddr>,
@@ -232,9 +242,19 @@ impl Drop for ServerProc {
 
 const BENCH_CVK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
-fn start_server(key: &str) -> Result<(ServerProc, SocketAddr)> {
+fn start_server(key: &str, a: &HttpArgs) -> Result<(ServerProc, SocketAddr)> {
     let dir = tempfile::tempdir()?;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    if let Some(n) = a.snapshot_every {
+        cmd.env("CARDGUARD__STORAGE__SNAPSHOT_EVERY", n.to_string());
+    }
+    if let Some(m) = &a.model {
+        cmd.env(
+            "CARDGUARD__ENGINE__MODEL_FILE",
+            format!("{:?}", std::path::absolute(m)?.display().to_string()),
+        );
+    }
+    let mut child = cmd
         .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env(
@@ -297,7 +317,7 @@ fn request(rng: &mut Rng, cards: &[BenchCard], id: &str, now: Timestamp) -> Vec<
 
 async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard>>> {
     let cvk = cardguard_cardsec::TdesKey::from_hex(BENCH_CVK)?;
-    let mut rng = Rng::new(42);
+    let mut rng = Rng::new(&[42]);
     let cards: Vec<BenchCard> = (0..n)
         .map(|i| {
             let pan = luhn_pan(&mut rng, if i % 2 == 0 { "4" } else { "53" }, 16);
@@ -311,23 +331,45 @@ async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard
         })
         .collect();
     let cards = Arc::new(cards);
+    let body_of = |i: usize, card: &BenchCard| {
+        let city = CITIES[card.city];
+        json!({"number": card.pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"),
+            "product": "classic", "status": "active", "service_code": "101",
+            "csc": {"method": "cvv-3des", "key_id": "bench"}, "contact": {"language": "en"},
+            "home": {"country": city.0, "city": city.1, "lat": city.2, "lon": city.3}})
+    };
+    // In batches of 1,000 (POST /v1/cards:batch); one by one for a server without it.
+    const BATCH: usize = 1000;
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..4 {
         let (cards, next, key) = (Arc::clone(&cards), Arc::clone(&next), key.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut c = Client::connect(addr, &key).await?;
+            let mut batches = true;
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(card) = cards.get(i) else { return anyhow::Ok(()) };
-                let city = CITIES[card.city];
-                let body = json!({"number": card.pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"),
-                    "product": "classic", "status": "active", "service_code": "101",
-                    "csc": {"method": "cvv-3des", "key_id": "bench"}, "contact": {"language": "en"},
-                    "home": {"country": city.0, "city": city.1, "lat": city.2, "lon": city.3}});
-                let (s, v) = c.post("/v1/cards", &body).await?;
-                if s >= 300 {
-                    bail!("enrolling: {s} {v}");
+                let from = next.fetch_add(BATCH as u64, Ordering::Relaxed) as usize;
+                if from >= cards.len() {
+                    return anyhow::Ok(());
+                }
+                let to = (from + BATCH).min(cards.len());
+                if batches {
+                    let list: Vec<serde_json::Value> =
+                        (from..to).map(|i| body_of(i, &cards[i])).collect();
+                    let (s, v) = c.post("/v1/cards:batch", &json!({ "cards": list })).await?;
+                    if s == 404 {
+                        batches = false;
+                    } else if s != 200 || v["failed"].as_u64() != Some(0) {
+                        bail!("enrolling: {s} {v}");
+                    } else {
+                        continue;
+                    }
+                }
+                for i in from..to {
+                    let (s, v) = c.post("/v1/cards", &body_of(i, &cards[i])).await?;
+                    if s >= 300 {
+                        bail!("enrolling: {s} {v}");
+                    }
                 }
             }
         }));
@@ -338,8 +380,50 @@ async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard
     Ok(cards)
 }
 
+/// Authorizations as fast as the server answers them, over `conns` connections, with times
+/// spread evenly over the 30 days before now: state for every card before a measured run.
+async fn warm(
+    addr: SocketAddr,
+    key: &str,
+    cards: Arc<Vec<BenchCard>>,
+    n: u64,
+    conns: u64,
+) -> Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let now = SystemClock.now();
+    let span = 30 * 86_400_000i64;
+    let mut tasks = Vec::new();
+    for t in 0..conns {
+        let (cards, next, key) = (Arc::clone(&cards), Arc::clone(&next), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr, &key).await?;
+            let mut rng = Rng::new(&[1000, t]);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                let at = Timestamp(now.0 - span + (i as i64) * span / n.max(1) as i64);
+                let body = request(&mut rng, &cards, &format!("w-{i}"), at);
+                let (s, _) = c.post_bytes("/v1/authorizations", body).await?;
+                if s != 200 {
+                    bail!("warm-up answered {s}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
 struct LoadResult {
     hist: Histogram<u64>,
+    /// Latency of the answers that were not approvals.
+    declined: Histogram<u64>,
+    /// Answers that were not 200, by status (0: no answer, the connection failed).
+    statuses: std::collections::BTreeMap<u16, u64>,
     errors: u64,
     sent: u64,
     secs: f64,
@@ -364,7 +448,7 @@ async fn load(
     // sending and receiving only.
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         tokio::task::spawn_blocking(move || {
-            let mut rng = Rng::new(run + 1);
+            let mut rng = Rng::new(&[run + 1]);
             let now = SystemClock.now();
             (0..total)
                 .map(|i| request(&mut rng, &cards, &format!("b{run}-{i}"), now))
@@ -397,6 +481,8 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let mut c = Client::connect(addr, &key).await?;
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let mut hd = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             let mut errors = 0u64;
             let mut decisions = std::collections::BTreeMap::<String, u64>::new();
             loop {
@@ -412,27 +498,45 @@ async fn load(
                 let from = if ready > due { due } else { sent };
                 let answer = c.post_bytes("/v1/authorizations", body).await;
                 // The clock stops when the answer is in; reading it is the generator's time.
-                h.record((from.elapsed().as_nanos() as u64).max(1))?;
+                let took = (from.elapsed().as_nanos() as u64).max(1);
+                h.record(took)?;
                 match answer {
                     Ok((200, bytes)) => {
                         let v: serde_json::Value =
                             serde_json::from_slice(&bytes).unwrap_or_default();
-                        *decisions
-                            .entry(v["decision"].as_str().unwrap_or("?").to_owned())
-                            .or_default() += 1;
+                        let d = v["decision"].as_str().unwrap_or("?");
+                        if d != "approve" {
+                            hd.record(took)?;
+                        }
+                        *decisions.entry(d.to_owned()).or_default() += 1;
                     }
-                    _ => errors += 1,
+                    Ok((status, _)) => {
+                        errors += 1;
+                        *statuses.entry(status).or_default() += 1;
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        *statuses.entry(0).or_default() += 1;
+                        // The connection is gone: a new one for the next request.
+                        c = Client::connect(addr, &key).await?;
+                    }
                 }
             }
-            anyhow::Ok((h, errors, decisions))
+            anyhow::Ok((h, hd, statuses, errors, decisions))
         }));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut declined = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut statuses = std::collections::BTreeMap::new();
     let mut errors = 0;
     let mut decisions = std::collections::BTreeMap::new();
     for t in tasks {
-        let (h, e, d) = t.await??;
+        let (h, hd, st, e, d) = t.await??;
         hist.add(h)?;
+        declined.add(hd)?;
+        for (k, v) in st {
+            *statuses.entry(k).or_default() += v;
+        }
         errors += e;
         for (k, v) in d {
             *decisions.entry(k).or_default() += v;
@@ -443,6 +547,8 @@ async fn load(
     Ok(LoadResult {
         sent: hist.len(),
         hist,
+        declined,
+        statuses,
         errors,
         secs,
         decisions,
@@ -457,7 +563,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
     let (proc_, addr) = match a.addr {
         Some(addr) => (None, addr),
         None => {
-            let (p, addr) = start_server(&key)?;
+            let (p, addr) = start_server(&key, &a)?;
             (Some(p), addr)
         }
     };
@@ -475,6 +581,16 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         a.cards,
         t0.elapsed().as_secs_f64()
     );
+    if a.warmup > 0 {
+        let t0 = Instant::now();
+        warm(addr, &key, Arc::clone(&cards), a.warmup, a.connections).await?;
+        println!(
+            "warm-up: {} authorizations in {:.1} s ({:.0}/s)",
+            a.warmup,
+            t0.elapsed().as_secs_f64(),
+            a.warmup as f64 / t0.elapsed().as_secs_f64()
+        );
+    }
     let rss_before = pid.as_deref().and_then(rss_bytes);
     let rates: Vec<u64> = if a.find_max {
         let mut r = vec![a.rate];
@@ -510,13 +626,35 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
+        let statuses: Vec<String> = r
+            .statuses
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{v}× {}",
+                    if *k == 0 {
+                        "no answer".to_owned()
+                    } else {
+                        k.to_string()
+                    }
+                )
+            })
+            .collect();
         println!(
-            "rate {rate}/s for {secs} s: achieved {:.0}/s, errors {}; latency {}; decisions: {}",
+            "rate {rate}/s for {secs} s: achieved {:.0}/s, errors {}{}; latency {}; decisions: {}",
             r.sent as f64 / r.secs,
             r.errors,
+            if statuses.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", statuses.join(", "))
+            },
             report(&r.hist),
             decisions.join(", ")
         );
+        if !r.declined.is_empty() {
+            println!("  answers that were not approvals: {}", report(&r.declined));
+        }
         if p99 <= 2_000_000 && r.errors == 0 {
             best = Some(*rate);
         } else if a.find_max {
@@ -576,7 +714,7 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
     let (app, _) = App::open(config.clone(), dir.path(), Arc::new(SystemClock))?;
     let app = Arc::new(app);
     let t0 = Instant::now();
-    let mut rng = Rng::new(9);
+    let mut rng = Rng::new(&[9]);
     let mut pans = Vec::new();
     for i in 0..cards {
         let pan = luhn_pan(&mut rng, "4", 16);

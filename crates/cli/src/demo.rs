@@ -250,7 +250,7 @@ pub async fn run(addr: SocketAddr, key: &str, keys: DemoKeys) -> Result<()> {
         counts: BTreeMap::new(),
         frauds: Vec::new(),
     };
-    let mut rng = Rng::new(now.0 as u64);
+    let mut rng = Rng::new(&[now.0 as u64]);
     let expiry = Expiry {
         year: 2029,
         month: 12,

@@ -465,33 +465,13 @@ fn fmt3(x: Option<f64>) -> String {
     x.map_or("-".to_owned(), |x| format!("{x:.3}"))
 }
 
-/// Points of a curve, (x, y) in [0, 1].
-type Curve = Vec<(f64, f64)>;
-
-/// Precision-recall (recall, precision) and ROC curve points, highest score first.
-fn curves(pred: &[(u64, f32, bool)]) -> (Curve, Curve) {
-    let mut p: Vec<(f32, bool)> = pred.iter().map(|x| (x.1, x.2)).collect();
-    p.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let pos = p.iter().filter(|x| x.1).count().max(1) as f64;
-    let neg = (p.len() as f64 - pos).max(1.0);
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut pr = vec![(0.0, 1.0)];
-    let mut roc = vec![(0.0, 0.0)];
-    let mut i = 0;
-    while i < p.len() {
-        let s = p[i].0;
-        while i < p.len() && p[i].0 == s {
-            if p[i].1 {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            i += 1;
-        }
-        pr.push((tp / pos, tp / (tp + fp)));
-        roc.push((fp / neg, tp / pos));
-    }
-    (pr, roc)
+/// Precision-recall and ROC curve points, from the predictions file's rows.
+fn curves(
+    pred: &[(u64, f32, bool)],
+) -> (cardguard_ml::metrics::Curve, cardguard_ml::metrics::Curve) {
+    let scores: Vec<f32> = pred.iter().map(|x| x.1).collect();
+    let labels: Vec<bool> = pred.iter().map(|x| x.2).collect();
+    cardguard_ml::metrics::curves(&scores, &labels)
 }
 
 fn svg(title: &str, xl: &str, yl: &str, pts: &[(f64, f64)], diagonal: bool) -> String {

@@ -12,6 +12,7 @@ mod error;
 mod geo;
 mod merchant;
 mod money;
+pub mod rng;
 
 pub use authorization::{Authorization, CardData, Channel, Device, TxType};
 pub use card::{CardToken, Expiry, Last4, Pan};

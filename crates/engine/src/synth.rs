@@ -9,19 +9,7 @@ use cardguard_core::{
     CardToken, Channel, Country, Currency, Last4, Location, Mcc, Merchant, Money, Timestamp, TxType,
 };
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use cardguard_core::rng::Rng;
 
 const CITIES: &[(&str, &str, f64, f64)] = &[
     ("JP", "Tokyo", 35.68, 139.76),
@@ -59,7 +47,7 @@ pub fn ok_checks() -> CardChecks {
 
 /// A plausible transaction of card `card` at `ts` (card-present near home, or online).
 pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFacts {
-    let mut r = Rng(rng_seed | 1);
+    let mut r = Rng::new(&[rng_seed]);
     let home = CITIES[(card % CITIES.len() as u64) as usize];
     let online = r.below(5) == 0;
     let merchant = r.below(4000);
@@ -107,7 +95,7 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
 /// over the 30 days before `now`. Returns the number of records applied.
 pub fn populate(engine: &mut Engine, cards: u64, per_card: u64, now: Timestamp, seed: u64) -> u64 {
     let span = 30 * 86_400_000i64;
-    let mut r = Rng(seed | 1);
+    let mut r = Rng::new(&[seed]);
     let mut n = 0;
     let mut times: Vec<i64> = Vec::with_capacity(per_card as usize);
     for c in 0..cards {
@@ -138,7 +126,7 @@ pub fn random_trees(
     samples: &[crate::Features],
     seed: u64,
 ) -> crate::TreeModel {
-    let mut r = Rng(seed | 1);
+    let mut r = Rng::new(&[seed]);
     let mut all = Vec::with_capacity(trees);
     for _ in 0..trees {
         let mut nodes = Vec::new();

@@ -6,7 +6,7 @@
 use crate::MlError;
 use crate::metrics::average_precision;
 use crate::model::{Comparison, Model, Node, Tree};
-use crate::rng::Rng;
+use cardguard_core::rng::Rng;
 
 /// Trainer settings.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -409,7 +409,7 @@ pub fn train(
     let mut margin = vec![base; n];
     let mut valid_margin: Vec<f32> = valid.map(|v| vec![base; v.rows()]).unwrap_or_default();
     let mut grad = vec![[0.0f64; 2]; n];
-    let mut rng = Rng(p.seed);
+    let mut rng = Rng::from_state(p.seed);
     let mut trees: Vec<Tree> = Vec::new();
     let mut best = (f64::NEG_INFINITY, 0usize);
     for round in 0..p.max_trees {
@@ -501,7 +501,7 @@ mod tests {
 
     /// Fraud when x0 > 0.7 and x1 < 0.3 (plus 2% label noise); x2 is noise.
     fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<bool>) {
-        let mut r = Rng(seed);
+        let mut r = Rng::from_state(seed);
         let mut x = Vec::new();
         let mut y = Vec::new();
         for _ in 0..n {

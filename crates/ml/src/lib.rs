@@ -11,7 +11,6 @@ pub mod metrics;
 /// The model file, which the engine owns so that serving needs no training code.
 pub use cardguard_engine::model_file as model;
 pub mod replay;
-mod rng;
 pub mod simulate;
 
 pub use dataset::{Dataset, Schema, Transaction};

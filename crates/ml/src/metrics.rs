@@ -11,19 +11,16 @@ fn by_score_desc(scores: &[f32]) -> Vec<usize> {
     o
 }
 
-/// Average precision: the sum over distinct thresholds of precision times the recall gained
-/// (scikit-learn's `average_precision_score`). `None` without a positive.
-pub fn average_precision(scores: &[f32], labels: &[bool]) -> Option<f64> {
-    let positives = labels.iter().filter(|&&l| l).count();
-    if positives == 0 {
-        return None;
-    }
+/// The one pass behind every threshold metric: cumulative (true positives, false
+/// positives) after each distinct score, highest score first (ties grouped, NaN last).
+pub fn threshold_counts(scores: &[f32], labels: &[bool]) -> Vec<(usize, usize)> {
     let o = by_score_desc(scores);
-    let (mut tp, mut fp, mut ap, mut last_recall) = (0usize, 0usize, 0.0f64, 0.0f64);
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut out = Vec::new();
     let mut i = 0;
     while i < o.len() {
         let s = scores[o[i]];
-        while i < o.len() && scores[o[i]] == s {
+        while i < o.len() && scores[o[i]].total_cmp(&s).is_eq() {
             if labels[o[i]] {
                 tp += 1;
             } else {
@@ -31,38 +28,59 @@ pub fn average_precision(scores: &[f32], labels: &[bool]) -> Option<f64> {
             }
             i += 1;
         }
+        out.push((tp, fp));
+    }
+    out
+}
+
+/// Average precision: the sum over distinct thresholds of precision times the recall gained
+/// (scikit-learn's `average_precision_score`). `None` without a positive.
+pub fn average_precision(scores: &[f32], labels: &[bool]) -> Option<f64> {
+    let positives = labels.iter().filter(|&&l| l).count();
+    if positives == 0 {
+        return None;
+    }
+    let (mut ap, mut last_recall) = (0.0f64, 0.0f64);
+    for (tp, fp) in threshold_counts(scores, labels) {
         let recall = tp as f64 / positives as f64;
-        let precision = tp as f64 / (tp + fp) as f64;
-        ap += (recall - last_recall) * precision;
+        ap += (recall - last_recall) * tp as f64 / (tp + fp) as f64;
         last_recall = recall;
     }
     Some(ap)
 }
 
-/// Area under the ROC curve (the Mann-Whitney statistic, ties counted half). `None` unless
-/// both classes occur.
+/// Area under the ROC curve: the trapezoids between the thresholds (which counts ties
+/// half, as the Mann-Whitney statistic does). `None` unless both classes occur.
 pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
     let pos = labels.iter().filter(|&&l| l).count();
     let neg = labels.len() - pos;
     if pos == 0 || neg == 0 {
         return None;
     }
-    let mut o: Vec<usize> = (0..scores.len()).collect();
-    o.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Sum of the positives' (average) ranks.
-    let mut rank_sum = 0.0f64;
-    let mut i = 0;
-    while i < o.len() {
-        let s = scores[o[i]];
-        let start = i;
-        while i < o.len() && scores[o[i]] == s {
-            i += 1;
-        }
-        let avg_rank = (start + 1 + i) as f64 / 2.0;
-        rank_sum += avg_rank * o[start..i].iter().filter(|&&k| labels[k]).count() as f64;
+    let (mut area, mut last) = (0.0f64, (0usize, 0usize));
+    for (tp, fp) in threshold_counts(scores, labels) {
+        area += (fp - last.1) as f64 * (tp + last.0) as f64 / 2.0;
+        last = (tp, fp);
     }
-    let u = rank_sum - (pos * (pos + 1)) as f64 / 2.0;
-    Some(u / (pos as f64 * neg as f64))
+    Some(area / (pos as f64 * neg as f64))
+}
+
+/// Points of a curve, (x, y) in [0, 1].
+pub type Curve = Vec<(f64, f64)>;
+
+/// The precision-recall curve (recall, precision) and the ROC curve (false positive rate,
+/// true positive rate), highest score first.
+pub fn curves(scores: &[f32], labels: &[bool]) -> (Curve, Curve) {
+    let pos = labels.iter().filter(|&&l| l).count().max(1) as f64;
+    let neg = (labels.len() as f64 - pos).max(1.0);
+    let mut pr = vec![(0.0, 1.0)];
+    let mut roc = vec![(0.0, 0.0)];
+    for (tp, fp) in threshold_counts(scores, labels) {
+        let (tp, fp) = (tp as f64, fp as f64);
+        pr.push((tp / pos, tp / (tp + fp)));
+        roc.push((fp / neg, tp / pos));
+    }
+    (pr, roc)
 }
 
 /// Card precision@k (the handbook's `card_precision_top_k`): each day, every card scored by

@@ -17,7 +17,7 @@ use crate::MlError;
 #[cfg(test)]
 use crate::dataset::Dataset;
 use crate::dataset::Transaction;
-use crate::rng::Rng;
+use cardguard_core::rng::Rng;
 use cardguard_core::{Channel, Country, Currency, Mcc, TxType};
 use cardguard_engine::{CscCheck, PinCheck};
 use std::io::Write;
