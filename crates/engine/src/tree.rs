@@ -81,15 +81,25 @@ pub struct TreeModel {
     paths: LeafPaths,
 }
 
-/// One split on a leaf's path: which way the path goes, and the bit of its feature.
+/// One split on a leaf's path: the split (an index into `LeafPaths::splits`), which way the
+/// path goes, and the bit of its feature among the leaf's distinct features.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Cond {
-    thr: f32,
-    feat: u16,
+    split: u32,
     bit: u8,
     left: bool,
+}
+
+/// A split of some tree, evaluated once per explanation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SplitTest {
+    thr: f32,
+    feat: u16,
     missing_left: bool,
 }
+
+/// Quadrature points evaluated together (one vector register of f64s on AVX, two on SSE2).
+const QLANES: usize = 4;
 
 /// Where a leaf's conditions, distinct features and zero fractions are.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,22 +113,192 @@ struct LeafPath {
 
 /// Path-dependent TreeSHAP decomposed by leaf (as in GPUTreeShap): a leaf with value v adds
 /// to feature i on its path v·(o_i − z_i)·Σ_S |S|!(n−|S|−1)!/n!·Π_S o_j·Π_rest z_j (S over
-/// the path's other features), where z_j is the share of training weight that follows the
-/// path at feature j's splits and o_j says whether x follows them all. With o in {0, 1} only
-/// the "hot" features can be in S, and the sum is Σ_k W(k)·e_{h−k} over the elementary
-/// symmetric polynomials e of the hot features' z: O(n²) a leaf, nothing precomputed per
-/// pattern.
+/// the path's other n − 1 features), where z_j is the share of training weight that follows
+/// the path at feature j's splits and o_j says whether x follows them all. The weights are
+/// Beta integrals, |S|!(n−|S|−1)!/n! = ∫₀¹ t^|S| (1−t)^(n−|S|−1) dt, so the sum is
+/// ∫₀¹ Π_{j≠i} (z_j + (o_j − z_j)·t) dt (as in Linear TreeSHAP), a polynomial of degree n − 1
+/// that Gauss-Legendre quadrature with ⌈n/2⌉ points integrates exactly. A leaf then costs
+/// a few vector operations per feature on its path, with no branch on the hot/cold pattern:
+/// the products without feature i are a prefix times a suffix.
 #[derive(Debug, Clone, Default)]
 struct LeafPaths {
     leaves: Vec<LeafPath>,
     conds: Vec<Cond>,
+    splits: Vec<SplitTest>,
     feats: Vec<u16>,
-    /// z of each distinct feature, beside `feats`.
+    /// z of each distinct feature, beside `feats` (and in f32, for the quadrature).
     zs: Vec<f64>,
+    zs32: Vec<f32>,
     /// Per root: its range of `leaves`.
     trees: Vec<(u32, u32)>,
-    /// W[n][k] = k!(n−k−1)!/n!, row-major with stride `N_FEATURES + 1`.
-    weights: Vec<f64>,
+    /// The same leaves padded to a fixed width when every path is short (depth ≤ 8): the
+    /// kernel then runs without a data-dependent branch.
+    fixed: Option<FixedLeaves>,
+    /// Quadrature nodes on [0, 1] and their weights, in blocks of `QLANES` (padding has
+    /// weight 0).
+    nodes: Vec<[f64; QLANES]>,
+    weights: Vec<[f64; QLANES]>,
+}
+
+/// Leaves padded to `width` distinct features and `width` conditions each: a padded feature
+/// has z = 1 and is always followed (so it adds a factor 1 and contributes 0, to a spare
+/// accumulator); a padded condition tests a spare split that always agrees.
+#[derive(Debug, Clone, Default)]
+struct FixedLeaves {
+    width: usize,
+    feats: Vec<u16>,
+    zs: Vec<f32>,
+    conds: Vec<Cond>,
+    values: Vec<f32>,
+}
+
+/// One leaf of the padded layout: its contributions added to `acc` (one cell a feature,
+/// and a spare one) at the quadrature nodes.
+#[inline(always)]
+fn fixed_leaf<const N: usize>(
+    feats: &[u16],
+    zs: &[f32],
+    conds: &[Cond],
+    v: f32,
+    dir: &[bool],
+    nodes: &[f32; QLANES],
+    acc: &mut [[f32; QLANES]],
+) {
+    let (Ok(feats), Ok(zs), Ok(conds)) = (
+        <&[u16; N]>::try_from(feats),
+        <&[f32; N]>::try_from(zs),
+        <&[Cond; N]>::try_from(conds),
+    ) else {
+        return;
+    };
+    let mut hot = u64::MAX;
+    for c in conds {
+        let off = dir.get(c.split as usize).copied().unwrap_or(c.left) != c.left;
+        hot &= !(u64::from(off) << c.bit);
+    }
+    let mut a = [[0.0f32; QLANES]; N];
+    let mut pre = [[0.0f32; QLANES]; N];
+    let mut p = [1.0f32; QLANES];
+    for j in 0..N {
+        let d = (hot >> j & 1) as f32 - zs[j];
+        for l in 0..QLANES {
+            a[j][l] = zs[j] + d * nodes[l];
+        }
+        pre[j] = p;
+        for l in 0..QLANES {
+            p[l] *= a[j][l];
+        }
+    }
+    let mut suf = [1.0f32; QLANES];
+    for j in (0..N).rev() {
+        let c = v * ((hot >> j & 1) as f32 - zs[j]);
+        if let Some(cell) = acc.get_mut(usize::from(feats[j])) {
+            for l in 0..QLANES {
+                cell[l] += c * pre[j][l] * suf[l];
+            }
+        }
+        for l in 0..QLANES {
+            suf[l] *= a[j][l];
+        }
+    }
+}
+
+impl LeafPaths {
+    /// The padded layout, when no path is longer than 8 conditions.
+    fn padded(&self) -> Option<FixedLeaves> {
+        let longest = self
+            .leaves
+            .iter()
+            .map(|l| usize::from(l.n_conds).max(usize::from(l.n)))
+            .max()?;
+        // The widths `fixed_leaves` is instantiated for.
+        let width = match longest {
+            0..=4 => 4,
+            5 | 6 => 6,
+            7 | 8 => 8,
+            _ => return None,
+        };
+        let spare = Cond {
+            split: u32::MAX,
+            bit: 63,
+            left: true,
+        };
+        let mut fx = FixedLeaves {
+            width,
+            ..FixedLeaves::default()
+        };
+        for leaf in &self.leaves {
+            let n = usize::from(leaf.n);
+            let f0 = leaf.feats as usize;
+            fx.feats.extend_from_slice(&self.feats[f0..f0 + n]);
+            fx.feats
+                .extend(std::iter::repeat_n(N_FEATURES as u16, width - n));
+            fx.zs.extend(self.zs[f0..f0 + n].iter().map(|&z| z as f32));
+            fx.zs.extend(std::iter::repeat_n(1.0f32, width - n));
+            let c0 = leaf.conds as usize;
+            let nc = usize::from(leaf.n_conds);
+            fx.conds.extend_from_slice(&self.conds[c0..c0 + nc]);
+            fx.conds.extend(std::iter::repeat_n(spare, width - nc));
+            fx.values.push(leaf.value);
+        }
+        Some(fx)
+    }
+}
+
+/// Every leaf of the padded layout through `fixed_leaf`, `N` being its width.
+fn fixed_leaves<const N: usize>(
+    fx: &FixedLeaves,
+    dir: &[bool],
+    nodes: &[f32; QLANES],
+    acc: &mut [[f32; QLANES]],
+) {
+    for (i, &v) in fx.values.iter().enumerate() {
+        let r = i * N..(i + 1) * N;
+        fixed_leaf::<N>(
+            &fx.feats[r.clone()],
+            &fx.zs[r.clone()],
+            &fx.conds[r],
+            v,
+            dir,
+            nodes,
+            acc,
+        );
+    }
+}
+
+/// Gauss-Legendre nodes and weights for `k` points on [0, 1] (Newton's method on the
+/// Legendre polynomial; exact for polynomials of degree up to 2k − 1).
+fn gauss_legendre01(k: usize) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(k);
+    for i in 1..=k {
+        let mut x = (std::f64::consts::PI * (i as f64 - 0.25) / (k as f64 + 0.5)).cos();
+        let mut dp = 1.0;
+        for _ in 0..100 {
+            let (mut p0, mut p1) = (1.0f64, x);
+            for j in 2..=k {
+                let p2 = ((2 * j - 1) as f64 * x * p1 - (j - 1) as f64 * p0) / j as f64;
+                p0 = p1;
+                p1 = p2;
+            }
+            let p = if k == 0 {
+                1.0
+            } else if k == 1 {
+                x
+            } else {
+                p1
+            };
+            let prev = if k == 1 { 1.0 } else { p0 };
+            dp = k as f64 * (x * p - prev) / (x * x - 1.0);
+            let dx = p / dp;
+            x -= dx;
+            if dx.abs() < 1e-15 {
+                break;
+            }
+        }
+        let w = 2.0 / ((1.0 - x * x) * dp * dp);
+        out.push(((x + 1.0) / 2.0, w / 2.0));
+    }
+    out
 }
 
 fn is_leaf(n: &Flat) -> bool {
@@ -326,84 +506,103 @@ impl TreeModel {
         let mut phi = vec![0.0f64; N_FEATURES + 1];
         phi[N_FEATURES] = f64::from(self.base);
         let t = &self.paths;
-        let stride = N_FEATURES + 1;
-        let mut e = [0.0f64; N_FEATURES + 1];
-        let mut e_without = [0.0f64; N_FEATURES + 1];
+        // Which way x goes at every split of every tree, once.
+        let dir: Vec<bool> = t
+            .splits
+            .iter()
+            .map(|s| {
+                let v = x[usize::from(s.feat)];
+                if v.is_nan() {
+                    s.missing_left
+                } else {
+                    v <= s.thr
+                }
+            })
+            .collect();
+        if let Some(fx) = &t.fixed {
+            let nodes: [f32; QLANES] = t.nodes[0].map(|x| x as f32);
+            let mut acc = vec![[0.0f32; QLANES]; N_FEATURES + 1];
+            for (k, &r) in self.roots.iter().enumerate() {
+                if r != 0 {
+                    phi[N_FEATURES] += self.expected[k];
+                }
+            }
+            match fx.width {
+                0..=4 => fixed_leaves::<4>(fx, &dir, &nodes, &mut acc),
+                5 | 6 => fixed_leaves::<6>(fx, &dir, &nodes, &mut acc),
+                _ => fixed_leaves::<8>(fx, &dir, &nodes, &mut acc),
+            }
+            for (f, out) in phi[..N_FEATURES].iter_mut().enumerate() {
+                *out += (0..QLANES)
+                    .map(|l| f64::from(acc[f][l]) * t.weights[0][l])
+                    .sum::<f64>();
+            }
+            return phi;
+        }
+        let blocks = t.nodes.len();
+        // Per feature and block: Σ over leaves of v·(o − z)·Π_{j≠i} a_j at each node, in
+        // f32 lanes (four to a vector register), summed into f64 tree by tree.
+        let mut acc = vec![[0.0f32; QLANES]; N_FEATURES * blocks];
+        let mut total = vec![[0.0f64; QLANES]; N_FEATURES * blocks];
+        let mut pre = [[0.0f32; QLANES]; 65];
+        let mut a = [[0.0f32; QLANES]; 64];
+        let nodes32: Vec<[f32; QLANES]> = t.nodes.iter().map(|b| b.map(|x| x as f32)).collect();
         for (k, &r) in self.roots.iter().enumerate() {
             if r == 0 {
                 continue;
             }
             phi[N_FEATURES] += self.expected[k];
-            let (a, b) = t.trees[k];
-            for leaf in &t.leaves[a as usize..b as usize] {
+            let (from, to) = t.trees[k];
+            for leaf in &t.leaves[from as usize..to as usize] {
                 let n = usize::from(leaf.n);
                 let mut hot: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-                let conds = &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)];
-                for c in conds {
-                    let v = x[usize::from(c.feat)];
-                    let goes_left = if v.is_nan() {
-                        c.missing_left
-                    } else {
-                        v <= c.thr
-                    };
-                    if goes_left != c.left {
-                        hot &= !(1u64 << c.bit);
-                    }
+                for c in &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)] {
+                    let off = dir[c.split as usize] != c.left;
+                    hot &= !(u64::from(off) << c.bit);
                 }
                 let feats = &t.feats[leaf.feats as usize..][..n];
-                let zs = &t.zs[leaf.feats as usize..][..n];
-                let w = &t.weights[n * stride..][..stride];
-                // e over the hot features' z, and the product of the cold ones'.
-                e[0] = 1.0;
-                let mut h = 0usize;
-                let mut cold = 1.0f64;
-                for (j, &z) in zs.iter().enumerate() {
-                    if hot >> j & 1 == 1 {
-                        h += 1;
-                        e[h] = 0.0;
-                        for m in (1..=h).rev() {
-                            e[m] += z * e[m - 1];
+                let zs = &t.zs32[leaf.feats as usize..][..n];
+                let v = leaf.value;
+                for (b, nodes) in nodes32.iter().enumerate() {
+                    // a_j(t) = z_j + (o_j − z_j)·t; prefix products, then suffix products.
+                    pre[0] = [1.0; QLANES];
+                    for j in 0..n {
+                        let d = (hot >> j & 1) as f32 - zs[j];
+                        for l in 0..QLANES {
+                            a[j][l] = zs[j] + d * nodes[l];
+                            pre[j + 1][l] = pre[j][l] * a[j][l];
                         }
-                    } else {
-                        cold *= z;
+                    }
+                    let mut suf = [1.0f32; QLANES];
+                    for j in (0..n).rev() {
+                        let c = v * ((hot >> j & 1) as f32 - zs[j]);
+                        let cell = &mut acc[usize::from(feats[j]) * blocks + b];
+                        for l in 0..QLANES {
+                            cell[l] += c * pre[j][l] * suf[l];
+                            suf[l] *= a[j][l];
+                        }
                     }
                 }
-                let v = f64::from(leaf.value);
-                // A cold feature: v·(0 − z_i)·Π_{cold≠i} z·Σ_k W(k)e_{h−k} = −v·cold·Σ.
-                let sum_all: f64 = (0..=h).map(|q| w[q] * e[h - q]).sum();
-                for (j, (&f, &z)) in feats.iter().zip(zs).enumerate() {
-                    let add = if hot >> j & 1 == 1 {
-                        // e without feature j: divide its factor (1 + z·t) back out.
-                        e_without[0] = 1.0;
-                        for m in 1..h {
-                            e_without[m] = e[m] - z * e_without[m - 1];
-                        }
-                        let s: f64 = (0..h).map(|q| w[q] * e_without[h - 1 - q]).sum();
-                        v * (1.0 - z) * cold * s
-                    } else {
-                        -v * cold * sum_all
-                    };
-                    phi[usize::from(f)] += add;
+            }
+            for (t, a) in total.iter_mut().zip(acc.iter_mut()) {
+                for l in 0..QLANES {
+                    t[l] += f64::from(a[l]);
                 }
+                *a = [0.0; QLANES];
+            }
+        }
+        let acc = total;
+        for (f, out) in phi[..N_FEATURES].iter_mut().enumerate() {
+            for (b, w) in t.weights.iter().enumerate() {
+                let cell = &acc[f * blocks + b];
+                *out += (0..QLANES).map(|l| cell[l] * w[l]).sum::<f64>();
             }
         }
         phi
     }
 
     fn build_paths(&self) -> LeafPaths {
-        let stride = N_FEATURES + 1;
-        let mut t = LeafPaths {
-            weights: vec![0.0; stride * stride],
-            ..LeafPaths::default()
-        };
-        // W(k, n) = k!(n−k−1)!/n!, by ratios so that nothing overflows.
-        for n in 1..stride {
-            let mut w = 1.0 / n as f64; // k = 0: (n−1)!/n!
-            for k in 0..n {
-                t.weights[n * stride + k] = w;
-                w *= (k + 1) as f64 / (n - k - 1).max(1) as f64;
-            }
-        }
+        let mut t = LeafPaths::default();
         let mut path: Vec<PathStep> = Vec::new();
         for &r in &self.roots {
             let from = t.leaves.len() as u32;
@@ -412,6 +611,21 @@ impl TreeModel {
                 self.collect_paths(r as usize, &mut path, &mut t);
             }
             t.trees.push((from, t.leaves.len() as u32));
+        }
+        // Enough points to integrate the longest path's polynomial exactly.
+        t.zs32 = t.zs.iter().map(|&z| z as f32).collect();
+        t.fixed = t.padded();
+        let longest = t.leaves.iter().map(|l| usize::from(l.n)).max().unwrap_or(1);
+        let points = gauss_legendre01(longest.div_ceil(2).max(1));
+        for chunk in points.chunks(QLANES) {
+            let mut nodes = [0.5f64; QLANES];
+            let mut weights = [0.0f64; QLANES];
+            for (l, (x, w)) in chunk.iter().enumerate() {
+                nodes[l] = *x;
+                weights[l] = *w;
+            }
+            t.nodes.push(nodes);
+            t.weights.push(weights);
         }
         t
     }
@@ -443,17 +657,21 @@ impl TreeModel {
             for p in path.iter() {
                 let bit = feats.iter().position(|f| *f == p.feat).unwrap_or(0) as u8;
                 t.conds.push(Cond {
-                    thr: p.thr,
-                    feat: p.feat,
+                    split: p.split,
                     bit,
                     left: p.left,
-                    missing_left: p.missing_left,
                 });
             }
             return;
         }
         let (l, r) = (n.left as usize, n.left as usize + 1);
         let c = f64::from(self.covers[i]);
+        let split = t.splits.len() as u32;
+        t.splits.push(SplitTest {
+            thr: n.thr,
+            feat: n.feat,
+            missing_left: n.flags & MISSING_LEFT != 0,
+        });
         for (child, left) in [(l, true), (r, false)] {
             let frac = if c > 0.0 {
                 f64::from(self.covers[child]) / c
@@ -462,9 +680,8 @@ impl TreeModel {
             };
             path.push(PathStep {
                 feat: n.feat,
-                thr: n.thr,
+                split,
                 left,
-                missing_left: n.flags & MISSING_LEFT != 0,
                 frac,
             });
             self.collect_paths(child, path, t);
@@ -588,9 +805,9 @@ impl TreeModel {
 /// A split on the way to a leaf, while the leaf paths are collected.
 struct PathStep {
     feat: u16,
-    thr: f32,
+    /// The split's index in `LeafPaths::splits`.
+    split: u32,
     left: bool,
-    missing_left: bool,
     /// Share of the node's training weight that went this way.
     frac: f64,
 }
@@ -896,6 +1113,52 @@ mod tests {
             let phi = m.shap(&f.values);
             let total: f64 = phi.iter().sum();
             assert!((total - f64::from(a)).abs() < 1e-3, "{total} vs {a}");
+            // Paths of six splits, features repeated on them: the quadrature agrees with
+            // Algorithm 2 feature by feature.
+            let alg2 = m.shap_alg2(&f.values);
+            for (i, (x, y)) in phi.iter().zip(&alg2).enumerate() {
+                assert!((x - y).abs() < 1e-5, "feature {i}: {x} vs Algorithm 2 {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn deep_trees_take_the_general_path_and_agree_with_algorithm_2() {
+        let samples: Vec<crate::Features> = (0..16u32)
+            .map(|k| {
+                let mut f = crate::Features {
+                    values: [0.0; N_FEATURES],
+                    windows: Default::default(),
+                    terminal: Default::default(),
+                };
+                for (i, v) in f.values.iter_mut().enumerate() {
+                    *v = ((k as usize * 13 + i * 7) % 41) as f32 - 5.0;
+                }
+                f
+            })
+            .collect();
+        let m = crate::synth::random_trees(6, 11, &samples, 3);
+        assert!(m.paths.fixed.is_none(), "paths of 11 splits are not padded");
+        for f in &samples {
+            let (phi, alg2) = (m.shap(&f.values), m.shap_alg2(&f.values));
+            for (i, (x, y)) in phi.iter().zip(&alg2).enumerate() {
+                assert!((x - y).abs() < 1e-5, "feature {i}: {x} vs Algorithm 2 {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn gauss_legendre_integrates_polynomials_exactly() {
+        for k in 1..=8usize {
+            let pts = gauss_legendre01(k);
+            for deg in 0..2 * k {
+                let got: f64 = pts.iter().map(|(x, w)| w * x.powi(deg as i32)).sum();
+                let want = 1.0 / (deg as f64 + 1.0);
+                assert!(
+                    (got - want).abs() < 1e-13,
+                    "k {k} degree {deg}: {got} vs {want}"
+                );
+            }
         }
     }
 
