@@ -16,11 +16,10 @@ use cardguard_engine::{
     AuthRecord, CardChecks, Draft, Engine, EngineState, EngineStats, Event, LabelRecord, TxFacts,
 };
 use cardguard_store::{
-    CardRepository, Durability, EventLog, EventReader, EventWriter, LogReader, SqliteCards,
+    CardRepository, Durability, EventLog, EventReader, EventWriter, SqliteCards,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -91,8 +90,7 @@ pub struct App {
     reader: Arc<dyn EventReader>,
     clock: Arc<dyn Clock>,
     cvv2: Cvv2ServiceCode,
-    snapshot_lock: Mutex<()>,
-    last_snapshot: AtomicU64,
+    snapshots: Arc<crate::snapshots::SnapshotWriter>,
     pub metrics: crate::metrics::Metrics,
     /// Swapped whole when the brands file is reloaded; scans hold their own `Arc`.
     brands: RwLock<Arc<cardguard_phish::BrandRegistry>>,
@@ -178,7 +176,7 @@ impl App {
                 Ok(())
             },
         )?;
-        let reader: LogReader = log.reader()?;
+        let reader: Arc<dyn EventReader> = Arc::new(log.reader()?);
         let summary = OpenSummary {
             cards: registry.len(),
             snapshot_offset,
@@ -202,11 +200,14 @@ impl App {
                 log: Box::new(log),
                 since_snapshot: replayed,
             }),
-            reader: Arc::new(reader),
+            snapshots: crate::snapshots::SnapshotWriter::new(
+                data_dir.to_path_buf(),
+                Arc::clone(&reader),
+                snapshot_offset.unwrap_or(0),
+            ),
+            reader,
             clock,
             cvv2,
-            snapshot_lock: Mutex::new(()),
-            last_snapshot: AtomicU64::new(snapshot_offset.unwrap_or(0)),
             metrics: crate::metrics::Metrics::default(),
             brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
@@ -338,8 +339,7 @@ impl App {
         };
         if let Some(snap) = snapshot {
             let (offset, state) = *snap;
-            let app = Arc::clone(self);
-            tokio::task::spawn_blocking(move || app.write_snapshot(offset, &state));
+            self.snapshots.submit(offset, state);
         }
         match rx.await {
             Ok(Ok(())) => {
@@ -608,42 +608,12 @@ impl App {
         Some(Box::new((core.log.end_offset(), core.engine.freeze())))
     }
 
-    /// Encodes a frozen state and writes it as the snapshot once the log is durable up to its
-    /// offset; older ones never replace newer ones. Runs on a blocking thread, no lock of the
-    /// engine held.
-    fn write_snapshot(&self, offset: u64, state: &EngineState) {
-        let _g = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if offset <= self.last_snapshot.load(Ordering::SeqCst) {
-            return;
-        }
-        let t0 = Instant::now();
-        let r = self.reader.wait_durable(offset).and_then(|()| {
-            cardguard_store::write_snapshot_with(&self.data_dir, offset, |w| {
-                postcard::to_io(state, w)
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        });
-        match r {
-            Ok(bytes) => {
-                self.last_snapshot.store(offset, Ordering::SeqCst);
-                tracing::info!(
-                    offset,
-                    bytes,
-                    ms = t0.elapsed().as_millis() as u64,
-                    "snapshot written"
-                );
-            }
-            Err(e) => tracing::error!(error = %e, "snapshot failed"),
-        }
-    }
-
     /// A snapshot now (at shutdown), if anything happened since the last one.
     pub fn snapshot_now(&self) {
         let taken = {
             let mut core = self.core();
             let end = core.log.end_offset();
-            if end <= self.last_snapshot.load(Ordering::SeqCst) {
+            if end <= self.snapshots.last_offset() {
                 None
             } else {
                 core.since_snapshot = 0;
@@ -651,7 +621,7 @@ impl App {
             }
         };
         if let Some((offset, state)) = taken {
-            self.write_snapshot(offset, &state);
+            self.snapshots.write(offset, &state);
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`enroll`]: the enrollment record and its rules; [`validate`]: shared field checks;
 //! - [`app`]: `App` (open/replay, enroll, authorize, label, reload, snapshots, stats);
 //! - [`consumer`]: tailing readers of the log with durable cursors;
+//! - [`snapshots`]: the snapshot writer thread;
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 
 pub mod access;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod registry;
+pub mod snapshots;
 pub mod validate;
 
 pub use access::{AccessError, ApiKeys, Scope};

@@ -356,13 +356,15 @@ async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard
                 if batches {
                     let list: Vec<serde_json::Value> =
                         (from..to).map(|i| body_of(i, &cards[i])).collect();
-                    let (s, v) = c.post("/v1/cards:batch", &json!({ "cards": list })).await?;
-                    if s == 404 {
-                        batches = false;
-                    } else if s != 200 || v["failed"].as_u64() != Some(0) {
-                        bail!("enrolling: {s} {v}");
-                    } else {
-                        continue;
+                    match c.post("/v1/cards:batch", &json!({ "cards": list })).await {
+                        Ok((200, v)) if v["failed"].as_u64() == Some(0) => continue,
+                        Ok((s, v)) if s != 404 && s != 413 => bail!("enrolling: {s} {v}"),
+                        // A server without the batch route (it may close the connection
+                        // on the unread body): one card at a time on a new connection.
+                        _ => {
+                            batches = false;
+                            c = Client::connect(addr, &key).await?;
+                        }
                     }
                 }
                 for i in from..to {

@@ -1,5 +1,6 @@
 //! `decide()` with a million cards in state (criterion), with the built-in scorecard and with
-//! a 300-tree model of depth 6; the model alone (margin, and margin plus TreeSHAP reasons).
+//! a 300-tree model of depth 6; the model alone (margin, and margin plus TreeSHAP reasons);
+//! the freeze of the state that a snapshot takes.
 //! Set CARDGUARD_BENCH_CARDS to change the number of cards (default 1,000,000; each with 12
 //! transactions over 30 days).
 
@@ -35,6 +36,11 @@ fn bench(c: &mut Criterion) {
             i = (i + 1) % probes.len();
             black_box(e.decide(black_box(&probes[i]), &checks))
         })
+    });
+
+    // A snapshot's freeze (taken under the application's lock) and its release.
+    c.bench_function(&format!("freeze/{cards}_cards"), |b| {
+        b.iter(|| black_box(e.freeze()))
     });
 
     let feats: Vec<_> = probes.iter().map(|p| e.features(p)).collect();

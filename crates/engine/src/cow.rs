@@ -35,9 +35,16 @@ impl ShardKey for cardguard_core::CardToken {
     }
 }
 
-/// A hash map in `2^bits` shards, each behind its own `Arc`.
+/// Shards per page: a freeze clones one `Arc` a page, and the first write to a page that a
+/// snapshot holds clones that page's shard pointers (64 of them, a few microseconds).
+const PAGE: usize = 64;
+
+type Shard<K, V> = Arc<FastMap<K, V>>;
+
+/// A hash map in `2^bits` shards, each behind its own `Arc`, grouped in pages behind `Arc`s
+/// too, so that freezing touches one reference count a page rather than one a shard.
 pub struct ShardedMap<K, V> {
-    shards: Vec<Arc<FastMap<K, V>>>,
+    pages: Vec<Arc<Vec<Shard<K, V>>>>,
     mask: u64,
     len: usize,
     /// Slots allocated across the shards, kept as they grow.
@@ -45,10 +52,10 @@ pub struct ShardedMap<K, V> {
 }
 
 impl<K, V> Clone for ShardedMap<K, V> {
-    /// Shares every shard: O(shards), no entry is copied.
+    /// Shares every page: O(pages), no entry is copied.
     fn clone(&self) -> Self {
         ShardedMap {
-            shards: self.shards.clone(),
+            pages: self.pages.clone(),
             mask: self.mask,
             len: self.len,
             capacity: self.capacity,
@@ -59,20 +66,42 @@ impl<K, V> Clone for ShardedMap<K, V> {
 impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     pub fn new(bits: u32) -> Self {
         let n = 1usize << bits;
+        let per_page = n.min(PAGE);
         ShardedMap {
-            shards: (0..n).map(|_| Arc::new(FastMap::default())).collect(),
+            pages: (0..n / per_page)
+                .map(|_| {
+                    Arc::new(
+                        (0..per_page)
+                            .map(|_| Arc::new(FastMap::default()))
+                            .collect(),
+                    )
+                })
+                .collect(),
             mask: (n - 1) as u64,
             len: 0,
             capacity: 0,
         }
     }
 
-    fn index(&self, k: &K) -> usize {
-        (k.shard_bits() & self.mask) as usize
+    fn index(&self, k: &K) -> (usize, usize) {
+        let i = (k.shard_bits() & self.mask) as usize;
+        (i / PAGE, i % PAGE)
+    }
+
+    fn shard(&self, k: &K) -> &FastMap<K, V> {
+        let (p, s) = self.index(k);
+        &self.pages[p][s]
+    }
+
+    /// The shard of `k` for writing: its page and then the shard itself copied first if a
+    /// snapshot still holds them.
+    fn shard_mut(&mut self, k: &K) -> &mut FastMap<K, V> {
+        let (p, s) = self.index(k);
+        Arc::make_mut(&mut Arc::make_mut(&mut self.pages[p])[s])
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
-        self.shards[self.index(k)].get(k)
+        self.shard(k).get(k)
     }
 
     pub fn contains_key(&self, k: &K) -> bool {
@@ -81,19 +110,19 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
 
     /// The entry to change; its shard is copied first if a snapshot still holds it.
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
-        let i = self.index(k);
-        if !self.shards[i].contains_key(k) {
+        if !self.shard(k).contains_key(k) {
             return None;
         }
-        Arc::make_mut(&mut self.shards[i]).get_mut(k)
+        self.shard_mut(k).get_mut(k)
     }
 
     pub fn entry_or_default(&mut self, k: K) -> &mut V
     where
         V: Default,
     {
-        let i = self.index(&k);
-        let shard = Arc::make_mut(&mut self.shards[i]);
+        let (p, s) = self.index(&k);
+        // Borrowing the pages alone leaves the counters free to update.
+        let shard = Arc::make_mut(&mut Arc::make_mut(&mut self.pages[p])[s]);
         if !shard.contains_key(&k) {
             self.len += 1;
             let before = shard.capacity();
@@ -104,13 +133,12 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     }
 
     pub fn insert(&mut self, k: K, v: V) {
-        let i = self.index(&k);
-        let shard = Arc::make_mut(&mut self.shards[i]);
+        let shard = self.shard_mut(&k);
         let before = shard.capacity();
-        if shard.insert(k, v).is_none() {
-            self.len += 1;
-        }
-        self.capacity = self.capacity + shard.capacity() - before;
+        let new = shard.insert(k, v).is_none();
+        let grown = shard.capacity() - before;
+        self.len += usize::from(new);
+        self.capacity += grown;
     }
 
     pub fn len(&self) -> usize {
@@ -127,18 +155,26 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+        self.pages
+            .iter()
+            .flat_map(|p| p.iter())
+            .flat_map(|s| s.iter())
     }
 
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.shards.iter().flat_map(|s| s.values())
+        self.iter().map(|(_, v)| v)
     }
 }
 
 impl<K: Serialize, V: Serialize> Serialize for ShardedMap<K, V> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut m = ser.serialize_map(Some(self.len))?;
-        for (k, v) in self.shards.iter().flat_map(|s| s.iter()) {
+        for (k, v) in self
+            .pages
+            .iter()
+            .flat_map(|p| p.iter())
+            .flat_map(|s| s.iter())
+        {
             m.serialize_entry(k, v)?;
         }
         m.end()
