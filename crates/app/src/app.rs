@@ -329,11 +329,7 @@ impl App {
                     let (pending, f) = *b;
                     facts = f;
                     attempt += 1;
-                    reasons = Some(
-                        tokio::task::spawn_blocking(move || pending.explain())
-                            .await
-                            .map_err(|e| AppError::Internal(e.to_string()))?,
-                    );
+                    reasons = Some(explain_off_lock(&pending));
                 }
             }
         };
@@ -656,6 +652,19 @@ impl App {
             model,
             now: Timestamp::to_rfc3339(self.clock.now()),
         }
+    }
+}
+
+/// The reasons of a pending decision, computed with no lock held. On a multi-threaded
+/// runtime the worker says it blocks (its other tasks move to another worker) and computes
+/// them in place, without the hop to a blocking thread and back; elsewhere, in place.
+fn explain_off_lock(pending: &cardguard_engine::Pending) -> cardguard_engine::Reasons {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(|| pending.explain())
+    } else {
+        pending.explain()
     }
 }
 

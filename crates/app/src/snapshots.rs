@@ -1,7 +1,7 @@
 //! Snapshot writing, off the request path: a frozen engine state (shards shared with the
 //! live state, nothing copied) is encoded and streamed to disk by a thread of its own that
-//! runs at a lower CPU priority (nice 10), so that on a small machine the encoding takes the
-//! cores the requests leave over instead of delaying them. A snapshot is written only once
+//! runs only on CPU time the requests leave over (`SCHED_IDLE`), so that on a small machine
+//! the encoding never holds a core a request is waiting for. A snapshot is written only once
 //! the log is durable up to its offset, and an older one never replaces a newer one.
 
 use cardguard_engine::EngineState;
@@ -101,11 +101,15 @@ impl SnapshotWriter {
     }
 }
 
-/// Nice 10 for the calling thread (Linux gives each thread its own nice value).
+/// The calling thread runs only on CPU time nothing else wants (`SCHED_IDLE`, which needs
+/// no privilege; Linux schedules each thread on its own), or at nice 19 where that policy
+/// is refused.
 fn lower_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param` only; pid 0 is the calling thread on Linux.
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
     // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-    if r != 0 {
+    if !idle && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
         tracing::debug!("could not lower the snapshot thread's priority");
     }
 }

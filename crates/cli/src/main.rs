@@ -12,6 +12,9 @@ mod progress;
 mod rng;
 
 use anyhow::{Context, Result, bail};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use cardguard_app::{App, Config, Scope};
 use cardguard_core::SystemClock;
 use clap::{Parser, Subcommand};
