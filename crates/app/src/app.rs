@@ -102,6 +102,24 @@ fn log_error(e: cardguard_store::StoreError) -> AppError {
     AppError::Unavailable(format!("event log: {e}"))
 }
 
+/// Appends one event (under the engine lock): its offset, and what says when it is durable.
+fn append<T: Serialize>(core: &mut Core, kind: u8, rec: &T) -> Result<(u64, Durable), AppError> {
+    let payload =
+        cardguard_engine::encode_event(rec).map_err(|e| AppError::Internal(e.to_string()))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let offset = core
+        .log
+        .append(
+            kind,
+            &payload,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
+        .map_err(log_error)?;
+    Ok((offset, rx))
+}
+
 impl App {
     /// Opens the data directory: keys, cards, snapshot, then the log after the snapshot.
     pub fn open(
@@ -413,19 +431,7 @@ impl App {
             checks: *checks,
             outcome,
         };
-        let payload = cardguard_engine::encode_event(&record)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let offset = core
-            .log
-            .append(
-                Event::KIND_AUTH,
-                &payload,
-                Box::new(move |r| {
-                    let _ = tx.send(r);
-                }),
-            )
-            .map_err(log_error)?;
+        let (offset, rx) = append(&mut core, Event::KIND_AUTH, &record)?;
         core.engine
             .apply_auth(&record, offset)
             .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -479,18 +485,7 @@ impl App {
                 ts: self.clock.now(),
                 source,
             };
-            let payload = cardguard_engine::encode_event(&rec)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            core.log
-                .append(
-                    Event::KIND_LABEL,
-                    &payload,
-                    Box::new(move |r| {
-                        let _ = tx.send(r);
-                    }),
-                )
-                .map_err(log_error)?;
+            let (_, rx) = append(&mut core, Event::KIND_LABEL, &rec)?;
             core.engine
                 .apply_label(&rec)
                 .map_err(|e| AppError::Internal(e.to_string()))?;

@@ -1,9 +1,10 @@
 //! `cardguard cards import`: CSV and JSON Lines into a data directory, and through a running
 //! server's batch route; a bad row names its line and field, the rest goes in.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn pan(i: usize) -> String {
     let body = format!("411111{i:09}");
@@ -102,28 +103,11 @@ fn csv_and_json_lines_go_in_and_bad_rows_are_named() {
 fn through_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let key = "import-test-key-0123456789";
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[[auth.api_keys]]\nkey = \"{key}\"\nscopes = [\"admin\"]\n"),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cardguard"))
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&cfg)
-        .env("CARDGUARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(a) = line.strip_prefix("cardguard listening on http://") {
-            break a.to_owned();
-        }
-    };
+    let (mut child, addr) = common::serve(
+        dir.path(),
+        &format!("[[auth.api_keys]]\nkey = \"{key}\"\nscopes = [\"admin\"]\n"),
+    );
+    let addr = addr.to_string();
     let file = dir.path().join("cards.csv");
     std::fs::write(&file, csv(30, 7)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cardguard"))

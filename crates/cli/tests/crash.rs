@@ -2,12 +2,13 @@
 //! authorization that got a response is still there (a retry of its id gets the same
 //! answer), and a torn record at the end of the log is detected and cut off.
 
+mod common;
+
 use cardguard_server::client::Client;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,32 +18,12 @@ type Answered = (String, usize, usize, serde_json::Value);
 const KEY: &str = "crash-test-key-0123456789";
 
 fn start(dir: &Path) -> (Child, SocketAddr) {
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\"]\n[storage]\nsnapshot_every = 700\n"),
+    common::serve(
+        dir,
+        &format!(
+            "[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\"]\n[storage]\nsnapshot_every = 700\n"
+        ),
     )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cardguard"))
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&cfg)
-        .env("CARDGUARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(a) = line.strip_prefix("cardguard listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
-    (child, addr)
 }
 
 fn body(id: &str, card: usize, i: usize) -> serde_json::Value {

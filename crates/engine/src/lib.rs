@@ -31,7 +31,7 @@ pub use features::{
     FEATURE_NAMES, FeatureParams, Features, N_FEATURES, TxContext, idx, terminal_key,
 };
 pub use hash::{stable_hash, stable_hash32};
-pub use model_file::{Model, ModelError};
+pub use model_file::{Model, ModelError, StumpLeaf};
 pub use record::{AuthRecord, Event, EventError, LabelRecord, TxFacts, encode as encode_event};
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{

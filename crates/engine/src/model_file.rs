@@ -70,7 +70,34 @@ pub struct Tree {
     pub nodes: Vec<Node>,
 }
 
+/// One leaf of a [`Tree::stump`]: its margin and the training weight that reached it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StumpLeaf {
+    pub value: f32,
+    pub cover: f32,
+}
+
 impl Tree {
+    /// A tree of one split on feature `feature` (an index into the model's feature names):
+    /// `x <= threshold` (or missing) goes to `below`, the rest to `above`.
+    pub fn stump(feature: u32, threshold: f32, below: StumpLeaf, above: StumpLeaf) -> Tree {
+        Tree {
+            nodes: vec![
+                Node {
+                    feature: Some(feature),
+                    threshold,
+                    left: 1,
+                    right: 2,
+                    missing_left: true,
+                    value: 0.0,
+                    cover: below.cover + above.cover,
+                },
+                Node::leaf(below.value, below.cover),
+                Node::leaf(above.value, above.cover),
+            ],
+        }
+    }
+
     /// The margin this tree adds for `x`.
     pub fn predict(&self, x: &[f32], cmp: Comparison) -> f32 {
         let mut i = 0usize;
@@ -284,26 +311,12 @@ mod tests {
     use super::*;
 
     fn stump() -> Model {
-        let tree = Tree {
-            nodes: vec![
-                Node {
-                    feature: Some(0),
-                    threshold: 1.0,
-                    left: 1,
-                    right: 2,
-                    missing_left: true,
-                    value: 0.0,
-                    cover: 10.0,
-                },
-                Node::leaf(-1.0, 6.0),
-                Node::leaf(2.0, 4.0),
-            ],
-        };
+        let leaf = |value, cover| StumpLeaf { value, cover };
         Model::new(
             vec!["amount".into()],
             Comparison::Le,
             0.5,
-            vec![tree],
+            vec![Tree::stump(0, 1.0, leaf(-1.0, 6.0), leaf(2.0, 4.0))],
             serde_json::json!({}),
             "gbdt-test",
         )

@@ -462,26 +462,13 @@ fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips(
 /// A one-split model on the card's transactions in the last hour: from the second one on,
 /// the margin is +6 (held or declined, with reasons).
 fn velocity_model() -> std::sync::Arc<cardguard_engine::TreeModel> {
-    use cardguard_engine::model_file::{Comparison, Model, Node, Tree};
+    use cardguard_engine::model_file::{Comparison, Model, StumpLeaf, Tree};
     let f = cardguard_engine::FEATURE_NAMES
         .iter()
         .position(|n| *n == "card_count_1h")
         .expect("the engine computes card_count_1h");
-    let tree = Tree {
-        nodes: vec![
-            Node {
-                feature: Some(0),
-                threshold: 0.5,
-                left: 1,
-                right: 2,
-                missing_left: true,
-                value: 0.0,
-                cover: 100.0,
-            },
-            Node::leaf(-6.0, 90.0),
-            Node::leaf(6.0, 10.0),
-        ],
-    };
+    let leaf = |value, cover| StumpLeaf { value, cover };
+    let tree = Tree::stump(0, 0.5, leaf(-6.0, 90.0), leaf(6.0, 10.0));
     let m = Model::new(
         vec![cardguard_engine::FEATURE_NAMES[f].to_owned()],
         Comparison::Le,

@@ -323,22 +323,9 @@ async fn the_brands_file_reloads_live_and_a_bad_one_changes_nothing() {
 
 /// A one-split model on the amount: above `at` JPY the fraud margin is +5, below -5.
 fn amount_model(at: f32) -> String {
-    use cardguard_ml::model::{Comparison, Model, Node, Tree};
-    let tree = Tree {
-        nodes: vec![
-            Node {
-                feature: Some(0),
-                threshold: at,
-                left: 1,
-                right: 2,
-                missing_left: true,
-                value: 0.0,
-                cover: 100.0,
-            },
-            Node::leaf(-5.0, 90.0),
-            Node::leaf(5.0, 10.0),
-        ],
-    };
+    use cardguard_engine::model_file::{Comparison, Model, StumpLeaf, Tree};
+    let leaf = |value, cover| StumpLeaf { value, cover };
+    let tree = Tree::stump(0, at, leaf(-5.0, 90.0), leaf(5.0, 10.0));
     Model::new(
         vec!["amount".into()],
         Comparison::Le,

@@ -1,19 +1,33 @@
-//! Helpers shared by the command's tests: run `cardguard` and insist that it succeeded.
+//! Helpers shared by the command's integration tests.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
-/// The `cardguard` binary under test, ready for arguments.
-pub fn cardguard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cardguard"))
-}
-
-/// Runs the command, failing the test with its stderr unless it succeeds; returns stdout.
-pub fn ok(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+/// Starts `cardguard serve` on port 0 with `config` (TOML, written to `dir/c.toml`) and the
+/// data directory `dir/data`; returns the process and the address it listens on.
+pub fn serve(dir: &Path, config: &str) -> (Child, SocketAddr) {
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("CARDGUARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(a) = line.strip_prefix("cardguard listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    (child, addr)
 }
