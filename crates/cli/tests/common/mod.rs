@@ -1,9 +1,28 @@
-//! Helpers shared by the command's integration tests.
+//! Helpers shared by the command's tests: run `cardguard` and insist that it succeeded, or
+//! start it as a server.
+
+#![allow(dead_code)] // each test binary uses some of them
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+/// The `cardguard` binary under test, ready for arguments.
+pub fn cardguard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cardguard"))
+}
+
+/// Runs the command, failing the test with its stderr unless it succeeds; returns stdout.
+pub fn ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
 
 /// Starts `cardguard serve` on port 0 with `config` (TOML, written to `dir/c.toml`) and the
 /// data directory `dir/data`; returns the process and the address it listens on.
