@@ -55,6 +55,12 @@ impl SnapshotWriter {
                         }
                         let Some(w) = me.upgrade() else { return };
                         w.write(job.0, &job.1);
+                        // What the engine copied since the freeze is freed here, a page at a
+                        // time: the request threads that allocated it take it back in small
+                        // steps instead of one pause.
+                        job.1.release_gradually(|| {
+                            std::thread::sleep(std::time::Duration::from_micros(200))
+                        });
                     }
                 });
             match started {

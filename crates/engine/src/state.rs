@@ -149,6 +149,17 @@ fn de_devices<'de, D: serde::Deserializer<'de>>(
     deserialize_sharded::<D, _, _, CardShards>(d)
 }
 
+impl EngineState {
+    /// Lets go of a frozen state a page of shards at a time, calling `pause` between pages
+    /// (see [`ShardedMap::release_gradually`]); a snapshot writer does this when it is done.
+    pub fn release_gradually(self, mut pause: impl FnMut()) {
+        self.cards.release_gradually(&mut pause);
+        self.devices.release_gradually(&mut pause);
+        self.terminals.release_gradually(&mut pause);
+        self.auths.release_gradually(&mut pause);
+    }
+}
+
 impl Default for EngineState {
     fn default() -> Self {
         EngineState {
