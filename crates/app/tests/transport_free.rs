@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Package name → the names of its dependencies (all versions of a name together).
 fn lock_graph(text: &str) -> BTreeMap<String, Vec<String>> {
     let lock: toml::Table = text.parse().expect("Cargo.lock is TOML");
-    let mut graph = BTreeMap::new();
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in lock["package"].as_array().expect("packages") {
         let name = p["name"].as_str().unwrap_or_default().to_owned();
         let deps: Vec<String> = p
