@@ -417,6 +417,15 @@ impl App {
         if let Some(e) = core.engine.find_request(&facts.id) {
             return Ok(Step::Seen(e.offset));
         }
+        // A new request (a retry of an answered one gets its answer, whenever it comes) is
+        // dated near the server's clock, or refused.
+        let skew = self.config.engine.max_clock_skew_secs;
+        if skew > 0 && facts.ts.0.abs_diff(self.clock.now().0) > skew.saturating_mul(1000) {
+            return Err(AppError::invalid(
+                "timestamp",
+                format!("must be within {skew} seconds of the server's clock"),
+            ));
+        }
         facts.amount_base = core.engine.config().fx.to_base_minor(&facts.amount);
         let outcome = match core.engine.draft(&facts, checks, reasons) {
             Draft::Final(o) => o,

@@ -182,6 +182,10 @@ pub struct EngineSection {
     pub terminal_risk_delay_days: u32,
     /// Days an authorization is kept for retries and labels (0: forever).
     pub auth_retention_days: u32,
+    /// A request's timestamp may differ from the server's clock by at most this many
+    /// seconds (400 otherwise): the caller's clock must not steer retention, counters and
+    /// windows. 0 turns the check off, for replays, demos and tests that send recorded times.
+    pub max_clock_skew_secs: u64,
     /// A model file from `cardguard ml train`: its probability becomes the risk score. Read
     /// again on `POST /v1/model/reload` or SIGHUP. Without one, the built-in scorecard.
     pub model_file: Option<std::path::PathBuf>,
@@ -203,6 +207,7 @@ impl Default for EngineSection {
             card_testing_window_minutes: d.card_testing_window_minutes,
             terminal_risk_delay_days: d.terminal_risk_delay_days,
             auth_retention_days: d.auth_retention_days,
+            max_clock_skew_secs: 300,
             model_file: None,
             thresholds: d.thresholds,
             base_currency: d.fx.base.code().to_owned(),

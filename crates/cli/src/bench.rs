@@ -215,7 +215,8 @@ pub struct HttpArgs {
     #[arg(long)]
     snapshot_every: Option<u64>,
     /// Authorizations sent before the measured run, as fast as the server answers, with
-    /// times spread over the last 30 days (so that cards carry state, as in production).
+    /// times spread over the last 30 days (so that cards carry state, as in production; a
+    /// server given with --addr needs engine.max_clock_skew_secs = 0 for them).
     #[arg(long, default_value_t = 0)]
     warmup: u64,
     /// Model file for the server started here (`engine.model_file`).
@@ -245,6 +246,8 @@ const BENCH_CVK: &str = "0123456789ABCDEFFEDCBA9876543210";
 fn start_server(key: &str, a: &HttpArgs) -> Result<(ServerProc, SocketAddr)> {
     let dir = tempfile::tempdir()?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    // The warm-up dates its authorizations over the last 30 days.
+    cmd.env("CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS", "0");
     if let Some(n) = a.snapshot_every {
         cmd.env("CARDGUARD__STORAGE__SNAPSHOT_EVERY", n.to_string());
     }
@@ -742,6 +745,11 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
         (
             "CARDGUARD__KEYS__CVK__BENCH".to_string(),
             BENCH_CVK.to_string(),
+        ),
+        // Two months of recorded times.
+        (
+            "CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS".to_string(),
+            "0".to_string(),
         ),
         // The worst case of the default spacing: a quarter of the events after the last
         // periodic snapshot.

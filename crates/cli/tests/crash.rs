@@ -21,7 +21,7 @@ fn start(dir: &Path) -> (Child, SocketAddr) {
     common::serve(
         dir,
         &format!(
-            "[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\"]\n[storage]\nsnapshot_every = 700\n"
+            "[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\"]\n[storage]\nsnapshot_every = 700\n[engine]\nmax_clock_skew_secs = 0\n"
         ),
     )
 }

@@ -18,6 +18,9 @@ const ACQUIRER: &str = "acquirer-key-0123456789abcdef";
 const TEST_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
 const PAN: &str = "4123456789012349";
 
+/// The tests send recorded times: the clock-skew check is off unless a test turns it on.
+const RECORDED_TIMES: (&str, &str) = ("CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS", "0");
+
 struct Server {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -26,6 +29,10 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path, extra: &str) -> Server {
+        Server::start_with(dir, extra, &[RECORDED_TIMES]).await
+    }
+
+    async fn start_with(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Server {
         let cfg_path = dir.join("test.toml");
         std::fs::write(
             &cfg_path,
@@ -50,7 +57,8 @@ pvk-1 = "{TEST_KEY}"
             ),
         )
         .unwrap();
-        let config = Config::load(Some(&cfg_path), Vec::new()).unwrap();
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let config = Config::load(Some(&cfg_path), env).unwrap();
         let keys = ApiKeys::from_config(&config.auth.api_keys).unwrap();
         let (app, _) = App::open(config, &dir.join("data"), Arc::new(SystemClock)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -843,5 +851,58 @@ async fn a_batch_enrolls_the_good_cards_and_names_the_bad_ones() {
     assert_eq!((s, v["error"]["field"].as_str()), (400, Some("cards")));
     let (s, _) = acq.post("/v1/cards:batch", &body).await.unwrap();
     assert_eq!(s, 403);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_request_is_dated_near_the_servers_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default: 300 seconds either way.
+    let srv = Server::start_with(dir.path(), "", &[]).await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let now = cardguard_core::Clock::now(&SystemClock);
+    let (s, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("t-now", &now.to_rfc3339(), NY),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, v["response_code"].as_str()), (200, Some("00")), "{v}");
+    // A request dated 2099 (which would age every earlier authorization out of the index)
+    // and one from last year are refused, naming the field, and change nothing.
+    for (id, at) in [
+        ("t-2099", "2099-01-01T00:00:00Z"),
+        ("t-old", "2025-11-21T10:00:00Z"),
+    ] {
+        let (s, v) = acq
+            .post("/v1/authorizations", &authorization(id, at, NY))
+            .await
+            .unwrap();
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (400, Some("timestamp")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("300 seconds"),
+            "{v}"
+        );
+    }
+    assert_eq!(authorizations_count(&mut admin).await, 1);
+    // The answered request's retry still gets its answer, whenever it comes.
+    let (s, v) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("t-now", &now.to_rfc3339(), NY),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, v["response_code"].as_str()), (200, Some("00")), "{v}");
     srv.stop().await;
 }
