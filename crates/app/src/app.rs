@@ -90,6 +90,8 @@ pub struct App {
     reader: Arc<dyn EventReader>,
     clock: Arc<dyn Clock>,
     cvv2: Cvv2ServiceCode,
+    /// The engine's reference rates, for the amount in the base currency.
+    fx: cardguard_engine::FxRates,
     snapshots: Arc<crate::snapshots::SnapshotWriter>,
     pub metrics: crate::metrics::Metrics,
     /// Swapped whole when the brands file is reloaded; scans hold their own `Arc`.
@@ -120,6 +122,14 @@ fn append<T: Serialize>(core: &mut Core, kind: u8, rec: &T) -> Result<(u64, Dura
     Ok((offset, rx))
 }
 
+/// Waits until an appended event is durable.
+async fn durable(rx: Durable) -> Result<(), AppError> {
+    match rx.await {
+        Ok(r) => r.map_err(log_error),
+        Err(_) => Err(AppError::Unavailable("event log writer stopped".into())),
+    }
+}
+
 impl App {
     /// Opens the data directory: keys, cards, snapshot, then the log after the snapshot.
     pub fn open(
@@ -139,6 +149,7 @@ impl App {
             config.mail.verify_sender,
             config.mail.dns_zone.as_deref(),
         )?;
+        let fx = engine_cfg.fx.clone();
         let mut engine = Engine::new(engine_cfg);
         if let Some(path) = &config.engine.model_file {
             engine.set_scorer(load_model(path)?);
@@ -226,6 +237,7 @@ impl App {
             reader,
             clock,
             cvv2,
+            fx,
             metrics: crate::metrics::Metrics::default(),
             brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
@@ -235,11 +247,6 @@ impl App {
 
     fn core(&self) -> std::sync::MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The data directory this application keeps its files in.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// The event log's read side, for consumers.
@@ -355,19 +362,14 @@ impl App {
             let (offset, state) = *snap;
             self.snapshots.submit(offset, state);
         }
-        match rx.await {
-            Ok(Ok(())) => {
-                self.metrics.authorization(
-                    record.outcome.decision,
-                    record.outcome.response_code,
-                    started.elapsed(),
-                );
-                tracing::debug!(authorization_id = %record.authorization_id, decision = record.outcome.decision.as_str(), code = record.outcome.response_code.as_str(), "decided");
-                Ok(*record)
-            }
-            Ok(Err(e)) => Err(log_error(e)),
-            Err(_) => Err(AppError::Unavailable("event log writer stopped".into())),
-        }
+        durable(rx).await?;
+        self.metrics.authorization(
+            record.outcome.decision,
+            record.outcome.response_code,
+            started.elapsed(),
+        );
+        tracing::debug!(authorization_id = %record.authorization_id, decision = record.outcome.decision.as_str(), code = record.outcome.response_code.as_str(), "decided");
+        Ok(*record)
     }
 
     /// The card checks and the facts the engine decides on (outside the lock).
@@ -391,8 +393,8 @@ impl App {
             ts: auth.timestamp,
             utc_offset_min,
             card_token: token,
+            amount_base: self.fx.to_base_minor(&auth.amount),
             amount: auth.amount,
-            amount_base: 0,
             merchant: auth.merchant,
             channel: auth.channel,
             tx_type: auth.tx_type,
@@ -408,7 +410,7 @@ impl App {
     /// update. A decision that needs the model's reasons comes back for them unless `inline`.
     fn decide_and_log(
         &self,
-        mut facts: TxFacts,
+        facts: TxFacts,
         checks: &CardChecks,
         reasons: Option<&cardguard_engine::Reasons>,
         inline: bool,
@@ -426,7 +428,6 @@ impl App {
                 format!("must be within {skew} seconds of the server's clock"),
             ));
         }
-        facts.amount_base = core.engine.config().fx.to_base_minor(&facts.amount);
         let outcome = match core.engine.draft(&facts, checks, reasons) {
             Draft::Final(o) => o,
             Draft::NeedsReasons(p) if !inline => {
@@ -501,14 +502,9 @@ impl App {
             core.since_snapshot += 1;
             (rx, entry.card)
         };
-        match rx.await {
-            Ok(Ok(())) => {
-                self.metrics.label(fraud);
-                Ok(token)
-            }
-            Ok(Err(e)) => Err(log_error(e)),
-            Err(_) => Err(AppError::Unavailable("event log writer stopped".into())),
-        }
+        durable(rx).await?;
+        self.metrics.label(fraud);
+        Ok(token)
     }
 
     /// The card, keyed and ready to store: the PAN encrypted, a stored code hashed.
@@ -573,28 +569,31 @@ impl App {
         &self,
         records: &[CardRecord],
     ) -> Result<Vec<Result<Enrolled, AppError>>, AppError> {
-        let mut out: Vec<Result<Enrolled, AppError>> = Vec::with_capacity(records.len());
-        let mut good = Vec::new();
-        let mut rows = Vec::new();
-        for r in records {
-            match self.keyed(r) {
-                Ok((info, row)) => {
-                    good.push((out.len(), info));
+        let mut rows = Vec::with_capacity(records.len());
+        let keyed: Vec<Result<CardInfo, AppError>> = records
+            .iter()
+            .map(|r| {
+                self.keyed(r).map(|(info, row)| {
                     rows.push(row);
-                    out.push(Err(AppError::Internal("pending".into())));
-                }
-                Err(e) => out.push(Err(e)),
-            }
-        }
-        let created = self
+                    info
+                })
+            })
+            .collect();
+        let mut created = self
             .cards_db
             .upsert_many(&rows)
-            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
-        for ((i, info), created) in good.into_iter().zip(created) {
-            out[i] = Ok(Self::enrolled(&info, created));
-            self.registry.insert(info);
-        }
-        Ok(out)
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
+            .into_iter();
+        Ok(keyed
+            .into_iter()
+            .map(|k| {
+                k.map(|info| {
+                    let out = Self::enrolled(&info, created.next().unwrap_or(false));
+                    self.registry.insert(info);
+                    out
+                })
+            })
+            .collect())
     }
 
     /// Freezes the state under the lock when enough events have passed: the shards are

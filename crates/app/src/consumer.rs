@@ -98,22 +98,27 @@ pub fn run(
             p
         }
     };
-    let mut saved = pos;
-    let mut since_save = 0usize;
-    let mut last_save = Instant::now();
-    let save = |pos: u64, saved: &mut u64| -> Result<(), ConsumerError> {
-        if pos != *saved {
-            cursors.save(name, pos).map_err(store)?;
-            *saved = pos;
+    let mut acks = Acks {
+        saved: pos,
+        since: 0,
+        at: Instant::now(),
+    };
+    let ack = |pos: u64, acks: &mut Acks, now: bool| -> Result<(), ConsumerError> {
+        acks.since += 1;
+        if now || acks.since >= opts.ack_every || acks.at.elapsed() >= opts.ack_interval {
+            if pos != acks.saved {
+                cursors.save(name, pos).map_err(store)?;
+                acks.saved = pos;
+            }
+            acks.since = 0;
+            acks.at = Instant::now();
         }
         Ok(())
     };
     'outer: while !stop.load(Ordering::Relaxed) {
         let frames = reader.read_from(pos, opts.batch.max(1)).map_err(store)?;
         if frames.is_empty() {
-            save(pos, &mut saved)?;
-            since_save = 0;
-            last_save = Instant::now();
+            ack(pos, &mut acks, true)?;
             if opts.stop_at_end {
                 break;
             }
@@ -133,34 +138,31 @@ pub fn run(
                 next: f.end(),
                 event: &event,
             };
-            loop {
-                match handler(&d) {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(consumer = name, offset = f.offset, error = %e, "handler failed; delivering the event again");
-                        // What was processed so far is safe to acknowledge.
-                        save(pos, &mut saved)?;
-                        if stop.load(Ordering::Relaxed) {
-                            break 'outer;
-                        }
-                        std::thread::sleep(opts.retry_after);
-                    }
+            while let Err(e) = handler(&d) {
+                tracing::warn!(consumer = name, offset = f.offset, error = %e, "handler failed; delivering the event again");
+                // What was processed so far is safe to acknowledge.
+                ack(pos, &mut acks, true)?;
+                if stop.load(Ordering::Relaxed) {
+                    break 'outer;
                 }
+                std::thread::sleep(opts.retry_after);
             }
             pos = d.next;
-            since_save += 1;
-            if since_save >= opts.ack_every || last_save.elapsed() >= opts.ack_interval {
-                save(pos, &mut saved)?;
-                since_save = 0;
-                last_save = Instant::now();
-            }
+            ack(pos, &mut acks, false)?;
             if stop.load(Ordering::Relaxed) {
                 break 'outer;
             }
         }
     }
-    save(pos, &mut saved)?;
-    Ok(saved)
+    ack(pos, &mut acks, true)?;
+    Ok(acks.saved)
+}
+
+/// The cursor as saved, and the events and time since.
+struct Acks {
+    saved: u64,
+    since: usize,
+    at: Instant,
 }
 
 /// Cursors kept in memory only: for a reader that does not resume (`cardguard log tail`

@@ -6,7 +6,7 @@
 
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use cardguard_app::{App, AppError, CardRecord, Config, Enrolled, FieldError};
+use cardguard_app::{App, AppError, CardRecord, Config, FieldError};
 use cardguard_core::SystemClock;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -65,12 +65,13 @@ enum Sink {
 }
 
 impl Sink {
-    fn enroll(&mut self, cards: &[CardRecord]) -> Result<Vec<Result<Enrolled, FieldError>>> {
+    /// Enrolls a batch; for each card, whether it is new, or why it was refused.
+    fn enroll(&mut self, cards: &[CardRecord]) -> Result<Vec<Result<bool, FieldError>>> {
         match self {
             Sink::Local(app) => Ok(app
                 .enroll_batch(cards)?
                 .into_iter()
-                .map(|r| r.map_err(field_of))
+                .map(|r| r.map(|e| e.created).map_err(field_of))
                 .collect()),
             Sink::Remote { rt, client } => {
                 let body = serde_json::json!({ "cards": cards });
@@ -88,16 +89,51 @@ impl Sink {
                             e["field"].as_str().unwrap_or(""),
                             e["message"].as_str().unwrap_or("refused"),
                         )),
-                        None => Ok(Enrolled {
-                            card_token: cardguard_core::CardToken([0; 16]),
-                            last4: r["last4"].as_str().unwrap_or("").to_owned(),
-                            brand: "",
-                            created: r["created"].as_bool().unwrap_or(false),
-                        }),
+                        None => Ok(r["created"].as_bool().unwrap_or(false)),
                     })
                     .collect())
             }
         }
+    }
+}
+
+/// What the import did so far; refused rows are listed (the first 50) as they come.
+#[derive(Default)]
+struct Tally {
+    created: u64,
+    updated: u64,
+    refused: u64,
+}
+
+impl Tally {
+    fn refuse(&mut self, line: u64, e: &FieldError) {
+        self.refused += 1;
+        if self.refused <= 50 {
+            let field = if e.field.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", e.field)
+            };
+            eprintln!("line {line}: {field}{}", e.message);
+        } else if self.refused == 51 {
+            eprintln!("(more refused rows are counted, not listed)");
+        }
+    }
+
+    /// Enrolls the rows in `batch` (line, record) and empties it.
+    fn flush(&mut self, sink: &mut Sink, batch: &mut Vec<(u64, CardRecord)>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (lines, records): (Vec<u64>, Vec<CardRecord>) = batch.drain(..).unzip();
+        for (r, line) in sink.enroll(&records)?.into_iter().zip(lines) {
+            match r {
+                Ok(true) => self.created += 1,
+                Ok(false) => self.updated += 1,
+                Err(e) => self.refuse(line, &e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -243,62 +279,27 @@ fn import(a: ImportArgs) -> Result<()> {
         }
     };
     let mut progress = Progress::new("importing cards", size);
-    let (mut created, mut updated, mut refused) = (0u64, 0u64, 0u64);
-    let report = |line: u64, e: &FieldError, refused: &mut u64| {
-        *refused += 1;
-        if *refused <= 50 {
-            let field = if e.field.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", e.field)
-            };
-            eprintln!("line {line}: {field}{}", e.message);
-        } else if *refused == 51 {
-            eprintln!("(more refused rows are counted, not listed)");
-        }
-    };
-    let mut batch: Vec<CardRecord> = Vec::with_capacity(a.batch);
-    let mut lines: Vec<u64> = Vec::with_capacity(a.batch);
-    let mut flush = |batch: &mut Vec<CardRecord>,
-                     lines: &mut Vec<u64>,
-                     counts: (&mut u64, &mut u64, &mut u64)|
-     -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        for (r, line) in sink.enroll(batch)?.into_iter().zip(lines.iter()) {
-            match r {
-                Ok(e) if e.created => *counts.0 += 1,
-                Ok(_) => *counts.1 += 1,
-                Err(e) => report(*line, &e, counts.2),
-            }
-        }
-        batch.clear();
-        lines.clear();
-        Ok(())
-    };
+    let mut tally = Tally::default();
+    let mut batch: Vec<(u64, CardRecord)> = Vec::with_capacity(a.batch);
     while let Some((line, row)) = rows.next_row()? {
         match row {
-            Ok(rec) => {
-                batch.push(rec);
-                lines.push(line);
-            }
-            Err(e) => report(line, &e, &mut refused),
+            Ok(rec) => batch.push((line, rec)),
+            Err(e) => tally.refuse(line, &e),
         }
         if batch.len() == a.batch {
-            flush(
-                &mut batch,
-                &mut lines,
-                (&mut created, &mut updated, &mut refused),
-            )?;
-            progress.set(rows.position(), &format!("{} cards", created + updated));
+            tally.flush(&mut sink, &mut batch)?;
+            progress.set(
+                rows.position(),
+                &format!("{} cards", tally.created + tally.updated),
+            );
         }
     }
-    flush(
-        &mut batch,
-        &mut lines,
-        (&mut created, &mut updated, &mut refused),
-    )?;
+    tally.flush(&mut sink, &mut batch)?;
+    let Tally {
+        created,
+        updated,
+        refused,
+    } = tally;
     let secs = progress.elapsed().as_secs_f64();
     progress.finish(&format!(
         "{} cards enrolled ({created} new, {updated} updated, {:.0}/s), {refused} rows refused",

@@ -17,7 +17,7 @@ pub mod traits;
 
 pub use cards::{CardRow, SqliteCards};
 pub use cursor::FileCursors;
-pub use log::{Appender, Durability, DurableWatch, EventLog, Frame, LogReader, OpenReport};
+pub use log::{Appender, Durability, EventLog, Frame, LogReader, OpenReport};
 pub use snapshot::{read_snapshot, write_snapshot, write_snapshot_with};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 

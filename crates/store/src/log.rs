@@ -248,20 +248,11 @@ impl EventLog {
 
     /// Blocks until everything up to `offset` is durable (or the log failed).
     pub fn wait_durable(&self, offset: u64) -> Result<(), StoreError> {
-        self.watch().wait(offset)
-    }
-
-    pub fn durable_offset(&self) -> u64 {
-        self.watch().durable()
+        self.shared.wait_for(offset)
     }
 
     pub fn failed(&self) -> bool {
         self.shared.failed.load(Ordering::SeqCst)
-    }
-
-    /// A handle that waits for durability without holding the log.
-    pub fn watch(&self) -> DurableWatch {
-        DurableWatch(Arc::clone(&self.shared))
     }
 
     /// A reader of this log: frames at known offsets (idempotent answers, labels) and the
@@ -298,6 +289,18 @@ impl Shared {
         self.durable_cv.notify_all();
     }
 
+    /// Blocks until everything before `offset` is durable, or the log failed.
+    fn wait_for(&self, offset: u64) -> Result<(), StoreError> {
+        let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        while *d < offset {
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(StoreError::WriterFailed("a write failed".into()));
+            }
+            d = self.durable_cv.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(())
+    }
+
     fn fail(&self, why: &str) {
         tracing::error!(
             error = why,
@@ -305,28 +308,6 @@ impl Shared {
         );
         self.failed.store(true, Ordering::SeqCst);
         self.durable_cv.notify_all();
-    }
-}
-
-/// Waits for the log to become durable up to an offset; cheap to clone.
-#[derive(Clone)]
-pub struct DurableWatch(Arc<Shared>);
-
-impl DurableWatch {
-    pub fn wait(&self, offset: u64) -> Result<(), StoreError> {
-        let sh = &self.0;
-        let mut d = sh.durable.lock().unwrap_or_else(|e| e.into_inner());
-        while *d < offset {
-            if sh.failed.load(Ordering::SeqCst) {
-                return Err(StoreError::WriterFailed("a write failed".into()));
-            }
-            d = sh.durable_cv.wait(d).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(())
-    }
-
-    pub fn durable(&self) -> u64 {
-        *self.0.durable.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -488,6 +469,19 @@ impl LogReader {
                 Ok(*sh.durable.lock().unwrap_or_else(|e| e.into_inner()))
             }
             None => Ok(self.file.metadata().map_err(io_err(&self.path))?.len()),
+        }
+    }
+
+    /// Blocks until everything before `offset` is durable (or the log failed).
+    pub fn wait_durable(&self, offset: u64) -> Result<(), StoreError> {
+        match &self.live {
+            Some(sh) => sh.wait_for(offset),
+            None => {
+                while self.durable()? < offset {
+                    self.wait_beyond(offset - 1, std::time::Duration::from_secs(1))?;
+                }
+                Ok(())
+            }
         }
     }
 
