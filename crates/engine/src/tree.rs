@@ -129,8 +129,6 @@ struct LeafPaths {
     /// z of each distinct feature, beside `feats` (and in f32, for the quadrature).
     zs: Vec<f64>,
     zs32: Vec<f32>,
-    /// Per root: its range of `leaves`.
-    trees: Vec<(u32, u32)>,
     /// The same leaves padded to a fixed width when every path is short (depth ≤ 8): the
     /// kernel then runs without a data-dependent branch.
     fixed: Option<FixedLeaves>,
@@ -152,34 +150,36 @@ struct FixedLeaves {
     values: Vec<f32>,
 }
 
-/// One leaf of the padded layout: its contributions added to `acc` (one cell a feature,
-/// and a spare one) at the quadrature nodes.
+/// Which of a leaf's features `x` follows (bit j for its j-th distinct feature): all of
+/// that feature's conditions on the path agree with `x`'s direction at their splits. A
+/// condition on no split (padding) always agrees.
 #[inline(always)]
-fn fixed_leaf<const N: usize>(
+fn hot_mask(conds: &[Cond], dir: &[bool]) -> u64 {
+    conds.iter().fold(u64::MAX, |hot, c| {
+        let off = dir.get(c.split as usize).copied().unwrap_or(c.left) != c.left;
+        hot & !(u64::from(off) << c.bit)
+    })
+}
+
+/// Adds one leaf's contributions at the quadrature `nodes`: for feature j, v·(o_j − z_j)
+/// times the product of the other features' a_i = z_i + (o_i − z_i)·t (a prefix times a
+/// suffix), into `acc[cell(feature)]`. `M` bounds the path's distinct features; with
+/// `feats.len() == M` known after inlining, the loops unroll.
+#[inline(always)]
+fn add_leaf<const M: usize>(
     feats: &[u16],
     zs: &[f32],
-    conds: &[Cond],
+    hot: u64,
     v: f32,
-    dir: &[bool],
     nodes: &[f32; QLANES],
     acc: &mut [[f32; QLANES]],
+    cell: impl Fn(u16) -> usize,
 ) {
-    let (Ok(feats), Ok(zs), Ok(conds)) = (
-        <&[u16; N]>::try_from(feats),
-        <&[f32; N]>::try_from(zs),
-        <&[Cond; N]>::try_from(conds),
-    ) else {
-        return;
-    };
-    let mut hot = u64::MAX;
-    for c in conds {
-        let off = dir.get(c.split as usize).copied().unwrap_or(c.left) != c.left;
-        hot &= !(u64::from(off) << c.bit);
-    }
-    let mut a = [[0.0f32; QLANES]; N];
-    let mut pre = [[0.0f32; QLANES]; N];
+    let n = feats.len().min(zs.len()).min(M);
+    let mut a = [[0.0f32; QLANES]; M];
+    let mut pre = [[0.0f32; QLANES]; M];
     let mut p = [1.0f32; QLANES];
-    for j in 0..N {
+    for j in 0..n {
         let d = (hot >> j & 1) as f32 - zs[j];
         for l in 0..QLANES {
             a[j][l] = zs[j] + d * nodes[l];
@@ -190,11 +190,11 @@ fn fixed_leaf<const N: usize>(
         }
     }
     let mut suf = [1.0f32; QLANES];
-    for j in (0..N).rev() {
+    for j in (0..n).rev() {
         let c = v * ((hot >> j & 1) as f32 - zs[j]);
-        if let Some(cell) = acc.get_mut(usize::from(feats[j])) {
+        if let Some(acc) = acc.get_mut(cell(feats[j])) {
             for l in 0..QLANES {
-                cell[l] += c * pre[j][l] * suf[l];
+                acc[l] += c * pre[j][l] * suf[l];
             }
         }
         for l in 0..QLANES {
@@ -245,24 +245,23 @@ impl LeafPaths {
     }
 }
 
-/// Every leaf of the padded layout through `fixed_leaf`, `N` being its width.
+/// Every leaf of the padded layout, `N` being its width: fixed trip counts, no branch on
+/// the path's length (one accumulator a feature, and a spare one for the padding).
 fn fixed_leaves<const N: usize>(
     fx: &FixedLeaves,
     dir: &[bool],
     nodes: &[f32; QLANES],
     acc: &mut [[f32; QLANES]],
 ) {
-    for (i, &v) in fx.values.iter().enumerate() {
-        let r = i * N..(i + 1) * N;
-        fixed_leaf::<N>(
-            &fx.feats[r.clone()],
-            &fx.zs[r.clone()],
-            &fx.conds[r],
-            v,
-            dir,
-            nodes,
-            acc,
-        );
+    let leaves = fx
+        .feats
+        .chunks_exact(N)
+        .zip(fx.zs.chunks_exact(N))
+        .zip(fx.conds.chunks_exact(N))
+        .zip(&fx.values);
+    for (((feats, zs), conds), &v) in leaves {
+        let hot = hot_mask(conds, dir);
+        add_leaf::<N>(feats, zs, hot, v, nodes, acc, usize::from);
     }
 }
 
@@ -519,83 +518,42 @@ impl TreeModel {
                 }
             })
             .collect();
-        if let Some(fx) = &t.fixed {
-            let nodes: [f32; QLANES] = t.nodes[0].map(|x| x as f32);
-            let mut acc = vec![[0.0f32; QLANES]; N_FEATURES + 1];
-            for (k, &r) in self.roots.iter().enumerate() {
-                if r != 0 {
-                    phi[N_FEATURES] += self.expected[k];
-                }
-            }
-            match fx.width {
-                0..=4 => fixed_leaves::<4>(fx, &dir, &nodes, &mut acc),
-                5 | 6 => fixed_leaves::<6>(fx, &dir, &nodes, &mut acc),
-                _ => fixed_leaves::<8>(fx, &dir, &nodes, &mut acc),
-            }
-            for (f, out) in phi[..N_FEATURES].iter_mut().enumerate() {
-                *out += (0..QLANES)
-                    .map(|l| f64::from(acc[f][l]) * t.weights[0][l])
-                    .sum::<f64>();
-            }
-            return phi;
-        }
-        let blocks = t.nodes.len();
-        // Per feature and block: Σ over leaves of v·(o − z)·Π_{j≠i} a_j at each node, in
-        // f32 lanes (four to a vector register), summed into f64 tree by tree.
-        let mut acc = vec![[0.0f32; QLANES]; N_FEATURES * blocks];
-        let mut total = vec![[0.0f64; QLANES]; N_FEATURES * blocks];
-        let mut pre = [[0.0f32; QLANES]; 65];
-        let mut a = [[0.0f32; QLANES]; 64];
-        let nodes32: Vec<[f32; QLANES]> = t.nodes.iter().map(|b| b.map(|x| x as f32)).collect();
         for (k, &r) in self.roots.iter().enumerate() {
-            if r == 0 {
-                continue;
-            }
-            phi[N_FEATURES] += self.expected[k];
-            let (from, to) = t.trees[k];
-            for leaf in &t.leaves[from as usize..to as usize] {
-                let n = usize::from(leaf.n);
-                let mut hot: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-                for c in &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)] {
-                    let off = dir[c.split as usize] != c.left;
-                    hot &= !(u64::from(off) << c.bit);
-                }
-                let feats = &t.feats[leaf.feats as usize..][..n];
-                let zs = &t.zs32[leaf.feats as usize..][..n];
-                let v = leaf.value;
-                for (b, nodes) in nodes32.iter().enumerate() {
-                    // a_j(t) = z_j + (o_j − z_j)·t; prefix products, then suffix products.
-                    pre[0] = [1.0; QLANES];
-                    for j in 0..n {
-                        let d = (hot >> j & 1) as f32 - zs[j];
-                        for l in 0..QLANES {
-                            a[j][l] = zs[j] + d * nodes[l];
-                            pre[j + 1][l] = pre[j][l] * a[j][l];
-                        }
-                    }
-                    let mut suf = [1.0f32; QLANES];
-                    for j in (0..n).rev() {
-                        let c = v * ((hot >> j & 1) as f32 - zs[j]);
-                        let cell = &mut acc[usize::from(feats[j]) * blocks + b];
-                        for l in 0..QLANES {
-                            cell[l] += c * pre[j][l] * suf[l];
-                            suf[l] *= a[j][l];
-                        }
-                    }
-                }
-            }
-            for (t, a) in total.iter_mut().zip(acc.iter_mut()) {
-                for l in 0..QLANES {
-                    t[l] += f64::from(a[l]);
-                }
-                *a = [0.0; QLANES];
+            if r != 0 {
+                phi[N_FEATURES] += self.expected[k];
             }
         }
-        let acc = total;
+        // One accumulator a feature and a block of quadrature nodes (and a spare one for the
+        // padded layout's padding).
+        let blocks = t.nodes.len();
+        let mut acc = vec![[0.0f32; QLANES]; (N_FEATURES + 1) * blocks];
+        let nodes32: Vec<[f32; QLANES]> = t.nodes.iter().map(|b| b.map(|x| x as f32)).collect();
+        match (&t.fixed, nodes32.first()) {
+            // Paths of at most 8 splits: one block of nodes, the padded layout.
+            (Some(fx), Some(nodes)) => match fx.width {
+                0..=4 => fixed_leaves::<4>(fx, &dir, nodes, &mut acc),
+                5 | 6 => fixed_leaves::<6>(fx, &dir, nodes, &mut acc),
+                _ => fixed_leaves::<8>(fx, &dir, nodes, &mut acc),
+            },
+            // Longer paths: each leaf at its own length, in as many blocks as needed.
+            _ => {
+                for leaf in &t.leaves {
+                    let n = usize::from(leaf.n);
+                    let conds = &t.conds[leaf.conds as usize..][..usize::from(leaf.n_conds)];
+                    let hot = hot_mask(conds, &dir);
+                    let feats = &t.feats[leaf.feats as usize..][..n];
+                    let zs = &t.zs32[leaf.feats as usize..][..n];
+                    for (b, nodes) in nodes32.iter().enumerate() {
+                        let cell = |f: u16| usize::from(f) * blocks + b;
+                        add_leaf::<64>(feats, zs, hot, leaf.value, nodes, &mut acc, cell);
+                    }
+                }
+            }
+        }
         for (f, out) in phi[..N_FEATURES].iter_mut().enumerate() {
             for (b, w) in t.weights.iter().enumerate() {
                 let cell = &acc[f * blocks + b];
-                *out += (0..QLANES).map(|l| cell[l] * w[l]).sum::<f64>();
+                *out += (0..QLANES).map(|l| f64::from(cell[l]) * w[l]).sum::<f64>();
             }
         }
         phi
@@ -604,13 +562,9 @@ impl TreeModel {
     fn build_paths(&self) -> LeafPaths {
         let mut t = LeafPaths::default();
         let mut path: Vec<PathStep> = Vec::new();
-        for &r in &self.roots {
-            let from = t.leaves.len() as u32;
-            if r != 0 {
-                path.clear();
-                self.collect_paths(r as usize, &mut path, &mut t);
-            }
-            t.trees.push((from, t.leaves.len() as u32));
+        for &r in self.roots.iter().filter(|&&r| r != 0) {
+            path.clear();
+            self.collect_paths(r as usize, &mut path, &mut t);
         }
         // Enough points to integrate the longest path's polynomial exactly.
         t.zs32 = t.zs.iter().map(|&z| z as f32).collect();
@@ -1015,7 +969,22 @@ mod tests {
     #[test]
     fn shap_equals_brute_force_shapley_values_and_adds_up() {
         let m = model();
-        assert_eq!(m.paths.trees.len(), m.roots.len());
+        // Every leaf of every tree has its path.
+        fn leaves(m: &TreeModel, i: usize) -> usize {
+            let n = m.nodes[i];
+            if is_leaf(&n) {
+                1
+            } else {
+                leaves(m, n.left as usize) + leaves(m, n.left as usize + 1)
+            }
+        }
+        let want: usize = m
+            .roots
+            .iter()
+            .filter(|&&r| r != 0)
+            .map(|&r| leaves(&m, r as usize))
+            .sum();
+        assert_eq!(m.paths.leaves.len(), want);
         for xs in [
             x(3.0, 0.2, 1.0),
             x(7.0, 0.9, 4.0),
