@@ -118,9 +118,13 @@ impl ApiKeys {
         self.keys.is_empty()
     }
 
-    /// Checks a presented key and that it has one of `scopes`. Every configured key is
-    /// compared, in constant time, whichever matches.
-    pub fn check(&self, presented: Option<&str>, scopes: &[Scope]) -> Result<(), AccessError> {
+    /// Checks a presented key and that it has one of `scopes`, and names the client it
+    /// belongs to. Every configured key is compared, in constant time, whichever matches.
+    pub fn check(
+        &self,
+        presented: Option<&str>,
+        scopes: &[Scope],
+    ) -> Result<ClientId, AccessError> {
         let presented = presented.ok_or(AccessError::Unauthenticated)?;
         let h = sha256(presented.as_bytes());
         let mut found: u8 = 0;
@@ -134,12 +138,34 @@ impl ApiKeys {
             return Err(AccessError::Unauthenticated);
         }
         if scopes.iter().any(|s| found & s.bit() != 0) {
-            Ok(())
+            Ok(ClientId::of_key_hash(&h))
         } else {
             Err(AccessError::Forbidden(
                 scopes.first().map_or("required", Scope::as_str),
             ))
         }
+    }
+}
+
+/// Who sent a request: the first 8 bytes of its API key's SHA-256, in hex, after `k`. It
+/// scopes request ids (one client's ids never find another's decisions), stays the same
+/// across restarts and reveals nothing of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    fn of_key_hash(h: &[u8; 32]) -> ClientId {
+        ClientId(format!("k{}", crate::keys::hex(&h[..8])))
+    }
+
+    /// A client that presents no key: an in-process caller (a benchmark, a test, another
+    /// front door with its own authentication), named by the caller.
+    pub fn local(name: &str) -> ClientId {
+        ClientId(format!("local:{name}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -6,6 +6,7 @@
 //! the order in which the engine applied the events. Decisions take a few microseconds
 //! under it; the wait for the disk happens outside it.
 
+use crate::access::ClientId;
 use crate::config::{Config, DurabilitySetting};
 use crate::enroll::CardRecord;
 use crate::error::{AppError, OpenError};
@@ -65,6 +66,8 @@ type Durable = tokio::sync::oneshot::Receiver<Result<(), cardguard_store::StoreE
 enum Step {
     /// The request id was answered before; its event is at this offset.
     Seen(u64),
+    /// The request id was answered before for another request; its event is here.
+    Conflict(u64, Box<TxFacts>),
     /// The decision needs the model's reasons: computed outside the lock, then tried again.
     NeedsReasons(Box<(cardguard_engine::Pending, TxFacts)>),
     Logged {
@@ -327,16 +330,18 @@ impl App {
     }
 
     /// Decides an authorization, logs it, and returns its record once the log has it. A
-    /// request id answered before gets its first record back. `started` is when the request
-    /// arrived, for the latency metric.
+    /// request id the client had answered before gets its first record back, if the request
+    /// is the same; another request under a used id is a conflict. `started` is when the
+    /// request arrived, for the latency metric.
     pub async fn authorize(
         self: &Arc<Self>,
         auth: Authorization,
         utc_offset_min: i16,
+        client: &ClientId,
         started: Instant,
     ) -> Result<AuthRecord, AppError> {
         let id = auth.id.clone();
-        let (mut facts, checks) = self.facts(auth, utc_offset_min);
+        let (mut facts, checks) = self.facts(auth, utc_offset_min, client);
         let mut reasons = None;
         let mut attempt = 0;
         let (rx, record, snapshot) = loop {
@@ -345,6 +350,13 @@ impl App {
             let inline = attempt >= 2;
             match self.decide_and_log(facts, &checks, reasons.as_ref(), inline)? {
                 Step::Seen(offset) => return self.answer_again(offset, &id).await,
+                Step::Conflict(offset, facts) => {
+                    let first = self.answer_again(offset, &id).await?;
+                    return Err(AppError::Conflict(format!(
+                        "request id {id} was used before for another request ({}); a retry must repeat the request unchanged",
+                        first.tx.differences(&facts)
+                    )));
+                }
                 Step::Logged {
                     durable,
                     record,
@@ -373,7 +385,14 @@ impl App {
     }
 
     /// The card checks and the facts the engine decides on (outside the lock).
-    fn facts(&self, auth: Authorization, utc_offset_min: i16) -> (TxFacts, CardChecks) {
+    fn facts(
+        &self,
+        auth: Authorization,
+        utc_offset_min: i16,
+        client: &ClientId,
+    ) -> (TxFacts, CardChecks) {
+        let received = self.clock.now();
+        let digest = self.keys.request_digest(&canonical(&auth, utc_offset_min));
         let pan_valid = cardguard_cardsec::check_pan(&auth.card.pan).is_ok();
         let token = self.keys.token(&auth.card.pan);
         let card = self.registry.get(&token);
@@ -402,6 +421,9 @@ impl App {
             device_ip: auth.device.as_ref().and_then(|d| d.ip),
             home_country: home.map(|h| h.country),
             home: home.and_then(|h| h.location),
+            received: Some(received),
+            client: Some(client.as_str().to_owned()),
+            digest: Some(format!("{digest:032x}")),
         };
         (facts, checks)
     }
@@ -416,13 +438,18 @@ impl App {
         inline: bool,
     ) -> Result<Step, AppError> {
         let mut core = self.core();
-        if let Some(e) = core.engine.find_request(&facts.id) {
-            return Ok(Step::Seen(e.offset));
+        if let Some(e) = core.engine.find_key(facts.request_key()) {
+            // Events of earlier versions carry no digest: their retries are taken as equal.
+            return Ok(if e.digest == 0 || e.digest == facts.digest_value() {
+                Step::Seen(e.offset)
+            } else {
+                Step::Conflict(e.offset, Box::new(facts))
+            });
         }
         // A new request (a retry of an answered one gets its answer, whenever it comes) is
         // dated near the server's clock, or refused.
         let skew = self.config.engine.max_clock_skew_secs;
-        if skew > 0 && facts.ts.0.abs_diff(self.clock.now().0) > skew.saturating_mul(1000) {
+        if skew > 0 && facts.ts.0.abs_diff(facts.now().0) > skew.saturating_mul(1000) {
             return Err(AppError::invalid(
                 "timestamp",
                 format!("must be within {skew} seconds of the server's clock"),
@@ -656,6 +683,28 @@ impl App {
             now: Timestamp::to_rfc3339(self.clock.now()),
         }
     }
+}
+
+/// The request in one canonical form, for its digest: every field the caller sent, the
+/// secrets included (the digest is keyed), in a fixed order and notation, so that the same
+/// request written another way (other field order, `100` or `100.0`) digests the same.
+fn canonical(auth: &Authorization, utc_offset_min: i16) -> Vec<u8> {
+    let card = &auth.card;
+    serde_json::to_vec(&(
+        &auth.id,
+        auth.timestamp,
+        utc_offset_min,
+        card.pan.expose(),
+        (card.expiry.year, card.expiry.month),
+        &card.csc,
+        &card.pin_block,
+        &auth.amount,
+        &auth.merchant,
+        auth.channel,
+        auth.tx_type,
+        &auth.device,
+    ))
+    .unwrap_or_default()
 }
 
 /// The reasons of a pending decision, computed with no lock held. On a multi-threaded

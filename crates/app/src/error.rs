@@ -12,6 +12,10 @@ pub enum AppError {
     /// What the request names does not exist (or is no longer retained).
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts one accepted before (a request id reused for another
+    /// request).
+    #[error("{0}")]
+    Conflict(String),
     /// A store cannot take writes now (the event log writer failed, the card database is
     /// unreachable): try again later.
     #[error("{0}")]

@@ -190,6 +190,19 @@ impl KeyRing {
         CardToken(t)
     }
 
+    /// A keyed digest of a canonical request (HMAC-SHA-256 under the token key, with a
+    /// label of its own, first 16 bytes): equal requests get equal digests, and the digest
+    /// reveals nothing of the card data in it to whoever lacks the key.
+    pub fn request_digest(&self, canonical: &[u8]) -> u128 {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token.0).expect("any key length");
+        mac.update(b"cardguard request digest v1\0");
+        mac.update(canonical);
+        let out = mac.finalize().into_bytes();
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&out[..16]);
+        u128::from_be_bytes(d)
+    }
+
     pub fn csc_key(&self) -> &[u8] {
         &self.csc.0
     }

@@ -24,7 +24,7 @@ pub mod registry;
 pub mod snapshots;
 pub mod validate;
 
-pub use access::{AccessError, ApiKeys, Scope};
+pub use access::{AccessError, ApiKeys, ClientId, Scope};
 pub use app::{App, Enrolled, OpenSummary, Stats};
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};

@@ -65,9 +65,14 @@ async fn a_consumer_in_process_follows_the_authorizations() {
         )
         .unwrap();
     for id in ["a-1", "a-2", "a-3"] {
-        app.authorize(authorization(id), 0, Instant::now())
-            .await
-            .unwrap();
+        app.authorize(
+            authorization(id),
+            0,
+            &cardguard_app::ClientId::local("test"),
+            Instant::now(),
+        )
+        .await
+        .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {

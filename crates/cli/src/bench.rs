@@ -785,7 +785,13 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
             "channel": "card_present", "type": "purchase"});
         let req: cardguard_server::api::dto::AuthorizationReq = serde_json::from_value(body)?;
         let (auth, off) = req.validate().map_err(|e| anyhow::anyhow!(e.message))?;
-        app.authorize(auth, off, Instant::now()).await?;
+        app.authorize(
+            auth,
+            off,
+            &cardguard_app::ClientId::local("bench"),
+            Instant::now(),
+        )
+        .await?;
         if i > 0 && i % 200_000 == 0 {
             println!(
                 "  {i} events written ({:.0}/s)",

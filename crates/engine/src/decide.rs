@@ -207,7 +207,7 @@ pub(crate) fn decide(
     let state = card.unwrap_or(&empty);
     let limit = cfg.pin_try_limit.max(1);
     match checks.pin {
-        PinCheck::Correct | PinCheck::Wrong if pin_locked(state, tx.ts_ms, cfg) => {
+        PinCheck::Correct | PinCheck::Wrong if pin_locked(state, tx.now_ms, cfg) => {
             return out(
                 Decline,
                 R::PinTriesExceeded,
@@ -245,7 +245,7 @@ pub(crate) fn decide(
     }
     let window = i64::from(cfg.card_testing_window_minutes) * 60_000;
     let wrong_csc =
-        state.wrong_csc_since(tx.ts_ms, window) + usize::from(checks.csc == CscCheck::Mismatch);
+        state.wrong_csc_since(tx.now_ms, window) + usize::from(checks.csc == CscCheck::Mismatch);
     if wrong_csc >= usize::from(cfg.card_testing_wrong_csc.max(1)) {
         return out(
             Decline,

@@ -113,7 +113,11 @@ impl Features {
 /// What the feature function needs of a transaction, hashed and compacted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TxContext {
+    /// The transaction's time, as the request gives it.
     pub ts_ms: i64,
+    /// The server's time when the request arrived (see [`TxFacts::now`]): what the PIN and
+    /// security-code counters go by.
+    pub now_ms: i64,
     pub local_hour: u8,
     pub local_weekday: u8,
     /// Base-currency minor units, and the base currency's exponent.
@@ -147,6 +151,7 @@ impl TxContext {
         let local = tx.ts.plus_ms(i64::from(tx.utc_offset_min) * 60_000);
         TxContext {
             ts_ms: tx.ts.0,
+            now_ms: tx.now().0,
             local_hour: local.hour(),
             local_weekday: local.weekday(),
             amount_base: tx.amount_base,
@@ -319,7 +324,7 @@ pub fn compute(
     v[CASH_ADVANCE] = b(tx.tx_type == TxType::CashAdvance);
     v[REFUND] = b(tx.tx_type == TxType::Refund);
     v[MCC_HIGH_RISK] = b(tx.mcc.is_high_risk());
-    v[WRONG_CSC_10M] = card.wrong_csc_since(tx.ts_ms, card_testing_window_ms) as f32;
+    v[WRONG_CSC_10M] = card.wrong_csc_since(tx.now_ms, card_testing_window_ms) as f32;
     v[WRONG_PIN_STREAK] = f32::from(card.wrong_pin_streak);
     v[DAYS_SINCE_FRAUD_LABEL] = if card.fraud_label_ms != 0 {
         ((tx.ts_ms - card.fraud_label_ms).max(0) as f64 / 86_400_000.0) as f32

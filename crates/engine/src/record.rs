@@ -32,6 +32,69 @@ pub struct TxFacts {
     pub home_country: Option<Country>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home: Option<Location>,
+    /// When the server received the request, by its own clock: what retention, the PIN and
+    /// security-code counters and lockouts go by, and a bound no recorded time may pass.
+    /// Absent in replays of recorded data and in events of earlier versions, where the
+    /// request's own time stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Timestamp>,
+    /// The API client (its key's id) that sent the request: request ids are unique per
+    /// client, so one client's ids never find another's decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// A keyed digest of the whole canonical request (32 hex digits): a retry of the id must
+    /// carry the same request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl TxFacts {
+    /// The engine's "now" for this request: the server's clock when it was received, or the
+    /// request's time where no server clock was recorded.
+    pub fn now(&self) -> Timestamp {
+        self.received.unwrap_or(self.ts)
+    }
+
+    /// The idempotency key of the request: its id, scoped by its client.
+    pub fn request_key(&self) -> u128 {
+        crate::state::scoped_request_key(self.client.as_deref(), &self.id)
+    }
+
+    /// What differs between two requests, in the terms of the request and without values
+    /// (the card data is compared through the card token; the rest of it, security code,
+    /// PIN block and expiry, only through the digest).
+    pub fn differences(&self, other: &TxFacts) -> String {
+        let m = (&self.merchant, &other.merchant);
+        let differs = [
+            ("card", self.card_token != other.card_token),
+            ("amount", self.amount != other.amount),
+            (
+                "timestamp",
+                self.ts != other.ts || self.utc_offset_min != other.utc_offset_min,
+            ),
+            ("merchant", m.0 != m.1),
+            ("channel", self.channel != other.channel),
+            ("type", self.tx_type != other.tx_type),
+            (
+                "device",
+                self.device_id != other.device_id || self.device_ip != other.device_ip,
+            ),
+        ];
+        let named: Vec<&str> = differs.iter().filter(|d| d.1).map(|d| d.0).collect();
+        if named.is_empty() {
+            "another security code, PIN block, expiry or device detail".into()
+        } else {
+            format!("another {}", named.join(", "))
+        }
+    }
+
+    /// The request digest as a number (0 when there is none, as in older events).
+    pub fn digest_value(&self) -> u128 {
+        self.digest
+            .as_deref()
+            .and_then(|d| u128::from_str_radix(d, 16).ok())
+            .unwrap_or(0)
+    }
 }
 
 /// One decided authorization: the event the log keeps and a replay applies.

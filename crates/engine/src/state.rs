@@ -41,7 +41,12 @@ pub struct AuthEntry {
     pub key: u128,
     /// Where its event starts in the log (opaque to the engine).
     pub offset: u64,
+    /// The transaction's time (never later than the engine's clock when it was applied).
     pub ts_ms: i64,
+    /// When the server received it: retention goes by this.
+    pub received_ms: i64,
+    /// The digest of the request (0 if unknown): a retry with another body is a conflict.
+    pub digest: u128,
     pub terminal: u64,
     pub card: CardToken,
     pub card_known: bool,
@@ -89,13 +94,22 @@ impl Reasons {
     }
 }
 
-/// The 128-bit idempotency key of a request id.
+/// The 128-bit idempotency key of a request id (of no particular client).
 pub fn request_key(id: &str) -> u128 {
-    let a = stable_hash(id.as_bytes());
-    let mut salted = Vec::with_capacity(id.len() + 1);
-    salted.push(0x5a);
-    salted.extend_from_slice(id.as_bytes());
-    (u128::from(a) << 64) | u128::from(stable_hash(&salted))
+    scoped_request_key(None, id)
+}
+
+/// The 128-bit idempotency key of a request id sent by `client`.
+pub fn scoped_request_key(client: Option<&str>, id: &str) -> u128 {
+    let mut b = Vec::with_capacity(id.len() + client.map_or(0, |c| c.len() + 1) + 1);
+    if let Some(c) = client {
+        b.extend_from_slice(c.as_bytes());
+        b.push(0);
+    }
+    b.extend_from_slice(id.as_bytes());
+    let a = stable_hash(&b);
+    b.insert(0, 0x5a);
+    (u128::from(a) << 64) | u128::from(stable_hash(&b))
 }
 
 /// Prefix of cardguard's authorization ids; the number after it is the index in the log.
@@ -120,6 +134,9 @@ pub struct EngineState {
     auths: ChunkedDeque<AuthEntry>,
     /// Authorizations dropped from the front after `auth_retention_days`.
     auths_base: u64,
+    /// The engine's clock: the latest server time an applied authorization was received
+    /// at. Never moves back, and no request's own time moves it.
+    clock_ms: i64,
 }
 
 /// Shards of the card and device maps: 32,768 (about 30 cards each with a million cards, so
@@ -168,6 +185,7 @@ impl Default for EngineState {
             devices: ShardedMap::new(CardShards::BITS),
             auths: ChunkedDeque::default(),
             auths_base: 0,
+            clock_ms: i64::MIN,
         }
     }
 }
@@ -246,9 +264,16 @@ impl Engine {
         auth_id(self.auth_total() as usize)
     }
 
-    /// The authorization a request id was given, if it is still retained.
+    /// The authorization a request id (of no particular client) was given, if it is
+    /// still retained.
     pub fn find_request(&self, id: &str) -> Option<&AuthEntry> {
-        let n = *self.by_key.get(&request_key(id))?;
+        self.find_key(request_key(id))
+    }
+
+    /// The authorization a request with this idempotency key (see
+    /// [`TxFacts::request_key`]) was given, if it is still retained.
+    pub fn find_key(&self, key: u128) -> Option<&AuthEntry> {
+        let n = *self.by_key.get(&key)?;
         self.state.auths.get((n - self.state.auths_base) as usize)
     }
 
@@ -269,16 +294,17 @@ impl Engine {
         .then(|| (n - self.state.auths_base) as usize)
     }
 
-    /// Drops the authorizations older than the retention from the front: their retries are
-    /// new requests and their labels unknown. Amortised O(1) per authorization.
-    fn prune_auths(&mut self, now_ms: i64) {
+    /// Drops the authorizations received longer than the retention before the engine's
+    /// clock from the front: their retries are new requests and their labels unknown.
+    /// Amortised O(1) per authorization.
+    fn prune_auths(&mut self) {
         let days = self.config.auth_retention_days;
         if days == 0 {
             return;
         }
-        let horizon = now_ms - i64::from(days) * 86_400_000;
+        let horizon = self.state.clock_ms - i64::from(days) * 86_400_000;
         while let Some(a) = self.state.auths.front() {
-            if a.ts_ms >= horizon {
+            if a.received_ms >= horizon {
                 break;
             }
             if self.by_key.get(&a.key) == Some(&self.state.auths_base) {
@@ -390,23 +416,31 @@ impl Engine {
         if rec.authorization_id != auth_id(n as usize) {
             return Err(EngineError::OutOfSequence(rec.authorization_id.clone()));
         }
-        let key = request_key(&rec.tx.id);
+        let key = rec.tx.request_key();
         if self.by_key.contains_key(&key) {
             return Err(EngineError::DuplicateAuthorization(rec.tx.id.clone()));
         }
         let ctx = self.context(&rec.tx);
         let known = rec.checks.card_known();
+        // The server's clock moves the engine's; the request's own time never does, and the
+        // state records no time past the engine's clock, so no request dated in the future
+        // cuts a history, forgets an answered id or resets a counter.
+        let now = ctx.now_ms;
+        self.state.clock_ms = self.state.clock_ms.max(now);
+        let at = ctx.ts_ms.min(self.state.clock_ms);
         self.by_key.insert(key, n);
         self.state.auths.push_back(AuthEntry {
             key,
             offset,
-            ts_ms: ctx.ts_ms,
+            ts_ms: at,
+            received_ms: now,
+            digest: rec.tx.digest_value(),
             terminal: ctx.terminal,
             card: rec.tx.card_token,
             card_known: known,
             label: crate::state::Label::None,
         });
-        self.prune_auths(ctx.ts_ms);
+        self.prune_auths();
         if !known {
             return Ok(());
         }
@@ -414,7 +448,7 @@ impl Engine {
         let cfg = &self.config;
         let card = self.state.cards.entry_or_default(rec.tx.card_token);
         let card_heap_before = card.heap_bytes();
-        if card.pin_locked_ms != 0 && !decide::pin_locked(card, ctx.ts_ms, cfg) {
+        if card.pin_locked_ms != 0 && !decide::pin_locked(card, now, cfg) {
             card.pin_locked_ms = 0;
             card.wrong_pin_streak = 0;
         }
@@ -423,7 +457,7 @@ impl Engine {
             PinCheck::Wrong if card.pin_locked_ms == 0 => {
                 card.wrong_pin_streak = card.wrong_pin_streak.saturating_add(1);
                 if card.wrong_pin_streak >= cfg.pin_try_limit.max(1) {
-                    card.pin_locked_ms = ctx.ts_ms;
+                    card.pin_locked_ms = now;
                 }
             }
             _ => {}
@@ -432,10 +466,10 @@ impl Engine {
             if card.wrong_csc_ms.len() >= 16 {
                 card.wrong_csc_ms.remove(0);
             }
-            card.wrong_csc_ms.push(ctx.ts_ms);
+            card.wrong_csc_ms.push(now);
         }
         let record = TxRecord {
-            t: secs(ctx.ts_ms),
+            t: secs(at),
             amount: ctx.amount_base.min(u64::from(u32::MAX)) as u32,
             merchant: ctx.merchant,
             country: ctx.country,
@@ -444,24 +478,24 @@ impl Engine {
         // Declined attempts count in the windows but teach nothing about the cardholder.
         card.push(record, ctx.device, approved);
         if let (true, Some(loc)) = (approved && ctx.channel.is_physical(), ctx.location)
-            && card.last_fix.is_none_or(|f| f.at_ms <= ctx.ts_ms)
+            && card.last_fix.is_none_or(|f| f.at_ms <= at)
         {
             card.last_fix = Some(Fix {
                 lat: loc.lat as f32,
                 lon: loc.lon as f32,
-                at_ms: ctx.ts_ms,
+                at_ms: at,
             });
         }
-        card.last_ms = card.last_ms.max(ctx.ts_ms);
+        card.last_ms = card.last_ms.max(at);
         self.heap.cards = (self.heap.cards + card.heap_bytes()).saturating_sub(card_heap_before);
         let t = self.state.terminals.entry_or_default(ctx.terminal);
         let before = t.heap_bytes();
-        t.record_tx(ctx.ts_ms.div_euclid(86_400_000));
+        t.record_tx(at.div_euclid(86_400_000));
         self.heap.terminals = (self.heap.terminals + t.heap_bytes()).saturating_sub(before);
         if let Some(d) = ctx.device_key {
             let dev = self.state.devices.entry_or_default(d);
             let before = dev.heap_bytes();
-            dev.record(ctx.card_hash, ctx.ts_ms);
+            dev.record(ctx.card_hash, at);
             self.heap.devices = (self.heap.devices + dev.heap_bytes()).saturating_sub(before);
         }
         Ok(())

@@ -88,6 +88,9 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
             lat: home.2,
             lon: home.3,
         }),
+        received: None,
+        client: None,
+        digest: None,
     }
 }
 

@@ -35,6 +35,9 @@ fn tx(id: &str, at: &str, card: u8, city: (&str, &str, f64, f64), amount: u64) -
         device_ip: None,
         home_country: Some(Country::parse("US").unwrap()),
         home: None,
+        received: None,
+        client: None,
+        digest: None,
     }
 }
 
@@ -522,4 +525,108 @@ fn reasons_computed_outside_the_lock_are_used_only_for_the_state_they_explain() 
         e.draft(&second, &ok_checks(), Some(&reasons)),
         Draft::NeedsReasons(_)
     ));
+}
+
+/// `t` as received by the server at `received` (its own clock).
+fn received_at(mut t: TxFacts, received: &str) -> TxFacts {
+    t.received = Some(Timestamp::parse_rfc3339(received).unwrap());
+    t
+}
+
+/// Seconds after 2026-11-21T10:00:00Z, as RFC 3339.
+fn server_time(s: u32) -> String {
+    Timestamp(Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap().0 + i64::from(s) * 1000)
+        .to_rfc3339()
+}
+
+#[test]
+fn wrong_pins_dated_later_do_not_reset_the_lock_the_servers_clock_does() {
+    let mut e = Engine::new(EngineConfig::default());
+    let wrong = CardChecks {
+        pin: PinCheck::Wrong,
+        ..ok_checks()
+    };
+    let right = CardChecks {
+        pin: PinCheck::Correct,
+        ..ok_checks()
+    };
+    // Each request claims to be a day after the one before; the server got them seconds
+    // apart.
+    let mut codes = Vec::new();
+    for (i, checks) in [wrong, wrong, wrong, wrong, wrong, right]
+        .into_iter()
+        .enumerate()
+    {
+        let claimed = format!("2026-11-{}T10:00:00Z", 21 + i);
+        let t = received_at(
+            tx(&format!("p{i}"), &claimed, 1, NY, 100),
+            &server_time(i as u32),
+        );
+        codes.push(run(&mut e, t, checks).response_code);
+    }
+    use ResponseCode::{IncorrectPin as Wrong, PinTriesExceeded as Locked};
+    assert_eq!(codes, [Wrong, Wrong, Locked, Locked, Locked, Locked]);
+    // A day later by the server's clock the lock has lifted, whatever the request says.
+    let t = received_at(
+        tx("p-late", "2026-11-21T10:00:00Z", 1, NY, 100),
+        &server_time(25 * 3600),
+    );
+    assert_eq!(run(&mut e, t, right).response_code, ResponseCode::Approved);
+}
+
+#[test]
+fn wrong_security_codes_dated_backwards_still_count_as_card_testing() {
+    let mut e = Engine::new(EngineConfig::default());
+    let bad = CardChecks {
+        csc: CscCheck::Mismatch,
+        ..ok_checks()
+    };
+    let mut codes = Vec::new();
+    for i in 0..4u32 {
+        // Each request claims to be an hour before the one before.
+        let claimed = format!("2026-11-21T{:02}:00:00Z", 20 - i);
+        let mut t = received_at(tx(&format!("c{i}"), &claimed, 1, NY, 100), &server_time(i));
+        t.channel = Channel::Ecommerce;
+        codes.push(run(&mut e, t, if i < 3 { bad } else { ok_checks() }).response_code);
+    }
+    use ResponseCode::{CscMismatch as N7, SuspectedFraud as Testing};
+    assert_eq!(codes, [N7, N7, Testing, Testing]);
+}
+
+#[test]
+fn a_request_dated_2099_neither_forgets_answered_ids_nor_cuts_a_history() {
+    let mut e = Engine::new(EngineConfig {
+        auth_retention_days: 30,
+        ..EngineConfig::default()
+    });
+    let first = received_at(
+        tx("first", "2026-11-21T10:00:00Z", 1, NY, 100),
+        &server_time(0),
+    );
+    run(&mut e, first, ok_checks());
+    let future = received_at(
+        tx("future", "2099-01-01T00:00:00Z", 1, NY, 100),
+        &server_time(1),
+    );
+    run(&mut e, future, ok_checks());
+    assert!(
+        e.find_request("first").is_some(),
+        "an answered id was forgotten"
+    );
+    // Eight purchases in 40 seconds after it: every one stays in the card's history and
+    // counts in its windows.
+    for i in 0..8u32 {
+        let t = received_at(
+            tx(&format!("v{i}"), &server_time(10 + 5 * i), 1, NY, 100),
+            &server_time(10 + 5 * i),
+        );
+        run(&mut e, t, ok_checks());
+    }
+    let probe = received_at(tx("probe", &server_time(60), 1, NY, 100), &server_time(60));
+    // The first, the one dated 2099 (recorded at the server's time: no time past the
+    // engine's clock is kept) and the eight, all within five minutes.
+    let f = e.features(&probe);
+    assert_eq!(f.windows.count[0], 10, "{:?}", f.windows);
+    assert_eq!(e.card(&probe.card_token).unwrap().history.len(), 10);
+    assert_eq!(e.stats().authorizations_retained, 10);
 }

@@ -98,6 +98,9 @@ pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), 
             lat: f64::from(lat),
             lon: f64::from(lon),
         }),
+        received: None,
+        client: None,
+        digest: None,
     };
     let checks = CardChecks {
         csc: t.csc,

@@ -661,18 +661,60 @@ async fn bad_input_gets_a_field_error_and_changes_nothing() {
 #[tokio::test]
 async fn the_same_id_twice_gives_the_same_answer_and_changes_state_once() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path(), "").await;
+    let other_acquirer = "second-acquirer-key-0123456789";
+    let srv = Server::start(
+        dir.path(),
+        &format!("[[auth.api_keys]]\nkey = \"{other_acquirer}\"\nscopes = [\"authorize\"]\n"),
+    )
+    .await;
     let mut admin = srv.client(ADMIN).await;
     admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
     let mut acq = srv.client(ACQUIRER).await;
     let body = authorization("idem-1", "2026-11-21T10:00:00Z", NY);
     let (_, first) = acq.post("/v1/authorizations", &body).await.unwrap();
-    // A retry, even with a different body, is answered from the log.
-    let mut other = body.clone();
-    other["merchant"] = authorization("x", "2026-11-21T10:00:00Z", LA)["merchant"].clone();
-    let (_, second) = acq.post("/v1/authorizations", &other).await.unwrap();
-    assert_eq!(first, second);
+    // The same request written another way (its keys in another order) is the same
+    // request: its answer again.
+    let mut reordered: serde_json::Map<String, Value> = serde_json::Map::new();
+    let obj = body.as_object().unwrap();
+    for k in obj.keys().rev() {
+        reordered.insert(k.clone(), obj[k].clone());
+    }
+    let same = Value::Object(reordered);
+    let (s, second) = acq.post("/v1/authorizations", &same).await.unwrap();
+    assert_eq!((s, &first), (200, &second));
+    // The same id for another request is a conflict, named, and changes nothing.
+    let mut other_merchant = body.clone();
+    other_merchant["merchant"] = authorization("x", "2026-11-21T10:00:00Z", LA)["merchant"].clone();
+    let mut other_amount = body.clone();
+    other_amount["amount"]["value"] = json!(99_999);
+    let mut other_csc = body.clone();
+    other_csc["card"]["csc"] = json!("000");
+    for (changed, named) in [
+        (&other_merchant, "merchant"),
+        (&other_amount, "amount"),
+        (&other_csc, "security code"),
+    ] {
+        let (s, v) = acq.post("/v1/authorizations", changed).await.unwrap();
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{v}"
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("idem-1") && m.contains(named), "{m}");
+        assert!(!m.contains(PAN) && !m.contains("99999"), "{m}");
+    }
     assert_eq!(authorizations_count(&mut admin).await, 1);
+    // Ids belong to their client: another acquirer's "idem-1" is its own request, and it
+    // does not get the first acquirer's answer.
+    let mut other = srv.client(other_acquirer).await;
+    let (s, theirs) = other
+        .post("/v1/authorizations", &other_amount)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{theirs}");
+    assert_ne!(theirs["authorization_id"], first["authorization_id"]);
+    assert_eq!(authorizations_count(&mut admin).await, 2);
     srv.stop().await;
 }
 
@@ -696,11 +738,12 @@ async fn wrong_pins_then_75_and_labels() {
         ids.push(v["authorization_id"].as_str().unwrap().to_owned());
     }
     assert_eq!(codes, ["55", "55", "75", "75"]);
-    // The right PIN on a fresh day: approved.
+    // The right PIN in a request dated a day later: still locked, for the lock goes by the
+    // server's clock, not the request's.
     let mut body = authorization("pin-ok", "2026-11-22T11:00:00Z", NY);
     body["card"]["pin_block"] = json!(hex(&pinblock::encode_iso0("4524", PAN).unwrap()));
     let (_, v) = acq.post("/v1/authorizations", &body).await.unwrap();
-    assert_eq!(v["response_code"], "00", "{v}");
+    assert_eq!(v["response_code"], "75", "{v}");
 
     let (s, v) = admin
         .post(
@@ -904,5 +947,37 @@ async fn a_new_request_is_dated_near_the_servers_clock() {
         .await
         .unwrap();
     assert_eq!((s, v["response_code"].as_str()), (200, Some("00")), "{v}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_check_off_a_request_dated_2099_forgets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path(), "").await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let now = cardguard_core::Clock::now(&SystemClock).to_rfc3339();
+    let answered = authorization("answered", &now, NY);
+    let (_, first) = acq.post("/v1/authorizations", &answered).await.unwrap();
+    assert_eq!(first["response_code"], "00", "{first}");
+    // An unknown card dated 2099 (declined 14) used to age every earlier authorization out.
+    let mut future = authorization("from-2099", "2099-01-01T00:00:00Z", NY);
+    future["card"]["number"] = json!("4000000000000002");
+    let (s, v) = acq.post("/v1/authorizations", &future).await.unwrap();
+    assert_eq!((s, v["response_code"].as_str()), (200, Some("14")), "{v}");
+    async fn check(acq: &mut Client, admin: &mut Client, answered: &Value, first: &Value) {
+        let (_, again) = acq.post("/v1/authorizations", answered).await.unwrap();
+        assert_eq!(&again, first, "the retry was decided again");
+        let label = json!({"authorization_id": first["authorization_id"], "fraud": true});
+        let (s, v) = admin.post("/v1/labels", &label).await.unwrap();
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(authorizations_count(admin).await, 2);
+    }
+    check(&mut acq, &mut admin, &answered, &first).await;
+    srv.stop().await;
+    let srv = Server::start(dir.path(), "").await;
+    let (mut acq, mut admin) = (srv.client(ACQUIRER).await, srv.client(ADMIN).await);
+    check(&mut acq, &mut admin, &answered, &first).await;
     srv.stop().await;
 }

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use axum::http::HeaderMap;
-use cardguard_app::{AccessError, ApiKeys, Scope};
+use cardguard_app::{AccessError, ApiKeys, ClientId, Scope};
 
 /// The key presented as `Authorization: Bearer <key>`, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -18,8 +18,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Checks the request's key and that it has one of `scopes`.
-pub fn require(keys: &ApiKeys, headers: &HeaderMap, scopes: &[Scope]) -> Result<(), ApiError> {
+/// Checks the request's key and that it has one of `scopes`; the client it names.
+pub fn require(
+    keys: &ApiKeys,
+    headers: &HeaderMap,
+    scopes: &[Scope],
+) -> Result<ClientId, ApiError> {
     keys.check(bearer(headers), scopes).map_err(ApiError::from)
 }
 

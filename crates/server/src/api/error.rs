@@ -75,6 +75,7 @@ impl From<cardguard_app::AppError> for ApiError {
         match e {
             E::Invalid(f) => f.into(),
             E::NotFound(m) => ApiError::not_found(m),
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             E::Unavailable(m) => ApiError::unavailable(m),
             E::Internal(m) => ApiError::internal(m),
         }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use cardguard_app::{ApiKeys, App, Scope};
+use cardguard_app::{ApiKeys, App, ClientId, Scope};
 use error::{ApiError, decode};
 use std::sync::Arc;
 
@@ -89,10 +89,10 @@ fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     scopes: &[Scope],
     body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    require(&ctx.keys, headers, scopes)?;
+) -> Result<(ClientId, T), ApiError> {
+    let client = require(&ctx.keys, headers, scopes)?;
     match body {
-        Ok(b) => decode(&b),
+        Ok(b) => Ok((client, decode(&b)?)),
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Err(ApiError::too_large(ctx.max_body))
         }
@@ -112,9 +112,10 @@ async fn authorize(
     raw: Result<Bytes, BytesRejection>,
 ) -> Answer<dto::AuthorizationResp> {
     let started = std::time::Instant::now();
-    let req: dto::AuthorizationReq = json_body(&ctx, &headers, &[Scope::Authorize], raw)?;
+    let (client, req): (_, dto::AuthorizationReq) =
+        json_body(&ctx, &headers, &[Scope::Authorize], raw)?;
     let (auth, offset) = req.validate()?;
-    let record = ctx.app.authorize(auth, offset, started).await?;
+    let record = ctx.app.authorize(auth, offset, &client, started).await?;
     Ok((
         StatusCode::OK,
         Json(dto::AuthorizationResp::from_record(&record)),
@@ -126,7 +127,7 @@ async fn enroll(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Answer<dto::EnrollResp> {
-    let req: dto::EnrollReq = json_body(&ctx, &headers, &[Scope::Admin], raw)?;
+    let (_, req): (_, dto::EnrollReq) = json_body(&ctx, &headers, &[Scope::Admin], raw)?;
     let app = Arc::clone(&ctx.app);
     let resp: dto::EnrollResp = tokio::task::spawn_blocking(move || app.enroll(&req))
         .await
@@ -174,7 +175,8 @@ async fn label(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Answer<dto::LabelResp> {
-    let req: dto::LabelReq = json_body(&ctx, &headers, &[Scope::Label, Scope::Admin], raw)?;
+    let (_, req): (_, dto::LabelReq) =
+        json_body(&ctx, &headers, &[Scope::Label, Scope::Admin], raw)?;
     req.validate()?;
     let token = ctx
         .app
@@ -274,7 +276,7 @@ async fn count_refusals(State(ctx): State<Ctx>, r: Response) -> Response {
 /// Prometheus metrics; the scraper needs a key with the `metrics` or `admin` scope.
 async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     match require(&ctx.keys, &headers, &[Scope::Metrics, Scope::Admin]) {
-        Ok(()) => (
+        Ok(_) => (
             [(
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4",
