@@ -141,10 +141,18 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<(App, OpenSummary), OpenError> {
         let t0 = Instant::now();
-        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
+        let dir_err = |source| OpenError::DataDir {
             path: data_dir.display().to_string(),
             source,
-        })?;
+        };
+        cardguard_store::private::create_dir(data_dir).map_err(dir_err)?;
+        if let Some(mode) = cardguard_store::private::open_to_others(data_dir).map_err(dir_err)? {
+            tracing::warn!(
+                path = %data_dir.display(),
+                mode = format!("{mode:o}"),
+                "the data directory is open to other users (it holds card data): chmod 700 it"
+            );
+        }
         let engine_cfg = config.engine.to_engine()?;
         let cvv2 = config.csc.cvv2()?;
         let brands = cardguard_mailauth::load::brands(config.mail.brands_file.as_deref())?;

@@ -307,7 +307,14 @@ impl CardRecord {
                         let vl = p
                             .validation_length
                             .unwrap_or(d.pan_length.min(pan.expose().len()));
-                        if vl == 0 || vl > 16 || vo + vl > pan.expose().len() {
+                        let digits_in_pan = pan.expose().len();
+                        if vo >= digits_in_pan {
+                            return Err(FieldError::new(
+                                "pin.validation_offset",
+                                format!("must be 0 to {}", digits_in_pan - 1),
+                            ));
+                        }
+                        if vl == 0 || vl > 16 || vo + vl > digits_in_pan {
                             return Err(FieldError::new(
                                 "pin.validation_length",
                                 "validation data must be 1 to 16 digits within the card number",
@@ -496,5 +503,31 @@ mod tests {
             crate::registry::DEFAULT_USAGE_THRESHOLD
         );
         assert_eq!(card.notifications.channels, ["email"]);
+    }
+
+    #[test]
+    fn an_ibm3624_validation_offset_past_the_number_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::KeysConfig::default();
+        cfg.pvk
+            .insert("pvk-1".into(), "0123456789ABCDEFFEDCBA9876543210".into());
+        let keys = crate::keys::KeyRing::load(&cfg, dir.path()).unwrap().0;
+        let with = |offset: &'static str| {
+            let mut cells = BASE.to_vec();
+            cells.extend([
+                ("pin.method", "ibm3624"),
+                ("pin.key_id", "pvk-1"),
+                ("pin.offset", "1234"),
+                ("pin.validation_offset", offset),
+            ]);
+            row(&cells).unwrap().validate(&keys)
+        };
+        assert!(with("0").is_ok());
+        for bad in ["16", "18446744073709551615"] {
+            let e = with(bad).err().unwrap();
+            assert_eq!(e.field, "pin.validation_offset", "{bad}: {e:?}");
+        }
+        let e = with("4").err().unwrap();
+        assert_eq!(e.field, "pin.validation_length", "{e:?}");
     }
 }

@@ -83,7 +83,7 @@ impl Ibm3624 {
     fn natural(&self, pvk: &TdesKey, pan: &str, len: usize) -> Result<Vec<u8>, CardDataError> {
         self.check()?;
         let vd = pan
-            .get(self.pan_offset..self.pan_offset + self.pan_length)
+            .get(self.pan_offset..self.pan_offset.saturating_add(self.pan_length))
             .filter(|v| is_digits(v))
             .ok_or(CardDataError::PinData(
                 "validation data must lie within the PAN",

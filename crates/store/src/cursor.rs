@@ -14,7 +14,7 @@ impl FileCursors {
     /// Cursors kept under `data_dir/consumers`.
     pub fn open(data_dir: &Path) -> Result<FileCursors, StoreError> {
         let dir = data_dir.join("consumers");
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::private::create_dir(&dir).map_err(io_err(&dir))?;
         Ok(FileCursors { dir })
     }
 
@@ -55,7 +55,7 @@ impl CursorStore for FileCursors {
         let tmp = path.with_extension("tmp");
         let off = offset.to_string();
         let text = format!("{off} {}\n", crc32fast::hash(off.as_bytes()));
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut f = crate::private::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
         f.sync_data().map_err(io_err(&tmp))?;
         drop(f);

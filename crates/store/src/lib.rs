@@ -4,7 +4,8 @@
 //!   thread, torn-tail detection at open;
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
-//! - [`cursor`]: the durable positions of the log's consumers.
+//! - [`cursor`]: the durable positions of the log's consumers;
+//! - [`private`]: the owner-only modes of the data directory and its files.
 //!
 //! The application uses them through the narrow traits in [`traits`]. The crate knows bytes
 //! and rows, not the engine: the application decides what goes in them.
@@ -12,6 +13,7 @@
 pub mod cards;
 pub mod cursor;
 pub mod log;
+pub mod private;
 pub mod snapshot;
 pub mod traits;
 

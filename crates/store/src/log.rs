@@ -12,7 +12,7 @@
 //! after it is corruption and refuses to open.
 
 use crate::{StoreError, io_err};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -173,7 +173,7 @@ impl EventLog {
         replay_from: u64,
         mut replay: impl FnMut(Frame) -> Result<(), StoreError>,
     ) -> Result<(EventLog, OpenReport), StoreError> {
-        let file = OpenOptions::new()
+        let file = crate::private::options()
             .read(true)
             .append(true)
             .create(true)
@@ -610,6 +610,7 @@ impl LogReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
     use std::sync::mpsc::channel;
 
     fn append_all(log: &mut EventLog, items: &[(u8, &[u8])]) -> Vec<u64> {

@@ -87,7 +87,7 @@ pub fn write_snapshot_with(
     use std::os::unix::fs::FileExt;
     let tmp = dir.join("snapshot.bin.tmp");
     let dst = dir.join(NAME);
-    let f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let f = crate::private::create(&tmp).map_err(io_err(&tmp))?;
     let mut w = Summing {
         inner: std::io::BufWriter::with_capacity(
             1 << 20,
@@ -117,10 +117,16 @@ pub fn write_snapshot_with(
     head.extend_from_slice(&log_offset.to_le_bytes());
     head.extend_from_slice(&len.to_le_bytes());
     head.extend_from_slice(&crc.to_le_bytes());
-    f.write_all_at(&head, 0).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+    if let Err(e) = f.write_all_at(&head, 0).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(&tmp)(e));
+    }
     drop(f);
-    std::fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+    if let Err(e) = std::fs::rename(&tmp, &dst) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(&dst)(e));
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))?;

@@ -5,17 +5,28 @@ use super::error::ApiError;
 use axum::http::HeaderMap;
 use cardguard_app::{AccessError, ApiKeys, ClientId, Scope};
 
-/// The key presented as `Authorization: Bearer <key>`, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, key) = v.split_once(' ')?;
-    scheme
+/// The key presented as `Authorization: Bearer <key>`, if any. More than one
+/// `Authorization` header is a malformed request (which one would count?).
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut all = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (all.next(), all.next()) else {
+        return if headers.contains_key(axum::http::header::AUTHORIZATION) {
+            Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_header",
+                "give one Authorization header, not several",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let Some((scheme, key)) = v.to_str().ok().and_then(|v| v.split_once(' ')) else {
+        return Ok(None);
+    };
+    Ok(scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| key.trim())
-        .filter(|k| !k.is_empty())
+        .filter(|k| !k.is_empty()))
 }
 
 /// Checks the request's key and that it has one of `scopes`; the client it names.
@@ -24,7 +35,7 @@ pub fn require(
     headers: &HeaderMap,
     scopes: &[Scope],
 ) -> Result<ClientId, ApiError> {
-    keys.check(bearer(headers), scopes).map_err(ApiError::from)
+    keys.check(bearer(headers)?, scopes).map_err(ApiError::from)
 }
 
 impl From<AccessError> for ApiError {
@@ -79,5 +90,13 @@ mod tests {
                 .status,
             401
         );
+        // Two Authorization headers, even with a valid key in one: 400.
+        let mut two = headers("Bearer admin-key-0123456789");
+        two.append(
+            axum::http::header::AUTHORIZATION,
+            "Bearer other-key-0123456789".parse().unwrap(),
+        );
+        let e = require(&k, &two, &[Scope::Admin]).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "invalid_header"));
     }
 }

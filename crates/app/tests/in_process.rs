@@ -1,5 +1,6 @@
-//! `App::spawn_consumer`: a consumer registered in process sees the authorizations the
-//! application logs, and its cursor in the data directory ends where the log does.
+//! The application in process: a consumer registered with `App::spawn_consumer` sees the
+//! authorizations the application logs, its cursor ends where the log does, and every file
+//! the application writes in its data directory is its owner's alone.
 
 use cardguard_app::consumer::{ConsumerOptions, Start};
 use cardguard_app::{App, Config};
@@ -38,14 +39,18 @@ fn authorization(id: &str) -> Authorization {
 }
 
 #[tokio::test]
-async fn a_consumer_in_process_follows_the_authorizations() {
+async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_private() {
+    // The common umask, which leaves files readable by everyone unless a mode says not.
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe { libc::umask(0o022) };
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
     let env = [(
         "CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS".to_owned(),
         "0".to_owned(),
     )];
     let config = Config::load(None, env).unwrap();
-    let (app, _) = App::open(config, dir.path(), Arc::new(SystemClock)).unwrap();
+    let (app, _) = App::open(config, &data, Arc::new(SystemClock)).unwrap();
     let app = Arc::new(app);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
@@ -85,4 +90,42 @@ async fn a_consumer_in_process_follows_the_authorizations() {
         app.events().durable().unwrap(),
         "the cursor ends at the log's end"
     );
+    app.snapshot_now();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    let mut files = Vec::new();
+    let mut dirs = vec![data.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                dirs.push(p);
+            } else {
+                files.push((
+                    p.strip_prefix(&data).unwrap().display().to_string(),
+                    mode(&p),
+                ));
+            }
+        }
+    }
+    files.sort();
+    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    for expected in [
+        "cards.db",
+        "events.log",
+        "keys.toml",
+        "snapshot.bin",
+        "consumers/test.cursor",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    for (name, m) in files {
+        assert_eq!(m, 0o600, "{name} is {m:o}");
+    }
 }
