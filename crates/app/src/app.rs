@@ -50,6 +50,69 @@ pub struct Enrolled {
     pub created: bool,
 }
 
+/// Whether the service can do its work, and what is wrong if not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `ok`; `degraded` (it decides, but something needs an operator); `unavailable` (it
+    /// cannot take authorizations).
+    pub status: &'static str,
+    pub problems: Vec<String>,
+}
+
+impl Health {
+    pub fn is_available(&self) -> bool {
+        self.status != "unavailable"
+    }
+}
+
+/// The check of the log's frames that a snapshot covers, run in the background at open.
+#[derive(Debug, Clone, Default)]
+enum PrefixCheck {
+    #[default]
+    Running,
+    Passed,
+    Failed(String),
+}
+
+/// Room to write the log in: the free bytes of the file system that holds `dir` (for the
+/// user the process runs as), and no more than the process's file size limit leaves past
+/// `log_end` (`ulimit -f`, systemd's `LimitFSIZE`).
+fn room(dir: &Path, log_end: u64) -> u64 {
+    let mut lim = std::mem::MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: getrlimit fills `lim` on success.
+    let by_limit = if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, lim.as_mut_ptr()) } == 0 {
+        // SAFETY: getrlimit succeeded.
+        let cur = unsafe { lim.assume_init() }.rlim_cur;
+        if cur == libc::RLIM_INFINITY {
+            u64::MAX
+        } else {
+            cur.saturating_sub(log_end)
+        }
+    } else {
+        u64::MAX
+    };
+    free_bytes(dir).unwrap_or(0).min(by_limit)
+}
+
+/// Free bytes on the file system that holds `dir`, for the user the process runs as.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid C string and `st` a buffer statvfs fills on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Room the disk must have before a failed writer takes appends again: a few frames and
+/// the card database's next transactions.
+const RECOVERY_ROOM: u64 = 8 << 20;
+
 /// Counts of the state and the log, for operators.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -101,6 +164,8 @@ pub struct App {
     brands: RwLock<Arc<cardguard_phish::BrandRegistry>>,
     /// SPF, DKIM and DMARC for scanned mail, when configured.
     sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
+    /// The background check of the frames the snapshot covers.
+    prefix_check: Arc<Mutex<PrefixCheck>>,
 }
 
 fn log_error(e: cardguard_store::StoreError) -> AppError {
@@ -217,6 +282,23 @@ impl App {
             },
         )?;
         let reader: Arc<dyn EventReader> = Arc::new(log.reader()?);
+        let missing = engine.missing_authorizations();
+        if missing > 0 {
+            tracing::warn!(
+                missing,
+                "authorization numbers without their events: the log had damaged spans set aside by `cardguard log repair`"
+            );
+        }
+        let prefix_check = Arc::new(Mutex::new(PrefixCheck::default()));
+        spawn_prefix_check(
+            data_dir.join("events.log"),
+            snapshot_offset.unwrap_or(0),
+            Arc::clone(&prefix_check),
+        )
+        .map_err(|source| OpenError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
         let summary = OpenSummary {
             cards: registry.len(),
             snapshot_offset,
@@ -252,6 +334,7 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
+            prefix_check,
         };
         Ok((app, summary))
     }
@@ -494,9 +577,11 @@ impl App {
         let id = id.to_owned();
         tokio::task::spawn_blocking(move || {
             reader.wait_durable(offset + 1).map_err(log_error)?;
-            let f = reader
-                .read_at(offset)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let f = reader.read_at(offset).map_err(|e| {
+                AppError::Internal(format!(
+                    "the answer to request id {id} cannot be read from the event log ({e})"
+                ))
+            })?;
             let rec =
                 AuthRecord::decode(&f.payload).map_err(|e| AppError::Internal(e.to_string()))?;
             if rec.tx.id != id {
@@ -672,6 +757,47 @@ impl App {
         self.metrics.render(&gauges)
     }
 
+    /// Whether authorizations can be taken, and what needs an operator. A writer stopped
+    /// by a failed write (a full disk) takes appends again here once the disk has room; one
+    /// stopped by a failed sync needs a restart, and says so.
+    pub fn health(&self) -> Health {
+        let mut problems = Vec::new();
+        let mut status = "ok";
+        {
+            let mut core = self.core();
+            if let Some(f) = core.log.failure() {
+                let room = room(&self.data_dir, core.log.end_offset());
+                let recovered =
+                    !f.restart_needed && room >= RECOVERY_ROOM && core.log.recover().is_ok();
+                if !recovered {
+                    status = "unavailable";
+                    problems.push(if f.restart_needed {
+                        format!("the event log writer failed: {}; restart cardguard (a sync failed, so the log must be checked)", f.why)
+                    } else {
+                        format!("the event log writer failed: {}; it takes authorizations again once the disk has room ({room} bytes free)", f.why)
+                    });
+                }
+            }
+            let missing = core.engine.missing_authorizations();
+            if missing > 0 {
+                problems.push(format!(
+                    "{missing} authorizations were set aside with damaged parts of the event log"
+                ));
+            }
+        }
+        if let PrefixCheck::Failed(why) =
+            &*self.prefix_check.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            problems.push(format!(
+                "the event log is damaged before the snapshot: {why}"
+            ));
+        }
+        if status == "ok" && !problems.is_empty() {
+            status = "degraded";
+        }
+        Health { status, problems }
+    }
+
     /// Counts of the state and the log.
     pub fn stats(&self) -> Stats {
         let (engine, log_bytes, model) = {
@@ -713,6 +839,39 @@ fn canonical(auth: &Authorization, utc_offset_min: i16) -> Vec<u8> {
         &auth.device,
     ))
     .unwrap_or_default()
+}
+
+/// Checks the frames of the log before `end` (those the snapshot covers, which the start
+/// did not read) on a thread of its own at the lowest priority; a damaged one is logged and
+/// shows in the health.
+fn spawn_prefix_check(
+    path: PathBuf,
+    end: u64,
+    result: Arc<Mutex<PrefixCheck>>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("log-verify".into())
+        .spawn(move || {
+            crate::snapshots::lower_priority();
+            let t0 = Instant::now();
+            let outcome = match cardguard_store::log::verify(&path, 0, Some(end), |_| Ok(())) {
+                Ok(r) => {
+                    tracing::info!(
+                        frames = r.frames,
+                        bytes = end,
+                        ms = t0.elapsed().as_millis() as u64,
+                        "the log before the snapshot checks out"
+                    );
+                    PrefixCheck::Passed
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the event log is damaged before the snapshot");
+                    PrefixCheck::Failed(e.to_string())
+                }
+            };
+            *result.lock().unwrap_or_else(|e| e.into_inner()) = outcome;
+        })
+        .map(|_| ())
 }
 
 /// The reasons of a pending decision, computed with no lock held. On a multi-threaded

@@ -128,6 +128,12 @@ pub fn run(
             continue;
         }
         for f in &frames {
+            if f.kind == cardguard_store::KIND_SET_ASIDE {
+                // Damaged bytes `cardguard log repair` set aside: no event to deliver.
+                pos = f.end();
+                ack(pos, &mut acks, false)?;
+                continue;
+            }
             let event = Event::decode(f.kind, &f.payload).map_err(|e| ConsumerError::Event {
                 name: name.to_owned(),
                 offset: f.offset,

@@ -25,7 +25,7 @@ pub mod snapshots;
 pub mod validate;
 
 pub use access::{AccessError, ApiKeys, ClientId, Scope};
-pub use app::{App, Enrolled, OpenSummary, Stats};
+pub use app::{App, Enrolled, Health, OpenSummary, Stats};
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};
 pub use error::{AppError, OpenError};

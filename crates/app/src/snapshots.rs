@@ -110,7 +110,7 @@ impl SnapshotWriter {
 /// The calling thread runs only on CPU time nothing else wants (`SCHED_IDLE`, which needs
 /// no privilege; Linux schedules each thread on its own), or at nice 19 where that policy
 /// is refused.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler reads `param` only; pid 0 is the calling thread on Linux.
     let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;

@@ -2,41 +2,13 @@
 //! authorizations the application logs, its cursor ends where the log does, and every file
 //! the application writes in its data directory is its owner's alone.
 
+mod common;
+
 use cardguard_app::consumer::{ConsumerOptions, Start};
-use cardguard_app::{App, Config};
-use cardguard_core::{
-    Authorization, CardData, Channel, Country, Currency, Expiry, Mcc, Merchant, Money, Pan,
-    SystemClock, Timestamp, TxType,
-};
 use cardguard_engine::Event;
+use common::authorization;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn authorization(id: &str) -> Authorization {
-    Authorization {
-        id: id.into(),
-        timestamp: Timestamp::parse_rfc3339("2026-11-21T10:00:00Z").unwrap(),
-        card: CardData {
-            pan: Pan::parse("4123456789012349").unwrap(),
-            expiry: Expiry::parse("2029-12").unwrap(),
-            csc: None,
-            pin_block: None,
-        },
-        amount: Money::new(1200, Currency::JPY).unwrap(),
-        merchant: Merchant {
-            id: "m-1".into(),
-            terminal_id: "t-1".into(),
-            name: "SHOP".into(),
-            mcc: Mcc::parse("5411").unwrap(),
-            country: Country::parse("JP").unwrap(),
-            city: "Tokyo".into(),
-            location: None,
-        },
-        channel: Channel::CardPresent,
-        tx_type: TxType::Purchase,
-        device: None,
-    }
-}
 
 #[tokio::test]
 async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_private() {
@@ -45,13 +17,7 @@ async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_priv
     unsafe { libc::umask(0o022) };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let env = [(
-        "CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS".to_owned(),
-        "0".to_owned(),
-    )];
-    let config = Config::load(None, env).unwrap();
-    let (app, _) = App::open(config, &data, Arc::new(SystemClock)).unwrap();
-    let app = Arc::new(app);
+    let app = Arc::new(common::open(&data, &[]));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
     let consumer = app

@@ -125,6 +125,10 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
         tracing::warn!("demo: the clock-skew check is off (engine.max_clock_skew_secs = 0)");
         config.engine.max_clock_skew_secs = 0;
     }
+    // A write past a file size limit (`ulimit -f`, systemd's LimitFSIZE) then fails with
+    // EFBIG, which the event log handles like a full disk, instead of killing the process.
+    // SAFETY: ignoring a signal changes nothing else.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let addr = a.http.clone().unwrap_or_else(|| config.server.http.clone());
     let data_dir = a.data_dir.clone();
     let cfg = config.clone();

@@ -36,7 +36,7 @@ pub use record::{AuthRecord, Event, EventError, LabelRecord, TxFacts, encode as 
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
     AUTH_ID_PREFIX, AuthEntry, Draft, Engine, EngineError, EngineState, EngineStats, Label,
-    Pending, Reasons, request_key,
+    Pending, Reasons, authorization_number, request_key,
 };
 pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};
 pub use tree::{TreeError, TreeModel, TreeNode};

@@ -119,6 +119,20 @@ fn auth_id(n: usize) -> String {
     format!("{AUTH_ID_PREFIX}{n:012}")
 }
 
+/// The number of one of cardguard's authorization ids (`au_000000000042` → 42), if it is
+/// one.
+pub fn authorization_number(authorization_id: &str) -> Option<u64> {
+    let n: u64 = authorization_id
+        .strip_prefix(AUTH_ID_PREFIX)?
+        .parse()
+        .ok()?;
+    (auth_id(n as usize) == authorization_id).then_some(n)
+}
+
+/// The offset of an index entry whose event was set aside as damaged: the number was
+/// given, the authorization is unknown.
+const MISSING: u64 = u64::MAX;
+
 /// Everything the engine keeps, and what a snapshot holds (serialize it with any serde
 /// format; the fields are private). Cloning it is cheap and shares every shard: that is how
 /// [`Engine::freeze`] takes a snapshot without stopping the engine.
@@ -137,6 +151,8 @@ pub struct EngineState {
     /// The engine's clock: the latest server time an applied authorization was received
     /// at. Never moves back, and no request's own time moves it.
     clock_ms: i64,
+    /// Authorization numbers skipped in a replay (their events were set aside as damaged).
+    missing: u64,
 }
 
 /// Shards of the card and device maps: 32,768 (about 30 cards each with a million cards, so
@@ -186,6 +202,7 @@ impl Default for EngineState {
             auths: ChunkedDeque::default(),
             auths_base: 0,
             clock_ms: i64::MIN,
+            missing: 0,
         }
     }
 }
@@ -207,6 +224,8 @@ pub struct EngineStats {
     pub devices: usize,
     /// Authorizations ever applied.
     pub authorizations: usize,
+    /// Authorization numbers whose events a replay did not find (set aside as damaged).
+    pub authorizations_missing: u64,
     /// Those still in memory (for idempotent retries and labels).
     pub authorizations_retained: usize,
     /// Bytes held by card state: map slots plus each card's own heap.
@@ -277,21 +296,23 @@ impl Engine {
         self.state.auths.get((n - self.state.auths_base) as usize)
     }
 
+    /// Authorization numbers a replay found missing from the log.
+    pub fn missing_authorizations(&self) -> u64 {
+        self.state.missing
+    }
+
     /// The entry of one of cardguard's authorization ids, if it is still retained.
     pub fn find_authorization(&self, authorization_id: &str) -> Option<&AuthEntry> {
         self.state.auths.get(self.auth_index(authorization_id)?)
     }
 
-    /// Where in `auths` one of cardguard's authorization ids is, if it names a retained one.
+    /// Where in `auths` one of cardguard's authorization ids is, if it names a retained one
+    /// whose event is known.
     fn auth_index(&self, authorization_id: &str) -> Option<usize> {
-        let n: u64 = authorization_id
-            .strip_prefix(AUTH_ID_PREFIX)?
-            .parse()
-            .ok()?;
-        (auth_id(n as usize) == authorization_id
-            && n >= self.state.auths_base
-            && n < self.auth_total())
-        .then(|| (n - self.state.auths_base) as usize)
+        let n = authorization_number(authorization_id)?;
+        let i = (n >= self.state.auths_base && n < self.auth_total())
+            .then(|| (n - self.state.auths_base) as usize)?;
+        (self.state.auths.get(i)?.offset != MISSING).then_some(i)
     }
 
     /// Drops the authorizations received longer than the retention before the engine's
@@ -411,14 +432,31 @@ impl Engine {
     }
 
     /// Applies a decided authorization whose event starts at `offset` in the log.
+    /// Numbers are given in order; a replay that finds a number skipped (its event was set
+    /// aside as damaged by `cardguard log repair`) keeps the number, unknown, and counts it.
     pub fn apply_auth(&mut self, rec: &AuthRecord, offset: u64) -> Result<(), EngineError> {
-        let n = self.auth_total();
-        if rec.authorization_id != auth_id(n as usize) {
-            return Err(EngineError::OutOfSequence(rec.authorization_id.clone()));
-        }
+        let mut n = self.auth_total();
+        let given = authorization_number(&rec.authorization_id)
+            .filter(|&m| m >= n)
+            .ok_or_else(|| EngineError::OutOfSequence(rec.authorization_id.clone()))?;
         let key = rec.tx.request_key();
         if self.by_key.contains_key(&key) {
             return Err(EngineError::DuplicateAuthorization(rec.tx.id.clone()));
+        }
+        while n < given {
+            self.state.auths.push_back(AuthEntry {
+                key: 0,
+                offset: MISSING,
+                ts_ms: 0,
+                received_ms: i64::MIN,
+                digest: 0,
+                terminal: 0,
+                card: rec.tx.card_token,
+                card_known: false,
+                label: Label::None,
+            });
+            self.state.missing += 1;
+            n += 1;
         }
         let ctx = self.context(&rec.tx);
         let known = rec.checks.card_known();
@@ -580,6 +618,7 @@ impl Engine {
             terminals: self.state.terminals.len(),
             devices: self.state.devices.len(),
             authorizations: self.auth_total() as usize,
+            authorizations_missing: self.state.missing,
             authorizations_retained: self.state.auths.len(),
             card_bytes,
             total_bytes: card_bytes + term_bytes + dev_bytes + auth_bytes,

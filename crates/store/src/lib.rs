@@ -19,8 +19,11 @@ pub mod traits;
 
 pub use cards::{CardRow, SqliteCards};
 pub use cursor::FileCursors;
-pub use log::{Appender, Durability, EventLog, Frame, LogReader, OpenReport};
-pub use snapshot::{read_snapshot, write_snapshot, write_snapshot_with};
+pub use log::{
+    Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,
+    VerifyReport, WriterFailure,
+};
+pub use snapshot::{read_snapshot, snapshot_offset, write_snapshot, write_snapshot_with};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +33,18 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
-    #[error("event log is corrupt at offset {offset}: {why}")]
+    #[error(
+        "event log is corrupt at offset {offset}: {why} (check it with `cardguard log verify`; `cardguard log repair` sets the damaged part aside)"
+    )]
     Corrupt { offset: u64, why: &'static str },
+    #[error(
+        "event log is damaged at offset {offset}: {why}, and valid frames follow from offset {next}; nothing was cut. Check it with `cardguard log verify`, then `cardguard log repair` sets the damaged span aside and keeps every valid frame"
+    )]
+    Damaged {
+        offset: u64,
+        next: u64,
+        why: &'static str,
+    },
     #[error("event at offset {offset} does not apply: {why}")]
     Replay { offset: u64, why: String },
     #[error("snapshot {path} is invalid: {why}")]

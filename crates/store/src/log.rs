@@ -7,9 +7,15 @@
 //! caller answers its client from that completion, so an answered request is always in the
 //! log.
 //!
-//! At open the frames after the snapshot's offset are checked. A torn last frame (short, or failing its checksum with
-//! nothing valid after it, or a zero-filled tail) is cut off; a bad frame with valid data
-//! after it is corruption and refuses to open.
+//! At open the frames after the snapshot's offset are checked. A torn tail is only ever the
+//! last, incomplete write: a short last frame, a last frame failing its checksum or a
+//! zero-filled tail, with no valid frame anywhere after it; it is cut off. A bad frame with a
+//! valid frame somewhere after it (a changed length that makes a middle frame look like it
+//! runs past the end included) is damage and refuses to open, naming the offset. [`verify`]
+//! checks a range without replaying it (the frames a snapshot covers, or a whole log), and
+//! [`repair`] sets damaged spans aside: their bytes go to a file of their own and, in the
+//! log, a frame of kind [`KIND_SET_ASIDE`] of the same length takes their place, so that
+//! every offset (a snapshot's, the authorization index's) stays where it was.
 
 use crate::{StoreError, io_err};
 use std::fs::File;
@@ -22,6 +28,9 @@ use std::sync::{Arc, Condvar, Mutex};
 const HEADER: usize = 8;
 /// Largest frame accepted (kind + payload).
 pub const MAX_FRAME: usize = 1 << 20;
+/// The kind of a frame that stands where [`repair`] set damaged bytes aside: replays and
+/// readers pass over it.
+pub const KIND_SET_ASIDE: u8 = 0;
 
 /// When an appended frame counts as durable, and so when its caller may answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,14 +73,71 @@ pub fn encode_frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// Reads frames from `from` to the end of the file, handing each to `replay`. Returns the
-/// offset where the valid frames end and how many there were; a torn tail after that offset
-/// is for the caller to cut.
+/// The frame at `at` if one starts there: its length is in range, it ends by `end` and
+/// its checksum holds. Returns its kind + payload length.
+fn frame_at(file: &File, at: u64, end: u64) -> std::io::Result<Option<usize>> {
+    let mut head = [0u8; HEADER];
+    if at + HEADER as u64 >= end {
+        return Ok(None);
+    }
+    file.read_exact_at(&mut head, at)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len == 0 || len > MAX_FRAME || at + (HEADER + len) as u64 > end {
+        return Ok(None);
+    }
+    let mut body = vec![0u8; len];
+    file.read_exact_at(&mut body, at + HEADER as u64)?;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    Ok((crc32fast::hash(&body) == crc).then_some(len))
+}
+
+/// The first offset in `from..end` where a valid frame starts, if any. Candidates are found
+/// by their length field (a frame's length has zero high bytes, which the JSON of a payload
+/// never has), so a search through a long stretch reads it once and checks few checksums.
+pub fn next_valid_frame(file: &File, from: u64, end: u64) -> std::io::Result<Option<u64>> {
+    const WINDOW: usize = 4 << 20;
+    let mut buf = vec![0u8; WINDOW + HEADER];
+    let mut base = from;
+    while (base + HEADER as u64) < end {
+        let n = ((end - base) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], base)?;
+        let last = n.saturating_sub(HEADER);
+        for i in 0..last.min(WINDOW) {
+            let len = u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]) as usize;
+            if len != 0 && len <= MAX_FRAME && frame_at(file, base + i as u64, end)?.is_some() {
+                return Ok(Some(base + i as u64));
+            }
+        }
+        base += last.min(WINDOW) as u64;
+        if last == 0 {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// Where a frame is damaged, and where the next valid frame after it starts.
+fn damaged(file: &File, path: &Path, at: u64, end: u64, why: &'static str) -> StoreError {
+    match next_valid_frame(file, at + 1, end) {
+        Ok(Some(next)) => StoreError::Damaged {
+            offset: at,
+            next,
+            why,
+        },
+        Ok(None) => StoreError::Corrupt { offset: at, why },
+        Err(e) => io_err(path)(e),
+    }
+}
+
+/// Reads frames from `from` up to `end`, handing each to `replay` (set-aside ones too).
+/// Returns the offset where the valid frames end and how many there were; a torn tail after
+/// that offset (nothing valid after it) is for the caller to cut. A bad frame with a valid
+/// frame after it is [`StoreError::Damaged`].
 fn scan(
     file: &File,
     path: &Path,
     from: u64,
-    file_len: u64,
+    end: u64,
     replay: &mut impl FnMut(Frame) -> Result<(), StoreError>,
 ) -> Result<(u64, u64), StoreError> {
     use std::io::{BufReader, Seek, SeekFrom};
@@ -80,46 +146,41 @@ fn scan(
     let mut at = from;
     let mut frames = 0u64;
     let mut head = [0u8; HEADER];
-    while at < file_len {
-        let remaining = file_len - at;
+    // A frame that does not check out is a torn tail only if nothing valid follows it.
+    let torn_or_damaged = |at: u64, why: &'static str| -> Result<(), StoreError> {
+        match damaged(file, path, at, end, why) {
+            e @ StoreError::Damaged { .. } => Err(e),
+            StoreError::Corrupt { .. } => Ok(()),
+            e => Err(e),
+        }
+    };
+    while at < end {
+        let remaining = end - at;
         if remaining < (HEADER + 1) as u64 {
-            break; // torn: not even a header and a kind byte
+            torn_or_damaged(at, "a frame shorter than its header")?;
+            break;
         }
         r.read_exact(&mut head).map_err(io_err(path))?;
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if len == 0 && crc == 0 {
-            // A zero-filled tail (the file grew, the data never came) is torn; zeros
-            // followed by data are not.
-            let mut rest = Vec::new();
-            r.read_to_end(&mut rest).map_err(io_err(path))?;
-            if rest.iter().all(|&b| b == 0) {
-                break;
-            }
-            return Err(StoreError::Corrupt {
-                offset: at,
-                why: "zero frame before data",
-            });
-        }
-        if len == 0 || len > MAX_FRAME {
-            return Err(StoreError::Corrupt {
-                offset: at,
-                why: "frame length out of range",
-            });
-        }
-        if (HEADER + len) as u64 > remaining {
-            break; // torn: the frame runs past the end
+        // A zero-filled tail (the file grew, the data never came) is torn, like any bad
+        // frame with nothing valid after it.
+        let why = if len == 0 || len > MAX_FRAME {
+            Some("frame length out of range")
+        } else if (HEADER + len) as u64 > remaining {
+            Some("the frame runs past the end")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            torn_or_damaged(at, why)?;
+            break;
         }
         let mut body = vec![0u8; len];
         r.read_exact(&mut body).map_err(io_err(path))?;
         if crc32fast::hash(&body) != crc {
-            if (HEADER + len) as u64 == remaining {
-                break; // torn: the last frame, half written
-            }
-            return Err(StoreError::Corrupt {
-                offset: at,
-                why: "checksum mismatch",
-            });
+            torn_or_damaged(at, "checksum mismatch")?;
+            break;
         }
         let kind = body[0];
         body.remove(0);
@@ -132,6 +193,155 @@ fn scan(
         at += (HEADER + len) as u64;
     }
     Ok((at, frames))
+}
+
+/// What [`verify`] found in a range of a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Valid frames (set-aside ones included).
+    pub frames: u64,
+    /// Where the valid frames end.
+    pub end: u64,
+    /// Bytes after `end` that are a torn tail (a start cuts them).
+    pub torn: u64,
+}
+
+/// Checks every frame of `path` in `from..to` (the end of the file if `None`) without
+/// replaying it, handing each to `visit` (set-aside frames too). A damaged frame is an error; a torn tail is
+/// reported. Checking the frames a snapshot covers, `to` is the snapshot's offset, and the
+/// frames must end exactly there.
+pub fn verify(
+    path: &Path,
+    from: u64,
+    to: Option<u64>,
+    mut visit: impl FnMut(Frame) -> Result<(), StoreError>,
+) -> Result<VerifyReport, StoreError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let end = to.unwrap_or(len).min(len);
+    let (at, frames) = scan(&file, path, from, end, &mut visit)?;
+    if to.is_some() && at != end {
+        return Err(StoreError::Corrupt {
+            offset: at,
+            why: "the frames do not end where the snapshot says the log it covers ends",
+        });
+    }
+    Ok(VerifyReport {
+        frames,
+        end: at,
+        torn: end - at,
+    })
+}
+
+/// One span that [`repair`] set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub offset: u64,
+    pub len: u64,
+    /// Where its bytes were saved.
+    pub saved_to: PathBuf,
+    /// What was wrong at its start.
+    pub why: &'static str,
+}
+
+/// Sets every damaged span of the log aside: its bytes are saved to
+/// `events.log.damaged-OFFSET` beside the log and replaced in place by a set-aside frame of
+/// the same length; a torn tail is saved the same way and cut. Every valid frame stays
+/// where it was. Run it only on a log no server has open.
+pub fn repair(path: &Path) -> Result<(Vec<SetAside>, VerifyReport), StoreError> {
+    let file = crate::private::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let mut spans = Vec::new();
+    let mut from = 0u64;
+    let mut frames = 0u64;
+    let save = |offset: u64, end: u64| -> Result<PathBuf, StoreError> {
+        let mut bytes = vec![0u8; (end - offset) as usize];
+        file.read_exact_at(&mut bytes, offset)
+            .map_err(io_err(path))?;
+        let to = path.with_file_name(format!(
+            "{}.damaged-{offset}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("events.log")
+        ));
+        let mut f = crate::private::create(&to).map_err(io_err(&to))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&to))?;
+        Ok(to)
+    };
+    loop {
+        match scan(&file, path, from, len, &mut |_| Ok(())) {
+            Ok((at, n)) => {
+                frames += n;
+                if at < len {
+                    let saved_to = save(at, len)?;
+                    file.set_len(at).map_err(io_err(path))?;
+                    spans.push(SetAside {
+                        offset: at,
+                        len: len - at,
+                        saved_to,
+                        why: "torn tail",
+                    });
+                }
+                file.sync_all().map_err(io_err(path))?;
+                let end = at;
+                return Ok((
+                    spans,
+                    VerifyReport {
+                        frames,
+                        end,
+                        torn: 0,
+                    },
+                ));
+            }
+            Err(StoreError::Damaged { offset, next, why }) => {
+                // The frames before the damage were good; count them on the next pass.
+                let (_, n) = scan(&file, path, from, offset, &mut |_| Ok(()))?;
+                frames += n;
+                // A set-aside frame needs a header and its kind byte: a span too short for
+                // one takes in the next frame too.
+                let mut next = next;
+                while next - offset < (HEADER + 1) as u64 {
+                    next = match next_valid_frame(&file, next + 1, len).map_err(io_err(path))? {
+                        Some(n) => n,
+                        None => len,
+                    };
+                }
+                let saved_to = save(offset, next)?;
+                // As many set-aside frames as a long span needs (each at most MAX_FRAME, and
+                // none shorter than a header and its kind byte).
+                let mut at = offset;
+                while at < next {
+                    let mut take = (next - at).min((HEADER + MAX_FRAME) as u64);
+                    let rest = next - at - take;
+                    if rest > 0 && rest < (HEADER + 1) as u64 {
+                        take -= (HEADER + 1) as u64;
+                    }
+                    let mut body = vec![0u8; take as usize - HEADER];
+                    body[0] = KIND_SET_ASIDE;
+                    let mut frame = Vec::with_capacity(take as usize);
+                    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                    frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+                    frame.extend_from_slice(&body);
+                    file.write_all_at(&frame, at).map_err(io_err(path))?;
+                    at += take;
+                }
+                spans.push(SetAside {
+                    offset,
+                    len: next - offset,
+                    saved_to,
+                    why,
+                });
+                from = next;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The log file, its appender and (under `Durability::Sync`) its syncer thread.
@@ -151,6 +361,8 @@ struct Shared {
     durable: Mutex<u64>,
     durable_cv: Condvar,
     failed: AtomicBool,
+    /// Why the writer failed, and whether it can go on once the cause is gone.
+    failure: Mutex<Option<WriterFailure>>,
     /// Frames written but not yet synced, with what to call once they are.
     pending: Mutex<Pending>,
     pending_cv: Condvar,
@@ -186,7 +398,16 @@ impl EventLog {
                 why: "the snapshot covers more of the log than the log holds",
             });
         }
-        let (at, frames) = scan(&file, path, replay_from, file_len, &mut replay)?;
+        let mut set_aside = 0u64;
+        let (at, frames) = scan(&file, path, replay_from, file_len, &mut |f: Frame| {
+            if f.kind == KIND_SET_ASIDE {
+                set_aside += 1;
+                Ok(())
+            } else {
+                replay(f)
+            }
+        })?;
+        let frames = frames - set_aside;
         let mut report = OpenReport {
             frames,
             bytes: at,
@@ -206,6 +427,7 @@ impl EventLog {
             durable: Mutex::new(at),
             durable_cv: Condvar::new(),
             failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
             pending: Mutex::new(Pending {
                 written: at,
                 ..Pending::default()
@@ -255,6 +477,39 @@ impl EventLog {
         self.shared.failed.load(Ordering::SeqCst)
     }
 
+    /// Why the writer stopped taking appends, if it did.
+    pub fn failure(&self) -> Option<WriterFailure> {
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After a failed write (a full disk, a file size limit), cuts what the failed write
+    /// left past the last whole frame and takes appends again. Nothing after that frame was
+    /// answered, so nothing answered is lost. A failed sync cannot be taken back (the
+    /// kernel may have dropped written pages): that needs a restart, which checks the log.
+    pub fn recover(&mut self) -> Result<(), StoreError> {
+        match self.failure() {
+            None => Ok(()),
+            Some(f) if f.restart_needed => Err(StoreError::WriterFailed(f.why)),
+            Some(_) => {
+                self.file
+                    .set_len(self.next_offset)
+                    .map_err(io_err(&self.path))?;
+                *self
+                    .shared
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                self.shared.failed.store(false, Ordering::SeqCst);
+                tracing::info!(offset = self.next_offset, "event log writer recovered");
+                Ok(())
+            }
+        }
+    }
+
     /// A reader of this log: frames at known offsets (idempotent answers, labels) and the
     /// durable frames in order (consumers), bounded by what is durable.
     pub fn reader(&self) -> Result<LogReader, StoreError> {
@@ -301,14 +556,33 @@ impl Shared {
         Ok(())
     }
 
-    fn fail(&self, why: &str) {
+    fn fail(&self, why: &str, restart_needed: bool) {
         tracing::error!(
             error = why,
-            "event log write failed: refusing further appends"
+            restart_needed,
+            "event log write failed: refusing appends until it recovers"
         );
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        // A failure that needs a restart stays one.
+        if !f.as_ref().is_some_and(|f| f.restart_needed) {
+            *f = Some(WriterFailure {
+                why: why.to_owned(),
+                restart_needed,
+            });
+        }
+        drop(f);
         self.failed.store(true, Ordering::SeqCst);
         self.durable_cv.notify_all();
     }
+}
+
+/// Why the event log writer stopped taking appends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterFailure {
+    pub why: String,
+    /// A sync failed: only a restart (which checks the log) makes it write again. Otherwise
+    /// a write failed and [`EventLog::recover`] takes appends again once the cause is gone.
+    pub restart_needed: bool,
 }
 
 impl Frame {
@@ -341,7 +615,8 @@ impl Appender<'_> {
             });
         }
         if log.failed() {
-            return Err(StoreError::WriterFailed("an earlier write failed".into()));
+            // Once the cause of a failed write is gone, the next append goes through.
+            log.recover()?;
         }
         log.buf.clear();
         encode_frame(kind, payload, &mut log.buf);
@@ -349,7 +624,7 @@ impl Appender<'_> {
         let end = offset + log.buf.len() as u64;
         if let Err(e) = (&log.file).write_all(&log.buf) {
             let why = format!("{}: {e}", log.path.display());
-            log.shared.fail(&why);
+            log.shared.fail(&why, false);
             return Err(StoreError::WriterFailed(why));
         }
         log.next_offset = end;
@@ -398,7 +673,7 @@ fn flusher(file: File, path: PathBuf, shared: Arc<Shared>, every_ms: u64, mut sy
         match file.sync_data() {
             Ok(()) => synced = written,
             Err(e) => {
-                shared.fail(&format!("{}: {e}", path.display()));
+                shared.fail(&format!("{}: {e}", path.display()), true);
                 return;
             }
         }
@@ -419,15 +694,13 @@ fn syncer(file: File, path: PathBuf, shared: Arc<Shared>) {
             }
             (p.written, std::mem::take(&mut p.waiting))
         };
-        let result = if shared.failed.load(Ordering::SeqCst) {
-            Err("an earlier write failed".to_string())
-        } else {
-            file.sync_data()
-                .map_err(|e| format!("{}: {e}", path.display()))
-        };
+        // Frames written before a failed write are whole: they are synced as usual.
+        let result = file
+            .sync_data()
+            .map_err(|e| format!("{}: {e}", path.display()));
         match &result {
             Ok(()) => shared.set_durable(target),
-            Err(e) => shared.fail(e),
+            Err(e) => shared.fail(e, true),
         }
         for (_, done) in batch {
             done(result.clone().map_err(StoreError::WriterFailed));
@@ -702,11 +975,119 @@ mod tests {
         f.write_all_at(b"X", 9).unwrap(); // inside the first payload
         drop(f);
         match reopen(&p, 0) {
-            Err(StoreError::Corrupt { offset: 0, .. }) => {}
-            other => panic!("expected corruption, got {other:?}"),
+            Err(StoreError::Damaged {
+                offset: 0, next, ..
+            }) => assert_eq!(next, 14),
+            other => panic!("expected damage, got {other:?}"),
         }
         // The file was not truncated.
         assert!(std::fs::metadata(&p).unwrap().len() > 20);
+    }
+
+    #[test]
+    fn a_changed_length_in_a_middle_frame_is_damage_and_repair_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.log");
+        let (mut log, _) = EventLog::open(&p, Durability::Sync, 0, |_| Ok(())).unwrap();
+        let payloads: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| format!("{{\"event\":{i}}}").into_bytes())
+            .collect();
+        let items: Vec<(u8, &[u8])> = payloads.iter().map(|p| (1u8, p.as_slice())).collect();
+        let offs = append_all(&mut log, &items);
+        drop(log);
+        let len = std::fs::metadata(&p).unwrap().len();
+        // The third byte of frame 3's length: the frame now seems to run past the end.
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[0x01], offs[3] + 2).unwrap();
+        drop(f);
+        match reopen(&p, 0) {
+            Err(StoreError::Damaged { offset, next, .. }) => {
+                assert_eq!((offset, next), (offs[3], offs[4]));
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), len, "nothing was cut");
+        assert!(matches!(
+            verify(&p, 0, None, |_| Ok(())),
+            Err(StoreError::Damaged { .. })
+        ));
+        // Repair: the span is saved and replaced in place; every other frame stays put.
+        let (spans, report) = repair(&p).unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            (spans[0].offset, spans[0].len),
+            (offs[3], offs[4] - offs[3])
+        );
+        let saved = std::fs::read(&spans[0].saved_to).unwrap();
+        assert_eq!(&saved[HEADER + 1..], &payloads[3][..]);
+        assert_eq!((report.frames, report.end), (9, len));
+        let (frames, rep) = reopen(&p, 0).unwrap();
+        assert_eq!((rep.frames, rep.truncated), (9, 0));
+        let kept: Vec<u64> = frames.iter().map(|f| f.offset).collect();
+        let mut want = offs.clone();
+        want.remove(3);
+        assert_eq!(kept, want);
+        // A second repair finds nothing to do.
+        assert!(repair(&p).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn a_long_damaged_span_is_set_aside_in_frames_of_the_largest_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.log");
+        let (mut log, _) = EventLog::open(&p, Durability::Sync, 0, |_| Ok(())).unwrap();
+        let offs = append_all(&mut log, &[(1, b"before")]);
+        let end = log.end_offset();
+        drop(log);
+        // Three megabytes of zeros (a hole a crash left), then a frame.
+        let hole = 3 * MAX_FRAME as u64 + 5;
+        let mut buf = Vec::new();
+        encode_frame(1, b"after", &mut buf);
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&buf, end + hole).unwrap();
+        drop(f);
+        assert!(matches!(
+            EventLog::open(&p, Durability::Sync, 0, |_| Ok(())),
+            Err(StoreError::Damaged { .. })
+        ));
+        let (spans, _) = repair(&p).unwrap();
+        assert_eq!((spans.len(), spans[0].len), (1, hole));
+        let (mut log, _) = EventLog::open(&p, Durability::Sync, 0, |_| Ok(())).unwrap();
+        append_all(&mut log, &[(1, b"later")]);
+        drop(log);
+        let (frames, _) = reopen(&p, 0).unwrap();
+        let got: Vec<(u64, &[u8])> = frames.iter().map(|f| (f.offset, &f.payload[..])).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (offs[0], &b"before"[..]));
+        assert_eq!(got[1], (end + hole, &b"after"[..]));
+        assert_eq!(got[2].1, b"later");
+    }
+
+    #[test]
+    fn verify_checks_a_prefix_up_to_a_frame_boundary_and_reports_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.log");
+        let (mut log, _) = EventLog::open(&p, Durability::Sync, 0, |_| Ok(())).unwrap();
+        let offs = append_all(&mut log, &[(1, b"a"), (1, b"bb"), (1, b"ccc")]);
+        drop(log);
+        let r = verify(&p, 0, Some(offs[2]), |_| Ok(())).unwrap();
+        assert_eq!((r.frames, r.end), (2, offs[2]));
+        assert!(verify(&p, 0, Some(offs[2] + 1), |_| Ok(())).is_err());
+        // A flipped bit in the first payload: found by a prefix check.
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(b"X", offs[0] + HEADER as u64 + 1).unwrap();
+        drop(f);
+        assert!(matches!(
+            verify(&p, 0, Some(offs[2]), |_| Ok(())),
+            Err(StoreError::Damaged { offset: 0, .. })
+        ));
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(b"a", offs[0] + HEADER as u64 + 1).unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - 1).unwrap();
+        drop(f);
+        let r = verify(&p, 0, None, |_| Ok(())).unwrap();
+        assert_eq!((r.frames, r.end, r.torn), (2, offs[2], len - 1 - offs[2]));
     }
 
     #[test]

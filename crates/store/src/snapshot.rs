@@ -133,6 +133,28 @@ pub fn write_snapshot_with(
     Ok(len)
 }
 
+/// The log offset the snapshot covers, from its header alone (the body is not read or
+/// checked), if there is a snapshot.
+pub fn snapshot_offset(dir: &Path) -> Result<Option<u64>, StoreError> {
+    let path = dir.join(NAME);
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mut head = [0u8; 28];
+    use std::os::unix::fs::FileExt;
+    if f.read_exact_at(&mut head, 0).is_err() || &head[..8] != MAGIC {
+        return Err(StoreError::BadSnapshot {
+            path: path.display().to_string(),
+            why: "not a cardguard snapshot",
+        });
+    }
+    Ok(Some(u64::from_le_bytes(
+        head[8..16].try_into().unwrap_or([0; 8]),
+    )))
+}
+
 /// Reads the snapshot, if there is one: the log offset it covers and its body.
 pub fn read_snapshot(dir: &Path) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
     let path = dir.join(NAME);

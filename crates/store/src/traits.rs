@@ -17,6 +17,10 @@ pub trait EventWriter: Send {
     fn append(&mut self, kind: u8, payload: &[u8], done: Completion) -> Result<u64, StoreError>;
     /// Where the next frame will start.
     fn end_offset(&self) -> u64;
+    /// Why the writer stopped taking appends, if it did.
+    fn failure(&self) -> Option<crate::log::WriterFailure>;
+    /// Takes appends again after a failure whose cause is gone, if it can.
+    fn recover(&mut self) -> Result<(), StoreError>;
 }
 
 /// The read side of an event log, shared by every reader.
@@ -57,6 +61,12 @@ impl EventWriter for crate::EventLog {
     }
     fn end_offset(&self) -> u64 {
         crate::EventLog::end_offset(self)
+    }
+    fn failure(&self) -> Option<crate::log::WriterFailure> {
+        crate::EventLog::failure(self)
+    }
+    fn recover(&mut self) -> Result<(), StoreError> {
+        crate::EventLog::recover(self)
     }
 }
 

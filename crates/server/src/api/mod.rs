@@ -299,6 +299,23 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn health() -> Response {
-    Json(serde_json::json!({"status": "ok"})).into_response()
+/// 200 while authorizations can be taken (`ok`, or `degraded` when something needs an
+/// operator), 503 when they cannot. Load balancers probe it without a key and get the
+/// status; with an admin or metrics key the problems are named too.
+async fn health(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    let app = Arc::clone(&ctx.app);
+    let Ok(h) = tokio::task::spawn_blocking(move || app.health()).await else {
+        return ApiError::internal("health check failed").into_response();
+    };
+    let status = if h.is_available() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = if require(&ctx.keys, &headers, &[Scope::Admin, Scope::Metrics]).is_ok() {
+        serde_json::json!({"status": h.status, "problems": h.problems})
+    } else {
+        serde_json::json!({"status": h.status})
+    };
+    (status, Json(body)).into_response()
 }
