@@ -56,6 +56,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Threads that serve requests; 0 means one per core.
     pub worker_threads: usize,
+    /// Open connections at most; one more gets a 503 and is closed.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this (a slow or silent client is closed).
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this after its headers (408 otherwise).
+    pub body_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +72,10 @@ impl Default for ServerConfig {
             http: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
             worker_threads: 0,
+            max_connections: 1024,
+            header_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
         }
     }
 }

@@ -10,6 +10,7 @@ pub const AUTHORIZATIONS: &str = "cardguard_authorizations_total";
 pub const RESPONSE_CODES: &str = "cardguard_response_codes_total";
 pub const LABELS: &str = "cardguard_labels_total";
 pub const REFUSED: &str = "cardguard_refused_requests_total";
+pub const REFUSED_CONNECTIONS: &str = "cardguard_refused_connections_total";
 pub const LATENCY: &str = "cardguard_authorization_seconds";
 pub const STATE: &str = "cardguard_state";
 
@@ -31,6 +32,7 @@ pub struct Metrics {
     labels: [AtomicU64; 2],
     refused_4xx: AtomicU64,
     refused_5xx: AtomicU64,
+    refused_connections: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_ns: AtomicU64,
@@ -65,6 +67,11 @@ impl Metrics {
         } else {
             self.refused_4xx.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A connection refused over `server.max_connections`.
+    pub fn connection_refused(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition format, with the given gauges of the engine state.
@@ -102,6 +109,11 @@ impl Metrics {
         );
         let _ = writeln!(o, "{REFUSED}{{class=\"4xx\"}} {}", g(&self.refused_4xx));
         let _ = writeln!(o, "{REFUSED}{{class=\"5xx\"}} {}", g(&self.refused_5xx));
+        let _ = writeln!(
+            o,
+            "# HELP {REFUSED_CONNECTIONS} Connections refused over server.max_connections.\n# TYPE {REFUSED_CONNECTIONS} counter\n{REFUSED_CONNECTIONS} {}",
+            g(&self.refused_connections)
+        );
         let _ = writeln!(
             o,
             "# HELP {LATENCY} Time from a valid request to its answer.\n# TYPE {LATENCY} histogram"

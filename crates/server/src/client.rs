@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 JSON client on one keep-alive connection (hyper's connection API), for
-//! the demo, the load benchmark and the integration tests.
+//! the demo, the load benchmark and the integration tests. A connection the server closed
+//! (after an answer with `connection: close`) is opened again for the next request.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,6 +34,14 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr, key: &str) -> Result<Client> {
+        Ok(Client {
+            addr,
+            key: key.to_owned(),
+            sender: Self::handshake(addr).await?,
+        })
+    }
+
+    async fn handshake(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect { addr, source })?;
@@ -43,11 +52,16 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(Client {
-            addr,
-            key: key.to_owned(),
-            sender,
-        })
+        Ok(sender)
+    }
+
+    /// The connection, ready for a request: opened again if the server closed it.
+    async fn ready(&mut self) -> Result<()> {
+        if self.sender.is_closed() || self.sender.ready().await.is_err() {
+            self.sender = Self::handshake(self.addr).await?;
+            self.sender.ready().await?;
+        }
+        Ok(())
     }
 
     /// POSTs a JSON body; returns the status and the parsed JSON answer.
@@ -76,7 +90,7 @@ impl Client {
 
     /// POSTs a body and returns the status and the answer's bytes, unparsed.
     pub async fn post_bytes(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes)> {
-        self.sender.ready().await?;
+        self.ready().await?;
         let req = hyper::Request::post(path)
             .header("host", self.addr.to_string())
             .header("content-type", "application/json")
@@ -98,7 +112,7 @@ impl Client {
 
     /// GETs the raw body.
     pub async fn get_raw(&mut self, path: &str) -> Result<(u16, Bytes)> {
-        self.sender.ready().await?;
+        self.ready().await?;
         let req = hyper::Request::get(path)
             .header("host", self.addr.to_string())
             .header("authorization", format!("Bearer {}", self.key))

@@ -3,10 +3,12 @@
 //! the mapping of domain results and errors to JSON and status codes.
 //!
 //! [`serve`] runs the API on a listener the caller bound (tests bind port 0) until the
-//! shutdown future resolves, then writes a snapshot.
+//! shutdown future resolves, then writes a snapshot; [`listener`] holds the connection
+//! limits and timeouts.
 
 pub mod api;
 pub mod client;
+pub mod listener;
 
 pub use cardguard_app::{ApiKeys, App, Config, OpenSummary, Scope};
 
@@ -22,19 +24,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ctx = api::Ctx {
         max_body: app.config.server.max_body_bytes,
+        body_timeout: std::time::Duration::from_millis(app.config.server.body_timeout_ms),
         app: Arc::clone(&app),
         keys: Arc::new(keys),
     };
-    use axum::serve::ListenerExt;
-    // Answers are small and latency-bound: no Nagle delay on the sockets.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, api::router(ctx))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = listener::Limits::from_config(&app.config.server);
+    let metrics_app = Arc::clone(&app);
+    listener::run(
+        listener,
+        api::router(ctx),
+        limits,
+        move || metrics_app.metrics.connection_refused(),
+        shutdown,
+    )
+    .await?;
     let a = Arc::clone(&app);
     tokio::task::spawn_blocking(move || a.snapshot_now())
         .await

@@ -21,6 +21,131 @@ pub struct Ctx {
     pub app: Arc<App>,
     pub keys: Arc<ApiKeys>,
     pub max_body: usize,
+    /// A body must arrive within this once its headers have (zero: no limit).
+    pub body_timeout: std::time::Duration,
+}
+
+/// The most an authorization body may hold: its fields are short.
+pub const MAX_AUTHORIZATION_BYTES: usize = 16 * 1024;
+/// The most a label body may hold.
+pub const MAX_LABEL_BYTES: usize = 4 * 1024;
+/// The most a body may hold on a route that takes none (reloads).
+pub const MAX_EMPTY_BYTES: usize = 1024;
+
+/// What a route needs before its body is read: the scopes of the key it takes (none for a
+/// public route), and the most body it reads (none: it reads no body).
+struct Policy {
+    scopes: Option<&'static [Scope]>,
+    body: Option<usize>,
+}
+
+fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
+    use axum::http::Method;
+    let p = |scopes: Option<&'static [Scope]>, body: Option<usize>| Policy { scopes, body };
+    const ADMIN: &[Scope] = &[Scope::Admin];
+    match (method, path) {
+        (&Method::POST, "/v1/cards") => p(Some(ADMIN), Some(max_body)),
+        (&Method::POST, "/v1/cards:batch") => p(Some(ADMIN), Some(dto::MAX_BATCH_BYTES)),
+        (&Method::POST, "/v1/authorizations") => p(
+            Some(&[Scope::Authorize]),
+            Some(max_body.min(MAX_AUTHORIZATION_BYTES)),
+        ),
+        (&Method::POST, "/v1/labels") => p(
+            Some(&[Scope::Label, Scope::Admin]),
+            Some(max_body.min(MAX_LABEL_BYTES)),
+        ),
+        (&Method::POST, "/v1/mail/scan") => p(
+            Some(&[Scope::Mail, Scope::Admin]),
+            Some(cardguard_phish::analyze::MAX_MESSAGE_BYTES),
+        ),
+        (&Method::POST, "/v1/mail/brands/reload" | "/v1/model/reload") => {
+            p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
+        }
+        (&Method::GET, "/v1/stats") => p(Some(ADMIN), None),
+        (&Method::GET, "/metrics") => p(Some(&[Scope::Metrics, Scope::Admin]), None),
+        // Public (health, the OpenAPI document) or no such route (the router answers 404
+        // or 405 without reading a body).
+        _ => p(None, None),
+    }
+}
+
+/// Before any handler: the route's credentials are checked before a byte of the body is
+/// read, a declared length over the route's limit is refused at once, and the body must
+/// arrive within `server.body_timeout_ms` (408). The handler gets the body buffered.
+async fn gate(
+    State(ctx): State<Ctx>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let rule = policy(req.method(), req.uri().path(), ctx.max_body);
+    if let Some(scopes) = rule.scopes
+        && let Err(e) = require(&ctx.keys, req.headers(), scopes)
+    {
+        let h = req.headers();
+        let has_body = h.contains_key(axum::http::header::TRANSFER_ENCODING)
+            || h.get(axum::http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        let r = e.into_response();
+        return if has_body { close(r) } else { r };
+    }
+    let Some(limit) = rule.body else {
+        return next.run(req).await;
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return close(ApiError::too_large(limit).into_response());
+    }
+    let (parts, body) = req.into_parts();
+    let read = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit));
+    let read = if ctx.body_timeout.is_zero() {
+        Ok(read.await)
+    } else {
+        tokio::time::timeout(ctx.body_timeout, read).await
+    };
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return close(ApiError::too_large(limit).into_response());
+        }
+        Ok(Err(e)) => {
+            return close(
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string())
+                    .into_response(),
+            );
+        }
+        Err(_) => {
+            return close(
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        ctx.body_timeout.as_millis()
+                    ),
+                )
+                .into_response(),
+            );
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// A refusal before the body was read: the connection is closed after it, so that the
+/// unread body is not read as the next request.
+fn close(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 /// Every route, as the OpenAPI document must list it.
@@ -63,6 +188,7 @@ pub fn router(ctx: Ctx) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), gate))
         .layer(axum::middleware::map_response_with_state(
             ctx.clone(),
             count_refusals,
