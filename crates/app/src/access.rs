@@ -4,7 +4,7 @@
 //! the data directory.
 
 use crate::config::{ApiKeyConfig, Config};
-use crate::keys::{hex, random_bytes, unhex, write_private};
+use crate::keys::{hex, random_bytes, unhex};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -180,6 +180,80 @@ pub fn new_key() -> Result<(String, String), AccessError> {
     Ok((key, hash))
 }
 
+/// The keys kept in the data directory's `api-keys.toml` (hashes only), if the file exists.
+fn stored_keys(path: &Path) -> Result<Option<Vec<ApiKeyConfig>>, AccessError> {
+    let ferr = |why: String| AccessError::File {
+        path: path.display().to_string(),
+        why,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ferr(e.to_string())),
+    };
+    #[derive(serde::Deserialize)]
+    struct F {
+        api_keys: Vec<ApiKeyConfig>,
+    }
+    let f: F = toml::from_str(&text).map_err(|e| ferr(e.to_string()))?;
+    Ok(Some(f.api_keys))
+}
+
+/// Mints a key with `scopes` and adds its SHA-256 (never the key) to the data directory's
+/// `api-keys.toml`, which a server reads at start when its config names no keys. Returns the
+/// key, to be shown once, and its hash.
+pub fn create_key(
+    data_dir: &Path,
+    name: &str,
+    scopes: &[Scope],
+) -> Result<(String, String), AccessError> {
+    if scopes.is_empty() {
+        return Err(AccessError::Config("give at least one scope".into()));
+    }
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(AccessError::Config(format!(
+            "key name {name:?} must be 1 to 64 letters, digits, - _ ."
+        )));
+    }
+    let path = data_dir.join(BOOTSTRAP_KEYS);
+    let mut keys = stored_keys(&path)?.unwrap_or_default();
+    if keys.iter().any(|k| k.name.as_deref() == Some(name)) {
+        return Err(AccessError::Config(format!(
+            "{}: a key named {name:?} exists already",
+            path.display()
+        )));
+    }
+    let (key, hash) = new_key()?;
+    keys.push(ApiKeyConfig {
+        name: Some(name.to_owned()),
+        key: None,
+        key_sha256: Some(hash.clone()),
+        scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+    });
+    let mut text = String::from(
+        "# API keys of this data directory, used when the config names no [[auth.api_keys]]:\n\
+         # only their SHA-256 is kept. `cardguard keys create` adds one.\n",
+    );
+    for k in &keys {
+        text.push_str(&format!(
+            "\n[[api_keys]]\nname = {:?}\nkey_sha256 = {:?}\nscopes = {:?}\n",
+            k.name.as_deref().unwrap_or("unnamed"),
+            k.key_sha256.as_deref().unwrap_or_default(),
+            k.scopes
+        ));
+    }
+    crate::keys::private_dir_and_file(data_dir, &path, &text).map_err(|e| AccessError::File {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    Ok((key, hash))
+}
+
 /// The keys from the config; with none there, those in the data directory, where the first
 /// start creates one admin+authorize+label key. Returns the keys and, when one was created
 /// now, the key itself (to be shown once: only its hash is kept).
@@ -191,34 +265,16 @@ pub fn load_keys(
         return Ok((ApiKeys::from_config(&config.auth.api_keys)?, None));
     }
     let path = data_dir.join(BOOTSTRAP_KEYS);
-    let ferr = |why: String| AccessError::File {
-        path: path.display().to_string(),
-        why,
-    };
-    if path.exists() {
-        #[derive(serde::Deserialize)]
-        struct F {
-            api_keys: Vec<ApiKeyConfig>,
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| ferr(e.to_string()))?;
-        let f: F = toml::from_str(&text).map_err(|e| ferr(e.to_string()))?;
-        return Ok((ApiKeys::from_config(&f.api_keys)?, None));
+    if let Some(stored) = stored_keys(&path)? {
+        return Ok((ApiKeys::from_config(&stored)?, None));
     }
-    let (key, hash) = new_key()?;
-    let scopes = ["admin", "authorize", "label"];
-    let text = format!(
-        "# Created on first start because the config names no [[auth.api_keys]]. Only the\n\
-         # SHA-256 of the key is kept; configure your own keys to replace this one.\n\
-         [[api_keys]]\nname = \"bootstrap\"\nkey_sha256 = \"{hash}\"\nscopes = {scopes:?}\n"
-    );
-    write_private(&path, &text).map_err(|e| ferr(e.to_string()))?;
-    let keys = ApiKeys::from_config(&[ApiKeyConfig {
-        name: Some("bootstrap".into()),
-        key: None,
-        key_sha256: Some(hash),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-    }])?;
-    Ok((keys, Some(key)))
+    let (key, _) = create_key(
+        data_dir,
+        "bootstrap",
+        &[Scope::Admin, Scope::Authorize, Scope::Label],
+    )?;
+    let stored = stored_keys(&path)?.unwrap_or_default();
+    Ok((ApiKeys::from_config(&stored)?, Some(key)))
 }
 
 #[cfg(test)]

@@ -166,6 +166,8 @@ pub struct App {
     sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
     /// The background check of the frames the snapshot covers.
     prefix_check: Arc<Mutex<PrefixCheck>>,
+    /// The data directory's lock, held while the application is open.
+    _lock: cardguard_store::DirLock,
 }
 
 fn log_error(e: cardguard_store::StoreError) -> AppError {
@@ -211,6 +213,8 @@ impl App {
             source,
         };
         cardguard_store::private::create_dir(data_dir).map_err(dir_err)?;
+        // Before anything in the directory is read or written: one process at a time.
+        let lock = cardguard_store::DirLock::acquire(data_dir)?;
         if let Some(mode) = cardguard_store::private::open_to_others(data_dir).map_err(dir_err)? {
             tracing::warn!(
                 path = %data_dir.display(),
@@ -335,6 +339,7 @@ impl App {
             brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
             prefix_check,
+            _lock: lock,
         };
         Ok((app, summary))
     }

@@ -17,6 +17,8 @@ pub enum ConfigError {
     Toml { path: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    #[error("config file {path}: {message}")]
+    Value { path: String, message: String },
     #[error("config: {0}")]
     Invalid(String),
 }
@@ -306,11 +308,14 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        // Which variable set which key, to name it when its value is refused.
+        let mut from_env: Vec<(String, String)> = Vec::new();
         for (var, value) in env {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
             let parts: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            from_env.push((parts.join("."), var.clone()));
             if parts.iter().any(String::is_empty) {
                 return Err(ConfigError::Env {
                     var,
@@ -326,9 +331,23 @@ impl Config {
         }
         let cfg: Config = toml::Value::Table(root)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Toml {
-                path: "(merged)".into(),
-                message: e.to_string(),
+            .map_err(|e: toml::de::Error| {
+                let message = e.to_string().trim().replace('\n', " ");
+                match from_env
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| message.contains(&format!("`{key}`")))
+                {
+                    Some((_, var)) => ConfigError::Env {
+                        var: var.clone(),
+                        message,
+                    },
+                    None => ConfigError::Value {
+                        path: path
+                            .map_or("(none: the defaults)".into(), |p| p.display().to_string()),
+                        message,
+                    },
+                }
             })?;
         Ok(cfg)
     }

@@ -251,6 +251,13 @@ impl KeyRing {
     }
 }
 
+/// Writes a file readable by the owner only into `dir`, creating the directory (0700) if it
+/// is missing.
+pub fn private_dir_and_file(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+    cardguard_store::private::create_dir(dir)?;
+    write_private(path, text)
+}
+
 /// Writes a file readable by the owner only.
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;

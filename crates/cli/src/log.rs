@@ -213,6 +213,8 @@ impl Audit {
 fn verify(data_dir: &Path) -> Result<()> {
     let path = data_dir.join("events.log");
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+    // A live log grows under the check: not while a server has the directory.
+    let _lock = cardguard_store::DirLock::acquire(data_dir)?;
     let snapshot = cardguard_store::snapshot_offset(data_dir).unwrap_or_else(|e| {
         println!("snapshot: {e} (a start replays the whole log instead)");
         None
@@ -232,6 +234,7 @@ fn verify(data_dir: &Path) -> Result<()> {
 fn repair(data_dir: &Path) -> Result<()> {
     let path = data_dir.join("events.log");
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+    let _lock = cardguard_store::DirLock::acquire(data_dir)?;
     let snapshot = cardguard_store::snapshot_offset(data_dir).ok().flatten();
     let before = Audit::run(&path, snapshot)?;
     let (spans, _) = cardguard_store::log::repair(&path)

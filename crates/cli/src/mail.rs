@@ -1,6 +1,9 @@
 //! `cardguard mail scan PATH`: reads messages from a file (one message or an mbox), a
 //! Maildir or a folder of any of these (recursively; each file told apart by its content),
-//! and prints each verdict as a table row or a JSON line.
+//! and prints each verdict as a table row (with its top reasons) or a JSON line. It exits as
+//! virus and spam scanners do: 0 when every message is clean, 1 when one is flagged
+//! (phishing or suspicious), 2 when nothing is flagged but something could not be read or
+//! the scan failed.
 
 use anyhow::{Context, Result};
 use cardguard_phish::{BrandRegistry, Report};
@@ -45,7 +48,12 @@ pub enum MailCmd {
     },
 }
 
-pub fn run(cmd: MailCmd) -> Result<()> {
+/// Exit codes of `mail scan`.
+pub const EXIT_FLAGGED: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn run(cmd: MailCmd) -> Result<std::process::ExitCode> {
+    let mut code = 0u8;
     let r = match cmd {
         MailCmd::Scan {
             path,
@@ -61,7 +69,15 @@ pub fn run(cmd: MailCmd) -> Result<()> {
             };
             let verifier =
                 cardguard_mailauth::load::sender_verifier(verify_sender, dns_zone.as_deref())?;
-            scan(&path, json, brands.as_deref(), &opts, verifier.as_ref())
+            scan(&path, json, brands.as_deref(), &opts, verifier.as_ref()).map(|c| {
+                code = if c[0] + c[1] > 0 {
+                    EXIT_FLAGGED
+                } else if c[3] > 0 {
+                    EXIT_ERROR
+                } else {
+                    0
+                };
+            })
         }
         MailCmd::Lookalikes { domain, json } => lookalikes(&domain, json),
         MailCmd::CheckUrl { url, brands } => {
@@ -79,9 +95,10 @@ pub fn run(cmd: MailCmd) -> Result<()> {
             if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
         {
-            Ok(())
+            Ok(std::process::ExitCode::from(code))
         }
-        other => other,
+        Err(e) => Err(e),
+        Ok(()) => Ok(std::process::ExitCode::from(code)),
     }
 }
 
@@ -154,7 +171,7 @@ fn scan(
     brands: Option<&Path>,
     opts: &cardguard_phish::Options,
     verifier: Option<&cardguard_mailauth::SenderVerifier>,
-) -> Result<()> {
+) -> Result<[usize; 4]> {
     let reg = registry(brands)?;
     let rt = match verifier {
         Some(_) => Some(
@@ -224,11 +241,23 @@ fn scan(
             counts[3]
         )?;
     }
-    Ok(())
+    out.flush()?;
+    Ok(counts)
 }
 
+/// One table row: verdict, score, brand, subject, file, and the three weightiest reasons
+/// with their weights.
 fn row(origin: &str, r: &Report) -> String {
-    let codes: Vec<&str> = r.reasons.iter().map(|f| f.code).collect();
+    let mut top: Vec<&cardguard_phish::Finding> = r.reasons.iter().collect();
+    top.sort_by_key(|f| std::cmp::Reverse(f.weight));
+    let mut codes: Vec<String> = top
+        .iter()
+        .take(3)
+        .map(|f| format!("{} +{}", f.code, f.weight))
+        .collect();
+    if top.len() > 3 {
+        codes.push(format!("and {} more", top.len() - 3));
+    }
     let subject: String = r
         .subject
         .as_deref()
@@ -246,6 +275,6 @@ fn row(origin: &str, r: &Report) -> String {
         r.brand.as_deref().unwrap_or("-"),
         subject,
         origin.rsplit('/').next().unwrap_or(origin),
-        codes.join(" ")
+        codes.join(", ")
     )
 }

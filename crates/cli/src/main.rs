@@ -5,6 +5,7 @@
 mod bench;
 mod cards;
 mod demo;
+mod keys;
 mod log;
 pub mod mail;
 mod ml;
@@ -38,8 +39,11 @@ enum Cmd {
     /// Cards: `import` enrolls a portfolio from a CSV or JSON Lines file.
     #[command(subcommand)]
     Cards(cards::CardsCmd),
-    /// The event log of a data directory: `tail` prints its events, as a resuming consumer
-    /// with `--consumer NAME`.
+    /// API keys: `create` mints one for a data directory (only its hash is kept).
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// The event log of a data directory: `tail` prints its events (as a resuming consumer
+    /// with `--consumer NAME`), `verify` checks it, `repair` sets damaged spans aside.
     #[command(subcommand)]
     Log(log::LogCmd),
     /// Mail: the phishing analyzer.
@@ -96,26 +100,41 @@ fn keep_freed_memory() {
     }
 }
 
-fn main() -> Result<()> {
+/// Runs the command. A user's error prints as the product's message, its causes after it,
+/// without a backtrace (whatever `RUST_BACKTRACE` says), and exits 1; `mail scan` has its
+/// own codes (0 clean, 1 flagged, 2 error).
+fn main() -> std::process::ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     init_logging();
-    match cli.cmd {
+    let scanner = matches!(cli.cmd, Cmd::Mail(_));
+    match run(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(if scanner { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<std::process::ExitCode> {
+    let ok = |r: Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
+    match cmd {
         Cmd::Serve(a) => {
-            let config = Config::load(a.config.as_deref(), std::env::vars())
-                .context("loading the configuration")?;
+            let config = Config::load(a.config.as_deref(), std::env::vars())?;
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if config.server.worker_threads > 0 {
                 rt.worker_threads(config.server.worker_threads);
             }
-            rt.enable_all().build()?.block_on(serve(a, config))
+            ok(rt.enable_all().build()?.block_on(serve(a, config)))
         }
-        Cmd::Bench(b) => bench::run(b),
-        Cmd::Cards(c) => cards::run(c),
-        Cmd::Log(l) => log::run(l),
+        Cmd::Bench(b) => ok(bench::run(b)),
+        Cmd::Cards(c) => ok(cards::run(c)),
+        Cmd::Keys(k) => ok(keys::run(k)),
+        Cmd::Log(l) => ok(log::run(l)),
         Cmd::Mail(m) => mail::run(m),
-        Cmd::Ml(m) => ml::run(m),
-        Cmd::Simulate(a) => ml::simulate_cmd(a),
+        Cmd::Ml(m) => ok(ml::run(m)),
+        Cmd::Simulate(a) => ok(ml::simulate_cmd(a)),
     }
 }
 
@@ -130,12 +149,17 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     // SAFETY: ignoring a signal changes nothing else.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let addr = a.http.clone().unwrap_or_else(|| config.server.http.clone());
+    // The address first: a start that cannot listen changes nothing (no key is minted and
+    // shown for a server that never ran).
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let data_dir = a.data_dir.clone();
     let cfg = config.clone();
+    // Its errors name what they are about (the data directory, a model file, a setting).
     let (app, summary) =
         tokio::task::spawn_blocking(move || App::open(cfg, &data_dir, Arc::new(SystemClock)))
-            .await?
-            .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
+            .await??;
     if !summary.created_keys.is_empty() {
         tracing::info!(
             keys = summary.created_keys.join(", "),
@@ -175,9 +199,6 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     if keys.is_empty() {
         bail!("no API keys");
     }
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");

@@ -1,9 +1,10 @@
 //! `cardguard mail scan` reads a single message, an mbox, a Maildir and a folder holding all of
-//! them, telling each file apart by its content.
+//! them, telling each file apart by its content, and exits as scanners do: 0 clean, 1 flagged,
+//! 2 error (a file that is not a mail message is reported as such, not given a verdict).
 
 mod common;
 
-use common::{cardguard, ok};
+use common::{cardguard, exits};
 
 const PHISH: &str = "From: eBay <aw-confirm@ebay-secure-login.com>\nSubject: Your account will be suspended\nContent-Type: text/html\n\n<p>Please verify your account within 24 hours: <a href=\"http://61.12.3.4/ebay/\">https://signin.ebay.com/</a></p>\n";
 const HAM: &str = "From: Hanako <hanako@example.jp>\nSubject: lunch\n\nSee you at noon.\n";
@@ -27,7 +28,7 @@ fn files_mboxes_maildirs_and_folders() {
     std::fs::write(root.join("Maildir/new/1700000001.2.host"), PHISH).unwrap();
     std::fs::write(root.join("Maildir/tmp/partial"), "half a message").unwrap();
 
-    let stdout = ok(cardguard().args(["mail", "scan", "--json"]).arg(root));
+    let (_, stdout) = exits(cardguard().args(["mail", "scan", "--json"]).arg(root), &[1]);
     let rows: Vec<serde_json::Value> = String::from_utf8(stdout)
         .unwrap()
         .lines()
@@ -42,7 +43,7 @@ fn files_mboxes_maildirs_and_folders() {
         assert!(!r["reasons"].as_array().unwrap().is_empty());
     }
     // The table form ends with a count.
-    let stdout = ok(cardguard().args(["mail", "scan"]).arg(root));
+    let (_, stdout) = exits(cardguard().args(["mail", "scan"]).arg(root), &[1]);
     let text = String::from_utf8(stdout).unwrap();
     assert!(
         text.trim_end()
@@ -66,10 +67,13 @@ fn scan_verifies_senders_against_a_zone_file_and_refuses_a_bad_one() {
         format!("Received: from x.example (x.example [203.0.113.5]) by mx.example.jp; Mon, 2 Nov 2026 10:00:00 +0900\nReturn-Path: <hanako@example.jp>\n{HAM}"),
     )
     .unwrap();
-    let stdout = ok(cardguard()
-        .args(["mail", "scan", "--json", "--dns-zone"])
-        .arg(&zone)
-        .arg(&msg));
+    let (_, stdout) = exits(
+        cardguard()
+            .args(["mail", "scan", "--json", "--dns-zone"])
+            .arg(&zone)
+            .arg(&msg),
+        &[0, 1],
+    );
     let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let auth: Vec<(&str, &str)> = v["sender_auth"]
         .as_array()
@@ -104,7 +108,41 @@ fn scan_verifies_senders_against_a_zone_file_and_refuses_a_bad_one() {
         .arg(&msg)
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("zone line 2"), "{err}");
+}
+
+#[test]
+fn exit_codes_are_a_scanners_and_a_file_that_is_no_message_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.eml");
+    std::fs::write(&clean, HAM).unwrap();
+    let phish = dir.path().join("phish.eml");
+    std::fs::write(&phish, PHISH).unwrap();
+    let notes = dir.path().join("notes.md");
+    std::fs::write(
+        &notes,
+        "# Notes\n\nVerify your account now: http://61.12.3.4:8080/login and win a prize!\n",
+    )
+    .unwrap();
+    exits(cardguard().args(["mail", "scan"]).arg(&clean), &[0]);
+    let (_, out) = exits(cardguard().args(["mail", "scan"]).arg(&phish), &[1]);
+    // The table names the weightiest reasons with their weights.
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(" +"), "{text}");
+    let (_, out) = exits(cardguard().args(["mail", "scan"]).arg(&notes), &[2]);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("not a mail message") && !text.contains("phishing "),
+        "{text}"
+    );
+    // Flagged wins over unreadable, as with virus scanners.
+    exits(cardguard().args(["mail", "scan"]).arg(dir.path()), &[1]);
+    exits(
+        cardguard()
+            .args(["mail", "scan"])
+            .arg(dir.path().join("missing")),
+        &[2],
+    );
 }

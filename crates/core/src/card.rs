@@ -163,7 +163,7 @@ impl Expiry {
     /// Parses `YYYY-MM`.
     pub fn parse(s: &str) -> Result<Expiry, ParseError> {
         let b = s.as_bytes();
-        const FORM: ParseError = ParseError::Format("YYYY-MM");
+        const FORM: ParseError = ParseError::Format("a month written YYYY-MM");
         if b.len() != 7 || b[4] != b'-' {
             return Err(FORM);
         }

@@ -10,7 +10,7 @@ pub enum ParseError {
     NotDigits,
     #[error("must be {min} to {max} characters long")]
     Length { min: usize, max: usize },
-    #[error("must have the form {0}")]
+    #[error("must be {0}")]
     Format(&'static str),
     #[error("is out of range: {0}")]
     Range(&'static str),

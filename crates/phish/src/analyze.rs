@@ -19,7 +19,7 @@ const MAX_SCAN_CHARS: usize = 30_000;
 pub enum PhishError {
     #[error("message of {0} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes")]
     TooLarge(usize),
-    #[error("not an RFC 5322 message")]
+    #[error("not a mail message (no From, Date, Subject, Message-ID or Received header)")]
     NotAMessage,
 }
 
@@ -822,6 +822,18 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     let msg = MessageParser::default()
         .parse(raw)
         .ok_or(PhishError::NotAMessage)?;
+    // Text without a message's headers (a Markdown file, a log, a web page) is not a
+    // message: it gets no verdict rather than one its links and wording would earn.
+    let is_message = msg.headers().iter().any(|h| {
+        use mail_parser::HeaderName as H;
+        matches!(
+            h.name,
+            H::From | H::Sender | H::Date | H::Received | H::MessageId | H::ReturnPath | H::Subject
+        )
+    });
+    if !is_message {
+        return Err(PhishError::NotAMessage);
+    }
     let p = parts(&msg);
     let mut f: Vec<Finding> = Vec::new();
     auth_results(&msg, opts, &mut f);

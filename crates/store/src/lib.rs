@@ -5,13 +5,15 @@
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
 //! - [`cursor`]: the durable positions of the log's consumers;
-//! - [`private`]: the owner-only modes of the data directory and its files.
+//! - [`private`]: the owner-only modes of the data directory and its files;
+//! - [`lock`]: the data directory's lock, one process at a time.
 //!
 //! The application uses them through the narrow traits in [`traits`]. The crate knows bytes
 //! and rows, not the engine: the application decides what goes in them.
 
 pub mod cards;
 pub mod cursor;
+pub mod lock;
 pub mod log;
 pub mod private;
 pub mod snapshot;
@@ -19,6 +21,7 @@ pub mod traits;
 
 pub use cards::{CardRow, SqliteCards};
 pub use cursor::FileCursors;
+pub use lock::DirLock;
 pub use log::{
     Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,
     VerifyReport, WriterFailure,
@@ -55,6 +58,10 @@ pub enum StoreError {
     WriterFailed(String),
     #[error("consumer name {0:?} must be 1 to 64 letters, digits, - _ .")]
     BadName(String),
+    #[error(
+        "data directory {dir} is in use by process {holder} (a cardguard server or command): stop it first, or use another directory"
+    )]
+    Locked { dir: String, holder: String },
     #[error("consumer cursor {0} is damaged")]
     BadCursor(String),
 }

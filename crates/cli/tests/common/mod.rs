@@ -24,16 +24,40 @@ pub fn ok(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
+/// Runs the command, failing the test with its stderr unless it exits with one of `codes`;
+/// returns the code and stdout.
+pub fn exits(cmd: &mut Command, codes: &[i32]) -> (i32, Vec<u8>) {
+    let out = cmd.output().expect("the command runs");
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        codes.contains(&code),
+        "exit code {code}, expected one of {codes:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, out.stdout)
+}
+
 /// Starts `cardguard serve` on port 0 with `config` (TOML, written to `dir/c.toml`) and the
 /// data directory `dir/data`; returns the process and the address it listens on.
 pub fn serve(dir: &Path, config: &str) -> (Child, SocketAddr) {
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cardguard"))
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&cfg)
+    start(dir, Some(&cfg))
+}
+
+/// Starts `cardguard serve` on port 0 with no config (the keys of the data directory).
+pub fn serve_without_keys(dir: &Path) -> (Child, SocketAddr) {
+    start(dir, None)
+}
+
+fn start(dir: &Path, config: Option<&Path>) -> (Child, SocketAddr) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cardguard"));
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .env("CARDGUARD_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
