@@ -3,7 +3,7 @@
 //! cards removed) with a report of the curves, and import XGBoost and LightGBM models.
 
 use anyhow::{Context, Result, bail};
-use cardguard_ml::evaluate::{DayRange, Evaluation, Protocol, evaluate};
+use cardguard_ml::evaluate::{DayRange, Evaluation, Protocol, day_string, evaluate};
 use cardguard_ml::gbdt::{Round, TrainParams, TrainSet};
 use cardguard_ml::{Dataset, FeatureTable, ReplayConfig, replay};
 use std::io::Write;
@@ -50,7 +50,7 @@ fn features_cmd(a: FeaturesArgs) -> Result<()> {
             w,
             "{},{},{},{}",
             t.id[i],
-            cardguard_ml::evaluate::day_string(t.day(i)),
+            day_string(t.day(i)),
             t.card[i],
             u8::from(t.y[i])
         )?;
@@ -298,7 +298,35 @@ fn load(path: &Path, delay_days: u32) -> Result<FeatureTable> {
     Ok(table)
 }
 
+/// Checks, before any work, that a file can be created at `path` (its folder exists and
+/// takes files), so that a long run does not fail at its end.
+fn writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    anyhow::ensure!(
+        dir.is_dir(),
+        "cannot write {}: the folder {} does not exist",
+        path.display(),
+        dir.display()
+    );
+    tempfile::NamedTempFile::new_in(dir)
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "cannot write {}: the folder {} takes no files",
+                path.display(),
+                dir.display()
+            )
+        })
+}
+
 fn train_cmd(a: TrainArgs) -> Result<()> {
+    writable(&a.out)?;
+    if let Some(s) = &a.train {
+        DayRange::parse(s)?;
+    }
     let table = load(&a.transactions, a.delay_days)?;
     if table.rows() == 0 {
         bail!("no transactions in {}", a.transactions.display());
@@ -369,7 +397,29 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
     if a.folds == 0 {
         bail!("--folds must be at least 1");
     }
+    if let Some(p) = &a.predictions {
+        writable(p)?;
+    }
+    if let Some(dir) = &a.report {
+        writable(&dir.join("index.html"))
+            .or_else(|_| writable(dir))
+            .with_context(|| format!("the report folder {}", dir.display()))?;
+    }
     let table = load(&a.transactions, a.delay_days)?;
+    // Every fold's training days must be in the data: the earliest is the last fold's.
+    if table.rows() > 0 {
+        let first = table.day(0);
+        let earliest = train.shifted(-((a.folds - 1) as i64) * test.days()).from;
+        if earliest < first {
+            let fit = 1 + (train.from - first).max(0) / test.days().max(1);
+            bail!(
+                "--folds {} reaches back to {}, before the data starts ({}): at most {fit} folds fit",
+                a.folds,
+                day_string(earliest),
+                day_string(first)
+            );
+        }
+    }
     let params = a.trainer.params();
     let mut results: Vec<Evaluation> = Vec::new();
     for k in 0..a.folds {

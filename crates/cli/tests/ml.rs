@@ -115,6 +115,45 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
         assert!(body.len() > 200, "{f}");
     }
 
+    // Outputs and ranges are checked before the work: a missing folder for --out, and more
+    // folds than the data holds, are refused at once, naming the problem.
+    for (args, says) in [
+        (
+            vec![
+                "ml",
+                "train",
+                "--out",
+                "/nonexistent-folder/m.json",
+                "--transactions",
+            ],
+            "the folder /nonexistent-folder does not exist",
+        ),
+        (
+            vec![
+                "ml",
+                "evaluate",
+                "--train",
+                "2018-04-05..2018-04-18",
+                "--test",
+                "2018-04-22..2018-05-05",
+                "--folds",
+                "20",
+                "--transactions",
+            ],
+            "at most 1 folds fit",
+        ),
+    ] {
+        let t0 = std::time::Instant::now();
+        let out = cardguard().args(&args).arg(&data).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("training"), "{args:?} trained first: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    }
+
     let model = dir.path().join("model.json");
     ok(cardguard()
         .args(["ml", "train", "--transactions"])
