@@ -1,6 +1,7 @@
 //! `serve --demo`: enrolls sample cards through the API, replays a simulated hour of traffic
 //! with fraud in it (a cloned card far away, card testing, wrong PINs, an account takeover,
-//! bad card data, a retried request), prints each decision and why, then labels the frauds.
+//! bad card data, a retried request), prints each decision and why, says which staged frauds
+//! it caught and which it missed (and why), then labels the frauds.
 
 use crate::rng::{Rng, luhn_pan};
 use anyhow::Result;
@@ -11,14 +12,52 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// Keys the demo may use to compute card codes, by id (from the server's config).
+/// Where the demo keeps its data unless told otherwise.
+pub const DEFAULT_DIR: &str = "cardguard-demo";
+/// The file that marks a data directory as the demo's own (so it may be emptied).
+const MARKER: &str = ".cardguard-demo";
+
+/// The demo stages its story on an empty data directory: a new one, or the demo's own from
+/// an earlier run, emptied (it says so). A directory holding other data is refused.
+pub fn fresh_directory(dir: &std::path::Path) -> Result<()> {
+    let holds_data = std::fs::read_dir(dir).is_ok_and(|mut e| e.next().is_some());
+    if holds_data {
+        anyhow::ensure!(
+            dir.join(MARKER).exists(),
+            "--demo stages its story on a fresh data directory, and {} holds other data: give a new --data-dir",
+            dir.display()
+        );
+        // Not under a running server: its lock would refuse this.
+        let lock = cardguard_store::DirLock::acquire(dir)?;
+        std::fs::remove_dir_all(dir)?;
+        drop(lock);
+        println!(
+            "demo: starting afresh in {} (the previous demo's data removed)",
+            dir.display()
+        );
+    }
+    cardguard_store::private::create_dir(dir)?;
+    use std::io::Write;
+    cardguard_store::private::create(&dir.join(MARKER))?.write_all(
+        b"cardguard serve --demo owns this directory and empties it at its next start\n",
+    )?;
+    Ok(())
+}
+
+/// Keys the demo may use to compute card codes, by id (from the server's config), and the
+/// risk threshold of a challenge (to say why an approval was one).
 pub struct DemoKeys {
     pub cvk: Option<(String, TdesKey)>,
     pub pvk: Option<(String, TdesKey)>,
+    pub challenge_threshold: u8,
 }
 
 impl DemoKeys {
-    pub fn from_config(cvk: &BTreeMap<String, String>, pvk: &BTreeMap<String, String>) -> DemoKeys {
+    pub fn from_config(
+        cvk: &BTreeMap<String, String>,
+        pvk: &BTreeMap<String, String>,
+        challenge_threshold: u8,
+    ) -> DemoKeys {
         let first = |m: &BTreeMap<String, String>| {
             m.iter()
                 .find_map(|(id, h)| TdesKey::from_hex(h).ok().map(|k| (id.clone(), k)))
@@ -26,6 +65,7 @@ impl DemoKeys {
         DemoKeys {
             cvk: first(cvk),
             pvk: first(pvk),
+            challenge_threshold,
         }
     }
 }
@@ -121,8 +161,17 @@ struct Demo {
     keys: DemoKeys,
     prefix: String,
     n: u32,
+    /// Decisions by kind, each authorization counted once (a retry's answer is not new).
     counts: BTreeMap<String, u32>,
+    seen: std::collections::HashSet<String>,
     frauds: Vec<String>,
+    /// The staged frauds: what each was, whether it was caught, and how (or why not).
+    staged: Vec<(&'static str, bool, String)>,
+}
+
+/// The first reason's code of an answer.
+fn first_reason(v: &Value) -> &str {
+    v["reasons"][0]["code"].as_str().unwrap_or("no reason")
 }
 
 impl Demo {
@@ -205,15 +254,21 @@ impl Demo {
             body["device"] = json!({"id": d, "ip": "203.0.113.7", "user_agent": "Mozilla/5.0"});
         }
         let (status, v) = self.client.post("/v1/authorizations", &body).await?;
+        // The merchant's local time, and UTC beside it (places differ by hours).
         let local = at.to_rfc3339_at_offset(place.offset);
-        let hhmm = &local[11..16];
+        let utc = at.to_rfc3339();
+        let hhmm = format!("{} ({} UTC)", &local[11..16], &utc[11..16]);
         let last4 = &card.pan[card.pan.len() - 4..];
         if status != 200 {
             println!("  {hhmm}  ****{last4}  HTTP {status}: {v}");
             return Ok(v);
         }
         let decision = v["decision"].as_str().unwrap_or("?").to_owned();
-        *self.counts.entry(decision.clone()).or_default() += 1;
+        if let Some(a) = v["authorization_id"].as_str()
+            && self.seen.insert(a.to_owned())
+        {
+            *self.counts.entry(decision.clone()).or_default() += 1;
+        }
         let interesting = decision != "approve" || !note.is_empty();
         if interesting {
             println!(
@@ -248,7 +303,9 @@ pub async fn run(addr: SocketAddr, key: &str, keys: DemoKeys) -> Result<()> {
         prefix,
         n: 0,
         counts: BTreeMap::new(),
+        seen: std::collections::HashSet::new(),
         frauds: Vec::new(),
+        staged: Vec::new(),
     };
     let mut rng = Rng::new(&[now.0 as u64]);
     let expiry = Expiry {
@@ -328,6 +385,7 @@ pub async fn run(addr: SocketAddr, key: &str, keys: DemoKeys) -> Result<()> {
         if !scripted && minute > 20.0 {
             scripted = true;
             scenarios(&mut d, &cards, &at).await?;
+            rest_of_the_hour();
         }
         let c = &cards[i];
         let csc = Some(c.csc.clone());
@@ -349,6 +407,15 @@ pub async fn run(addr: SocketAddr, key: &str, keys: DemoKeys) -> Result<()> {
     if !scripted {
         scenarios(&mut d, &cards, &at).await?;
     }
+    println!();
+    let caught = d.staged.iter().filter(|s| s.1).count();
+    println!(
+        "demo: caught {caught} of the {} staged frauds:",
+        d.staged.len()
+    );
+    for (what, ok, how) in &d.staged {
+        println!("  {} {what}: {how}", if *ok { "caught" } else { "MISSED" });
+    }
     for id in std::mem::take(&mut d.frauds) {
         let (s, v) = d
             .client
@@ -363,10 +430,46 @@ pub async fn run(addr: SocketAddr, key: &str, keys: DemoKeys) -> Result<()> {
     }
     let summary: Vec<String> = d.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!(
-        "demo: done: {} (the frauds are labelled; the server keeps serving)",
+        "demo: done: {} authorizations: {} (the frauds are labelled; the server keeps serving)",
+        d.seen.len(),
         summary.join(", ")
     );
     Ok(())
+}
+
+fn rest_of_the_hour() {
+    println!(
+        "  -- the rest of the hour's genuine traffic (only what is not a plain approval). The demo\n     \
+         replays the hour in seconds, and the card-testing block lasts 10 minutes by the server's\n     \
+         clock: Taro's genuine purchases stay declined for card testing until then."
+    );
+}
+
+/// The reason codes of an answer, comma-separated.
+fn reason_codes(v: &Value) -> String {
+    let codes: Vec<&str> = v["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    if codes.is_empty() {
+        "none".into()
+    } else {
+        codes.join(", ")
+    }
+}
+
+/// Whether a staged fraud's answer stopped it, and how.
+fn outcome(what: &'static str, v: &Value) -> (&'static str, bool, String) {
+    let decision = v["decision"].as_str().unwrap_or("?");
+    let how = format!(
+        "{decision} {} at risk {} ({})",
+        v["response_code"].as_str().unwrap_or("?"),
+        v["risk_score"],
+        reason_codes(v)
+    );
+    (what, decision != "approve", how)
 }
 
 async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timestamp) -> Result<()> {
@@ -410,10 +513,13 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
         .await?;
     d.frauds
         .extend(v["authorization_id"].as_str().map(str::to_owned));
+    d.staged
+        .push(outcome("cloned card read in Los Angeles", &v));
 
     println!(
         "\n  -- card testing: wrong security codes on Taro's card in a burst at an online shop"
     );
+    let mut testing_from = None;
     for k in 0..4 {
         let wrong = format!(
             "{:03}",
@@ -434,33 +540,64 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
                 "wrong CSC",
             )
             .await?;
+        if testing_from.is_none() && first_reason(&v) == "CARD_TESTING" {
+            testing_from = Some(k + 1);
+        }
         d.frauds
             .extend(v["authorization_id"].as_str().map(str::to_owned));
     }
+    d.staged.push(match testing_from {
+        Some(k) => (
+            "card testing",
+            true,
+            format!("declined 59 (suspected fraud) from wrong code {k} of 4 on; the ones before it N7 (a wrong code)"),
+        ),
+        None => (
+            "card testing",
+            false,
+            "four wrong codes each declined N7, never as card testing".into(),
+        ),
+    });
 
     if d.keys.pvk.is_some() {
         println!("\n  -- wrong PINs at an ATM on John's card");
+        let mut last = Value::Null;
         for (k, pin) in ["1111", "2222", "3333", "1234"].iter().enumerate() {
             let note = if *pin == "1234" {
                 "right PIN, but locked"
             } else {
                 "wrong PIN"
             };
-            d.send(
-                None,
-                at(23.0 + k as f64 * 0.5),
-                john,
-                &NEW_YORK,
-                ("6011", "ATM"),
-                20_000,
-                "atm",
-                None,
-                Some(pin),
-                None,
-                note,
-            )
-            .await?;
+            last = d
+                .send(
+                    None,
+                    at(23.0 + k as f64 * 0.5),
+                    john,
+                    &NEW_YORK,
+                    ("6011", "ATM"),
+                    20_000,
+                    "atm",
+                    None,
+                    Some(pin),
+                    None,
+                    note,
+                )
+                .await?;
         }
+        let locked = last["response_code"] == "75";
+        d.staged.push((
+            "PIN guessing at an ATM",
+            locked,
+            if locked {
+                "the PIN locked at the 3rd wrong PIN (75); the right PIN after it refused too"
+                    .into()
+            } else {
+                format!(
+                    "the right PIN after three wrong ones answered {}",
+                    last["response_code"]
+                )
+            },
+        ));
     } else {
         println!("\n  -- (no [keys.pvk] in the config: the wrong-PIN scenario is skipped)");
     }
@@ -468,13 +605,15 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
     println!(
         "\n  -- an account takeover: Amelia's card online from a new device, far above her usual spend"
     );
-    for k in 0..3u32 {
+    // Five purchases of her own first: the amount check compares with a profile of five or
+    // more approved purchases.
+    for k in 0..5u32 {
         d.send(
             None,
-            at(25.0 + f64::from(k) * 2.0),
+            at(24.0 + f64::from(k) * 1.2),
             amelia,
             &LONDON,
-            SHOPS[k as usize],
+            SHOPS[k as usize % SHOPS.len()],
             2500,
             "ecommerce",
             csc(amelia),
@@ -501,6 +640,14 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
         .await?;
     d.frauds
         .extend(v["authorization_id"].as_str().map(str::to_owned));
+    let mut o = outcome("account takeover (new device, far above her spend)", &v);
+    if !o.1 {
+        o.2 = format!(
+            "{}: risk {} is below the challenge threshold {} (an approval's answer carries no reasons)",
+            o.2, v["risk_score"], d.keys.challenge_threshold,
+        );
+    }
+    d.staged.push(o);
 
     println!("\n  -- bad card data");
     let mut unknown = DemoCard {

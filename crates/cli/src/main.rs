@@ -60,8 +60,9 @@ enum Cmd {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Data directory (created if missing): event log, snapshot, card registry, keys.
-    #[arg(long, default_value = "cardguard-data")]
-    data_dir: PathBuf,
+    /// Default: `cardguard-data`, or `cardguard-demo` with --demo.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Address to listen on (default: server.http from the config, 127.0.0.1:8080).
     #[arg(long)]
     http: Option<String>,
@@ -154,7 +155,15 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    let data_dir = a.data_dir.clone();
+    let dir = match (&a.data_dir, a.demo) {
+        (Some(d), _) => d.clone(),
+        (None, false) => PathBuf::from("cardguard-data"),
+        (None, true) => PathBuf::from(demo::DEFAULT_DIR),
+    };
+    if a.demo {
+        demo::fresh_directory(&dir)?;
+    }
+    let data_dir = dir.clone();
     let cfg = config.clone();
     // Its errors name what they are about (the data directory, a model file, a setting).
     let (app, summary) =
@@ -163,7 +172,7 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     if !summary.created_keys.is_empty() {
         tracing::info!(
             keys = summary.created_keys.join(", "),
-            file = %a.data_dir.join("keys.toml").display(),
+            file = %dir.join("keys.toml").display(),
             "created data keys on first start (the config names none); keep this file secret and backed up"
         );
     }
@@ -177,16 +186,14 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
         "data directory opened"
     );
     let app = Arc::new(app);
-    let (mut keys, created) = cardguard_app::access::load_keys(&config, &a.data_dir)?;
+    let (mut keys, created) = cardguard_app::access::load_keys(&config, &dir)?;
     if let Some(key) = created {
         println!(
             "Created an API key with scopes admin, authorize, label (shown only this once): {key}"
         );
         println!(
             "Its SHA-256 is in {}; send it as 'Authorization: Bearer <key>'.",
-            a.data_dir
-                .join(cardguard_app::access::BOOTSTRAP_KEYS)
-                .display()
+            dir.join(cardguard_app::access::BOOTSTRAP_KEYS).display()
         );
     }
     let demo_key = if a.demo {
@@ -203,7 +210,11 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");
     if let Some(k) = demo_key {
-        let dk = demo::DemoKeys::from_config(&config.keys.cvk, &config.keys.pvk);
+        let dk = demo::DemoKeys::from_config(
+            &config.keys.cvk,
+            &config.keys.pvk,
+            config.engine.thresholds.challenge,
+        );
         tokio::spawn(async move {
             if let Err(e) = demo::run(local, &k, dk).await {
                 tracing::error!(error = %e, "demo failed");

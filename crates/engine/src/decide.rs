@@ -252,8 +252,13 @@ pub(crate) fn decide(
             R::SuspectedFraud,
             ReasonCode::CardTesting,
             format!(
-                "{wrong_csc} wrong security codes in {} minutes",
-                cfg.card_testing_window_minutes
+                "{wrong_csc} wrong security codes in the last {} minutes{}",
+                cfg.card_testing_window_minutes,
+                if checks.csc == CscCheck::Mismatch {
+                    ", this one included"
+                } else {
+                    ""
+                }
             ),
         );
     }

@@ -180,7 +180,7 @@ impl Scorer for Scorecard {
                 ReasonCode::CardTesting,
                 20.0 * wrong_csc.min(3.0) as f32,
                 format!(
-                    "{wrong_csc} wrong security code{} in 10 minutes",
+                    "{wrong_csc} earlier wrong security code{} in the last 10 minutes",
                     if wrong_csc == 1.0 { "" } else { "s" }
                 )
             );
