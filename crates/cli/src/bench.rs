@@ -591,6 +591,17 @@ async fn server_buckets(addr: SocketAddr, key: &str) -> Result<[u64; 4]> {
     ])
 }
 
+/// What the server's own histogram saw between two readings of it.
+fn print_inside(before: &[u64; 4], after: &[u64; 4]) {
+    println!(
+        "  inside the server: {} answers, over 1 ms {}, over 5 ms {}, over 25 ms {}",
+        after[0] - before[0],
+        after[1] - before[1],
+        after[2] - before[2],
+        after[3] - before[3]
+    );
+}
+
 async fn bench_http(a: HttpArgs) -> Result<()> {
     let key = a
         .key
@@ -696,13 +707,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
             println!("  answers that were not approvals: {}", report(&r.declined));
         }
         let after = server_buckets(addr, &key).await?;
-        println!(
-            "  inside the server: {} answers, over 1 ms {}, over 5 ms {}, over 25 ms {}",
-            after[0] - before[0],
-            after[1] - before[1],
-            after[2] - before[2],
-            after[3] - before[3]
-        );
+        print_inside(&before, &after);
         if p99 <= 2_000_000 && r.errors == 0 {
             best = Some(*rate);
         } else if a.find_max {
@@ -740,13 +745,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
             report(&r.hist)
         );
         let after = server_buckets(addr, &key).await?;
-        println!(
-            "  inside the server: {} answers, over 1 ms {}, over 5 ms {}, over 25 ms {}",
-            after[0] - before[0],
-            after[1] - before[1],
-            after[2] - before[2],
-            after[3] - before[3]
-        );
+        print_inside(&before, &after);
         println!(
             "  uploads tried {uploads}, refused with 401 before their body {refused}; idle connections closed by the server {idle_closed}"
         );

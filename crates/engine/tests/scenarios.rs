@@ -45,6 +45,12 @@ const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
 const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
 const NEWARK: (&str, &str, f64, f64) = ("US", "Newark", 40.74, -74.17);
 
+/// The card checks of a wrong PIN and of the right one.
+fn pin_checks() -> (CardChecks, CardChecks) {
+    let with = |pin| CardChecks { pin, ..ok_checks() };
+    (with(PinCheck::Wrong), with(PinCheck::Correct))
+}
+
 /// Decides and applies, as the server does.
 fn run(e: &mut Engine, t: TxFacts, checks: CardChecks) -> Outcome {
     let outcome = e.decide(&t, &checks);
@@ -118,14 +124,7 @@ fn a_nearby_town_or_a_plausible_flight_is_not_impossible_travel() {
 #[test]
 fn third_wrong_pin_in_a_row_answers_75_and_the_lock_holds() {
     let mut e = Engine::new(EngineConfig::default());
-    let wrong = CardChecks {
-        pin: PinCheck::Wrong,
-        ..ok_checks()
-    };
-    let right = CardChecks {
-        pin: PinCheck::Correct,
-        ..ok_checks()
-    };
+    let (wrong, right) = pin_checks();
     let at = |m: u32| format!("2026-11-21T10:{m:02}:00Z");
     assert_eq!(
         run(&mut e, tx("p1", &at(0), 1, NY, 100), wrong).response_code,
@@ -542,14 +541,7 @@ fn server_time(s: u32) -> String {
 #[test]
 fn wrong_pins_dated_later_do_not_reset_the_lock_the_servers_clock_does() {
     let mut e = Engine::new(EngineConfig::default());
-    let wrong = CardChecks {
-        pin: PinCheck::Wrong,
-        ..ok_checks()
-    };
-    let right = CardChecks {
-        pin: PinCheck::Correct,
-        ..ok_checks()
-    };
+    let (wrong, right) = pin_checks();
     // Each request claims to be a day after the one before; the server got them seconds
     // apart.
     let mut codes = Vec::new();
