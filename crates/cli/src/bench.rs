@@ -414,7 +414,7 @@ async fn warm(
                     return anyhow::Ok(());
                 }
                 let at = Timestamp(now.0 - span + (i as i64) * span / n.max(1) as i64);
-                let body = request(&mut rng, &cards, &format!("w-{i}"), at);
+                let body = request(&mut rng, &cards, &format!("w{}-{i}", now.0), at);
                 let (s, _) = c.post_bytes("/v1/authorizations", body).await?;
                 if s != 200 {
                     bail!("warm-up answered {s}");
@@ -438,6 +438,13 @@ struct LoadResult {
     sent: u64,
     secs: f64,
     decisions: std::collections::BTreeMap<String, u64>,
+    /// Of the answers that took over 5 ms: how long each waited for a connection before it
+    /// was sent, then before the server took it, in the server, and after the server
+    /// answered (the shared monotonic clock), in µs.
+    slow: Vec<[u64; 4]>,
+    /// Every answer's moments on the shared monotonic clock: sent, taken by the server,
+    /// and whether it took over 5 ms.
+    moments: Vec<(u64, u64, bool)>,
 }
 
 /// Sends `rate` requests a second for `secs` seconds, each at its scheduled time on the
@@ -464,7 +471,9 @@ async fn load(
             (0..total)
                 .map(|i| {
                     let at = Timestamp(now.0 + (i * 1000 / rate) as i64);
-                    request(&mut rng, &cards, &format!("b{run}-{i}"), at)
+                    // Ids of their own on every run: a server given with --addr may have
+                    // answered this run's ids before (for other requests: 409).
+                    request(&mut rng, &cards, &format!("b{}-{run}-{i}", now.0), at)
                 })
                 .collect()
         })
@@ -499,6 +508,8 @@ async fn load(
             let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             let mut errors = 0u64;
             let mut decisions = std::collections::BTreeMap::<String, u64>::new();
+            let mut slow = Vec::new();
+            let mut moments = Vec::new();
             loop {
                 let ready = tokio::time::Instant::now();
                 let Some(i) = rx.lock().await.recv().await else {
@@ -510,12 +521,26 @@ async fn load(
                 // Waiting for a free connection is the server's doing; the pacer's and the
                 // runtime's wake-up of an idle sender is the generator's.
                 let from = if ready > due { due } else { sent };
-                let answer = c.post_bytes("/v1/authorizations", body).await;
+                let answer = c.post_timed("/v1/authorizations", body).await;
                 // The clock stops when the answer is in; reading it is the generator's time.
                 let took = (from.elapsed().as_nanos() as u64).max(1);
                 h.record(took)?;
+                if let Ok((_, _, Some(t))) = &answer {
+                    moments.push((t.sent, t.taken, took > 5_000_000));
+                }
+                if took > 5_000_000
+                    && let Ok((_, _, Some(t))) = &answer
+                {
+                    let waited = sent.saturating_duration_since(from).as_micros() as u64;
+                    slow.push([
+                        waited,
+                        t.taken.saturating_sub(t.sent) / 1000,
+                        t.answered.saturating_sub(t.taken) / 1000,
+                        t.received.saturating_sub(t.answered) / 1000,
+                    ]);
+                }
                 match answer {
-                    Ok((200, bytes)) => {
+                    Ok((200, bytes, _)) => {
                         let v: serde_json::Value =
                             serde_json::from_slice(&bytes).unwrap_or_default();
                         let d = v["decision"].as_str().unwrap_or("?");
@@ -524,7 +549,7 @@ async fn load(
                         }
                         *decisions.entry(d.to_owned()).or_default() += 1;
                     }
-                    Ok((status, _)) => {
+                    Ok((status, _, _)) => {
                         errors += 1;
                         *statuses.entry(status).or_default() += 1;
                     }
@@ -536,7 +561,7 @@ async fn load(
                     }
                 }
             }
-            anyhow::Ok((h, hd, statuses, errors, decisions))
+            anyhow::Ok((h, hd, statuses, errors, decisions, slow, moments))
         }));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
@@ -544,8 +569,12 @@ async fn load(
     let mut statuses = std::collections::BTreeMap::new();
     let mut errors = 0;
     let mut decisions = std::collections::BTreeMap::new();
+    let mut slow = Vec::new();
+    let mut moments = Vec::new();
     for t in tasks {
-        let (h, hd, st, e, d) = t.await??;
+        let (h, hd, st, e, d, sl, mo) = t.await??;
+        slow.extend(sl);
+        moments.extend(mo);
         hist.add(h)?;
         declined.add(hd)?;
         for (k, v) in st {
@@ -566,7 +595,70 @@ async fn load(
         errors,
         secs,
         decisions,
+        slow,
+        moments,
     })
+}
+
+/// Of the answers over 5 ms that waited more than 2 ms between being sent and being taken:
+/// how many waited while the server took no other request at all (the server stood still),
+/// and how many while it took others (their own bytes came late).
+fn print_stalls(moments: &[(u64, u64, bool)]) {
+    let mut taken: Vec<u64> = moments.iter().map(|m| m.1).collect();
+    taken.sort_unstable();
+    let (mut still, mut others) = (0, 0);
+    for &(sent, took, slow) in moments {
+        if !slow || took < sent + 2_000_000 {
+            continue;
+        }
+        // Others taken strictly inside the wait, a millisecond from either end.
+        let lo = taken.partition_point(|&t| t <= sent + 1_000_000);
+        let hi = taken.partition_point(|&t| t < took - 1_000_000);
+        if hi > lo {
+            others += 1;
+        } else {
+            still += 1;
+        }
+    }
+    if still + others > 0 {
+        println!(
+            "  of the slow answers that waited over 2 ms to be taken: {still} while the server took no other request, {others} while it took others"
+        );
+    }
+}
+
+/// Where the time of the answers over 5 ms went: the median and the largest of each part,
+/// and how often each part was the largest.
+fn print_slow(slow: &[[u64; 4]]) {
+    if slow.is_empty() {
+        return;
+    }
+    const PARTS: [&str; 4] = [
+        "waiting for a connection",
+        "before the server took it",
+        "in the server",
+        "after the server answered",
+    ];
+    let mut line = format!(
+        "  the {} answers over 5 ms, where their time went:",
+        slow.len()
+    );
+    let mut largest = [0usize; 4];
+    for s in slow {
+        let i = (0..4).max_by_key(|&i| s[i]).unwrap_or(0);
+        largest[i] += 1;
+    }
+    for (i, name) in PARTS.iter().enumerate() {
+        let mut v: Vec<u64> = slow.iter().map(|s| s[i]).collect();
+        v.sort_unstable();
+        line.push_str(&format!(
+            " {name} median {:.1} ms, max {:.1} ms (largest part {}×);",
+            v[v.len() / 2] as f64 / 1000.0,
+            v[v.len() - 1] as f64 / 1000.0,
+            largest[i]
+        ));
+    }
+    println!("{}", line.trim_end_matches(';'));
 }
 
 /// The server's latency histogram (its `/metrics`, from a valid request to its answer):
@@ -706,6 +798,8 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         if !r.declined.is_empty() {
             println!("  answers that were not approvals: {}", report(&r.declined));
         }
+        print_slow(&r.slow);
+        print_stalls(&r.moments);
         let after = server_buckets(addr, &key).await?;
         print_inside(&before, &after);
         if p99 <= 2_000_000 && r.errors == 0 {
@@ -746,6 +840,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         );
         let after = server_buckets(addr, &key).await?;
         print_inside(&before, &after);
+        print_slow(&r.slow);
         println!(
             "  uploads tried {uploads}, refused with 401 before their body {refused}; idle connections closed by the server {idle_closed}"
         );

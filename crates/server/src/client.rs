@@ -26,6 +26,32 @@ pub enum ClientError {
 
 type Result<T> = std::result::Result<T, ClientError>;
 
+/// A request header asking the server when it had the request and when its answer was
+/// ready; the answer carries both in it (`"T0 T1"`, nanoseconds of [`monotonic_ns`]).
+pub const TIMING_HEADER: &str = "x-cardguard-timing";
+
+/// The machine's monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: the same in every
+/// process, so a client and a server on one machine can place each other's moments.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Where one request's time went, on the shared monotonic clock: sent by the client, taken
+/// by the server, answered by the server, received by the client.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub sent: u64,
+    pub taken: u64,
+    pub answered: u64,
+    pub received: u64,
+}
+
 pub struct Client {
     addr: SocketAddr,
     key: String,
@@ -99,6 +125,39 @@ impl Client {
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
         Ok((status, resp.into_body().collect().await?.to_bytes()))
+    }
+
+    /// POSTs a body asking the server for its timing (see [`TIMING_HEADER`]): the status,
+    /// the answer's bytes and where the time went.
+    pub async fn post_timed(
+        &mut self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes, Option<Timing>)> {
+        self.ready().await?;
+        let req = hyper::Request::post(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.key))
+            .header(TIMING_HEADER, "1")
+            .body(Full::new(Bytes::from(body)))?;
+        let sent = monotonic_ns();
+        let resp = self.sender.send_request(req).await?;
+        let received = monotonic_ns();
+        let status = resp.status().as_u16();
+        let server = resp
+            .headers()
+            .get(TIMING_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+        let timing = server.map(|(taken, answered)| Timing {
+            sent,
+            taken,
+            answered,
+            received,
+        });
+        Ok((status, resp.into_body().collect().await?.to_bytes(), timing))
     }
 
     /// GETs a JSON answer (Null when the body is not JSON).

@@ -133,8 +133,18 @@ async fn serve_connection(
         let mut router = router.clone();
         let act = Arc::clone(&act);
         act.in_flight.fetch_add(1, Ordering::SeqCst);
+        // A benchmark asks where the time of a request goes: when the server had it and when
+        // its answer was ready, on the machine's monotonic clock (shared by its processes).
+        let timed = req.headers().contains_key(crate::client::TIMING_HEADER);
+        let called = timed.then(crate::client::monotonic_ns);
         async move {
-            let resp = tower_service::Service::call(&mut router, req).await;
+            let mut resp = tower_service::Service::call(&mut router, req).await;
+            if let (Some(t0), Ok(r)) = (called, resp.as_mut()) {
+                let t1 = crate::client::monotonic_ns();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{t0} {t1}")) {
+                    r.headers_mut().insert(crate::client::TIMING_HEADER, v);
+                }
+            }
             act.last_done_ms
                 .store(opened.elapsed().as_millis() as u64, Ordering::SeqCst);
             act.in_flight.fetch_sub(1, Ordering::SeqCst);
