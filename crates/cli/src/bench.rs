@@ -219,6 +219,11 @@ pub struct HttpArgs {
     /// server given with --addr needs engine.max_clock_skew_secs = 0 for them).
     #[arg(long, default_value_t = 0)]
     warmup: u64,
+    /// Send with a plain generator instead of the hyper client: one OS thread per
+    /// connection, blocking sockets, each request written in one call (to tell the
+    /// generator's share of a tail from the server's).
+    #[arg(long)]
+    raw: bool,
     /// Model file for the server started here (`engine.model_file`).
     #[arg(long)]
     model: Option<std::path::PathBuf>,
@@ -463,22 +468,9 @@ async fn load(
     let total = rate * secs;
     // The bodies are made before the clock starts, so that the generator spends the run
     // sending and receiving only.
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            let mut rng = Rng::new(&[run + 1]);
-            let now = SystemClock.now();
-            // Each request dated when it is due, as live traffic is.
-            (0..total)
-                .map(|i| {
-                    let at = Timestamp(now.0 + (i * 1000 / rate) as i64);
-                    // Ids of their own on every run: a server given with --addr may have
-                    // answered this run's ids before (for other requests: 409).
-                    request(&mut rng, &cards, &format!("b{}-{run}-{i}", now.0), at)
-                })
-                .collect()
-        })
-        .await?,
-    );
+    // Each request dated when it is due, as live traffic is.
+    let bodies: Arc<Vec<Vec<u8>>> =
+        Arc::new(tokio::task::spawn_blocking(move || bodies_of(&cards, rate, total, run)).await?);
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     // A pacer thread releases request i at its due time, with the sub-millisecond precision
     // of the OS sleep (tokio's timer wheel has a 1 ms tick, which would send the requests of
@@ -627,6 +619,153 @@ fn print_stalls(moments: &[(u64, u64, bool)]) {
     }
 }
 
+/// The bodies of a run, each dated when it is due, made before the clock starts.
+fn bodies_of(cards: &[BenchCard], rate: u64, total: u64, run: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(&[run + 1]);
+    let now = SystemClock.now();
+    (0..total)
+        .map(|i| {
+            let at = Timestamp(now.0 + (i * 1000 / rate) as i64);
+            // Ids of their own on every run: a server given with --addr may have answered
+            // this run's ids before (for other requests: 409).
+            request(&mut rng, cards, &format!("b{}-{run}-{i}", now.0), at)
+        })
+        .collect()
+}
+
+/// [`load`] with a plain generator: one OS thread per connection with a blocking socket,
+/// each request written with one call and its answer read by its length; the same pacing,
+/// timing and report.
+fn load_raw(
+    addr: SocketAddr,
+    key: &str,
+    cards: Arc<Vec<BenchCard>>,
+    rate: u64,
+    secs: u64,
+    conns: u64,
+    run: u64,
+) -> Result<LoadResult> {
+    use std::io::{Read, Write};
+    let total = rate * secs;
+    let bodies = Arc::new(bodies_of(&cards, rate, total, run));
+    let start = std::time::Instant::now() + Duration::from_millis(50);
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(i).is_err() {
+                break;
+            }
+        }
+    });
+    let mut threads = Vec::new();
+    for _ in 0..conns {
+        let (bodies, rx, key) = (Arc::clone(&bodies), Arc::clone(&rx), key.to_owned());
+        threads.push(std::thread::spawn(move || -> Result<_> {
+            let mut tcp = std::net::TcpStream::connect(addr)?;
+            tcp.set_nodelay(true)?;
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let mut slow = Vec::new();
+            let mut moments = Vec::new();
+            let mut errors = 0u64;
+            let mut buf = Vec::with_capacity(4096);
+            loop {
+                let ready = std::time::Instant::now();
+                let Ok(i) = rx.lock().map_err(|_| anyhow::anyhow!("pacer"))?.recv() else {
+                    break;
+                };
+                let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+                let body = &bodies[i as usize];
+                let mut req = format!(
+                    "POST /v1/authorizations HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {key}\r\n{}: 1\r\ncontent-length: {}\r\n\r\n",
+                    cardguard_server::client::TIMING_HEADER,
+                    body.len()
+                )
+                .into_bytes();
+                req.extend_from_slice(body);
+                let sent_at = std::time::Instant::now();
+                let from = if ready > due { due } else { sent_at };
+                let sent = cardguard_server::client::monotonic_ns();
+                tcp.write_all(&req)?;
+                // The answer: headers up to the blank line, then content-length bytes.
+                buf.clear();
+                let mut chunk = [0u8; 4096];
+                let (head_end, length) = loop {
+                    let n = tcp.read(&mut chunk)?;
+                    anyhow::ensure!(n > 0, "the server closed the connection");
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (p + 4, len);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = tcp.read(&mut chunk)?;
+                    anyhow::ensure!(n > 0, "the server closed the connection");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let received = cardguard_server::client::monotonic_ns();
+                let took = (from.elapsed().as_nanos() as u64).max(1);
+                h.record(took)?;
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                if !head.starts_with("http/1.1 200") {
+                    errors += 1;
+                }
+                let server = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{}:", cardguard_server::client::TIMING_HEADER)))
+                    .and_then(|v| v.trim().split_once(' '))
+                    .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+                if let Some((taken, answered)) = server {
+                    moments.push((sent, taken, took > 5_000_000));
+                    if took > 5_000_000 {
+                        slow.push([
+                            sent_at.saturating_duration_since(from).as_micros() as u64,
+                            taken.saturating_sub(sent) / 1000,
+                            answered.saturating_sub(taken) / 1000,
+                            received.saturating_sub(answered) / 1000,
+                        ]);
+                    }
+                }
+            }
+            Ok((h, slow, moments, errors))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let (mut slow, mut moments, mut errors) = (Vec::new(), Vec::new(), 0);
+    for t in threads {
+        let (h, sl, mo, e) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+        hist.add(h)?;
+        slow.extend(sl);
+        moments.extend(mo);
+        errors += e;
+    }
+    let _ = pacer.join();
+    Ok(LoadResult {
+        sent: hist.len(),
+        declined: Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?,
+        hist,
+        statuses: std::collections::BTreeMap::new(),
+        errors,
+        secs: start.elapsed().as_secs_f64(),
+        decisions: std::collections::BTreeMap::new(),
+        slow,
+        moments,
+    })
+}
+
 /// Where the time of the answers over 5 ms went: the median and the largest of each part,
 /// and how often each part was the largest.
 fn print_slow(slow: &[[u64; 4]]) {
@@ -753,16 +892,25 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
             a.duration
         };
         let before = server_buckets(addr, &key).await?;
-        let r = load(
-            addr,
-            &key,
-            Arc::clone(&cards),
-            *rate,
-            secs,
-            a.connections,
-            run as u64,
-        )
-        .await?;
+        let r = if a.raw {
+            let (cards, key) = (Arc::clone(&cards), key.clone());
+            let (rate, conns) = (*rate, a.connections);
+            tokio::task::spawn_blocking(move || {
+                load_raw(addr, &key, cards, rate, secs, conns, run as u64)
+            })
+            .await??
+        } else {
+            load(
+                addr,
+                &key,
+                Arc::clone(&cards),
+                *rate,
+                secs,
+                a.connections,
+                run as u64,
+            )
+            .await?
+        };
         let p99 = r.hist.value_at_quantile(0.99);
         let decisions: Vec<String> = r
             .decisions
