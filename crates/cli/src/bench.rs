@@ -476,19 +476,7 @@ async fn load(
     // of the OS sleep (tokio's timer wheel has a 1 ms tick, which would send the requests of
     // each millisecond as one burst).
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-    let std_start = start.into_std();
-    let pacer = std::thread::spawn(move || {
-        for i in 0..total {
-            let due = std_start + Duration::from_nanos(i * 1_000_000_000 / rate);
-            let now = std::time::Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(i).is_err() {
-                break;
-            }
-        }
-    });
+    let pacer = spawn_pacer(start.into_std(), rate, total, move |i| tx.send(i).is_ok());
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut tasks = Vec::new();
     for _ in 0..conns {
@@ -619,6 +607,28 @@ fn print_stalls(moments: &[(u64, u64, bool)]) {
     }
 }
 
+/// A thread that releases request `i` at `start + i / rate`, with the sub-millisecond
+/// precision of the OS sleep, until `release` says nobody listens.
+fn spawn_pacer(
+    start: std::time::Instant,
+    rate: u64,
+    total: u64,
+    release: impl Fn(u64) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if !release(i) {
+                break;
+            }
+        }
+    })
+}
+
 /// The bodies of a run, each dated when it is due, made before the clock starts.
 fn bodies_of(cards: &[BenchCard], rate: u64, total: u64, run: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(&[run + 1]);
@@ -651,18 +661,7 @@ fn load_raw(
     let start = std::time::Instant::now() + Duration::from_millis(50);
     let (tx, rx) = std::sync::mpsc::channel::<u64>();
     let rx = Arc::new(std::sync::Mutex::new(rx));
-    let pacer = std::thread::spawn(move || {
-        for i in 0..total {
-            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-            let now = std::time::Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(i).is_err() {
-                break;
-            }
-        }
-    });
+    let pacer = spawn_pacer(start, rate, total, move |i| tx.send(i).is_ok());
     let mut threads = Vec::new();
     for _ in 0..conns {
         let (bodies, rx, key) = (Arc::clone(&bodies), Arc::clone(&rx), key.to_owned());
