@@ -73,6 +73,10 @@ struct ServeArgs {
     /// decided and why, and keep serving.
     #[arg(long)]
     demo: bool,
+    /// Also take ISO 8583 authorizations over TCP on this address (2-byte length prefix,
+    /// the common ASCII field table), into the same engine as the HTTP API.
+    #[arg(long)]
+    iso8583: Option<String>,
 }
 
 fn init_logging() {
@@ -155,6 +159,14 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    let iso_listener = match &a.iso8583 {
+        Some(iso) => Some(
+            tokio::net::TcpListener::bind(iso)
+                .await
+                .with_context(|| format!("binding {iso} (ISO 8583)"))?,
+        ),
+        None => None,
+    };
     let dir = match (&a.data_dir, a.demo) {
         (Some(d), _) => d.clone(),
         (None, false) => PathBuf::from("cardguard-data"),
@@ -244,7 +256,34 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
             }
         });
     }
-    cardguard_server::serve(listener, Arc::clone(&app), keys, shutdown_signal()).await?;
+    // One shutdown for both front doors.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let iso_task = match iso_listener {
+        Some(l) => {
+            let local = l.local_addr()?;
+            println!("cardguard iso8583 listening on {local}");
+            tracing::info!(%local, "ISO 8583 listening");
+            Some(tokio::spawn(cardguard_iso::listener::run(
+                l,
+                Arc::clone(&app),
+                Arc::new(cardguard_iso8583::Spec::default_ascii()),
+                cardguard_iso::listener::Limits::default(),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    cardguard_server::serve(listener, Arc::clone(&app), keys, stopped(stop_rx)).await?;
+    if let Some(t) = iso_task {
+        t.await??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -4,54 +4,55 @@ use crate::ParseError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// ISO 4217 alphabetic code and minor-unit exponent of the currencies cardguard accepts.
-const CURRENCIES: &[(&str, u8)] = &[
-    ("AED", 2),
-    ("ARS", 2),
-    ("AUD", 2),
-    ("BHD", 3),
-    ("BRL", 2),
-    ("CAD", 2),
-    ("CHF", 2),
-    ("CLP", 0),
-    ("CNY", 2),
-    ("COP", 2),
-    ("CZK", 2),
-    ("DKK", 2),
-    ("EGP", 2),
-    ("EUR", 2),
-    ("GBP", 2),
-    ("HKD", 2),
-    ("HUF", 2),
-    ("IDR", 2),
-    ("ILS", 2),
-    ("INR", 2),
-    ("ISK", 0),
-    ("JOD", 3),
-    ("JPY", 0),
-    ("KRW", 0),
-    ("KWD", 3),
-    ("MXN", 2),
-    ("MYR", 2),
-    ("NOK", 2),
-    ("NZD", 2),
-    ("OMR", 3),
-    ("PHP", 2),
-    ("PLN", 2),
-    ("QAR", 2),
-    ("RON", 2),
-    ("RUB", 2),
-    ("SAR", 2),
-    ("SEK", 2),
-    ("SGD", 2),
-    ("THB", 2),
-    ("TND", 3),
-    ("TRY", 2),
-    ("TWD", 2),
-    ("UAH", 2),
-    ("USD", 2),
-    ("VND", 0),
-    ("ZAR", 2),
+/// ISO 4217 alphabetic code, minor-unit exponent and numeric code of the currencies
+/// cardguard accepts.
+const CURRENCIES: &[(&str, u8, u16)] = &[
+    ("AED", 2, 784),
+    ("ARS", 2, 32),
+    ("AUD", 2, 36),
+    ("BHD", 3, 48),
+    ("BRL", 2, 986),
+    ("CAD", 2, 124),
+    ("CHF", 2, 756),
+    ("CLP", 0, 152),
+    ("CNY", 2, 156),
+    ("COP", 2, 170),
+    ("CZK", 2, 203),
+    ("DKK", 2, 208),
+    ("EGP", 2, 818),
+    ("EUR", 2, 978),
+    ("GBP", 2, 826),
+    ("HKD", 2, 344),
+    ("HUF", 2, 348),
+    ("IDR", 2, 360),
+    ("ILS", 2, 376),
+    ("INR", 2, 356),
+    ("ISK", 0, 352),
+    ("JOD", 3, 400),
+    ("JPY", 0, 392),
+    ("KRW", 0, 410),
+    ("KWD", 3, 414),
+    ("MXN", 2, 484),
+    ("MYR", 2, 458),
+    ("NOK", 2, 578),
+    ("NZD", 2, 554),
+    ("OMR", 3, 512),
+    ("PHP", 2, 608),
+    ("PLN", 2, 985),
+    ("QAR", 2, 634),
+    ("RON", 2, 946),
+    ("RUB", 2, 643),
+    ("SAR", 2, 682),
+    ("SEK", 2, 752),
+    ("SGD", 2, 702),
+    ("THB", 2, 764),
+    ("TND", 3, 788),
+    ("TRY", 2, 949),
+    ("TWD", 2, 901),
+    ("UAH", 2, 980),
+    ("USD", 2, 840),
+    ("VND", 0, 704),
+    ("ZAR", 2, 710),
 ];
 
 /// An ISO 4217 currency that cardguard knows the minor unit of.
@@ -80,7 +81,7 @@ impl Currency {
             return Err(ParseError::Format("an ISO 4217 code of 3 capital letters"));
         }
         CURRENCIES
-            .binary_search_by(|(c, _)| (*c).cmp(s))
+            .binary_search_by(|(c, _, _)| (*c).cmp(s))
             .map(|i| {
                 let b = s.as_bytes();
                 Currency {
@@ -89,6 +90,31 @@ impl Currency {
                 }
             })
             .map_err(|_| ParseError::Unknown("ISO 4217 currency"))
+    }
+
+    /// The currency of an ISO 4217 numeric code (`392` JPY, `840` USD), as ISO 8583's DE49
+    /// gives it.
+    pub fn from_numeric(s: &str) -> Result<Currency, ParseError> {
+        let n: u16 = match s.len() {
+            3 if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().unwrap_or(0),
+            _ => return Err(ParseError::Format("an ISO 4217 numeric code of 3 digits")),
+        };
+        CURRENCIES
+            .iter()
+            .find(|c| c.2 == n)
+            .map(|c| Currency {
+                code: c.0.as_bytes().try_into().unwrap_or(*b"XXX"),
+                exponent: c.1,
+            })
+            .ok_or(ParseError::Unknown("ISO 4217 currency"))
+    }
+
+    /// The ISO 4217 numeric code.
+    pub fn numeric(&self) -> u16 {
+        CURRENCIES
+            .iter()
+            .find(|c| c.0.as_bytes() == self.code)
+            .map_or(0, |c| c.2)
     }
 
     pub fn code(&self) -> &str {
@@ -186,6 +212,10 @@ mod tests {
     fn minor_units_follow_the_currency() {
         let jpy = Currency::parse("JPY").unwrap();
         assert_eq!(jpy, Currency::JPY);
+        assert_eq!(Currency::from_numeric("392").unwrap(), jpy);
+        assert_eq!(Currency::from_numeric("840").unwrap(), Currency::USD);
+        assert_eq!(Currency::USD.numeric(), 840);
+        assert!(Currency::from_numeric("999").is_err() && Currency::from_numeric("39").is_err());
         assert_eq!(Money::new(12800, jpy).unwrap().to_string(), "12800 JPY");
         let usd = Currency::parse("USD").unwrap();
         assert_eq!(Money::new(1205, usd).unwrap().to_string(), "12.05 USD");

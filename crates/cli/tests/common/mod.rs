@@ -37,6 +37,17 @@ pub fn exits(cmd: &mut Command, codes: &[i32]) -> (i32, Vec<u8>) {
     (code, out.stdout)
 }
 
+/// A child process that is killed when dropped, so that a failing test leaves no server
+/// behind (holding the test's output open).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `cardguard serve` on port 0 with `config` (TOML, written to `dir/c.toml`) and the
 /// data directory `dir/data`; returns the process and the address it listens on.
 pub fn serve(dir: &Path, config: &str) -> (Child, SocketAddr) {

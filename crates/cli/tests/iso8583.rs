@@ -1,0 +1,184 @@
+//! The ISO 8583 front door of the real binary (`serve --iso8583`): a card-present
+//! authorization over ISO 8583 in Tokyo, then one over JSON in New York five minutes later, is
+//! held (both doors share one engine); the ISO answer carries DE39 and DE38 and echoes the
+//! STAN and RRN; a retry gets the same answer; an echo test is answered; a malformed message
+//! whose MTI and STAN can be read gets DE39 30, and an unreadable one closes the connection.
+
+mod common;
+
+use cardguard_core::{Clock, SystemClock, Timestamp};
+use cardguard_iso8583::{Message, Spec, decode, encode};
+use cardguard_server::client::Client;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+
+const KEY: &str = "iso-test-key-0123456789abcdef";
+const PAN: &str = "4123456789012349";
+
+/// The server with both doors; its HTTP and ISO 8583 addresses.
+fn start(dir: &std::path::Path) -> (common::Running, SocketAddr, SocketAddr) {
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\"]\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--iso8583",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("CARDGUARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut http, mut iso) = (None, None);
+    while http.is_none() || iso.is_none() {
+        let line = lines.next().expect("the server exited").unwrap();
+        if let Some(a) = line.strip_prefix("cardguard listening on http://") {
+            http = Some(a.parse().unwrap());
+        }
+        if let Some(a) = line.strip_prefix("cardguard iso8583 listening on ") {
+            iso = Some(a.parse().unwrap());
+        }
+    }
+    (common::Running(child), http.unwrap(), iso.unwrap())
+}
+
+/// Sends one message with its 2-byte length; the answer, or None if the server closed.
+fn exchange(tcp: &mut TcpStream, frame: &[u8]) -> Option<Message> {
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    tcp.write_all(&(frame.len() as u16).to_be_bytes()).unwrap();
+    tcp.write_all(frame).unwrap();
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut body).ok()?;
+    Some(decode(&Spec::default_ascii(), &body).unwrap())
+}
+
+/// MMDDhhmmss of `t` in UTC shifted by `offset_min`.
+fn mmddhhmmss(t: Timestamp, offset_min: i64) -> String {
+    let s = Timestamp(t.0 + offset_min * 60_000).to_rfc3339();
+    format!(
+        "{}{}{}{}{}",
+        &s[5..7],
+        &s[8..10],
+        &s[11..13],
+        &s[14..16],
+        &s[17..19]
+    )
+}
+
+fn tokyo(at: Timestamp, stan: &str) -> Message {
+    let mut m = Message::new("0100");
+    m.set(2, PAN)
+        .set(3, "000000")
+        .set(4, "000000012800")
+        .set(7, mmddhhmmss(at, 0))
+        .set(11, stan)
+        .set(12, mmddhhmmss(at, 540)[4..].to_owned())
+        .set(13, mmddhhmmss(at, 540)[..4].to_owned())
+        .set(14, "2912")
+        .set(18, "5732")
+        .set(22, "051")
+        .set(37, format!("633510{stan}"))
+        .set(41, "TERM0007")
+        .set(42, "MERCHANT0000042")
+        .set(
+            43,
+            format!("{:<25}{:<13}JP", "BIC CAMERA YURAKUCHO", "TOKYO"),
+        )
+        .set(49, "392");
+    m
+}
+
+#[tokio::test]
+async fn iso_then_json_share_one_engine_and_bad_messages_are_answered_or_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, http, iso) = start(dir.path());
+    let mut c = Client::connect(http, KEY).await.unwrap();
+    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"language": "ja"}, "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let (s, v) = c.post("/v1/cards", &card).await.unwrap();
+    assert_eq!(s, 201, "{v}");
+
+    let spec = Spec::default_ascii();
+    let now = SystemClock.now();
+    // Four minutes ago in Tokyo and a minute ahead in New York: five minutes apart, both
+    // within the server's clock-skew window.
+    let four_ago = Timestamp(now.0 - 4 * 60_000);
+    let in_a_minute = Timestamp(now.0 + 60_000);
+    let mut tcp = TcpStream::connect(iso).unwrap();
+    let req = tokyo(four_ago, "000042");
+    let answer = exchange(&mut tcp, &encode(&spec, &req).unwrap()).unwrap();
+    assert_eq!(answer.mti, "0110");
+    assert_eq!(answer.text(39), Some("00"), "{answer:?}");
+    assert_eq!(answer.text(11), Some("000042"));
+    assert_eq!(answer.text(37), req.text(37));
+    let approval = answer.text(38).unwrap().to_owned();
+    assert_eq!(approval.len(), 6);
+    // The network retries: the same answer.
+    let again = exchange(&mut tcp, &encode(&spec, &req).unwrap()).unwrap();
+    assert_eq!(again, answer);
+
+    // Five minutes later the card is read in New York, over JSON: held.
+    let ny = json!({"id": "json-ny-1", "timestamp": in_a_minute.to_rfc3339(),
+        "card": {"number": PAN, "expiry": "2029-12"},
+        "amount": {"value": 4500, "currency": "USD"},
+        "merchant": {"id": "m-ny", "terminal_id": "t-1", "name": "SHOP", "mcc": "5411",
+                     "country": "US", "city": "New York", "lat": 40.71, "lon": -74.01},
+        "channel": "card_present", "type": "purchase"});
+    let (s, v) = c.post("/v1/authorizations", &ny).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["decision"].as_str(), v["response_code"].as_str()),
+        (Some("hold"), Some("01")),
+        "{v}"
+    );
+    assert_eq!(v["reasons"][0]["code"], "IMPOSSIBLE_TRAVEL", "{v}");
+
+    // An echo test.
+    let mut echo = Message::new("0800");
+    echo.set(7, mmddhhmmss(now, 0))
+        .set(11, "000050")
+        .set(70, "301");
+    let a = exchange(&mut tcp, &encode(&spec, &echo).unwrap()).unwrap();
+    assert_eq!(
+        (a.mti.as_str(), a.text(39), a.text(70)),
+        ("0810", Some("00"), Some("301"))
+    );
+
+    // A malformed amount: its MTI and STAN are readable, so a format error.
+    let mut bad = tokyo(now, "000051");
+    bad.set(4, "00000001280A");
+    let a = exchange(&mut tcp, &encode(&spec, &bad).unwrap()).unwrap();
+    assert_eq!(
+        (a.mti.as_str(), a.text(39), a.text(11)),
+        ("0110", Some("30"), Some("000051"))
+    );
+    // A message cut short: the MTI and STAN are read before the cut.
+    let whole = encode(&spec, &tokyo(now, "000052")).unwrap();
+    let a = exchange(&mut tcp, &whole[..whole.len() - 5]).unwrap();
+    assert_eq!((a.text(39), a.text(11)), (Some("30"), Some("000052")));
+    // Not a message at all: the connection is closed, and others are untouched.
+    assert!(exchange(&mut tcp, b"XXXX").is_none());
+    let mut other = TcpStream::connect(iso).unwrap();
+    let a = exchange(&mut other, &encode(&spec, &echo).unwrap()).unwrap();
+    assert_eq!(a.text(39), Some("00"));
+
+    let (_, stats) = c.get("/v1/stats").await.unwrap();
+    assert_eq!(stats["engine"]["authorizations"], 2, "{stats}");
+}
