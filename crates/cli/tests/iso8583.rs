@@ -182,3 +182,94 @@ async fn iso_then_json_share_one_engine_and_bad_messages_are_answered_or_closed(
     let (_, stats) = c.get("/v1/stats").await.unwrap();
     assert_eq!(stats["engine"]["authorizations"], 2, "{stats}");
 }
+
+/// The independent side: pyiso8583 encodes the requests and decodes the answers, over a real
+/// connection with the 2-byte prefix, several requests in flight at once.
+#[tokio::test]
+async fn pyiso8583_talks_to_the_listener() {
+    let python = std::env::var("CARDGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args(["-c", "import iso8583"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CARDGUARD_REQUIRE_ORACLES").is_none(),
+            "pyiso8583 oracle unavailable: {probe:?}"
+        );
+        eprintln!("pyiso8583 oracle unavailable (pip install pyiso8583==4.0.1): not compared");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, http, iso) = start(dir.path());
+    let mut c = Client::connect(http, KEY).await.unwrap();
+    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"language": "ja"}, "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    assert_eq!(c.post("/v1/cards", &card).await.unwrap().0, 201);
+    let now = SystemClock.now();
+    let mut docs = Vec::new();
+    for i in 0..20u32 {
+        let m = tokyo(
+            Timestamp(now.0 - 60_000 + i64::from(i) * 1000),
+            &format!("{:06}", 100 + i),
+        );
+        let mut doc = serde_json::Map::new();
+        doc.insert("t".into(), json!(m.mti));
+        for (n, v) in &m.fields {
+            doc.insert(n.to_string(), json!(String::from_utf8(v.clone()).unwrap()));
+        }
+        docs.push(serde_json::Value::Object(doc));
+    }
+    docs.push(json!({"t": "0800", "7": mmddhhmmss(now, 0), "11": "000200", "70": "301"}));
+    // An unknown processing code: a format error, still matched by its STAN.
+    let mut odd = docs[0].clone();
+    odd["3"] = json!("990000");
+    odd["11"] = json!("000201");
+    docs.push(odd);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/oracle/pyiso8583_client.py"
+    );
+    let mut child = Command::new(&python)
+        .args([script, &iso.ip().to_string(), &iso.port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for d in &docs {
+            writeln!(stdin, "{d}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), docs.len());
+    // Matched by STAN, whatever order they came in.
+    for d in &docs {
+        let a = answers
+            .iter()
+            .find(|a| a["11"] == d["11"])
+            .unwrap_or_else(|| panic!("no answer for STAN {}", d["11"]));
+        let (mti, code) = (a["t"].as_str().unwrap(), a["39"].as_str().unwrap());
+        match (d["t"].as_str(), d["3"].as_str()) {
+            (Some("0800"), _) => assert_eq!((mti, code), ("0810", "00"), "{a}"),
+            (_, Some("990000")) => assert_eq!((mti, code), ("0110", "30"), "{a}"),
+            _ => {
+                // Twenty purchases in twenty seconds: approved, then held for velocity.
+                assert!(mti == "0110" && (code == "00" || code == "01"), "{a}");
+                assert_eq!(
+                    a["38"].as_str().map(str::len),
+                    (code == "00").then_some(6),
+                    "{a}"
+                );
+                assert_eq!(a["37"], d["37"]);
+            }
+        }
+    }
+}

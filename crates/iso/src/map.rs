@@ -249,7 +249,11 @@ pub fn response(req: &Message, de39: &str) -> Message {
 pub fn response_mti(mti: &str) -> String {
     let mut b: Vec<u8> = mti.bytes().collect();
     if b.len() == 4 && b[2].is_ascii_digit() {
-        b[2] = if b[2].is_multiple_of(2) { b[2] + 1 } else { b[2] };
+        b[2] = if b[2].is_multiple_of(2) {
+            b[2] + 1
+        } else {
+            b[2]
+        };
     }
     String::from_utf8(b).unwrap_or_else(|_| mti.to_owned())
 }
