@@ -32,6 +32,9 @@ pub enum BenchCmd {
     },
     /// Open-loop HTTP load against a server on this machine (started here unless --addr).
     Http(HttpArgs),
+    /// Open-loop ISO 8583 load (0100 over TCP, several in flight per connection) against a
+    /// server started here.
+    Iso8583(crate::bench_iso::IsoArgs),
     /// Phishing analyzer throughput on one core over the messages under PATH.
     Mail {
         path: std::path::PathBuf,
@@ -64,6 +67,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
                 .build()?;
             rt.block_on(bench_http(args))
         }
+        BenchCmd::Iso8583(args) => crate::bench_iso::run(args),
         BenchCmd::Mail { path, rounds } => bench_mail(&path, rounds),
         BenchCmd::Restart { events, cards } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -75,7 +79,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 }
 
 /// Resident memory of a process in bytes (Linux).
-fn rss_bytes(pid: &str) -> Option<u64> {
+pub(crate) fn rss_bytes(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -86,7 +90,7 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-fn report(h: &Histogram<u64>) -> String {
+pub(crate) fn report(h: &Histogram<u64>) -> String {
     format!(
         "p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs (n = {})",
         us(h.value_at_quantile(0.5)),
@@ -239,8 +243,8 @@ pub struct HttpArgs {
     key: Option<String>,
 }
 
-struct ServerProc {
-    child: std::process::Child,
+pub(crate) struct ServerProc {
+    pub(crate) child: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
@@ -253,22 +257,34 @@ impl Drop for ServerProc {
 
 const BENCH_CVK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
-fn start_server(key: &str, a: &HttpArgs) -> Result<(ServerProc, SocketAddr)> {
+/// A server for a benchmark, on its own data directory: its HTTP address, and its ISO 8583
+/// one with `iso`.
+pub(crate) fn start_server(
+    key: &str,
+    snapshot_every: Option<u64>,
+    model: Option<&std::path::Path>,
+    iso: bool,
+) -> Result<(ServerProc, SocketAddr, Option<SocketAddr>)> {
     let dir = tempfile::tempdir()?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     // The warm-up dates its authorizations over the last 30 days.
     cmd.env("CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS", "0");
-    if let Some(n) = a.snapshot_every {
+    if let Some(n) = snapshot_every {
         cmd.env("CARDGUARD__STORAGE__SNAPSHOT_EVERY", n.to_string());
     }
-    if let Some(m) = &a.model {
+    if iso {
+        cmd.args(["serve", "--iso8583", "127.0.0.1:0"]);
+    } else {
+        cmd.arg("serve");
+    }
+    if let Some(m) = model {
         cmd.env(
             "CARDGUARD__ENGINE__MODEL_FILE",
             format!("{:?}", std::path::absolute(m)?.display().to_string()),
         );
     }
     let mut child = cmd
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .args(["--http", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .env(
             "CARDGUARD__AUTH__API_KEYS",
@@ -281,24 +297,30 @@ fn start_server(key: &str, a: &HttpArgs) -> Result<(ServerProc, SocketAddr)> {
         .context("starting the server")?;
     let out = child.stdout.take().context("server stdout")?;
     let mut lines = BufReader::new(out).lines();
-    let addr = loop {
+    let (mut http, mut iso_addr) = (None, None);
+    while http.is_none() || (iso && iso_addr.is_none()) {
         let Some(line) = lines.next() else {
             bail!("the server exited before listening")
         };
-        if let Some(a) = line?.strip_prefix("cardguard listening on http://") {
-            break a.parse()?;
+        let line = line?;
+        if let Some(a) = line.strip_prefix("cardguard listening on http://") {
+            http = Some(a.parse()?);
         }
-    };
-    Ok((ServerProc { child, _dir: dir }, addr))
+        if let Some(a) = line.strip_prefix("cardguard iso8583 listening on ") {
+            iso_addr = Some(a.parse()?);
+        }
+    }
+    let http = http.context("no HTTP address")?;
+    Ok((ServerProc { child, _dir: dir }, http, iso_addr))
 }
 
-struct BenchCard {
-    pan: String,
+pub(crate) struct BenchCard {
+    pub(crate) pan: String,
     csc: String,
-    city: usize,
+    pub(crate) city: usize,
 }
 
-const CITIES: &[(&str, &str, f64, f64, &str)] = &[
+pub(crate) const CITIES: &[(&str, &str, f64, f64, &str)] = &[
     ("JP", "Tokyo", 35.68, 139.76, "JPY"),
     ("JP", "Osaka", 34.69, 135.50, "JPY"),
     ("US", "New York", 40.71, -74.01, "USD"),
@@ -328,7 +350,7 @@ fn request(rng: &mut Rng, cards: &[BenchCard], id: &str, now: Timestamp) -> Vec<
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard>>> {
+pub(crate) async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Vec<BenchCard>>> {
     let cvk = cardguard_cardsec::TdesKey::from_hex(BENCH_CVK)?;
     let mut rng = Rng::new(&[42]);
     let cards: Vec<BenchCard> = (0..n)
@@ -609,7 +631,7 @@ fn print_stalls(moments: &[(u64, u64, bool)]) {
 
 /// A thread that releases request `i` at `start + i / rate`, with the sub-millisecond
 /// precision of the OS sleep, until `release` says nobody listens.
-fn spawn_pacer(
+pub(crate) fn spawn_pacer(
     start: std::time::Instant,
     rate: u64,
     total: u64,
@@ -840,7 +862,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
     let (proc_, addr) = match a.addr {
         Some(addr) => (None, addr),
         None => {
-            let (p, addr) = start_server(&key, &a)?;
+            let (p, addr, _) = start_server(&key, a.snapshot_every, a.model.as_deref(), false)?;
             (Some(p), addr)
         }
     };

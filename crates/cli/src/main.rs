@@ -3,6 +3,7 @@
 //! `ml` trains and evaluates the fraud model.
 
 mod bench;
+mod bench_iso;
 mod cards;
 mod demo;
 mod keys;

@@ -1,7 +1,8 @@
 //! The ISO 8583 front door of the real binary (`serve --iso8583`): a card-present
 //! authorization over ISO 8583 in Tokyo, then one over JSON in New York five minutes later, is
 //! held (both doors share one engine); the ISO answer carries DE39 and DE38 and echoes the
-//! STAN and RRN; a retry gets the same answer; an echo test is answered; a malformed message
+//! STAN and RRN; a retry gets the same answer and another request under its numbers 94; an
+//! echo test is answered; a malformed message
 //! whose MTI and STAN can be read gets DE39 30, and an unreadable one closes the connection.
 
 mod common;
@@ -133,6 +134,11 @@ async fn iso_then_json_share_one_engine_and_bad_messages_are_answered_or_closed(
     // The network retries: the same answer.
     let again = exchange(&mut tcp, &encode(&spec, &req).unwrap()).unwrap();
     assert_eq!(again, answer);
+    // The same terminal, STAN, time and RRN for another amount: a duplicate transmission.
+    let mut other = req.clone();
+    other.set(4, "000000099999");
+    let dup = exchange(&mut tcp, &encode(&spec, &other).unwrap()).unwrap();
+    assert_eq!((dup.text(39), dup.text(11)), (Some("94"), Some("000042")));
 
     // Five minutes later the card is read in New York, over JSON: held.
     let ny = json!({"id": "json-ny-1", "timestamp": in_a_minute.to_rfc3339(),

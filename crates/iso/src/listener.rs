@@ -187,6 +187,11 @@ pub async fn handle(app: &Arc<App>, msg: &Message, started: Instant) -> Message 
                     tracing::info!(error = %e, "iso8583 request refused: 30");
                     map::response(msg, map::FORMAT_ERROR)
                 }
+                // The same terminal, STAN, time and RRN for another request.
+                Err(AppError::Conflict(e)) => {
+                    tracing::info!(error = %e, "iso8583 duplicate transmission: 94");
+                    map::response(msg, map::DUPLICATE)
+                }
                 Err(e) => {
                     // 96: system malfunction; the network retries or stands in.
                     tracing::error!(error = %e, "iso8583 authorization failed: 96");

@@ -32,6 +32,8 @@ fn bad(field: u8, why: impl Into<String>) -> MapError {
 
 /// Response code of a format error.
 pub const FORMAT_ERROR: &str = "30";
+/// Response code of a duplicate transmission (a used request id for another request).
+pub const DUPLICATE: &str = "94";
 /// Response code of a transaction the issuer does not do here.
 pub const INVALID_TRANSACTION: &str = "12";
 
