@@ -629,6 +629,26 @@ fn print_stalls(moments: &[(u64, u64, bool)]) {
     }
 }
 
+/// The rates a run steps through: `rate` for `secs`, or with `find_max` on up by a quarter at
+/// a time (10 s each) to 100,000/s.
+pub(crate) fn rate_steps(rate: u64, secs: u64, find_max: bool) -> Vec<(u64, u64)> {
+    let mut r = vec![(rate, secs)];
+    let mut x = rate;
+    while find_max && x < 100_000 {
+        x = x * 5 / 4;
+        r.push((x / 100 * 100, 10));
+    }
+    r
+}
+
+/// The outcome of `--find-max`.
+pub(crate) fn print_best(best: Option<u64>) {
+    match best {
+        Some(b) => println!("highest rate with p99 <= 2 ms and no errors: {b}/s"),
+        None => println!("no rate tried kept p99 <= 2 ms"),
+    }
+}
+
 /// A thread that releases request `i` at `start + i / rate`, with the sub-millisecond
 /// precision of the OS sleep, until `release` says nobody listens.
 pub(crate) fn spawn_pacer(
@@ -894,24 +914,10 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
     let rss_before = pid.as_deref().and_then(rss_bytes);
-    let rates: Vec<u64> = if a.find_max {
-        let mut r = vec![a.rate];
-        let mut x = a.rate;
-        while x < 100_000 {
-            x = x * 5 / 4;
-            r.push(x / 100 * 100);
-        }
-        r
-    } else {
-        vec![a.rate]
-    };
+    let rates = rate_steps(a.rate, a.duration, a.find_max);
     let mut best = None;
-    for (run, rate) in rates.iter().enumerate() {
-        let secs = if a.find_max && run > 0 {
-            10
-        } else {
-            a.duration
-        };
+    for (run, &(rate, secs)) in rates.iter().enumerate() {
+        let rate = &rate;
         let before = server_buckets(addr, &key).await?;
         let r = if a.raw {
             let (cards, key) = (Arc::clone(&cards), key.clone());
@@ -978,10 +984,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         }
     }
     if a.find_max {
-        match best {
-            Some(b) => println!("highest rate with p99 <= 2 ms and no errors: {b}/s"),
-            None => println!("no rate tried kept p99 <= 2 ms"),
-        }
+        print_best(best);
     }
     if a.abuse {
         let rss0 = pid.as_deref().and_then(rss_bytes);

@@ -4,7 +4,9 @@
 //! while a reader thread per connection matches the answers by STAN. Latency runs from the
 //! due time to the answer.
 
-use crate::bench::{BenchCard, CITIES, enroll, report, spawn_pacer, start_server};
+use crate::bench::{
+    BenchCard, CITIES, enroll, print_best, rate_steps, report, spawn_pacer, start_server,
+};
 use crate::rng::Rng;
 use anyhow::{Context, Result};
 use cardguard_core::{Clock, Currency, SystemClock, Timestamp};
@@ -35,19 +37,6 @@ pub struct IsoArgs {
     find_max: bool,
 }
 
-/// MMDDhhmmss of `t` shifted by `offset_min`.
-fn mmddhhmmss(t: Timestamp, offset_min: i64) -> String {
-    let s = Timestamp(t.0 + offset_min * 60_000).to_rfc3339();
-    format!(
-        "{}{}{}{}{}",
-        &s[5..7],
-        &s[8..10],
-        &s[11..13],
-        &s[14..16],
-        &s[17..19]
-    )
-}
-
 /// A card-present 0100 at the card's home city; `n` numbers it in the run (its STAN and
 /// RRN, unique as a network's are).
 fn request(rng: &mut Rng, card: &BenchCard, n: u64, at: Timestamp) -> Message {
@@ -64,10 +53,16 @@ fn request(rng: &mut Rng, card: &BenchCard, n: u64, at: Timestamp) -> Message {
     m.set(2, card.pan.as_str())
         .set(3, "000000")
         .set(4, format!("{:012}", 300 + rng.below(15_000)))
-        .set(7, mmddhhmmss(at, 0))
+        .set(7, cardguard_iso::map::mmddhhmmss(at, 0))
         .set(11, format!("{stan:06}"))
-        .set(12, mmddhhmmss(at, offset)[4..].to_owned())
-        .set(13, mmddhhmmss(at, offset)[..4].to_owned())
+        .set(
+            12,
+            cardguard_iso::map::mmddhhmmss(at, offset)[4..].to_owned(),
+        )
+        .set(
+            13,
+            cardguard_iso::map::mmddhhmmss(at, offset)[..4].to_owned(),
+        )
         .set(14, "2912")
         .set(
             18,
@@ -221,24 +216,11 @@ pub fn run(a: IsoArgs) -> Result<()> {
         a.cards,
         t0.elapsed().as_secs_f64()
     );
-    let rates: Vec<u64> = if a.find_max {
-        let mut r = vec![a.rate];
-        let mut x = a.rate;
-        while x < 100_000 {
-            x = x * 5 / 4;
-            r.push(x / 100 * 100);
-        }
-        r
-    } else {
-        vec![a.rate]
-    };
     let mut best = None;
-    for (run, &rate) in rates.iter().enumerate() {
-        let secs = if a.find_max && run > 0 {
-            10
-        } else {
-            a.duration
-        };
+    for (run, (rate, secs)) in rate_steps(a.rate, a.duration, a.find_max)
+        .into_iter()
+        .enumerate()
+    {
         let r = load(iso, &cards, rate, secs, a.connections, run as u64)?;
         let errors: u64 = r
             .codes
@@ -263,10 +245,7 @@ pub fn run(a: IsoArgs) -> Result<()> {
         }
     }
     if a.find_max {
-        match best {
-            Some(b) => println!("highest rate with p99 <= 2 ms and no errors: {b}/s"),
-            None => println!("no rate tried kept p99 <= 2 ms"),
-        }
+        print_best(best);
     }
     drop(server);
     Ok(())

@@ -69,17 +69,15 @@ fn exchange(tcp: &mut TcpStream, frame: &[u8]) -> Option<Message> {
     Some(decode(&Spec::default_ascii(), &body).unwrap())
 }
 
-/// MMDDhhmmss of `t` in UTC shifted by `offset_min`.
-fn mmddhhmmss(t: Timestamp, offset_min: i64) -> String {
-    let s = Timestamp(t.0 + offset_min * 60_000).to_rfc3339();
-    format!(
-        "{}{}{}{}{}",
-        &s[5..7],
-        &s[8..10],
-        &s[11..13],
-        &s[14..16],
-        &s[17..19]
-    )
+use cardguard_iso::map::mmddhhmmss;
+
+/// Enrolls the test card, at home in Tokyo.
+async fn enroll_card(c: &mut Client) {
+    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"language": "ja"}, "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let (s, v) = c.post("/v1/cards", &card).await.unwrap();
+    assert_eq!(s, 201, "{v}");
 }
 
 fn tokyo(at: Timestamp, stan: &str) -> Message {
@@ -110,11 +108,7 @@ async fn iso_then_json_share_one_engine_and_bad_messages_are_answered_or_closed(
     let dir = tempfile::tempdir().unwrap();
     let (_server, http, iso) = start(dir.path());
     let mut c = Client::connect(http, KEY).await.unwrap();
-    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
-        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
-        "contact": {"language": "ja"}, "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
-    let (s, v) = c.post("/v1/cards", &card).await.unwrap();
-    assert_eq!(s, 201, "{v}");
+    enroll_card(&mut c).await;
 
     let spec = Spec::default_ascii();
     let now = SystemClock.now();
@@ -208,10 +202,7 @@ async fn pyiso8583_talks_to_the_listener() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, http, iso) = start(dir.path());
     let mut c = Client::connect(http, KEY).await.unwrap();
-    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
-        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
-        "contact": {"language": "ja"}, "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
-    assert_eq!(c.post("/v1/cards", &card).await.unwrap().0, 201);
+    enroll_card(&mut c).await;
     let now = SystemClock.now();
     let mut docs = Vec::new();
     for i in 0..20u32 {

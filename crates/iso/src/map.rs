@@ -158,6 +158,20 @@ fn request_id(m: &Message) -> Result<String, MapError> {
     Ok(id.chars().take(64).collect())
 }
 
+/// `t` as MMDDhhmmss (DE7 in UTC; DE13 and DE12 together with `offset_min` the local
+/// offset).
+pub fn mmddhhmmss(t: Timestamp, offset_min: i64) -> String {
+    let s = Timestamp(t.0 + offset_min * 60_000).to_rfc3339();
+    format!(
+        "{}{}{}{}{}",
+        &s[5..7],
+        &s[8..10],
+        &s[11..13],
+        &s[14..16],
+        &s[17..19]
+    )
+}
+
 /// The authorization a 0100 or 0200 asks for, and the UTC offset of its local time.
 pub fn authorization(m: &Message, now: Timestamp) -> Result<(Authorization, i16), MapError> {
     let pan = Pan::parse(digits(m, 2)?).map_err(|e| bad(2, e.to_string()))?;
