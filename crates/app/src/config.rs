@@ -33,6 +33,32 @@ pub struct Config {
     pub csc: CscConfig,
     pub engine: EngineSection,
     pub mail: MailConfig,
+    pub iso8583: Iso8583Config,
+}
+
+/// The ISO 8583 listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Iso8583Config {
+    /// Address to take ISO 8583 on; none: no listener (`serve --iso8583` names one too).
+    pub listen: Option<String>,
+    /// The largest message accepted, in bytes (its 2-byte length says).
+    pub max_frame_bytes: usize,
+    /// A connection with no message for this long is closed (networks send echo tests).
+    pub idle_timeout_secs: u64,
+    /// A message must arrive whole within this once its length has.
+    pub read_timeout_ms: u64,
+}
+
+impl Default for Iso8583Config {
+    fn default() -> Self {
+        Iso8583Config {
+            listen: None,
+            max_frame_bytes: 8192,
+            idle_timeout_secs: 600,
+            read_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// The phishing analyzer.

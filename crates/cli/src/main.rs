@@ -75,7 +75,8 @@ struct ServeArgs {
     #[arg(long)]
     demo: bool,
     /// Also take ISO 8583 authorizations over TCP on this address (2-byte length prefix,
-    /// the common ASCII field table), into the same engine as the HTTP API.
+    /// the common ASCII field table), into the same engine as the HTTP API (default:
+    /// `iso8583.listen` from the config, none).
     #[arg(long)]
     iso8583: Option<String>,
 }
@@ -160,7 +161,8 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    let iso_listener = match &a.iso8583 {
+    let iso_addr = a.iso8583.clone().or_else(|| config.iso8583.listen.clone());
+    let iso_listener = match &iso_addr {
         Some(iso) => Some(
             tokio::net::TcpListener::bind(iso)
                 .await
@@ -275,7 +277,7 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
                 l,
                 Arc::clone(&app),
                 Arc::new(cardguard_iso8583::Spec::default_ascii()),
-                cardguard_iso::listener::Limits::default(),
+                cardguard_iso::listener::Limits::from_config(&config.iso8583),
                 stopped(stop_rx.clone()),
             )))
         }

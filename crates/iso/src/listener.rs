@@ -27,13 +27,19 @@ pub struct Limits {
     pub read: Duration,
 }
 
+impl Limits {
+    pub fn from_config(c: &cardguard_app::config::Iso8583Config) -> Limits {
+        Limits {
+            max_frame: c.max_frame_bytes.clamp(64, usize::from(u16::MAX)),
+            idle: Duration::from_secs(c.idle_timeout_secs.max(1)),
+            read: Duration::from_millis(c.read_timeout_ms.max(1)),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_frame: 8192,
-            idle: Duration::from_secs(600),
-            read: Duration::from_secs(10),
-        }
+        Limits::from_config(&cardguard_app::config::Iso8583Config::default())
     }
 }
 
