@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 /// The listener's limits.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +79,18 @@ pub async fn run(
     Ok(())
 }
 
-/// One connection: a reader that hands each message to its own task, and a writer that
-/// sends the answers as they come.
+/// Writes one answer with its 2-byte length, in one write.
+async fn send(wr: &tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>, frame: &[u8]) {
+    let mut out = Vec::with_capacity(frame.len() + 2);
+    out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+    out.extend_from_slice(frame);
+    if let Err(e) = wr.lock().await.write_all(&out).await {
+        tracing::debug!(error = %e, "iso8583 answer not written");
+    }
+}
+
+/// One connection: a reader that hands each message to a task of its own, which writes its
+/// answer as soon as it is decided.
 async fn connection(
     tcp: TcpStream,
     app: Arc<App>,
@@ -89,19 +98,9 @@ async fn connection(
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let (mut rd, mut wr) = tcp.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let mut out = Vec::with_capacity(frame.len() + 2);
-            out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-            out.extend_from_slice(&frame);
-            if wr.write_all(&out).await.is_err() {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (rd, wr) = tcp.into_split();
+    let mut rd = tokio::io::BufReader::new(rd);
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
     let mut in_flight = tokio::task::JoinSet::new();
     let result = loop {
         while in_flight.try_join_next().is_some() {}
@@ -147,7 +146,7 @@ async fn connection(
                     }
                     r.set(39, map::FORMAT_ERROR);
                     if let Ok(b) = encode(&spec, &r) {
-                        let _ = tx.send(b).await;
+                        send(&wr, &b).await;
                     }
                     continue;
                 }
@@ -157,21 +156,18 @@ async fn connection(
                 }
             },
         };
-        let (app, spec, tx) = (Arc::clone(&app), Arc::clone(&spec), tx.clone());
+        let (app, spec, wr) = (Arc::clone(&app), Arc::clone(&spec), Arc::clone(&wr));
         in_flight.spawn(async move {
             let answer = handle(&app, &msg, started).await;
             match encode(&spec, &answer) {
-                Ok(b) => {
-                    let _ = tx.send(b).await;
-                }
+                Ok(b) => send(&wr, &b).await,
                 Err(e) => tracing::error!(error = %e, "iso8583 answer does not encode"),
             }
         });
     };
     // Answer what is in flight, then close.
     while in_flight.join_next().await.is_some() {}
-    drop(tx);
-    let _ = writer.await;
+    let _ = wr.lock().await.shutdown().await;
     result
 }
 
