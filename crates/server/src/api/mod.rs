@@ -5,7 +5,7 @@ pub mod dto;
 pub mod error;
 
 use auth::require;
-use axum::extract::rejection::BytesRejection;
+use axum::Extension;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -69,24 +69,31 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
     }
 }
 
-/// Before any handler: the route's credentials are checked before a byte of the body is
-/// read, a declared length over the route's limit is refused at once, and the body must
-/// arrive within `server.body_timeout_ms` (408). The handler gets the body buffered.
+/// Before any handler, and the one place credentials and body limits are checked: the
+/// route's key and scopes from the headers, before a byte of the body is read (the client
+/// it names goes to the handler as an extension); a declared length over the route's limit
+/// is refused at once; the body must arrive within `server.body_timeout_ms` (408). The
+/// handler gets the body buffered.
 async fn gate(
     State(ctx): State<Ctx>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let rule = policy(req.method(), req.uri().path(), ctx.max_body);
-    if let Some(scopes) = rule.scopes
-        && let Err(e) = require(&ctx.keys, req.headers(), scopes)
-    {
-        let h = req.headers();
-        let has_body = h.contains_key(axum::http::header::TRANSFER_ENCODING)
-            || h.get(axum::http::header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0");
-        let r = e.into_response();
-        return if has_body { close(r) } else { r };
+    if let Some(scopes) = rule.scopes {
+        match require(&ctx.keys, req.headers(), scopes) {
+            Ok(client) => {
+                req.extensions_mut().insert(client);
+            }
+            Err(e) => {
+                let h = req.headers();
+                let has_body = h.contains_key(axum::http::header::TRANSFER_ENCODING)
+                    || h.get(axum::http::header::CONTENT_LENGTH)
+                        .is_some_and(|v| v.as_bytes() != b"0");
+                let r = e.into_response();
+                return if has_body { close(r) } else { r };
+            }
+        }
     }
     let Some(limit) = rule.body else {
         return next.run(req).await;
@@ -164,30 +171,22 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub fn router(ctx: Ctx) -> Router {
-    let limit = ctx.max_body;
     Router::new()
         .route("/v1/cards", post(enroll))
-        .route(
-            "/v1/cards:batch",
-            post(enroll_batch).layer(DefaultBodyLimit::max(dto::MAX_BATCH_BYTES)),
-        )
+        .route("/v1/cards:batch", post(enroll_batch))
         .route("/v1/authorizations", post(authorize))
         .route("/v1/labels", post(label))
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route(
-            "/v1/mail/scan",
-            post(mail_scan).layer(DefaultBodyLimit::max(
-                cardguard_phish::analyze::MAX_MESSAGE_BYTES,
-            )),
-        )
+        .route("/v1/mail/scan", post(mail_scan))
         .route("/v1/mail/brands/reload", post(reload_brands))
         .route("/v1/model/reload", post(reload_model))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
+        // The gate reads and limits every body, per route.
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), gate))
         .layer(axum::middleware::map_response_with_state(
             ctx.clone(),
@@ -208,38 +207,15 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Credentials first, then the body, then its JSON: an unauthenticated client learns
-/// nothing of the body checks.
-fn json_body<T: serde::de::DeserializeOwned>(
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    scopes: &[Scope],
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(ClientId, T), ApiError> {
-    let client = require(&ctx.keys, headers, scopes)?;
-    match body {
-        Ok(b) => Ok((client, decode(&b)?)),
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(ApiError::too_large(ctx.max_body))
-        }
-        Err(r) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            r.body_text(),
-        )),
-    }
-}
-
 type Answer<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 async fn authorize(
     State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    Extension(client): Extension<ClientId>,
+    raw: Bytes,
 ) -> Answer<dto::AuthorizationResp> {
     let started = std::time::Instant::now();
-    let (client, req): (_, dto::AuthorizationReq) =
-        json_body(&ctx, &headers, &[Scope::Authorize], raw)?;
+    let req: dto::AuthorizationReq = decode(&raw)?;
     let (auth, offset) = req.validate()?;
     let record = ctx.app.authorize(auth, offset, &client, started).await?;
     Ok((
@@ -248,12 +224,8 @@ async fn authorize(
     ))
 }
 
-async fn enroll(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Answer<dto::EnrollResp> {
-    let (_, req): (_, dto::EnrollReq) = json_body(&ctx, &headers, &[Scope::Admin], raw)?;
+async fn enroll(State(ctx): State<Ctx>, raw: Bytes) -> Answer<dto::EnrollResp> {
+    let req: dto::EnrollReq = decode(&raw)?;
     let app = Arc::clone(&ctx.app);
     let resp: dto::EnrollResp = tokio::task::spawn_blocking(move || app.enroll(&req))
         .await
@@ -269,19 +241,7 @@ async fn enroll(
 
 /// Many cards at once (admin): each gets its result or its error, in order; one store
 /// transaction for those that pass their checks.
-async fn enroll_batch(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Answer<dto::BatchResp> {
-    require(&ctx.keys, &headers, &[Scope::Admin])?;
-    let raw = raw.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(dto::MAX_BATCH_BYTES)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
-        }
-    })?;
+async fn enroll_batch(State(ctx): State<Ctx>, raw: Bytes) -> Answer<dto::BatchResp> {
     let req: dto::BatchReq = decode(&raw)?;
     if req.cards.is_empty() || req.cards.len() > dto::MAX_BATCH {
         return Err(ApiError::field(
@@ -296,13 +256,8 @@ async fn enroll_batch(
     Ok((StatusCode::OK, Json(dto::BatchResp::new(results))))
 }
 
-async fn label(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> Answer<dto::LabelResp> {
-    let (_, req): (_, dto::LabelReq) =
-        json_body(&ctx, &headers, &[Scope::Label, Scope::Admin], raw)?;
+async fn label(State(ctx): State<Ctx>, raw: Bytes) -> Answer<dto::LabelResp> {
+    let req: dto::LabelReq = decode(&raw)?;
     req.validate()?;
     let token = ctx
         .app
@@ -316,11 +271,7 @@ async fn label(
     Ok((StatusCode::OK, Json(resp)))
 }
 
-async fn stats(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-) -> Result<Json<cardguard_app::Stats>, ApiError> {
-    require(&ctx.keys, &headers, &[Scope::Admin])?;
+async fn stats(State(ctx): State<Ctx>) -> Result<Json<cardguard_app::Stats>, ApiError> {
     let app = Arc::clone(&ctx.app);
     let stats = tokio::task::spawn_blocking(move || app.stats())
         .await
@@ -329,11 +280,7 @@ async fn stats(
 }
 
 /// Reads `mail.brands_file` again (admin); a bad file changes nothing and says why.
-async fn reload_brands(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    require(&ctx.keys, &headers, &[Scope::Admin])?;
+async fn reload_brands(State(ctx): State<Ctx>) -> Result<Json<serde_json::Value>, ApiError> {
     let app = std::sync::Arc::clone(&ctx.app);
     let n = tokio::task::spawn_blocking(move || app.reload_brands())
         .await
@@ -344,11 +291,7 @@ async fn reload_brands(
 
 /// Reads `engine.model_file` again and swaps the model in (admin); a bad file changes
 /// nothing and says why.
-async fn reload_model(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    require(&ctx.keys, &headers, &[Scope::Admin])?;
+async fn reload_model(State(ctx): State<Ctx>) -> Result<Json<serde_json::Value>, ApiError> {
     let app = std::sync::Arc::clone(&ctx.app);
     let version = tokio::task::spawn_blocking(move || app.reload_model())
         .await
@@ -360,25 +303,8 @@ async fn reload_model(
 /// The phishing analyzer: the raw RFC 5322 message is the body.
 async fn mail_scan(
     State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    body: Bytes,
 ) -> Result<Json<cardguard_phish::Report>, ApiError> {
-    require(&ctx.keys, &headers, &[Scope::Mail, Scope::Admin])?;
-    let body = match raw {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::too_large(
-                cardguard_phish::analyze::MAX_MESSAGE_BYTES,
-            ));
-        }
-        Err(r) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                r.body_text(),
-            ));
-        }
-    };
     let app = std::sync::Arc::clone(&ctx.app);
     let opts = app.mail_options(&body).await;
     let report = tokio::task::spawn_blocking(move || {
@@ -399,19 +325,16 @@ async fn count_refusals(State(ctx): State<Ctx>, r: Response) -> Response {
     r
 }
 
-/// Prometheus metrics; the scraper needs a key with the `metrics` or `admin` scope.
-async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
-    match require(&ctx.keys, &headers, &[Scope::Metrics, Scope::Admin]) {
-        Ok(_) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            )],
-            ctx.app.metrics_text(),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
+/// Prometheus metrics (the gate asks for a key with the `metrics` or `admin` scope).
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        ctx.app.metrics_text(),
+    )
+        .into_response()
 }
 
 /// The OpenAPI document of this API (public: it describes, it holds nothing).
