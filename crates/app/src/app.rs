@@ -66,9 +66,8 @@ impl Health {
 }
 
 /// The check of the log's frames that a snapshot covers, run in the background at open.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 enum PrefixCheck {
-    #[default]
     Running,
     Passed,
     Failed(String),
@@ -293,16 +292,18 @@ impl App {
                 "authorization numbers without their events: the log had damaged spans set aside by `cardguard log repair`"
             );
         }
-        let prefix_check = Arc::new(Mutex::new(PrefixCheck::default()));
-        spawn_prefix_check(
-            data_dir.join("events.log"),
-            snapshot_offset.unwrap_or(0),
-            Arc::clone(&prefix_check),
-        )
-        .map_err(|source| OpenError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        // Without a snapshot the start read every frame already.
+        let prefix_check = Arc::new(Mutex::new(match snapshot_offset {
+            Some(end) if end > 0 => PrefixCheck::Running,
+            _ => PrefixCheck::Passed,
+        }));
+        if let Some(end) = snapshot_offset.filter(|&e| e > 0) {
+            spawn_prefix_check(data_dir.join("events.log"), end, Arc::clone(&prefix_check))
+                .map_err(|source| OpenError::DataDir {
+                    path: data_dir.display().to_string(),
+                    source,
+                })?;
+        }
         let summary = OpenSummary {
             cards: registry.len(),
             snapshot_offset,

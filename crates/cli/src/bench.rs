@@ -629,6 +629,46 @@ fn print_stalls(moments: &[(u64, u64, bool)]) {
     }
 }
 
+/// Requests released at their due times for blocking senders: a pacer thread sends each
+/// number at `start + i / rate` to a queue the senders share.
+pub(crate) struct Paced {
+    pub(crate) start: std::time::Instant,
+    queue: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<u64>>>,
+    pacer: std::thread::JoinHandle<()>,
+}
+
+impl Paced {
+    pub(crate) fn new(rate: u64, total: u64) -> Paced {
+        let start = std::time::Instant::now() + Duration::from_millis(50);
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        Paced {
+            start,
+            queue: Arc::new(std::sync::Mutex::new(rx)),
+            pacer: spawn_pacer(start, rate, total, move |i| tx.send(i).is_ok()),
+        }
+    }
+
+    /// A handle for one more sender.
+    pub(crate) fn queue(&self) -> PacedQueue {
+        PacedQueue(Arc::clone(&self.queue))
+    }
+
+    /// Waits until the pacer has released every request.
+    pub(crate) fn finish(self) {
+        let _ = self.pacer.join();
+    }
+}
+
+/// A sender's end of [`Paced`].
+pub(crate) struct PacedQueue(Arc<std::sync::Mutex<std::sync::mpsc::Receiver<u64>>>);
+
+impl PacedQueue {
+    /// The next request released, or None once all were.
+    pub(crate) fn next(&self) -> Option<u64> {
+        self.0.lock().ok()?.recv().ok()
+    }
+}
+
 /// The rates a run steps through: `rate` for `secs`, or with `find_max` on up by a quarter at
 /// a time (10 s each) to 100,000/s.
 pub(crate) fn rate_steps(rate: u64, secs: u64, find_max: bool) -> Vec<(u64, u64)> {
@@ -700,13 +740,11 @@ fn load_raw(
     use std::io::{Read, Write};
     let total = rate * secs;
     let bodies = Arc::new(bodies_of(&cards, rate, total, run));
-    let start = std::time::Instant::now() + Duration::from_millis(50);
-    let (tx, rx) = std::sync::mpsc::channel::<u64>();
-    let rx = Arc::new(std::sync::Mutex::new(rx));
-    let pacer = spawn_pacer(start, rate, total, move |i| tx.send(i).is_ok());
+    let paced = Paced::new(rate, total);
+    let start = paced.start;
     let mut threads = Vec::new();
     for _ in 0..conns {
-        let (bodies, rx, key) = (Arc::clone(&bodies), Arc::clone(&rx), key.to_owned());
+        let (bodies, queue, key) = (Arc::clone(&bodies), paced.queue(), key.to_owned());
         threads.push(std::thread::spawn(move || -> Result<_> {
             let mut tcp = std::net::TcpStream::connect(addr)?;
             tcp.set_nodelay(true)?;
@@ -717,7 +755,7 @@ fn load_raw(
             let mut buf = Vec::with_capacity(4096);
             loop {
                 let ready = std::time::Instant::now();
-                let Ok(i) = rx.lock().map_err(|_| anyhow::anyhow!("pacer"))?.recv() else {
+                let Some(i) = queue.next() else {
                     break;
                 };
                 let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
@@ -793,7 +831,7 @@ fn load_raw(
         moments.extend(mo);
         errors += e;
     }
-    let _ = pacer.join();
+    paced.finish();
     Ok(LoadResult {
         sent: hist.len(),
         declined: Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?,
@@ -917,11 +955,10 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
     let rates = rate_steps(a.rate, a.duration, a.find_max);
     let mut best = None;
     for (run, &(rate, secs)) in rates.iter().enumerate() {
-        let rate = &rate;
         let before = server_buckets(addr, &key).await?;
         let r = if a.raw {
             let (cards, key) = (Arc::clone(&cards), key.clone());
-            let (rate, conns) = (*rate, a.connections);
+            let conns = a.connections;
             tokio::task::spawn_blocking(move || {
                 load_raw(addr, &key, cards, rate, secs, conns, run as u64)
             })
@@ -931,7 +968,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
                 addr,
                 &key,
                 Arc::clone(&cards),
-                *rate,
+                rate,
                 secs,
                 a.connections,
                 run as u64,
@@ -978,7 +1015,7 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
         let after = server_buckets(addr, &key).await?;
         print_inside(&before, &after);
         if p99 <= 2_000_000 && r.errors == 0 {
-            best = Some(*rate);
+            best = Some(rate);
         } else if a.find_max {
             break;
         }

@@ -5,7 +5,7 @@
 //! due time to the answer.
 
 use crate::bench::{
-    BenchCard, CITIES, enroll, print_best, rate_steps, report, spawn_pacer, start_server,
+    BenchCard, CITIES, Paced, enroll, print_best, rate_steps, report, start_server,
 };
 use crate::rng::Rng;
 use anyhow::{Context, Result};
@@ -103,10 +103,8 @@ fn load(
 ) -> Result<IsoResult> {
     let total = rate * secs;
     let spec = Arc::new(Spec::default_ascii());
-    let start = Instant::now() + Duration::from_millis(50);
-    let (tx, rx) = std::sync::mpsc::channel::<u64>();
-    let rx = Arc::new(Mutex::new(rx));
-    let pacer = spawn_pacer(start, rate, total, move |i| tx.send(i).is_ok());
+    let paced = Paced::new(rate, total);
+    let start = paced.start;
     let mut senders = Vec::new();
     let mut readers = Vec::new();
     for c in 0..conns {
@@ -116,8 +114,8 @@ fn load(
         let mut wr = tcp;
         // STAN → when the request was due.
         let due_by_stan: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
-        let (rx, cards, send_spec, pending) = (
-            Arc::clone(&rx),
+        let (queue, cards, send_spec, pending) = (
+            paced.queue(),
             Arc::clone(cards),
             Arc::clone(&spec),
             Arc::clone(&due_by_stan),
@@ -126,7 +124,7 @@ fn load(
             let mut rng = Rng::new(&[run, c]);
             let mut sent = 0u64;
             loop {
-                let Ok(i) = rx.lock().map_err(|_| anyhow::anyhow!("pacer"))?.recv() else {
+                let Some(i) = queue.next() else {
                     return Ok(sent);
                 };
                 let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
@@ -170,7 +168,7 @@ fn load(
             Ok((h, codes))
         }));
     }
-    let _ = pacer.join();
+    paced.finish();
     let mut sent = 0;
     for s in senders {
         sent += s

@@ -275,9 +275,15 @@ pub fn repair(path: &Path) -> Result<(Vec<SetAside>, VerifyReport), StoreError> 
         Ok(to)
     };
     loop {
-        match scan(&file, path, from, len, &mut |_| Ok(())) {
-            Ok((at, n)) => {
-                frames += n;
+        // Counted as they are read: a pass that stops at damage counts the frames before it.
+        let mut seen = 0u64;
+        let pass = scan(&file, path, from, len, &mut |_| {
+            seen += 1;
+            Ok(())
+        });
+        frames += seen;
+        match pass {
+            Ok((at, _)) => {
                 if at < len {
                     let saved_to = save(at, len)?;
                     file.set_len(at).map_err(io_err(path))?;
@@ -300,9 +306,6 @@ pub fn repair(path: &Path) -> Result<(Vec<SetAside>, VerifyReport), StoreError> 
                 ));
             }
             Err(StoreError::Damaged { offset, next, why }) => {
-                // The frames before the damage were good; count them on the next pass.
-                let (_, n) = scan(&file, path, from, offset, &mut |_| Ok(()))?;
-                frames += n;
                 // A set-aside frame needs a header and its kind byte: a span too short for
                 // one takes in the next frame too.
                 let mut next = next;
