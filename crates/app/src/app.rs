@@ -14,7 +14,8 @@ use crate::keys::KeyRing;
 use crate::registry::{self, CardInfo, CscMethod, Cvv2ServiceCode, Registry};
 use cardguard_core::{Authorization, CardToken, Clock, Timestamp};
 use cardguard_engine::{
-    AuthRecord, CardChecks, Draft, Engine, EngineState, EngineStats, Event, LabelRecord, TxFacts,
+    AuthEntry, AuthRecord, CardChecks, Draft, Engine, EngineState, EngineStats, Event, LabelRecord,
+    ReversalRecord, TxFacts,
 };
 use cardguard_store::{
     CardRepository, Durability, EventLog, EventReader, EventWriter, SqliteCards,
@@ -139,6 +140,42 @@ enum Step {
     },
 }
 
+/// Which authorization a reversal takes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Original {
+    /// The client's own request id of it.
+    Request(String),
+    /// cardguard's authorization id (`au_…`).
+    Authorization(String),
+}
+
+/// A reversal as a front door received it.
+#[derive(Debug, Clone)]
+pub struct ReversalRequest {
+    pub original: Original,
+    /// The card and the amount the reversal names, when it names them: they must be the
+    /// original's.
+    pub pan: Option<cardguard_core::Pan>,
+    pub amount: Option<cardguard_core::Money>,
+    /// What sent it (`iso8583 0400`, `api`), and its own reference, for the log.
+    pub source: String,
+    pub reference: Option<String>,
+}
+
+/// A reversal done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reversed {
+    pub authorization_id: String,
+    /// False when the authorization had been reversed before: nothing changed.
+    pub first: bool,
+}
+
+/// What an answer waits for before it is given.
+enum Wait {
+    Event(Durable),
+    Upto(u64),
+}
+
 struct Core {
     engine: Engine,
     log: Box<dyn EventWriter>,
@@ -246,16 +283,22 @@ impl App {
         // A snapshot this version cannot read (an older layout of the state) is passed over:
         // the log holds every event, so the state is replayed from its start instead.
         let snapshot_offset = match snap {
-            Some((offset, body)) => match postcard::from_bytes(&body) {
-                Ok(st) => {
-                    engine.restore(st);
-                    Some(offset)
+            Some((offset, body)) => {
+                let state = body
+                    .strip_prefix(cardguard_engine::STATE_FORMAT.as_slice())
+                    .ok_or_else(|| "another layout of the state".to_owned())
+                    .and_then(|b| postcard::from_bytes(b).map_err(|e| e.to_string()));
+                match state {
+                    Ok(st) => {
+                        engine.restore(st);
+                        Some(offset)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
+                        None
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
-                    None
-                }
-            },
+            }
             None => None,
         };
         let durability = match config.storage.durability {
@@ -579,21 +622,24 @@ impl App {
 
     /// The stored answer to a request id seen before, read back from the log.
     async fn answer_again(self: &Arc<Self>, offset: u64, id: &str) -> Result<AuthRecord, AppError> {
+        let rec = self.read_auth(offset).await?;
+        if rec.tx.id != id {
+            return Err(AppError::Internal("request id hash collision".into()));
+        }
+        Ok(rec)
+    }
+
+    /// The authorization event at `offset` of the log, once it is durable.
+    async fn read_auth(&self, offset: u64) -> Result<AuthRecord, AppError> {
         let reader = Arc::clone(&self.reader);
-        let id = id.to_owned();
         tokio::task::spawn_blocking(move || {
             reader.wait_durable(offset + 1).map_err(log_error)?;
             let f = reader.read_at(offset).map_err(|e| {
                 AppError::Internal(format!(
-                    "the answer to request id {id} cannot be read from the event log ({e})"
+                    "the authorization at offset {offset} cannot be read from the event log ({e})"
                 ))
             })?;
-            let rec =
-                AuthRecord::decode(&f.payload).map_err(|e| AppError::Internal(e.to_string()))?;
-            if rec.tx.id != id {
-                return Err(AppError::Internal("request id hash collision".into()));
-            }
-            Ok(rec)
+            AuthRecord::decode(&f.payload).map_err(|e| AppError::Internal(e.to_string()))
         })
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
@@ -631,6 +677,94 @@ impl App {
         durable(rx).await?;
         self.metrics.label(fraud);
         Ok(token)
+    }
+
+    /// Reverses an authorization (see [`Engine::apply_reversal`] for what that undoes) and
+    /// answers once the log has it. A reversal names the original by the client's request
+    /// id or by cardguard's authorization id; only the client that sent the original may
+    /// reverse it, and a card or amount the reversal gives must be the original's. A
+    /// reversal of one reversed before changes nothing and answers the same (`first` false).
+    pub async fn reverse(
+        self: &Arc<Self>,
+        req: ReversalRequest,
+        client: &ClientId,
+    ) -> Result<Reversed, AppError> {
+        let named = match &req.original {
+            Original::Request(id) => format!("request id {id}"),
+            Original::Authorization(id) => format!("authorization {id}"),
+        };
+        let not_found = || AppError::NotFound(format!("no {named} to reverse"));
+        let find = |core: &Core| -> Option<AuthEntry> {
+            match &req.original {
+                Original::Request(id) => core
+                    .engine
+                    .find_key(cardguard_engine::scoped_request_key(
+                        Some(client.as_str()),
+                        id,
+                    ))
+                    .copied(),
+                Original::Authorization(id) => core.engine.find_authorization(id).copied(),
+            }
+        };
+        let offset = find(&self.core()).ok_or_else(not_found)?.offset;
+        let original = self.read_auth(offset).await?;
+        if original.tx.client.as_deref() != Some(client.as_str()) {
+            return Err(not_found());
+        }
+        if req
+            .pan
+            .as_ref()
+            .is_some_and(|p| self.keys.token(p) != original.tx.card_token)
+            || req.amount.is_some_and(|a| a != original.tx.amount)
+        {
+            return Err(AppError::Conflict(format!(
+                "the reversal names another card or amount than {named}"
+            )));
+        }
+        let (wait, first) = {
+            let mut core = self.core();
+            let entry = find(&core)
+                .filter(|e| e.offset == offset)
+                .ok_or_else(not_found)?;
+            if entry.reversed {
+                // Reversed before: answered once that reversal is durable.
+                (Wait::Upto(core.log.end_offset()), false)
+            } else {
+                let rec = ReversalRecord {
+                    authorization_id: original.authorization_id.clone(),
+                    approved: original.outcome.decision == cardguard_core::Decision::Approve,
+                    original: original.tx,
+                    received: self.clock.now(),
+                    source: req.source,
+                    client: Some(client.as_str().to_owned()),
+                    reference: req.reference,
+                };
+                let (_, rx) = append(&mut core, Event::KIND_REVERSAL, &rec)?;
+                core.engine
+                    .apply_reversal(&rec)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                core.since_snapshot += 1;
+                (Wait::Event(rx), true)
+            }
+        };
+        match wait {
+            Wait::Event(rx) => durable(rx).await?,
+            Wait::Upto(end) => {
+                let reader = Arc::clone(&self.reader);
+                tokio::task::spawn_blocking(move || reader.wait_durable(end))
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+                    .map_err(log_error)?;
+            }
+        }
+        if first {
+            self.metrics.reversal();
+        }
+        tracing::debug!(authorization_id = %original.authorization_id, first, "reversed");
+        Ok(Reversed {
+            authorization_id: original.authorization_id,
+            first,
+        })
     }
 
     /// The card, keyed and ready to store: the PAN encrypted, a stored code hashed.

@@ -270,10 +270,7 @@ mod tests {
     }
 
     fn id(d: &Delivery<'_>) -> String {
-        match d.event {
-            Event::Label(l) => l.authorization_id.clone(),
-            Event::Auth(a) => a.authorization_id.clone(),
-        }
+        d.event.authorization_id().to_owned()
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`access`]: API keys with scopes, checked for whatever transport presents them;
 //! - [`registry`]: the in-memory card registry and the card-data checks;
 //! - [`enroll`]: the enrollment record and its rules; [`validate`]: shared field checks;
-//! - [`app`]: `App` (open/replay, enroll, authorize, label, reload, snapshots, stats);
+//! - [`app`]: `App` (open/replay, enroll, authorize, reverse, label, reload, snapshots,
+//!   stats);
 //! - [`consumer`]: tailing readers of the log with durable cursors;
 //! - [`snapshots`]: the snapshot writer thread;
 //! - [`metrics`]: Prometheus counters and the latency histogram.
@@ -25,7 +26,7 @@ pub mod snapshots;
 pub mod validate;
 
 pub use access::{AccessError, ApiKeys, ClientId, Scope};
-pub use app::{App, Enrolled, Health, OpenSummary, Stats};
+pub use app::{App, Enrolled, Health, OpenSummary, Original, ReversalRequest, Reversed, Stats};
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};
 pub use error::{AppError, OpenError};

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub const AUTHORIZATIONS: &str = "cardguard_authorizations_total";
 pub const RESPONSE_CODES: &str = "cardguard_response_codes_total";
 pub const LABELS: &str = "cardguard_labels_total";
+pub const REVERSALS: &str = "cardguard_reversals_total";
 pub const REFUSED: &str = "cardguard_refused_requests_total";
 pub const REFUSED_CONNECTIONS: &str = "cardguard_refused_connections_total";
 pub const LATENCY: &str = "cardguard_authorization_seconds";
@@ -30,6 +31,7 @@ pub struct Metrics {
     decisions: [AtomicU64; 4],
     codes: [AtomicU64; ResponseCode::ALL.len()],
     labels: [AtomicU64; 2],
+    reversals: AtomicU64,
     refused_4xx: AtomicU64,
     refused_5xx: AtomicU64,
     refused_connections: AtomicU64,
@@ -59,6 +61,11 @@ impl Metrics {
 
     pub fn label(&self, fraud: bool) {
         self.labels[usize::from(fraud)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An authorization reversed (not counting repeats of a reversal).
+    pub fn reversal(&self) {
+        self.reversals.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refused(&self, status: u16) {
@@ -103,6 +110,11 @@ impl Metrics {
         );
         let _ = writeln!(o, "{LABELS}{{fraud=\"false\"}} {}", g(&self.labels[0]));
         let _ = writeln!(o, "{LABELS}{{fraud=\"true\"}} {}", g(&self.labels[1]));
+        let _ = writeln!(
+            o,
+            "# HELP {REVERSALS} Authorizations reversed.\n# TYPE {REVERSALS} counter\n{REVERSALS} {}",
+            g(&self.reversals)
+        );
         let _ = writeln!(
             o,
             "# HELP {REFUSED} Requests answered with an error.\n# TYPE {REFUSED} counter"

@@ -87,6 +87,7 @@ impl SnapshotWriter {
         let t0 = Instant::now();
         let r = self.reader.wait_durable(offset).and_then(|()| {
             cardguard_store::write_snapshot_with(&self.data_dir, offset, |w| {
+                w.write_all(cardguard_engine::STATE_FORMAT)?;
                 postcard::to_io(state, w)
                     .map(|_| ())
                     .map_err(std::io::Error::other)

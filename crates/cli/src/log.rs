@@ -65,6 +65,7 @@ struct Audit {
     frames: u64,
     authorizations: u64,
     labels: u64,
+    reversals: u64,
     /// Frames standing where a repair set damaged bytes aside.
     set_aside: u64,
     /// The number the next authorization should have.
@@ -113,6 +114,7 @@ impl Audit {
                 }
             }
             Ok(Event::Label(_)) => self.labels += 1,
+            Ok(Event::Reversal(_)) => self.reversals += 1,
             Err(e) => self.bad_events.push((f.offset, e.to_string())),
         }
     }
@@ -163,11 +165,12 @@ impl Audit {
 
     fn print(&self, path: &Path) {
         println!(
-            "{}: {} frames ({} authorizations, {} labels), valid through offset {}",
+            "{}: {} frames ({} authorizations, {} labels, {} reversals), valid through offset {}",
             path.display(),
             self.frames,
             self.authorizations,
             self.labels,
+            self.reversals,
             self.end
         );
         if let Some(s) = self.snapshot {
@@ -254,10 +257,11 @@ fn repair(data_dir: &Path) -> Result<()> {
         );
     }
     println!(
-        "kept {} events ({} authorizations, {} labels); set aside {} damaged span(s) holding {} authorization(s) (by their missing numbers) and whatever labels were among them",
+        "kept {} events ({} authorizations, {} labels, {} reversals); set aside {} damaged span(s) holding {} authorization(s) (by their missing numbers) and whatever labels and reversals were among them",
         after.frames,
         after.authorizations,
         after.labels,
+        after.reversals,
         spans.len(),
         after.missing_count()
     );
@@ -302,6 +306,7 @@ fn tail(data_dir: PathBuf, name: Option<String>, from_end: bool, follow: bool) -
             let (kind, event) = match d.event {
                 Event::Auth(r) => ("authorization", serde_json::to_value(r)?),
                 Event::Label(l) => ("label", serde_json::to_value(l)?),
+                Event::Reversal(r) => ("reversal", serde_json::to_value(r)?),
             };
             let line = serde_json::json!({"offset": d.offset, "next": d.next, "kind": kind, "event": event});
             // Written through before the cursor may move past it.

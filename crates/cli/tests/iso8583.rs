@@ -2,8 +2,9 @@
 //! authorization over ISO 8583 in Tokyo, then one over JSON in New York five minutes later, is
 //! held (both doors share one engine); the ISO answer carries DE39 and DE38 and echoes the
 //! STAN and RRN; a retry gets the same answer and another request under its numbers 94; an
-//! echo test is answered; a malformed message
-//! whose MTI and STAN can be read gets DE39 30, and an unreadable one closes the connection.
+//! echo test is answered; a malformed message whose MTI and STAN can be read gets DE39 30,
+//! and an unreadable one closes the connection. A reversal (0400, then its repeat as a 0420)
+//! takes an authorization out of the card's velocity once, and survives a restart.
 
 mod common;
 
@@ -269,4 +270,115 @@ async fn pyiso8583_talks_to_the_listener() {
             }
         }
     }
+}
+
+/// A 0400 that names `original` by DE90, with its own STAN and transmission time.
+fn reversal_of(original: &Message, mti: &str, stan: &str, now: Timestamp) -> Message {
+    let mut r = original.clone();
+    r.mti = mti.to_owned();
+    let de90 = format!(
+        "0100{}{}{:022}",
+        original.text(11).unwrap(),
+        original.text(7).unwrap(),
+        0
+    );
+    r.set(7, mmddhhmmss(now, 0)).set(11, stan).set(90, de90);
+    r.fields.remove(&52);
+    r
+}
+
+#[tokio::test]
+async fn a_reversal_takes_an_authorization_out_of_the_cards_velocity_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http, iso) = start(dir.path());
+    let mut c = Client::connect(http, KEY).await.unwrap();
+    enroll_card(&mut c).await;
+    let spec = Spec::default_ascii();
+    let now = SystemClock.now();
+    let mut tcp = TcpStream::connect(iso).unwrap();
+    let mut sent = Vec::new();
+    for (i, ago) in [100i64, 90, 80].iter().enumerate() {
+        let m = tokyo(Timestamp(now.0 - ago * 1000), &format!("{:06}", 300 + i));
+        let a = exchange(&mut tcp, &encode(&spec, &m).unwrap()).unwrap();
+        assert_eq!(a.text(39), Some("00"), "{a:?}");
+        sent.push(m);
+    }
+    let rev = reversal_of(&sent[1], "0400", "000400", now);
+    let a = exchange(&mut tcp, &encode(&spec, &rev).unwrap()).unwrap();
+    assert_eq!(
+        (a.mti.as_str(), a.text(39), a.text(11), a.text(90)),
+        ("0410", Some("00"), Some("000400"), rev.text(90)),
+        "{a:?}"
+    );
+    // Two earlier authorizations in five minutes, not three: no velocity points.
+    let probe = |id: &str| {
+        json!({"id": id, "timestamp": SystemClock.now().to_rfc3339(),
+            "card": {"number": PAN, "expiry": "2029-12"},
+            "amount": {"value": 12800, "currency": "JPY"},
+            "merchant": {"id": "MERCHANT0000042", "terminal_id": "TERM0007", "name": "BIC CAMERA",
+                         "mcc": "5732", "country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76},
+            "channel": "card_present", "type": "purchase"})
+    };
+    let (s, first) = c.post("/v1/authorizations", &probe("p1")).await.unwrap();
+    assert_eq!(
+        (s, first["decision"].as_str()),
+        (200, Some("approve")),
+        "{first}"
+    );
+    // The network repeats the reversal as an advice: answered, nothing more taken back.
+    let advice = reversal_of(&sent[1], "0420", "000401", now);
+    let a = exchange(&mut tcp, &encode(&spec, &advice).unwrap()).unwrap();
+    assert_eq!((a.mti.as_str(), a.text(39)), ("0430", Some("00")), "{a:?}");
+    // Now three earlier ones (two over ISO 8583, the first probe): 20 velocity points.
+    let (_, second) = c.post("/v1/authorizations", &probe("p2")).await.unwrap();
+    // (Without the reversal the first probe would have had them; at night by the probe's
+    // clock the velocity brings 5 more.)
+    assert_eq!(first["risk_score"], 0, "{first}");
+    assert!(
+        second["risk_score"].as_u64().unwrap() >= 20,
+        "{first} {second}"
+    );
+    // A reversal of nothing, and one for another amount than the original's: 25.
+    let mut nothing = reversal_of(&sent[0], "0400", "000402", now);
+    nothing.set(
+        90,
+        format!("0100000999{}{:022}", sent[0].text(7).unwrap(), 0),
+    );
+    let mut other_amount = reversal_of(&sent[0], "0400", "000403", now);
+    other_amount.set(4, "000000000100");
+    for m in [nothing, other_amount] {
+        let a = exchange(&mut tcp, &encode(&spec, &m).unwrap()).unwrap();
+        assert_eq!((a.text(39), a.text(11)), (Some("25"), m.text(11)), "{a:?}");
+    }
+    // A partial reversal (DE95 keeps an amount) is not taken.
+    let mut partial = reversal_of(&sent[0], "0400", "000404", now);
+    partial.set(95, format!("{:012}{:030}", 5000, 0));
+    let a = exchange(&mut tcp, &encode(&spec, &partial).unwrap()).unwrap();
+    assert_eq!(a.text(39), Some("12"), "{a:?}");
+    let (_, metrics) = c.get_raw("/metrics").await.unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("cardguard_reversals_total 1"), "{metrics}");
+
+    // Killed and started again: the log replays the reversal, and its repeat is still 00.
+    drop(server);
+    let (_server, _, iso) = start(dir.path());
+    let mut tcp = TcpStream::connect(iso).unwrap();
+    let a = exchange(&mut tcp, &encode(&spec, &rev).unwrap()).unwrap();
+    assert_eq!(a.text(39), Some("00"), "{a:?}");
+    let out = common::cardguard()
+        .args(["log", "tail", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let reversals: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"reversal\""))
+        .collect();
+    assert_eq!(reversals.len(), 1, "{text}");
+    assert!(
+        reversals[0].contains("iso8583 0400") && !reversals[0].contains(PAN),
+        "{}",
+        reversals[0]
+    );
 }

@@ -237,6 +237,33 @@ impl CardState {
         }
     }
 
+    /// Takes back a transaction [`CardState::push`] recorded (a reversal): the record leaves
+    /// the history, so that it no longer counts in any window, and an approved purchase
+    /// leaves the amount profile. What the card's use showed (the merchants, countries and
+    /// devices seen) stays. Returns false when the record is no longer in the history (older
+    /// than 30 days), which leaves the state as it is.
+    pub(crate) fn unpush(&mut self, rec: TxRecord) -> bool {
+        let Some(pos) = self.history.iter().rposition(|r| *r == rec) else {
+            return false;
+        };
+        self.history.remove(pos);
+        if rec.flags & flags::APPROVED != 0 && rec.flags & flags::REFUND == 0 && self.amount_n > 0 {
+            // Welford's update run backwards.
+            let x = f64::from(rec.amount);
+            if self.amount_n == 1 {
+                (self.amount_n, self.amount_mean, self.amount_m2) = (0, 0.0, 0.0);
+            } else {
+                let n = f64::from(self.amount_n);
+                let mean_before = (n * self.amount_mean - x) / (n - 1.0);
+                self.amount_m2 =
+                    (self.amount_m2 - (x - mean_before) * (x - self.amount_mean)).max(0.0);
+                self.amount_mean = mean_before;
+                self.amount_n -= 1;
+            }
+        }
+        true
+    }
+
     /// Heap bytes held by this card's state (capacities, not lengths).
     pub fn heap_bytes(&self) -> usize {
         self.history.capacity() * std::mem::size_of::<TxRecord>()
@@ -341,6 +368,31 @@ mod tests {
         let (m, sd) = c.amount_profile().unwrap();
         assert!((m - 250.0).abs() < 1e-9);
         assert!((sd - 129.099_444_873_580_56).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unpush_takes_a_transaction_back() {
+        let mut c = CardState::default();
+        for (i, a) in [100u32, 200, 300].iter().enumerate() {
+            c.push(rec(T0 + i as i64 * 1000, *a, 1, 1, true), None, true);
+        }
+        let before = (c.windows(T0 + 10_000), c.amount_profile().unwrap());
+        let extra = rec(T0 + 5_000, 9_000, 7, 2, true);
+        c.push(extra, Some(3), true);
+        assert_ne!(c.windows(T0 + 10_000), before.0);
+        assert!(c.unpush(extra));
+        assert_eq!(c.windows(T0 + 10_000), before.0);
+        let (m, sd) = c.amount_profile().unwrap();
+        assert!((m - before.1.0).abs() < 1e-9 && (sd - before.1.1).abs() < 1e-9);
+        assert!(c.knows_merchant(7), "the merchant was seen all the same");
+        assert!(!c.unpush(extra), "taken back once");
+        // The last approved purchase taken back empties the profile.
+        let mut c = CardState::default();
+        let one = rec(T0, 500, 1, 1, true);
+        c.push(one, None, true);
+        assert!(c.unpush(one));
+        assert_eq!((c.amount_n, c.history.len()), (0, 0));
+        assert!(c.amount_profile().is_none());
     }
 
     #[test]

@@ -32,11 +32,13 @@ pub use features::{
 };
 pub use hash::{stable_hash, stable_hash32};
 pub use model_file::{Model, ModelError, StumpLeaf};
-pub use record::{AuthRecord, Event, EventError, LabelRecord, TxFacts, encode as encode_event};
+pub use record::{
+    AuthRecord, Event, EventError, LabelRecord, ReversalRecord, TxFacts, encode as encode_event,
+};
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
     AUTH_ID_PREFIX, AuthEntry, Draft, Engine, EngineError, EngineState, EngineStats, Label,
-    Pending, Reasons, authorization_number, request_key,
+    Pending, Reasons, STATE_FORMAT, authorization_number, request_key, scoped_request_key,
 };
 pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};
 pub use tree::{TreeError, TreeModel, TreeNode};

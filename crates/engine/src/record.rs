@@ -119,12 +119,35 @@ pub struct LabelRecord {
     pub source: Option<String>,
 }
 
+/// The reversal of an authorization (the acquirer's "it did not happen": a timeout, a
+/// cancelled sale). It carries the original's facts, so that a replay undoes exactly what
+/// the original applied without looking anything up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReversalRecord {
+    /// The authorization reversed.
+    pub authorization_id: String,
+    /// The original's facts and whether it was approved, as its event recorded them.
+    pub original: TxFacts,
+    pub approved: bool,
+    /// When the server received the reversal, by its own clock.
+    pub received: Timestamp,
+    /// What sent it: `iso8583 0400`, `iso8583 0420`, `api`.
+    pub source: String,
+    /// The client that sent it, and its own reference (an ISO 8583 reversal's STAN and
+    /// RRN), for the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
 /// One event of the log: the domain schema every writer and reader of the log shares (the
 /// application appends them, a replay applies them, consumers follow them).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Auth(Box<AuthRecord>),
     Label(LabelRecord),
+    Reversal(Box<ReversalRecord>),
 }
 
 /// Why an event could not be encoded or decoded.
@@ -143,11 +166,23 @@ impl Event {
     pub const KIND_AUTH: u8 = 1;
     /// Frame kind of a label.
     pub const KIND_LABEL: u8 = 2;
+    /// Frame kind of a reversal.
+    pub const KIND_REVERSAL: u8 = 3;
 
     pub fn kind(&self) -> u8 {
         match self {
             Event::Auth(_) => Event::KIND_AUTH,
             Event::Label(_) => Event::KIND_LABEL,
+            Event::Reversal(_) => Event::KIND_REVERSAL,
+        }
+    }
+
+    /// The authorization the event is about.
+    pub fn authorization_id(&self) -> &str {
+        match self {
+            Event::Auth(a) => &a.authorization_id,
+            Event::Label(l) => &l.authorization_id,
+            Event::Reversal(r) => &r.authorization_id,
         }
     }
 
@@ -156,6 +191,7 @@ impl Event {
         match self {
             Event::Auth(r) => encode(r.as_ref()),
             Event::Label(l) => encode(l),
+            Event::Reversal(r) => encode(r.as_ref()),
         }
     }
 
@@ -169,6 +205,9 @@ impl Event {
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             Event::KIND_LABEL => Ok(Event::Label(serde_json::from_slice(payload).map_err(bad)?)),
+            Event::KIND_REVERSAL => Ok(Event::Reversal(Box::new(
+                serde_json::from_slice(payload).map_err(bad)?,
+            ))),
             k => Err(EventError::UnknownKind(k)),
         }
     }

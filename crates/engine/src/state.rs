@@ -8,7 +8,7 @@ use crate::decide::{self, CardChecks, CscCheck, Outcome, PinCheck};
 use crate::device::DeviceState;
 use crate::features::{self, Features, TxContext};
 use crate::hash::{FastMap, stable_hash};
-use crate::record::{AuthRecord, LabelRecord, TxFacts};
+use crate::record::{AuthRecord, LabelRecord, ReversalRecord, TxFacts};
 use crate::score::{Scorecard, Scorer};
 use crate::terminal::TerminalState;
 use cardguard_core::{CardToken, Decision};
@@ -51,7 +51,13 @@ pub struct AuthEntry {
     pub card: CardToken,
     pub card_known: bool,
     pub label: Label,
+    /// A reversal took it back.
+    pub reversed: bool,
 }
+
+/// The tag a snapshot of [`EngineState`] starts with: a new layout of the state gets a new
+/// tag, and a snapshot with another one is passed over (the log is replayed instead).
+pub const STATE_FORMAT: &[u8; 8] = b"CGSTATE2";
 
 /// A decision in the making: final, or waiting for the model's reasons.
 pub enum Draft {
@@ -315,6 +321,29 @@ impl Engine {
         (self.state.auths.get(i)?.offset != MISSING).then_some(i)
     }
 
+    /// The entry a label or reversal of `authorization_id` applies to. `None` when its
+    /// number was given but the engine no longer has it: its event was set aside as damaged
+    /// (`cardguard log repair`), or it left the retention (which a shorter
+    /// `auth_retention_days` than when the event was logged makes happen earlier in a
+    /// replay); what follows in the log must still replay. An error when the number was
+    /// never given.
+    fn entry_for(&mut self, authorization_id: &str) -> Result<Option<&mut AuthEntry>, EngineError> {
+        let unknown = || EngineError::UnknownAuthorization(authorization_id.to_owned());
+        let n = authorization_number(authorization_id).ok_or_else(unknown)?;
+        if n >= self.auth_total() {
+            return Err(unknown());
+        }
+        if n < self.state.auths_base {
+            return Ok(None);
+        }
+        let entry = self
+            .state
+            .auths
+            .get_mut((n - self.state.auths_base) as usize)
+            .ok_or_else(unknown)?;
+        Ok((entry.offset != MISSING).then_some(entry))
+    }
+
     /// Drops the authorizations received longer than the retention before the engine's
     /// clock from the front: their retries are new requests and their labels unknown.
     /// Amortised O(1) per authorization.
@@ -454,6 +483,7 @@ impl Engine {
                 card: rec.tx.card_token,
                 card_known: false,
                 label: Label::None,
+                reversed: false,
             });
             self.state.missing += 1;
             n += 1;
@@ -476,7 +506,8 @@ impl Engine {
             terminal: ctx.terminal,
             card: rec.tx.card_token,
             card_known: known,
-            label: crate::state::Label::None,
+            label: Label::None,
+            reversed: false,
         });
         self.prune_auths();
         if !known {
@@ -544,19 +575,52 @@ impl Engine {
         match event {
             crate::record::Event::Auth(r) => self.apply_auth(r, offset),
             crate::record::Event::Label(l) => self.apply_label(l),
+            crate::record::Event::Reversal(r) => self.apply_reversal(r).map(|_| ()),
         }
+    }
+
+    /// Applies a reversal: the original leaves the card's windows and amount profile and
+    /// its terminal's count, as if it had not been made. What it showed stays: the card's
+    /// last place and the merchants, countries and devices it was seen with (the card was
+    /// there), its PIN and security-code failures, and its label. Returns false, changing
+    /// nothing, when the authorization was reversed before.
+    pub fn apply_reversal(&mut self, rev: &ReversalRecord) -> Result<bool, EngineError> {
+        let Some(entry) = self.entry_for(&rev.authorization_id)? else {
+            return Ok(false);
+        };
+        if entry.reversed {
+            return Ok(false);
+        }
+        entry.reversed = true;
+        let entry = *entry;
+        self.state.clock_ms = self.state.clock_ms.max(rev.received.0);
+        if !entry.card_known {
+            return Ok(true);
+        }
+        let ctx = self.context(&rev.original);
+        let record = TxRecord {
+            t: secs(entry.ts_ms),
+            amount: ctx.amount_base.min(u64::from(u32::MAX)) as u32,
+            merchant: ctx.merchant,
+            country: ctx.country,
+            flags: ctx.record_flags(rev.approved),
+        };
+        if let Some(card) = self.state.cards.get_mut(&entry.card) {
+            let before = card.heap_bytes();
+            card.unpush(record);
+            self.heap.cards = (self.heap.cards + card.heap_bytes()).saturating_sub(before);
+        }
+        if let Some(t) = self.state.terminals.get_mut(&entry.terminal) {
+            t.untally_tx(entry.ts_ms.div_euclid(86_400_000));
+        }
+        Ok(true)
     }
 
     /// Applies a label. A label that repeats the current one changes nothing; a changed
     /// label moves the terminal's fraud count.
     pub fn apply_label(&mut self, label: &LabelRecord) -> Result<(), EngineError> {
-        let n = self
-            .auth_index(&label.authorization_id)
-            .ok_or_else(|| EngineError::UnknownAuthorization(label.authorization_id.clone()))?;
-        let Some(entry) = self.state.auths.get_mut(n) else {
-            return Err(EngineError::UnknownAuthorization(
-                label.authorization_id.clone(),
-            ));
+        let Some(entry) = self.entry_for(&label.authorization_id)? else {
+            return Ok(());
         };
         let new = if label.fraud {
             Label::Fraud

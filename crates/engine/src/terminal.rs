@@ -93,6 +93,18 @@ impl TerminalState {
         }
     }
 
+    /// Takes back a transaction of day `day` (a reversal).
+    pub(crate) fn untally_tx(&mut self, day: i64) {
+        self.relayout();
+        if self.buckets.is_empty() {
+            return;
+        }
+        let b = &mut self.buckets[day.rem_euclid(DAYS as i64) as usize];
+        if b.day == day {
+            b.count = b.count.saturating_sub(1);
+        }
+    }
+
     /// A fraud label (or its withdrawal, `delta` = -1) for a transaction of day `day`.
     pub(crate) fn record_label(&mut self, day: i64, delta: i32) {
         self.relayout();

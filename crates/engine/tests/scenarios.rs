@@ -353,14 +353,18 @@ fn authorizations_past_the_retention_are_forgotten_and_ids_keep_counting() {
     assert_eq!(e.next_authorization_id(), "au_000000000003");
     let s = e.stats();
     assert_eq!((s.authorizations, s.authorizations_retained), (3, 2));
-    // A label for the forgotten one is refused; one for a kept one lands.
+    // A label for the forgotten one changes nothing (the application refuses it before it
+    // is logged, as `find_authorization` has none; a replay passes over it); one for a kept
+    // one lands.
     let label = |id: &str| LabelRecord {
         authorization_id: id.to_owned(),
         fraud: true,
         ts: Timestamp::parse_rfc3339("2026-02-11T00:00:00Z").unwrap(),
         source: None,
     };
-    assert!(e.apply_label(&label(&first)).is_err());
+    let before = e.stats();
+    assert!(e.apply_label(&label(&first)).is_ok());
+    assert_eq!(e.stats(), before);
     assert!(e.apply_label(&label(&late)).is_ok());
     // The same request id after it was forgotten is a new authorization.
     run(
@@ -621,4 +625,124 @@ fn a_request_dated_2099_neither_forgets_answered_ids_nor_cuts_a_history() {
     assert_eq!(f.windows.count[0], 10, "{:?}", f.windows);
     assert_eq!(e.card(&probe.card_token).unwrap().history.len(), 10);
     assert_eq!(e.stats().authorizations_retained, 10);
+}
+
+#[test]
+fn a_reversal_takes_the_authorization_out_of_the_windows_once_and_replays_the_same() {
+    use cardguard_engine::{Event, ReversalRecord};
+    let mut live = Engine::new(EngineConfig::default());
+    let mut events = Vec::new();
+    let auth = |e: &mut Engine, t: TxFacts, events: &mut Vec<Event>| {
+        let outcome = e.decide(&t, &ok_checks());
+        let rec = AuthRecord {
+            authorization_id: e.next_authorization_id(),
+            tx: t,
+            checks: ok_checks(),
+            outcome,
+        };
+        e.apply_auth(&rec, events.len() as u64).unwrap();
+        events.push(Event::Auth(Box::new(rec.clone())));
+        rec
+    };
+    for (i, at) in ["09:00", "09:20", "09:40"].iter().enumerate() {
+        let t = tx(
+            &format!("v{i}"),
+            &format!("2026-11-21T{at}:00Z"),
+            5,
+            NY,
+            2000,
+        );
+        auth(&mut live, t, &mut events);
+    }
+    let probe = tx("probe", "2026-11-21T10:30:00Z", 5, NY, 2000);
+    let before = live.features(&probe);
+    let big = auth(
+        &mut live,
+        tx("big", "2026-11-21T10:00:00Z", 5, NY, 180_000),
+        &mut events,
+    );
+    assert_eq!(big.outcome.decision, Decision::Approve);
+    let during = live.features(&probe);
+    assert_eq!(during.get(idx::CARD_COUNT_1H), 2.0);
+    assert_eq!(during.get(idx::TERM_COUNT_1D), 4.0);
+    let rev = ReversalRecord {
+        authorization_id: big.authorization_id.clone(),
+        original: big.tx.clone(),
+        approved: true,
+        received: Timestamp::parse_rfc3339("2026-11-21T10:01:00Z").unwrap(),
+        source: "test".into(),
+        client: None,
+        reference: None,
+    };
+    assert!(live.apply_reversal(&rev).unwrap());
+    assert!(
+        !live.apply_reversal(&rev).unwrap(),
+        "a second reversal changes nothing"
+    );
+    let after = live.features(&probe);
+    for (i, name) in cardguard_engine::FEATURE_NAMES.iter().enumerate() {
+        if i == idx::SECS_SINCE_PREV || i == idx::KMH_FROM_LAST {
+            // The card was at the shop at 10:00 all the same: its last use and place stay.
+            assert_eq!(after.values[i], during.values[i], "{name}");
+            continue;
+        }
+        assert_eq!(after.values[i], before.values[i], "{name}");
+    }
+    assert!(live.find_request("big").unwrap().reversed);
+    events.push(Event::Reversal(Box::new(rev.clone())));
+    // A replay of the events, the reversal among them, is the same state.
+    let mut replay = Engine::new(EngineConfig::default());
+    for (i, ev) in events.iter().enumerate() {
+        replay.apply(ev, i as u64).unwrap();
+    }
+    assert_eq!(replay.features(&probe), after);
+    assert_eq!(replay.stats(), live.stats());
+    // An authorization that is not there cannot be reversed.
+    let unknown = ReversalRecord {
+        authorization_id: "au_000000000099".into(),
+        ..rev
+    };
+    assert!(live.apply_reversal(&unknown).is_err());
+}
+
+#[test]
+fn labels_and_reversals_of_authorizations_set_aside_as_damaged_replay_as_nothing() {
+    use cardguard_engine::ReversalRecord;
+    let mut e = Engine::new(EngineConfig::default());
+    let t = tx("g1", "2026-11-21T10:00:00Z", 1, NY, 100);
+    let outcome = e.decide(&t, &ok_checks());
+    // Numbers 0 and 1 were in a span `cardguard log repair` set aside.
+    let rec = AuthRecord {
+        authorization_id: "au_000000000002".into(),
+        tx: t,
+        checks: ok_checks(),
+        outcome,
+    };
+    e.apply_auth(&rec, 0).unwrap();
+    assert_eq!(e.missing_authorizations(), 2);
+    let before = e.stats();
+    let label = LabelRecord {
+        authorization_id: "au_000000000001".into(),
+        fraud: true,
+        ts: Timestamp::parse_rfc3339("2026-11-21T11:00:00Z").unwrap(),
+        source: None,
+    };
+    e.apply_label(&label).unwrap();
+    let rev = ReversalRecord {
+        authorization_id: "au_000000000000".into(),
+        original: rec.tx.clone(),
+        approved: true,
+        received: Timestamp::parse_rfc3339("2026-11-21T11:00:00Z").unwrap(),
+        source: "test".into(),
+        client: None,
+        reference: None,
+    };
+    assert!(!e.apply_reversal(&rev).unwrap());
+    assert_eq!(e.stats(), before);
+    // A number never given is still an error.
+    let later = LabelRecord {
+        authorization_id: "au_000000000003".into(),
+        ..label
+    };
+    assert!(e.apply_label(&later).is_err());
 }

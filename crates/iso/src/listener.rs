@@ -201,6 +201,34 @@ pub async fn handle(app: &Arc<App>, msg: &Message, started: Instant) -> Message 
                 }
             }
         }
+        "0400" | "0401" | "0420" | "0421" => {
+            if map::is_partial(msg) {
+                tracing::info!(mti = %msg.mti, "iso8583 partial reversal not taken: 12");
+                return map::response(msg, map::INVALID_TRANSACTION);
+            }
+            let req = match map::reversal(msg) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::info!(error = %e, mti = %msg.mti, "iso8583 reversal refused: 30");
+                    return map::response(msg, map::FORMAT_ERROR);
+                }
+            };
+            match app.reverse(req, &ClientId::local("iso8583")).await {
+                Ok(_) => map::response(msg, "00"),
+                Err(e @ (AppError::NotFound(_) | AppError::Conflict(_))) => {
+                    tracing::info!(error = %e, mti = %msg.mti, "iso8583 reversal without its original: 25");
+                    map::response(msg, map::NO_ORIGINAL)
+                }
+                Err(AppError::Invalid(e)) => {
+                    tracing::info!(error = %e, "iso8583 reversal refused: 30");
+                    map::response(msg, map::FORMAT_ERROR)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "iso8583 reversal failed: 96");
+                    map::response(msg, "96")
+                }
+            }
+        }
         // Network management: sign-on, sign-off, echo.
         "0800" => map::response(msg, "00"),
         _ => {

@@ -5,8 +5,10 @@
 //! MCC, DE22 POS entry mode (with DE25 and the MCC) for the channel, DE41 terminal, DE42
 //! merchant, DE43 name, city and country (the place from the gazetteer), DE52 PIN block. The
 //! response (0110, 0210) carries DE39 from the decision, DE38 on approval, and echoes the
-//! fields a network matches answers by.
+//! fields a network matches answers by. A reversal (0400, 0420) names its original by DE90
+//! (see [`reversal`]).
 
+use cardguard_app::{Original, ReversalRequest};
 use cardguard_core::{
     Authorization, CardData, Channel, Country, Currency, Expiry, Location, Mcc, Merchant, Money,
     Pan, Timestamp, TxType,
@@ -36,9 +38,11 @@ pub const FORMAT_ERROR: &str = "30";
 pub const DUPLICATE: &str = "94";
 /// Response code of a transaction the issuer does not do here.
 pub const INVALID_TRANSACTION: &str = "12";
+/// Response code of a reversal whose original is not there (or is not what it says).
+pub const NO_ORIGINAL: &str = "25";
 
 /// The fields a response echoes from its request, when the request had them.
-const ECHOED: [u8; 12] = [2, 3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49];
+const ECHOED: [u8; 13] = [2, 3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49, 90];
 
 fn text(m: &Message, n: u8) -> Result<&str, MapError> {
     m.text(n).ok_or_else(|| bad(n, "is required"))
@@ -142,6 +146,11 @@ fn pin_block(m: &Message) -> Result<Option<Vec<u8>>, MapError> {
 /// The request id an authorization is known by: the terminal, the STAN, the transmission
 /// time and the retrieval reference number, which a network's retry repeats.
 fn request_id(m: &Message) -> Result<String, MapError> {
+    Ok(id_of(m, digits(m, 11)?, digits(m, 7)?))
+}
+
+/// The request id of the message with `stan` and `de7` at `m`'s terminal and RRN.
+fn id_of(m: &Message, stan: &str, de7: &str) -> String {
     let clean = |s: &str| -> String {
         s.trim()
             .chars()
@@ -149,13 +158,67 @@ fn request_id(m: &Message) -> Result<String, MapError> {
             .collect()
     };
     let id = format!(
-        "iso:{}:{}:{}:{}",
+        "iso:{}:{stan}:{de7}:{}",
         clean(m.text(41).unwrap_or("")),
-        digits(m, 11)?,
-        digits(m, 7)?,
         clean(m.text(37).unwrap_or(""))
     );
-    Ok(id.chars().take(64).collect())
+    id.chars().take(64).collect()
+}
+
+/// Whether a reversal is partial: DE95 (replacement amounts) gives an amount that stays.
+pub fn is_partial(m: &Message) -> bool {
+    m.text(95)
+        .and_then(|t| t.get(..12))
+        .is_some_and(|actual| actual.bytes().any(|b| b != b'0'))
+}
+
+/// The reversal a 0400 or 0420 (or their repeats, 0401 and 0421) asks for. The original is
+/// the authorization of DE90's STAN and transmission time (original data elements: MTI 4,
+/// STAN 6, DE7 10, then the institutions) at the same terminal (DE41) with the same RRN
+/// (DE37); without DE90, the reversal's own DE11 and DE7, which then repeat the original's.
+/// DE2 and DE4 with DE49, when present, must be the original's card and amount.
+pub fn reversal(m: &Message) -> Result<ReversalRequest, MapError> {
+    let (stan, de7) = match m.text(90) {
+        Some(de90) => {
+            if de90.len() < 20 || !de90.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(
+                    90,
+                    "must be digits: MTI, STAN and transmission time first",
+                ));
+            }
+            if !matches!(&de90[..4], "0100" | "0200") {
+                return Err(bad(90, "original MTI must be 0100 or 0200"));
+            }
+            (&de90[4..10], &de90[10..20])
+        }
+        None => (digits(m, 11)?, digits(m, 7)?),
+    };
+    if de7.len() != 10 {
+        return Err(bad(7, "must be MMDDhhmmss"));
+    }
+    text(m, 41)?;
+    let pan = match m.text(2) {
+        Some(p) => Some(Pan::parse(p).map_err(|e| bad(2, e.to_string()))?),
+        None => None,
+    };
+    let amount = match m.text(4) {
+        Some(_) => {
+            let currency =
+                Currency::from_numeric(digits(m, 49)?).map_err(|e| bad(49, e.to_string()))?;
+            let value: u64 = digits(m, 4)?
+                .parse()
+                .map_err(|_| bad(4, "must be at most 12 digits"))?;
+            Some(Money::new(value, currency).map_err(|e| bad(4, e.to_string()))?)
+        }
+        None => None,
+    };
+    Ok(ReversalRequest {
+        original: Original::Request(id_of(m, stan, de7)),
+        pan,
+        amount,
+        source: format!("iso8583 {}", m.mti),
+        reference: Some(request_id(m)?),
+    })
 }
 
 /// `t` as MMDDhhmmss (DE7 in UTC; DE13 and DE12 together with `offset_min` the local
@@ -370,6 +433,50 @@ mod tests {
         assert_eq!(authorization(&m, now).unwrap().0.channel, Channel::Atm);
         m.set(25, "08");
         assert_eq!(authorization(&m, now).unwrap().0.channel, Channel::Moto);
+    }
+
+    #[test]
+    fn a_reversal_names_its_original_by_de90_or_by_its_own_numbers() {
+        let mut r = tokyo_auth();
+        r.mti = "0400".into();
+        r.set(11, "000099").set(7, "1201011530");
+        r.set(90, format!("0100000042{}{:022}", "1201011500", 0));
+        let req = reversal(&r).unwrap();
+        assert_eq!(
+            req.original,
+            Original::Request("iso:TERM0007:000042:1201011500:633510000042".into())
+        );
+        assert_eq!(
+            req.reference.as_deref(),
+            Some("iso:TERM0007:000099:1201011530:633510000042")
+        );
+        assert_eq!(req.amount, Some(Money::new(12800, Currency::JPY).unwrap()));
+        assert_eq!(
+            (req.pan.is_some(), req.source.as_str()),
+            (true, "iso8583 0400")
+        );
+        // Without DE90 the reversal repeats the original's STAN and time.
+        r.fields.remove(&90);
+        r.fields.remove(&2);
+        r.fields.remove(&4);
+        let req = reversal(&r).unwrap();
+        assert_eq!(
+            req.original,
+            Original::Request("iso:TERM0007:000099:1201011530:633510000042".into())
+        );
+        assert!(req.pan.is_none() && req.amount.is_none());
+        for bad in ["0100", "0110000042120101150000", "01000000AB1201011500"] {
+            r.set(90, bad);
+            assert_eq!(reversal(&r).unwrap_err().field, 90, "{bad}");
+        }
+        assert!(!is_partial(&r));
+        r.set(95, format!("{:042}", 0));
+        assert!(
+            !is_partial(&r),
+            "a replacement amount of zero is a full reversal"
+        );
+        r.set(95, format!("{:012}{:030}", 5000, 0));
+        assert!(is_partial(&r));
     }
 
     #[test]

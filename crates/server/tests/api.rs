@@ -905,3 +905,75 @@ async fn with_the_check_off_a_request_dated_2099_forgets_nothing() {
     check(&mut acq, &mut admin, &answered, &first).await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_reversal_by_request_id_or_authorization_id_once_and_only_by_its_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_acquirer = "second-acquirer-key-0123456789";
+    let extra =
+        format!("[[auth.api_keys]]\nkey = \"{other_acquirer}\"\nscopes = [\"authorize\"]\n");
+    let srv = Server::start(dir.path(), &extra).await;
+    let mut admin = srv.client(ADMIN).await;
+    admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let mut acq = srv.client(ACQUIRER).await;
+    let (_, first) = acq
+        .post(
+            "/v1/authorizations",
+            &authorization("rev-1", "2026-11-21T10:00:00Z", NY),
+        )
+        .await
+        .unwrap();
+    let au = first["authorization_id"].as_str().unwrap().to_owned();
+    // Another client cannot reverse it, by its request id or by cardguard's id.
+    let mut other = srv.client(other_acquirer).await;
+    for body in [json!({"id": "rev-1"}), json!({"authorization_id": au})] {
+        let (s, v) = other.post("/v1/reversals", &body).await.unwrap();
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{v}"
+        );
+    }
+    // The admin key has no authorize scope.
+    let (s, _) = admin
+        .post("/v1/reversals", &json!({"id": "rev-1"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 403);
+    // Bad requests change nothing.
+    for (body, status) in [
+        (json!({"id": "rev-1", "authorization_id": au}), 400),
+        (json!({}), 400),
+        (
+            json!({"id": "rev-1", "amount": {"value": 1, "currency": "JPY"}}),
+            409,
+        ),
+        (json!({"id": "no-such-request"}), 404),
+    ] {
+        let (s, v) = acq.post("/v1/reversals", &body).await.unwrap();
+        assert_eq!(s, status, "{body}: {v}");
+    }
+    let body =
+        json!({"id": "rev-1", "amount": {"value": 12800, "currency": "JPY"}, "reference": "r-9"});
+    let (s, v) = acq.post("/v1/reversals", &body).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"authorization_id": au, "reversed": true, "first": true})
+    );
+    let (s, v) = acq
+        .post("/v1/reversals", &json!({"authorization_id": au}))
+        .await
+        .unwrap();
+    assert_eq!((s, &v["first"]), (200, &json!(false)), "{v}");
+    srv.stop().await;
+    // After a restart (the log replayed) it is still reversed.
+    let srv = Server::start(dir.path(), &extra).await;
+    let mut acq = srv.client(ACQUIRER).await;
+    let (s, v) = acq
+        .post("/v1/reversals", &json!({"id": "rev-1"}))
+        .await
+        .unwrap();
+    assert_eq!((s, &v["first"]), (200, &json!(false)), "{v}");
+    srv.stop().await;
+}

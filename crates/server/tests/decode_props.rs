@@ -140,6 +140,9 @@ fn openapi_document_matches_the_routes_and_the_decoders() {
     assert_eq!(batch.cards.len(), 1);
     let example = serde_json::to_vec(&schemas["LabelRequest"]["example"]).unwrap();
     let _: cardguard_server::api::dto::LabelReq = decode(&example).unwrap();
+    let example = serde_json::to_vec(&schemas["ReversalRequest"]["example"]).unwrap();
+    let rev: cardguard_server::api::dto::ReversalReq = decode(&example).unwrap();
+    rev.to_domain().unwrap();
     // Required fields of the authorization schema are exactly those the decoder requires.
     let required: Vec<&str> = schemas["AuthorizationRequest"]["required"]
         .as_array()

@@ -325,6 +325,65 @@ impl LabelReq {
     }
 }
 
+// ---------------------------------------------------------------- reversals
+
+/// A reversal: the original named by the client's own request id (what an acquirer whose
+/// request timed out knows) or by cardguard's authorization id, exactly one of them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalReq {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub authorization_id: Option<String>,
+    /// The original's amount, checked when given.
+    #[serde(default)]
+    pub amount: Option<AmountReq>,
+    /// The acquirer's own reference of the reversal, kept in the log.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+impl ReversalReq {
+    pub fn to_domain(&self) -> Result<cardguard_app::ReversalRequest, ApiError> {
+        use cardguard_app::Original;
+        let original = match (&self.id, &self.authorization_id) {
+            (Some(id), None) => Original::Request(ident("id", id)?),
+            (None, Some(a)) => Original::Authorization(ident("authorization_id", a)?),
+            _ => {
+                return Err(cardguard_app::FieldError::new(
+                    "id",
+                    "give either id (the request id of the original) or authorization_id",
+                )
+                .into());
+            }
+        };
+        Ok(cardguard_app::ReversalRequest {
+            original,
+            pan: None,
+            amount: self
+                .amount
+                .as_ref()
+                .map(|a| a.to_money("amount"))
+                .transpose()?,
+            source: "api".into(),
+            reference: self
+                .reference
+                .as_deref()
+                .map(|r| ident("reference", r))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalResp {
+    pub authorization_id: String,
+    pub reversed: bool,
+    /// False when it had been reversed before (this request changed nothing).
+    pub first: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelResp {
     pub authorization_id: String,

@@ -50,6 +50,10 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             Some(&[Scope::Authorize]),
             Some(max_body.min(MAX_AUTHORIZATION_BYTES)),
         ),
+        (&Method::POST, "/v1/reversals") => p(
+            Some(&[Scope::Authorize]),
+            Some(max_body.min(MAX_LABEL_BYTES)),
+        ),
         (&Method::POST, "/v1/labels") => p(
             Some(&[Scope::Label, Scope::Admin]),
             Some(max_body.min(MAX_LABEL_BYTES)),
@@ -160,6 +164,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/cards"),
     ("post", "/v1/cards:batch"),
     ("post", "/v1/authorizations"),
+    ("post", "/v1/reversals"),
     ("post", "/v1/labels"),
     ("get", "/v1/stats"),
     ("get", "/v1/health"),
@@ -175,6 +180,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cards", post(enroll))
         .route("/v1/cards:batch", post(enroll_batch))
         .route("/v1/authorizations", post(authorize))
+        .route("/v1/reversals", post(reverse))
         .route("/v1/labels", post(label))
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
@@ -254,6 +260,22 @@ async fn enroll_batch(State(ctx): State<Ctx>, raw: Bytes) -> Answer<dto::BatchRe
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok((StatusCode::OK, Json(dto::BatchResp::new(results))))
+}
+
+/// Reverses an authorization the client sent (an acquirer's timeout or cancelled sale).
+async fn reverse(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    raw: Bytes,
+) -> Answer<dto::ReversalResp> {
+    let req: dto::ReversalReq = decode(&raw)?;
+    let r = ctx.app.reverse(req.to_domain()?, &client).await?;
+    let resp = dto::ReversalResp {
+        authorization_id: r.authorization_id,
+        reversed: true,
+        first: r.first,
+    };
+    Ok((StatusCode::OK, Json(resp)))
 }
 
 async fn label(State(ctx): State<Ctx>, raw: Bytes) -> Answer<dto::LabelResp> {
