@@ -881,7 +881,7 @@ fn print_slow(slow: &[[u64; 4]]) {
 
 /// The server's latency histogram (its `/metrics`, from a valid request to its answer):
 /// answers in all, and those over 1 ms, 5 ms and 25 ms.
-async fn server_buckets(addr: SocketAddr, key: &str) -> Result<[u64; 4]> {
+pub(crate) async fn server_buckets(addr: SocketAddr, key: &str) -> Result<[u64; 4]> {
     let mut c = Client::connect(addr, key).await?;
     let (_, text) = c.get_raw("/metrics").await?;
     let text = String::from_utf8_lossy(&text);
@@ -902,7 +902,7 @@ async fn server_buckets(addr: SocketAddr, key: &str) -> Result<[u64; 4]> {
 }
 
 /// What the server's own histogram saw between two readings of it.
-fn print_inside(before: &[u64; 4], after: &[u64; 4]) {
+pub(crate) fn print_inside(before: &[u64; 4], after: &[u64; 4]) {
     println!(
         "  inside the server: {} answers, over 1 ms {}, over 5 ms {}, over 25 ms {}",
         after[0] - before[0],

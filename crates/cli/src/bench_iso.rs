@@ -1,11 +1,13 @@
 //! `cardguard bench iso8583`: open-loop ISO 8583 load against a server started here. Cards are
-//! enrolled over HTTP; then a pacer releases each 0100 at its due time, and a sender thread
-//! per connection writes it at once (several in flight per connection, as networks send),
-//! while a reader thread per connection matches the answers by STAN. Latency runs from the
-//! due time to the answer.
+//! enrolled over HTTP; the 0100s are encoded before the clock starts; then a pacer thread
+//! releases each at its due time and one runtime thread writes it on the next connection
+//! (several in flight per connection, as networks send) and reads the answers, matched by
+//! STAN. Latency runs from the write to the answer; how late the generator wrote after the
+//! due time is reported beside it.
 
 use crate::bench::{
-    BenchCard, CITIES, Paced, enroll, print_best, rate_steps, report, start_server,
+    BenchCard, CITIES, enroll, print_best, print_inside, rate_steps, report, server_buckets,
+    spawn_pacer, start_server,
 };
 use crate::rng::Rng;
 use anyhow::{Context, Result};
@@ -13,8 +15,7 @@ use cardguard_core::{Clock, Currency, SystemClock, Timestamp};
 use cardguard_iso8583::{Message, Spec, decode, encode};
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -86,13 +87,23 @@ fn request(rng: &mut Rng, card: &BenchCard, n: u64, at: Timestamp) -> Message {
 }
 
 struct IsoResult {
+    /// From the moment a request was written to the moment its answer was read.
     hist: Histogram<u64>,
+    /// How late the generator wrote each request after its due time (its own slack).
+    lag: Histogram<u64>,
     codes: BTreeMap<String, u64>,
     lost: u64,
     secs: f64,
 }
 
-/// `rate` requests a second for `secs` over `conns` connections.
+/// What a connection's reader needs of a request written: when.
+type Pending = Arc<Mutex<HashMap<u32, Instant>>>;
+
+/// `rate` requests a second for `secs` over `conns` connections. The frames are made before
+/// the clock starts; one runtime thread writes each at its due time (released by the pacer
+/// thread, with the OS sleep's precision) on the connections in turn, several in flight on
+/// each, and reads the answers, matched by STAN. Two threads in all, so that on a small
+/// machine the generator takes as little as it can of what the server needs.
 fn load(
     iso: SocketAddr,
     cards: &Arc<Vec<BenchCard>>,
@@ -103,96 +114,103 @@ fn load(
 ) -> Result<IsoResult> {
     let total = rate * secs;
     let spec = Arc::new(Spec::default_ascii());
-    let paced = Paced::new(rate, total);
-    let start = paced.start;
-    let mut senders = Vec::new();
-    let mut readers = Vec::new();
-    for c in 0..conns {
-        let tcp = TcpStream::connect(iso).context("connecting to the ISO 8583 listener")?;
-        tcp.set_nodelay(true)?;
-        let mut rd = tcp.try_clone()?;
-        let mut wr = tcp;
-        // STAN → when the request was due.
-        let due_by_stan: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
-        let (queue, cards, send_spec, pending) = (
-            paced.queue(),
-            Arc::clone(cards),
-            Arc::clone(&spec),
-            Arc::clone(&due_by_stan),
-        );
-        senders.push(std::thread::spawn(move || -> Result<u64> {
-            let mut rng = Rng::new(&[run, c]);
-            let mut sent = 0u64;
-            loop {
-                let Some(i) = queue.next() else {
-                    return Ok(sent);
-                };
-                let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-                let card = &cards[rng.below(cards.len() as u64) as usize];
-                // Numbered by run and request: unique across connections and runs.
-                let n = run * 10_000_000 + i;
-                let body = encode(&send_spec, &request(&mut rng, card, n, SystemClock.now()))?;
-                pending
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("pending"))?
-                    .insert((n % 1_000_000) as u32, due);
-                let mut frame = (body.len() as u16).to_be_bytes().to_vec();
-                frame.extend_from_slice(&body);
-                wr.write_all(&frame)?;
-                sent += 1;
-            }
-        }));
-        let (read_spec, pending) = (Arc::clone(&spec), due_by_stan);
-        readers.push(std::thread::spawn(move || -> Result<_> {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-            let mut codes = BTreeMap::<String, u64>::new();
-            let mut len = [0u8; 2];
-            rd.set_read_timeout(Some(Duration::from_secs(5)))?;
-            while rd.read_exact(&mut len).is_ok() {
-                let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                rd.read_exact(&mut body)?;
-                let answered = Instant::now();
-                let m = decode(&read_spec, &body)?;
-                let stan: u32 = m.text(11).and_then(|s| s.parse().ok()).unwrap_or(0);
-                let due = pending
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("pending"))?
-                    .remove(&stan);
-                if let Some(due) = due {
-                    h.record((answered.saturating_duration_since(due).as_nanos() as u64).max(1))?;
+    let mut rng = Rng::new(&[run]);
+    let now = SystemClock.now();
+    // Numbered by run and request: unique across runs; each dated when it is due.
+    let frames: Vec<(u32, Vec<u8>)> = (0..total)
+        .map(|i| {
+            let card = &cards[rng.below(cards.len() as u64) as usize];
+            let n = run * 10_000_000 + i;
+            let at = Timestamp(now.0 + (i * 1000 / rate) as i64);
+            let body = encode(&spec, &request(&mut rng, card, n, at))?;
+            let mut frame = (body.len() as u16).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            Ok(((n % 1_000_000) as u32, frame))
+        })
+        .collect::<Result<_>>()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut writers = Vec::new();
+        let mut pendings = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..conns {
+            let tcp = tokio::net::TcpStream::connect(iso)
+                .await
+                .context("connecting to the ISO 8583 listener")?;
+            tcp.set_nodelay(true)?;
+            let (mut rd, wr) = tcp.into_split();
+            let pending: Pending = Arc::default();
+            let (p, spec) = (Arc::clone(&pending), Arc::clone(&spec));
+            readers.push(tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+                let mut codes = BTreeMap::<String, u64>::new();
+                let mut len = [0u8; 2];
+                // A reader ends when its connection has been quiet for 5 s.
+                while let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(5), rd.read_exact(&mut len)).await
+                {
+                    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    rd.read_exact(&mut body).await?;
+                    let answered = Instant::now();
+                    let m = decode(&spec, &body)?;
+                    let stan: u32 = m.text(11).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let sent = p
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("pending"))?
+                        .remove(&stan);
+                    if let Some(sent) = sent {
+                        h.record(
+                            (answered.saturating_duration_since(sent).as_nanos() as u64).max(1),
+                        )?;
+                    }
+                    *codes
+                        .entry(m.text(39).unwrap_or("?").to_owned())
+                        .or_default() += 1;
                 }
-                *codes
-                    .entry(m.text(39).unwrap_or("?").to_owned())
-                    .or_default() += 1;
-            }
-            Ok((h, codes))
-        }));
-    }
-    paced.finish();
-    let mut sent = 0;
-    for s in senders {
-        sent += s
-            .join()
-            .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let mut codes = BTreeMap::new();
-    // The readers end when their connection has been quiet for 5 s.
-    for r in readers {
-        let (h, c) = r
-            .join()
-            .map_err(|_| anyhow::anyhow!("a reader panicked"))??;
-        hist.add(h)?;
-        for (k, v) in c {
-            *codes.entry(k).or_default() += v;
+                anyhow::Ok((h, codes))
+            }));
+            writers.push(wr);
+            pendings.push(pending);
         }
-    }
-    Ok(IsoResult {
-        lost: sent - hist.len(),
-        hist,
-        codes,
-        secs,
+        let start = Instant::now() + Duration::from_millis(50);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let pacer = spawn_pacer(start, rate, total, move |i| tx.send(i).is_ok());
+        let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        let mut sent = 0u64;
+        while let Some(i) = rx.recv().await {
+            let c = (i % conns) as usize;
+            let (stan, frame) = &frames[i as usize];
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let at = Instant::now();
+            lag.record((at.saturating_duration_since(due).as_nanos() as u64).max(1))?;
+            pendings[c]
+                .lock()
+                .map_err(|_| anyhow::anyhow!("pending"))?
+                .insert(*stan, at);
+            writers[c].write_all(frame).await?;
+            sent += 1;
+        }
+        let _ = pacer.join();
+        let secs = start.elapsed().as_secs_f64();
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        let mut codes = BTreeMap::new();
+        for r in readers {
+            let (h, c) = r.await??;
+            hist.add(h)?;
+            for (k, v) in c {
+                *codes.entry(k).or_default() += v;
+            }
+        }
+        Ok(IsoResult {
+            lost: sent - hist.len(),
+            hist,
+            lag,
+            codes,
+            secs,
+        })
     })
 }
 
@@ -219,7 +237,9 @@ pub fn run(a: IsoArgs) -> Result<()> {
         .into_iter()
         .enumerate()
     {
+        let before = rt.block_on(server_buckets(http, key))?;
         let r = load(iso, &cards, rate, secs, a.connections, run as u64)?;
+        let after = rt.block_on(server_buckets(http, key))?;
         let errors: u64 = r
             .codes
             .iter()
@@ -229,13 +249,16 @@ pub fn run(a: IsoArgs) -> Result<()> {
             + r.lost;
         let codes: Vec<String> = r.codes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
-            "rate {rate}/s for {secs} s over {} connections: achieved {:.0}/s, errors {errors} (unanswered {}); latency {}; DE39: {}",
+            "rate {rate}/s for {secs} s over {} connections: achieved {:.0}/s, errors {errors} (unanswered {}); latency from the write to the answer {}; DE39: {}; the generator wrote late by p50 {:.1} µs, p99 {:.1} µs",
             a.connections,
             r.hist.len() as f64 / r.secs,
             r.lost,
             report(&r.hist),
-            codes.join(", ")
+            codes.join(", "),
+            r.lag.value_at_quantile(0.5) as f64 / 1000.0,
+            r.lag.value_at_quantile(0.99) as f64 / 1000.0,
         );
+        print_inside(&before, &after);
         if r.hist.value_at_quantile(0.99) <= 2_000_000 && errors == 0 {
             best = Some(rate);
         } else if a.find_max {

@@ -50,6 +50,9 @@ pub async fn run(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The gazetteer is read before the first message, not by it.
+    let cities = tokio::task::spawn_blocking(cardguard_gazetteer::len).await;
+    tracing::debug!(cities = cities.unwrap_or(0), "gazetteer read");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
