@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of cardguard on a fresh machine: installs the test oracles (the psec Python
 # package, an independent implementation of the card cryptography, and pyiso8583, one of
-# ISO 8583) into a virtual environment inside the build folder, then the whole workspace's tests. Tests that need the
+# ISO 8583) and a real SMTP server for the notification tests (aiosmtpd) into a virtual
+# environment inside the build folder, then the whole workspace's tests. Tests that need the
 # shared data (../shared/data: the mail corpus, the fraud handbook's transactions) are
 # #[ignore]d: they run when the data is there, and the closing line counts them as skipped,
 # by name, when it is not. Needs only cargo and python3 (with venv; installed with apt-get
@@ -23,9 +24,9 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
   fi
 fi
-if ! "$venv/bin/python" -c 'import psec, iso8583' 2>/dev/null; then
-  echo "installing the test oracles psec and pyiso8583 into $venv (pip)"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check psec==1.3.0 pyiso8583==4.0.1
+if ! "$venv/bin/python" -c 'import psec, iso8583, aiosmtpd' 2>/dev/null; then
+  echo "installing the test oracles psec and pyiso8583, and the SMTP server aiosmtpd, into $venv (pip)"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check psec==1.3.0 pyiso8583==4.0.1 aiosmtpd==1.4.6
 fi
 export CARDGUARD_PYTHON="$PWD/$venv/bin/python"
 # The oracle tests fail instead of passing quietly when the oracle is missing.

@@ -202,9 +202,14 @@ pub struct App {
     sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
     /// The background check of the frames the snapshot covers.
     prefix_check: Arc<Mutex<PrefixCheck>>,
+    /// Metrics of parts running beside the application (see [`App::add_metrics`]).
+    metric_sources: RwLock<Vec<MetricSource>>,
     /// The data directory's lock, held while the application is open.
     _lock: cardguard_store::DirLock,
 }
+
+/// The text exposition of some metrics, made when `/metrics` is read.
+pub type MetricSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 fn log_error(e: cardguard_store::StoreError) -> AppError {
     AppError::Unavailable(format!("event log: {e}"))
@@ -383,6 +388,7 @@ impl App {
             brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
             prefix_check,
+            metric_sources: RwLock::new(Vec::new()),
             _lock: lock,
         };
         Ok((app, summary))
@@ -415,6 +421,21 @@ impl App {
                 source,
             }
         })
+    }
+
+    /// An enrolled card, without its PAN.
+    pub fn card(&self, token: &CardToken) -> Option<Arc<CardInfo>> {
+        self.registry.get(token)
+    }
+
+    /// The engine's reference rates (amounts in the base currency, for comparisons only).
+    pub fn fx(&self) -> &cardguard_engine::FxRates {
+        &self.fx
+    }
+
+    /// The data directory the application keeps its files in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The brand registry of the phishing analyzer, as of now.
@@ -894,7 +915,25 @@ impl App {
         gauges.push(("cards_enrolled", self.registry.len() as u64));
         gauges.push(("log_bytes", log_bytes));
         gauges.push(("log_durable_bytes", self.reader.durable().unwrap_or(0)));
-        self.metrics.render(&gauges)
+        let mut text = self.metrics.render(&gauges);
+        for source in self
+            .metric_sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            text.push_str(&source());
+        }
+        text
+    }
+
+    /// Adds metrics that a part running beside the application keeps (notifications):
+    /// `source` gives their text exposition, appended to the application's own.
+    pub fn add_metrics(&self, source: MetricSource) {
+        self.metric_sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
     }
 
     /// Whether authorizations can be taken, and what needs an operator. A writer stopped

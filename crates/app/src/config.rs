@@ -34,6 +34,104 @@ pub struct Config {
     pub engine: EngineSection,
     pub mail: MailConfig,
     pub iso8583: Iso8583Config,
+    pub notify: NotifyConfig,
+    pub web: WebConfig,
+}
+
+/// Cardholder notifications: fraud alerts and usage notices, sent from a durable outbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Deliveries of one notification before it is set aside as dead (visible through the
+    /// API and the metrics).
+    pub max_tries: u32,
+    /// The first retry waits this long; each next one twice as long (with jitter), at most
+    /// `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// Notifications in delivery at once.
+    pub concurrency: usize,
+    /// A directory of templates (`NAME.LANG.txt`) that replace the built-in ones.
+    pub templates_dir: Option<std::path::PathBuf>,
+    /// Minutes a hold waits for the cardholder's answer; the alert says until when.
+    pub hold_expiry_minutes: u32,
+    /// The issuer's name as notices sign with it.
+    pub issuer_name: String,
+    /// Email over SMTP; none: no email is sent.
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            max_tries: 8,
+            retry_initial_ms: 2_000,
+            retry_max_ms: 600_000,
+            concurrency: 16,
+            templates_dir: None,
+            hold_expiry_minutes: 30,
+            issuer_name: "cardguard".into(),
+            smtp: None,
+        }
+    }
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a relay on the same host or network).
+    None,
+    /// Plain, then STARTTLS, which must succeed.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// The SMTP server email goes through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// The sender, `Name <address>` or an address.
+    pub from: String,
+    #[serde(default = "default_smtp_tls")]
+    pub tls: SmtpTls,
+    /// Authentication, when the server asks for it.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_tls() -> SmtpTls {
+    SmtpTls::Starttls
+}
+fn default_smtp_timeout() -> u64 {
+    10_000
+}
+
+/// The pages cardholders open (the answer to an alert).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The base of every link in a message, as cardholders reach this server.
+    pub public_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
 }
 
 /// The ISO 8583 listener.

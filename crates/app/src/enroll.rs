@@ -83,6 +83,9 @@ pub struct ContactRecord {
     #[serde(default)]
     pub phone: Option<String>,
     pub language: String,
+    /// An IANA time zone (`Asia/Tokyo`); notices show times in it.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +162,7 @@ impl CardRecord {
         "contact.email",
         "contact.phone",
         "contact.language",
+        "contact.time_zone",
         "notifications.usage_threshold.value",
         "notifications.usage_threshold.currency",
         "notifications.channels",
@@ -374,10 +378,23 @@ impl CardRecord {
         if !matches!(c.language.as_str(), "ja" | "en") {
             return Err(FieldError::new("contact.language", "must be ja or en"));
         }
+        let time_zone = match &c.time_zone {
+            Some(z) => {
+                if jiff::tz::TimeZone::get(z).is_err() {
+                    return Err(FieldError::new(
+                        "contact.time_zone",
+                        "must be an IANA time zone such as Asia/Tokyo",
+                    ));
+                }
+                Some(z.clone())
+            }
+            None => None,
+        };
         let contact = Contact {
             email,
             phone,
             language: c.language.clone(),
+            time_zone,
         };
         let mut notifications = Notifications::default_for(&contact);
         if let Some(n) = &self.notifications {
@@ -503,6 +520,19 @@ mod tests {
             crate::registry::DEFAULT_USAGE_THRESHOLD
         );
         assert_eq!(card.notifications.channels, ["email"]);
+        assert_eq!(card.contact.time_zone, None);
+        // A time zone for the times in notices: an IANA name, checked.
+        let mut cells = BASE.to_vec();
+        cells.push(("contact.time_zone", "America/Los_Angeles"));
+        let card = row(&cells).unwrap().validate(&keys).unwrap();
+        assert_eq!(
+            card.contact.time_zone.as_deref(),
+            Some("America/Los_Angeles")
+        );
+        cells.pop();
+        cells.push(("contact.time_zone", "Mars/Olympus_Mons"));
+        let e = row(&cells).unwrap().validate(&keys).err().unwrap();
+        assert_eq!(e.field, "contact.time_zone");
     }
 
     #[test]

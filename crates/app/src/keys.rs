@@ -203,6 +203,15 @@ impl KeyRing {
         u128::from_be_bytes(d)
     }
 
+    /// The MAC of a link sent to a cardholder (an answer to an alert): only this server can
+    /// make one, and a changed link does not verify.
+    pub fn link_mac(&self, link: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token.0).expect("any key length");
+        mac.update(b"cardguard cardholder link v1\0");
+        mac.update(link);
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn csc_key(&self) -> &[u8] {
         &self.csc.0
     }

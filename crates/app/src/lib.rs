@@ -26,7 +26,9 @@ pub mod snapshots;
 pub mod validate;
 
 pub use access::{AccessError, ApiKeys, ClientId, Scope};
-pub use app::{App, Enrolled, Health, OpenSummary, Original, ReversalRequest, Reversed, Stats};
+pub use app::{
+    App, Enrolled, Health, MetricSource, OpenSummary, Original, ReversalRequest, Reversed, Stats,
+};
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};
 pub use error::{AppError, OpenError};

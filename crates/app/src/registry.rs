@@ -51,6 +51,9 @@ pub struct Contact {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     pub language: String,
+    /// The cardholder's time zone (IANA name), for the times in notices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -221,6 +221,8 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     if keys.is_empty() {
         bail!("no API keys");
     }
+    // Notifications start before the doors open: a bad template or sender fails the start.
+    let notifier = cardguard_notify::Notifier::start(&app)?;
     let local = listener.local_addr()?;
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");
@@ -286,6 +288,9 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     cardguard_server::serve(listener, Arc::clone(&app), keys, stopped(stop_rx)).await?;
     if let Some(t) = iso_task {
         t.await??;
+    }
+    if let Some(n) = notifier {
+        n.stop().await;
     }
     tracing::info!("stopped");
     Ok(())

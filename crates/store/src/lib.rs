@@ -5,6 +5,7 @@
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
 //! - [`cursor`]: the durable positions of the log's consumers;
+//! - [`outbox`]: the notification outbox in SQLite, one row per message to a cardholder;
 //! - [`private`]: the owner-only modes of the data directory and its files;
 //! - [`lock`]: the data directory's lock, one process at a time.
 //!
@@ -15,6 +16,7 @@ pub mod cards;
 pub mod cursor;
 pub mod lock;
 pub mod log;
+pub mod outbox;
 pub mod private;
 pub mod snapshot;
 pub mod traits;
@@ -26,6 +28,7 @@ pub use log::{
     Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,
     VerifyReport, WriterFailure,
 };
+pub use outbox::{OutboxCounts, OutboxRow, OutboxState, SqliteOutbox};
 pub use snapshot::{read_snapshot, snapshot_offset, write_snapshot, write_snapshot_with};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 

@@ -1,0 +1,272 @@
+//! Notifications end to end against a real SMTP server (aiosmtpd, started here): a hold
+//! (New York, then Los Angeles five minutes later) sends a fraud alert with the two answer
+//! links, an approved purchase of ¥12,800 a usage notice, a ¥3,000 one nothing; each in the
+//! cardholder's language, with the last four digits only, its idempotency key as the
+//! Message-ID, and clean by cardguard's own phishing analyzer. An SMTP server that answers
+//! "try again later" gets the message again after the backoff.
+
+mod common;
+
+use cardguard_server::client::Client;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const KEY: &str = "notify-test-key-0123456789abcdef";
+const PAN: &str = "4123456789012349";
+
+/// aiosmtpd, printing a JSON line per accepted message.
+struct Sink {
+    child: Child,
+    port: u16,
+    messages: mpsc::Receiver<Value>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sink {
+    /// The SMTP server, or None (after saying why) when aiosmtpd is not installed.
+    fn start(args: &[&str]) -> Option<Sink> {
+        let python = std::env::var("CARDGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+        let probe = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .output();
+        if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+            assert!(
+                std::env::var_os("CARDGUARD_REQUIRE_ORACLES").is_none(),
+                "aiosmtpd unavailable: {probe:?}"
+            );
+            eprintln!("aiosmtpd unavailable (pip install aiosmtpd==1.4.6): not tested");
+            return None;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/smtp_sink.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let (tx, messages) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&l).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Sink {
+            child,
+            port,
+            messages,
+        })
+    }
+
+    fn next(&self, within: Duration) -> Option<Value> {
+        self.messages.recv_timeout(within).ok()
+    }
+}
+
+fn config(port: u16) -> String {
+    format!(
+        r#"[[auth.api_keys]]
+key = "{KEY}"
+scopes = ["admin", "authorize"]
+[engine]
+max_clock_skew_secs = 0
+[notify]
+retry_initial_ms = 200
+issuer_name = "Example Card"
+[notify.smtp]
+host = "127.0.0.1"
+port = {port}
+from = "Example Card <alerts@cards.example>"
+tls = "none"
+[web]
+public_url = "https://cards.example/"
+"#
+    )
+}
+
+fn authorization(id: &str, at: &str, city: (&str, &str, f64, f64), yen: u64) -> Value {
+    json!({"id": id, "timestamp": at,
+     "card": {"number": PAN, "expiry": "2029-12"},
+     "amount": {"value": yen, "currency": "JPY"},
+     "merchant": {"id": format!("m-{}", city.1.replace(' ', "-")), "terminal_id": "t-1", "name": "BIC CAMERA", "mcc": "5732",
+                  "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
+     "channel": "card_present", "type": "purchase"})
+}
+
+const TOKYO: (&str, &str, f64, f64) = ("JP", "Tokyo", 35.68, 139.76);
+const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
+const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
+
+async fn enroll(c: &mut Client, language: &str) {
+    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"email": "hanako@example.jp", "language": language},
+        "notifications": {"usage_threshold": {"value": 5000, "currency": "JPY"}, "channels": ["email"]},
+        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let (s, v) = c.post("/v1/cards", &card).await.unwrap();
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test]
+async fn a_hold_sends_an_alert_and_a_large_purchase_a_notice_by_smtp() {
+    let Some(sink) = Sink::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(sink.port));
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    enroll(&mut c, "ja").await;
+
+    let (_, small) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("n-1", "2026-12-01T01:00:00Z", TOKYO, 3000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(small["decision"], "approve", "{small}");
+    let (_, large) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("n-2", "2026-12-01T01:15:00Z", TOKYO, 12_800),
+        )
+        .await
+        .unwrap();
+    assert_eq!(large["decision"], "approve", "{large}");
+    let notice = sink.next(Duration::from_secs(10)).expect("a usage notice");
+    let au = large["authorization_id"].as_str().unwrap();
+    assert_eq!(
+        notice["message_id"],
+        format!("<{au}.usage-notice.email@cards.example>")
+    );
+    assert_eq!(notice["rcpt_tos"], json!(["hanako@example.jp"]));
+    let subject = notice["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("Example Card") && subject.contains("¥12,800") && subject.contains("2349"),
+        "{subject}"
+    );
+    let body = notice["body"].as_str().unwrap();
+    assert!(body.contains("2026年12月1日 10:15 (JST)"), "{body}");
+    assert!(!body.contains(PAN) && !notice["raw"].as_str().unwrap().contains(PAN));
+
+    // New York, then Los Angeles five minutes later: held, and an alert with two links.
+    c.post(
+        "/v1/authorizations",
+        &authorization("n-3", "2026-12-01T15:00:00Z", NY, 4000),
+    )
+    .await
+    .unwrap();
+    let (_, held) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("n-4", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold", "{held}");
+    let alert = sink.next(Duration::from_secs(10)).expect("a fraud alert");
+    let au = held["authorization_id"].as_str().unwrap();
+    assert_eq!(
+        alert["message_id"],
+        format!("<{au}.fraud-alert.email@cards.example>")
+    );
+    let body = alert["body"].as_str().unwrap();
+    let links: Vec<&str> = body
+        .split_whitespace()
+        .filter(|w| w.starts_with("https://cards.example/answer?t="))
+        .collect();
+    assert_eq!(links.len(), 2, "{body}");
+    assert!(
+        links[0].ends_with("answer=yes") && links[1].ends_with("answer=no"),
+        "{body}"
+    );
+    assert!(links[0].contains(au), "the link names the authorization");
+    assert!(
+        body.contains("保留") && body.contains("Los Angeles"),
+        "{body}"
+    );
+    // Our own alert is not phishing to our own analyzer.
+    let raw: Vec<u8> = alert["raw"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| c as u8)
+        .collect();
+    let report =
+        cardguard_phish::analyze(&raw, &cardguard_phish::BrandRegistry::builtin()).unwrap();
+    assert_eq!(
+        report.verdict,
+        cardguard_phish::analyze::Verdict::Clean,
+        "{:?}",
+        report.reasons
+    );
+    // Nothing else was sent (the ¥3,000 and ¥4,000 purchases are under the threshold).
+    assert!(sink.next(Duration::from_millis(500)).is_none());
+    let (_, m) = c.get_raw("/metrics").await.unwrap();
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains("cardguard_notifications_sent_total{kind=\"fraud-alert\"} 1")
+            && m.contains("cardguard_notification_outbox{state=\"sent\"} 2"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_says_try_later_gets_the_message_again() {
+    let Some(sink) = Sink::start(&["--fail-first", "2"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(sink.port));
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    enroll(&mut c, "en").await;
+    let (_, large) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("r-1", "2026-12-01T01:15:00Z", TOKYO, 50_000),
+        )
+        .await
+        .unwrap();
+    let notice = sink
+        .next(Duration::from_secs(20))
+        .expect("the notice, on the third try");
+    let au = large["authorization_id"].as_str().unwrap();
+    assert_eq!(
+        notice["message_id"],
+        format!("<{au}.usage-notice.email@cards.example>")
+    );
+    assert!(
+        notice["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Example Card: your card ending 2349 was used for ¥50,000"),
+        "{notice}"
+    );
+    assert!(
+        notice["body"]
+            .as_str()
+            .unwrap()
+            .contains("1 Dec 2026, 10:15 JST")
+    );
+    let (_, m) = c.get_raw("/metrics").await.unwrap();
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains("cardguard_notification_failures_total{outcome=\"retry\"} 2"),
+        "{m}"
+    );
+}

@@ -1,0 +1,46 @@
+"""A real SMTP server for the notification tests (aiosmtpd): it prints its port, then one
+JSON line per message it accepts: envelope, decoded headers and body, and the raw message (its bytes as Latin-1 characters).
+With --fail-first N it answers 451 (try again later) to the first N messages."""
+import email, email.policy, json, sys
+from aiosmtpd.controller import Controller
+
+fail_first = int(sys.argv[sys.argv.index("--fail-first") + 1]) if "--fail-first" in sys.argv else 0
+
+
+class Sink:
+    def __init__(self):
+        self.seen = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.seen += 1
+        if self.seen <= fail_first:
+            return "451 4.3.0 try again later"
+        raw = envelope.original_content or envelope.content
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        body = msg.get_body(preferencelist=("plain",))
+        print(json.dumps({
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "subject": str(msg["subject"]),
+            "message_id": str(msg["message-id"]),
+            "from": str(msg["from"]),
+            "to": str(msg["to"]),
+            "body": body.get_content() if body is not None else "",
+            "raw": raw.decode("latin-1"),
+        }), flush=True)
+        return "250 OK"
+
+
+# A free port, found by binding port 0 (the controller checks its server by connecting to
+# the port it was given, so it cannot be given 0).
+import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+controller.start()
+print(port, flush=True)
+try:
+    sys.stdin.read()
+finally:
+    controller.stop()

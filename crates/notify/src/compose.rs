@@ -1,0 +1,315 @@
+//! What an authorization tells its cardholder, and through which channels: a fraud alert
+//! for a hold or a decline as suspected fraud (with the two answer links), a usage notice
+//! for an approved purchase at or above the card's threshold (cash advances and refunds
+//! excluded). Each becomes an outbox row per channel, keyed by authorization, kind and
+//! channel, so that the same event seen again adds nothing.
+
+use crate::format;
+use crate::templates::{TemplateError, Templates};
+use cardguard_app::registry::CardInfo;
+use cardguard_core::{Decision, Money, ResponseCode, TxType};
+use cardguard_engine::{AuthRecord, FxRates};
+use cardguard_store::{OutboxRow, OutboxState};
+use minijinja::context;
+
+/// Signs a link: the key ring's link MAC.
+pub type Signer = Box<dyn Fn(&[u8]) -> [u8; 32] + Send + Sync>;
+
+/// What the composer needs besides the event and the card.
+pub struct Composer {
+    pub templates: Templates,
+    /// The base of the links, without a trailing slash.
+    pub public_url: String,
+    pub issuer: String,
+    /// How long a hold waits for the answer.
+    pub hold_expiry_ms: i64,
+    pub sign: Signer,
+}
+
+/// How long the answer links of a decline stay valid: the answer labels it and can block
+/// the card, which is worth doing days later.
+const DECLINE_LINK_MS: i64 = 30 * 86_400_000;
+
+/// The kind of notice an authorization calls for, if any.
+pub fn kind_of(rec: &AuthRecord, card: &CardInfo, fx: &FxRates) -> Option<&'static str> {
+    let o = &rec.outcome;
+    let suspected = o.decision == Decision::Hold
+        || (o.decision == Decision::Decline && o.response_code == ResponseCode::SuspectedFraud);
+    if suspected {
+        return Some("fraud-alert");
+    }
+    if o.decision == Decision::Approve
+        && rec.tx.tx_type == TxType::Purchase
+        && at_or_above(
+            &rec.tx.amount,
+            rec.tx.amount_base,
+            &card.notifications.usage_threshold,
+            fx,
+        )
+    {
+        return Some("usage-notice");
+    }
+    None
+}
+
+/// Whether `amount` reaches `threshold`: compared as they are in one currency, through the
+/// base currency otherwise.
+fn at_or_above(amount: &Money, amount_base: u64, threshold: &Money, fx: &FxRates) -> bool {
+    if amount.currency == threshold.currency {
+        amount.value >= threshold.value
+    } else {
+        amount_base >= fx.to_base_minor(threshold)
+    }
+}
+
+/// The signed token of an answer link: the authorization, when it expires (Unix seconds),
+/// and the first 16 bytes of the MAC over both, in hex.
+pub fn link_token(
+    authorization_id: &str,
+    expires_s: i64,
+    sign: &dyn Fn(&[u8]) -> [u8; 32],
+) -> String {
+    let signed = format!("{authorization_id}.{expires_s}");
+    let mac = sign(signed.as_bytes());
+    let hex: String = mac[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{signed}.{hex}")
+}
+
+impl Composer {
+    /// The outbox rows for one authorization of an enrolled card (none when it calls for
+    /// no notice or the card has no channel that can take it).
+    pub fn compose(
+        &self,
+        rec: &AuthRecord,
+        card: &CardInfo,
+        fx: &FxRates,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        let Some(kind) = kind_of(rec, card, fx) else {
+            return Ok(Vec::new());
+        };
+        let Some(email) = card
+            .notifications
+            .channels
+            .iter()
+            .any(|c| c == "email")
+            .then_some(card.contact.email.as_deref())
+            .flatten()
+        else {
+            return Ok(Vec::new());
+        };
+        let lang = card.contact.language.as_str();
+        let tz = format::zone(
+            card.contact.time_zone.as_deref(),
+            card.home.as_ref().map(|h| h.country.as_str()),
+        );
+        let m = &rec.tx.merchant;
+        let merchant = if m.city.is_empty() {
+            m.name.clone()
+        } else {
+            format!("{} ({})", m.name, m.city)
+        };
+        let received = rec.tx.now();
+        let held = rec.outcome.decision == Decision::Hold;
+        let expires_ms = received.0
+            + if held {
+                self.hold_expiry_ms
+            } else {
+                DECLINE_LINK_MS
+            };
+        let token = link_token(&rec.authorization_id, expires_ms / 1000, &*self.sign);
+        let link = |answer: &str| format!("{}/answer?t={token}&answer={answer}", self.public_url);
+        let ctx = context! {
+            issuer => self.issuer.as_str(),
+            last4 => rec.tx.last4.to_string(),
+            merchant => merchant,
+            amount => format::money(&rec.tx.amount),
+            time => format::local_time(rec.tx.ts, &tz, lang),
+            held => held,
+            expires => format::local_time(cardguard_core::Timestamp(expires_ms), &tz, lang),
+            yes_url => link("yes"),
+            no_url => link("no"),
+        };
+        let r = self.templates.render(kind, lang, ctx)?;
+        Ok(vec![OutboxRow {
+            key: format!("{}.{kind}.email", rec.authorization_id),
+            authorization_id: rec.authorization_id.clone(),
+            card_token: rec.tx.card_token.to_string(),
+            kind: kind.into(),
+            channel: "email".into(),
+            recipient: email.to_owned(),
+            subject: r.subject,
+            body: r.body,
+            created_ms: received.0,
+            state: OutboxState::Pending,
+            tries: 0,
+            next_ms: received.0,
+            last_error: None,
+            sent_ms: None,
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cardguard_app::registry::{Contact, CscMethod, Home, Notifications};
+    use cardguard_core::{
+        CardToken, Channel, Country, Currency, Expiry, Last4, Mcc, Merchant, Timestamp,
+    };
+    use cardguard_engine::{CardStatus, Outcome, TxFacts, synth::ok_checks};
+
+    fn card(channels: &[&str], threshold: Money) -> CardInfo {
+        CardInfo {
+            token: CardToken([7; 16]),
+            last4: "2349".into(),
+            expiry: Expiry::parse("2029-12").unwrap(),
+            cardholder_id: "ch-1".into(),
+            product: "gold".into(),
+            status: CardStatus::Active,
+            service_code: "101".into(),
+            brand: cardguard_cardsec::Brand::Visa,
+            csc: CscMethod::Stored { hash: "00".into() },
+            pin: None,
+            contact: Contact {
+                email: Some("hanako@example.jp".into()),
+                phone: None,
+                language: "en".into(),
+                time_zone: None,
+            },
+            notifications: Notifications {
+                usage_threshold: threshold,
+                channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+            },
+            home: Some(Home {
+                country: Country::parse("JP").unwrap(),
+                city: None,
+                location: None,
+            }),
+        }
+    }
+
+    fn record(decision: Decision, code: ResponseCode, amount: Money, base: u64) -> AuthRecord {
+        AuthRecord {
+            authorization_id: "au_000000000042".into(),
+            tx: TxFacts {
+                id: "r-1".into(),
+                ts: Timestamp::parse_rfc3339("2026-12-01T01:15:00Z").unwrap(),
+                utc_offset_min: 540,
+                card_token: CardToken([7; 16]),
+                last4: Last4::parse("2349").unwrap(),
+                amount,
+                amount_base: base,
+                merchant: Merchant {
+                    id: "m-1".into(),
+                    terminal_id: "t-1".into(),
+                    name: "BIC CAMERA".into(),
+                    mcc: Mcc::parse("5732").unwrap(),
+                    country: Country::parse("JP").unwrap(),
+                    city: "Tokyo".into(),
+                    location: None,
+                },
+                channel: Channel::CardPresent,
+                tx_type: TxType::Purchase,
+                device_id: None,
+                device_ip: None,
+                home_country: None,
+                home: None,
+                received: Some(Timestamp::parse_rfc3339("2026-12-01T01:15:01Z").unwrap()),
+                client: None,
+                digest: None,
+            },
+            checks: ok_checks(),
+            outcome: Outcome {
+                decision,
+                response_code: code,
+                risk_score: 70,
+                reasons: Vec::new(),
+                model: "scorecard-1".into(),
+            },
+        }
+    }
+
+    fn composer() -> Composer {
+        Composer {
+            templates: Templates::load(None).unwrap(),
+            public_url: "https://cards.example".into(),
+            issuer: "Example Card".into(),
+            hold_expiry_ms: 30 * 60_000,
+            sign: Box::new(|b| {
+                let mut out = [0u8; 32];
+                for (i, x) in b.iter().enumerate() {
+                    out[i % 32] ^= x;
+                }
+                out
+            }),
+        }
+    }
+
+    #[test]
+    fn what_each_decision_tells_and_through_which_channel() {
+        let fx = FxRates::default();
+        let yen = |v| Money::new(v, Currency::JPY).unwrap();
+        let usd = |v| Money::new(v, Currency::USD).unwrap();
+        let c = card(&["email"], yen(5000));
+        let approve = |m, base| record(Decision::Approve, ResponseCode::Approved, m, base);
+        assert_eq!(
+            kind_of(&approve(yen(5000), 5000), &c, &fx),
+            Some("usage-notice")
+        );
+        assert_eq!(kind_of(&approve(yen(4999), 4999), &c, &fx), None);
+        // Another currency is compared through the base currency.
+        assert_eq!(
+            kind_of(&approve(usd(5000), 7500), &c, &fx),
+            Some("usage-notice")
+        );
+        assert_eq!(kind_of(&approve(usd(100), 150), &c, &fx), None);
+        let mut cash = approve(yen(90_000), 90_000);
+        cash.tx.tx_type = TxType::CashAdvance;
+        assert_eq!(
+            kind_of(&cash, &c, &fx),
+            None,
+            "cash advances get no usage notice"
+        );
+        let hold = record(Decision::Hold, ResponseCode::ReferToIssuer, yen(100), 100);
+        assert_eq!(kind_of(&hold, &c, &fx), Some("fraud-alert"));
+        let fraud = record(
+            Decision::Decline,
+            ResponseCode::SuspectedFraud,
+            yen(100),
+            100,
+        );
+        assert_eq!(kind_of(&fraud, &c, &fx), Some("fraud-alert"));
+        let expired = record(Decision::Decline, ResponseCode::ExpiredCard, yen(100), 100);
+        assert_eq!(
+            kind_of(&expired, &c, &fx),
+            None,
+            "a card-data decline is no alert"
+        );
+
+        let rows = composer().compose(&hold, &c, &fx).unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.key, "au_000000000042.fraud-alert.email");
+        assert_eq!(r.recipient, "hanako@example.jp");
+        assert!(r.body.contains("1 Dec 2026, 10:15 JST"), "{}", r.body);
+        // Expires 30 minutes after the server received it: 10:45 in Tokyo.
+        assert!(r.body.contains("by 1 Dec 2026, 10:45 JST"), "{}", r.body);
+        let expires = Timestamp::parse_rfc3339("2026-12-01T01:45:01Z").unwrap().0 / 1000;
+        let sign = composer().sign;
+        let token = link_token("au_000000000042", expires, &*sign);
+        assert!(
+            r.body.contains(&format!(
+                "https://cards.example/answer?t={token}&answer=yes"
+            )),
+            "{}",
+            r.body
+        );
+        // Without an email channel (or address), nothing is composed.
+        assert!(
+            composer()
+                .compose(&hold, &card(&["push"], yen(5000)), &fx)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

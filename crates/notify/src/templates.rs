@@ -1,0 +1,182 @@
+//! The texts of notifications: one template per kind and language (`KIND.LANG.txt`, the
+//! first line the subject, then an empty line, then the body), built in and replaceable by
+//! files in `notify.templates_dir`, so that an issuer edits them without a rebuild. Every
+//! template is rendered once with sample values when loaded: a template that names a value
+//! that does not exist, or has no one-line subject, is refused at start.
+
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use std::path::Path;
+
+/// Kinds of notification.
+pub const KINDS: [&str; 2] = ["fraud-alert", "usage-notice"];
+/// Languages a card may choose.
+pub const LANGUAGES: [&str; 2] = ["ja", "en"];
+
+const BUILT_IN: [(&str, &str); 4] = [
+    (
+        "fraud-alert.en.txt",
+        include_str!("../templates/fraud-alert.en.txt"),
+    ),
+    (
+        "fraud-alert.ja.txt",
+        include_str!("../templates/fraud-alert.ja.txt"),
+    ),
+    (
+        "usage-notice.en.txt",
+        include_str!("../templates/usage-notice.en.txt"),
+    ),
+    (
+        "usage-notice.ja.txt",
+        include_str!("../templates/usage-notice.ja.txt"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {name}: {why}")]
+    Invalid { name: String, why: String },
+    #[error("template {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+/// Values every template may use, as a sample (what the check at load renders).
+pub fn sample(held: bool) -> Value {
+    context! {
+        issuer => "cardguard",
+        last4 => "2349",
+        merchant => "BIC CAMERA (Tokyo)",
+        amount => "¥12,800",
+        time => "2026年12月1日 10:15 (JST)",
+        held => held,
+        expires => "2026年12月1日 10:45 (JST)",
+        yes_url => "https://cards.example/answer?t=x&answer=yes",
+        no_url => "https://cards.example/answer?t=x&answer=no",
+    }
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by `dir/KIND.LANG.txt` when that file exists.
+    pub fn load(dir: Option<&Path>) -> Result<Templates, TemplateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Plain text: nothing is escaped.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        for (name, text) in BUILT_IN {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(p) if p.exists() => {
+                    std::fs::read_to_string(&p).map_err(|source| TemplateError::Read {
+                        path: p.display().to_string(),
+                        source,
+                    })?
+                }
+                _ => text.to_owned(),
+            };
+            env.add_template_owned(name, source)
+                .map_err(|e| TemplateError::Invalid {
+                    name: name.into(),
+                    why: e.to_string(),
+                })?;
+        }
+        let t = Templates { env };
+        for kind in KINDS {
+            for lang in LANGUAGES {
+                for held in [true, false] {
+                    t.render(kind, lang, sample(held))?;
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// The subject and body of `kind` in `language` (English for a language without
+    /// templates).
+    pub fn render(
+        &self,
+        kind: &str,
+        language: &str,
+        ctx: Value,
+    ) -> Result<Rendered, TemplateError> {
+        let lang = if LANGUAGES.contains(&language) {
+            language
+        } else {
+            "en"
+        };
+        let name = format!("{kind}.{lang}.txt");
+        let bad = |why: String| TemplateError::Invalid {
+            name: name.clone(),
+            why,
+        };
+        let text = self
+            .env
+            .get_template(&name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| bad(e.to_string()))?;
+        let (subject, body) = text
+            .split_once("\n\n")
+            .ok_or_else(|| bad("must start with a subject line, then an empty line".into()))?;
+        let subject = subject.trim();
+        if subject.is_empty() || subject.contains('\n') {
+            return Err(bad("the subject must be one line".into()));
+        }
+        Ok(Rendered {
+            subject: subject.to_owned(),
+            body: format!("{}\n", body.trim()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_texts_render_and_a_replacement_is_checked_at_load() {
+        let t = Templates::load(None).unwrap();
+        let r = t.render("fraud-alert", "ja", sample(true)).unwrap();
+        assert!(
+            r.subject.contains("2349") && r.subject.contains("BIC CAMERA"),
+            "{}",
+            r.subject
+        );
+        assert!(r.body.contains("¥12,800") && r.body.contains("answer=yes"));
+        assert!(r.body.contains("までにご回答がない場合"));
+        let r = t.render("fraud-alert", "en", sample(false)).unwrap();
+        assert!(r.body.contains("We declined") && !r.body.contains("by 2026"));
+        let r = t.render("usage-notice", "fr", sample(false)).unwrap();
+        assert!(
+            r.subject.starts_with("cardguard: your card ending 2349"),
+            "English by default"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("usage-notice.en.txt"),
+            "Card {{ last4 }} used\n\n{{ amount }} at {{ merchant }}.\n",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let r = t.render("usage-notice", "en", sample(false)).unwrap();
+        assert_eq!(r.subject, "Card 2349 used");
+        assert_eq!(r.body, "¥12,800 at BIC CAMERA (Tokyo).\n");
+        // A value that does not exist, or no subject line: refused when loaded.
+        std::fs::write(dir.path().join("usage-notice.en.txt"), "{{ pan }}\n\nx\n").unwrap();
+        let e = Templates::load(Some(dir.path())).err().unwrap().to_string();
+        assert!(e.contains("usage-notice.en.txt"), "{e}");
+        std::fs::write(dir.path().join("usage-notice.en.txt"), "no subject").unwrap();
+        assert!(Templates::load(Some(dir.path())).is_err());
+    }
+}
