@@ -14,8 +14,8 @@ use crate::keys::KeyRing;
 use crate::registry::{self, CardInfo, CscMethod, Cvv2ServiceCode, Registry};
 use cardguard_core::{Authorization, CardToken, Clock, Timestamp};
 use cardguard_engine::{
-    AuthEntry, AuthRecord, CardChecks, Draft, Engine, EngineState, EngineStats, Event, LabelRecord,
-    ReversalRecord, TxFacts,
+    Answer, AnswerRecord, AuthEntry, AuthRecord, CardChecks, Draft, Engine, EngineState,
+    EngineStats, Event, LabelRecord, ReversalRecord, TxFacts,
 };
 use cardguard_store::{
     CardRepository, Durability, EventLog, EventReader, EventWriter, SqliteCards,
@@ -167,6 +167,25 @@ pub struct ReversalRequest {
 pub struct Reversed {
     pub authorization_id: String,
     /// False when the authorization had been reversed before: nothing changed.
+    pub first: bool,
+}
+
+/// What a cardholder's answer page shows.
+#[derive(Debug, Clone)]
+pub struct AnswerView {
+    pub record: AuthRecord,
+    pub card: Option<Arc<CardInfo>>,
+    /// The answer given so far.
+    pub answer: Answer,
+}
+
+/// An answer recorded (or the one recorded before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub authorization_id: String,
+    /// The answer in force: "it was me".
+    pub yes: bool,
+    /// False when the authorization had been answered before.
     pub first: bool,
 }
 
@@ -768,16 +787,7 @@ impl App {
                 (Wait::Event(rx), true)
             }
         };
-        match wait {
-            Wait::Event(rx) => durable(rx).await?,
-            Wait::Upto(end) => {
-                let reader = Arc::clone(&self.reader);
-                tokio::task::spawn_blocking(move || reader.wait_durable(end))
-                    .await
-                    .map_err(|e| AppError::Internal(e.to_string()))?
-                    .map_err(log_error)?;
-            }
-        }
+        self.wait(wait).await?;
         if first {
             self.metrics.reversal();
         }
@@ -786,6 +796,107 @@ impl App {
             authorization_id: original.authorization_id,
             first,
         })
+    }
+
+    /// What a cardholder's answer page shows: the authorization, its card and the answer
+    /// given so far.
+    pub async fn answer_view(&self, authorization_id: &str) -> Result<AnswerView, AppError> {
+        let entry = self
+            .core()
+            .engine
+            .find_authorization(authorization_id)
+            .copied()
+            .ok_or_else(|| AppError::NotFound(format!("no authorization {authorization_id}")))?;
+        let record = self.read_auth(entry.offset).await?;
+        let card = self.registry.get(&record.tx.card_token);
+        Ok(AnswerView {
+            record,
+            card,
+            answer: entry.answer,
+        })
+    }
+
+    /// Records the cardholder's answer to the alert about an authorization (see
+    /// [`Engine::apply_answer`]): once; a second answer changes nothing and gets the first
+    /// one back (`first` false). Only a hold or a decline as suspected fraud is answered.
+    pub async fn answer(
+        self: &Arc<Self>,
+        authorization_id: &str,
+        yes: bool,
+        via: &str,
+    ) -> Result<Answered, AppError> {
+        let view = self.answer_view(authorization_id).await?;
+        let o = &view.record.outcome;
+        let alerted = o.decision == cardguard_core::Decision::Hold
+            || (o.decision == cardguard_core::Decision::Decline
+                && o.response_code == cardguard_core::ResponseCode::SuspectedFraud);
+        if !alerted {
+            return Err(AppError::Conflict(format!(
+                "authorization {authorization_id} was not held or declined as suspected fraud: there is nothing to answer"
+            )));
+        }
+        let (wait, answered) = {
+            let mut core = self.core();
+            let entry = core
+                .engine
+                .find_authorization(authorization_id)
+                .copied()
+                .ok_or_else(|| {
+                    AppError::NotFound(format!("no authorization {authorization_id}"))
+                })?;
+            match entry.answer {
+                Answer::Yes | Answer::No => (
+                    Wait::Upto(core.log.end_offset()),
+                    Answered {
+                        authorization_id: authorization_id.to_owned(),
+                        yes: entry.answer == Answer::Yes,
+                        first: false,
+                    },
+                ),
+                Answer::None => {
+                    let rec = AnswerRecord {
+                        authorization_id: authorization_id.to_owned(),
+                        yes,
+                        original: view.record.tx.clone(),
+                        received: self.clock.now(),
+                        via: via.to_owned(),
+                    };
+                    let (_, rx) = append(&mut core, Event::KIND_ANSWER, &rec)?;
+                    core.engine
+                        .apply_answer(&rec)
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                    core.since_snapshot += 1;
+                    (
+                        Wait::Event(rx),
+                        Answered {
+                            authorization_id: authorization_id.to_owned(),
+                            yes,
+                            first: true,
+                        },
+                    )
+                }
+            }
+        };
+        self.wait(wait).await?;
+        if answered.first {
+            self.metrics.label(!yes);
+            tracing::info!(authorization_id, yes, via, "cardholder answered");
+        }
+        Ok(answered)
+    }
+
+    /// Waits until an event, or everything up to an offset, is durable.
+    async fn wait(&self, wait: Wait) -> Result<(), AppError> {
+        match wait {
+            Wait::Event(rx) => durable(rx).await,
+            Wait::Upto(end) => {
+                let reader = Arc::clone(&self.reader);
+                tokio::task::spawn_blocking(move || reader.wait_durable(end))
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+                    .map_err(log_error)
+            }
+        }
     }
 
     /// The card, keyed and ready to store: the PAN encrypted, a stored code hashed.

@@ -318,6 +318,8 @@ pub struct EngineSection {
     pub card_testing_window_minutes: u32,
     /// Days the terminal fraud-rate windows end before today (label delay, at most 14).
     pub terminal_risk_delay_days: u32,
+    /// Minutes after a cardholder's "it was me" during which the same purchase is approved.
+    pub release_minutes: u32,
     /// Days an authorization is kept for retries and labels (0: forever).
     pub auth_retention_days: u32,
     /// A request's timestamp may differ from the server's clock by at most this many
@@ -344,6 +346,7 @@ impl Default for EngineSection {
             card_testing_wrong_csc: d.card_testing_wrong_csc,
             card_testing_window_minutes: d.card_testing_window_minutes,
             terminal_risk_delay_days: d.terminal_risk_delay_days,
+            release_minutes: d.release_minutes,
             auth_retention_days: d.auth_retention_days,
             max_clock_skew_secs: 300,
             model_file: None,
@@ -392,6 +395,7 @@ impl EngineSection {
             card_testing_wrong_csc: self.card_testing_wrong_csc,
             card_testing_window_minutes: self.card_testing_window_minutes,
             terminal_risk_delay_days: self.terminal_risk_delay_days,
+            release_minutes: self.release_minutes,
             auth_retention_days: self.auth_retention_days,
             thresholds: t,
             ..EngineConfig::default()

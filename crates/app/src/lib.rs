@@ -10,6 +10,8 @@
 //! - [`app`]: `App` (open/replay, enroll, authorize, reverse, label, reload, snapshots,
 //!   stats);
 //! - [`consumer`]: tailing readers of the log with durable cursors;
+//! - [`links`]: signed, expiring links to the cardholder's pages; [`format`]: amounts and
+//!   times as the cardholder reads them;
 //! - [`snapshots`]: the snapshot writer thread;
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 
@@ -19,7 +21,9 @@ pub mod config;
 pub mod consumer;
 pub mod enroll;
 pub mod error;
+pub mod format;
 pub mod keys;
+pub mod links;
 pub mod metrics;
 pub mod registry;
 pub mod snapshots;
@@ -27,7 +31,8 @@ pub mod validate;
 
 pub use access::{AccessError, ApiKeys, ClientId, Scope};
 pub use app::{
-    App, Enrolled, Health, MetricSource, OpenSummary, Original, ReversalRequest, Reversed, Stats,
+    AnswerView, Answered, App, Enrolled, Health, MetricSource, OpenSummary, Original,
+    ReversalRequest, Reversed, Stats,
 };
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};

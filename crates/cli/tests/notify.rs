@@ -2,8 +2,10 @@
 //! (New York, then Los Angeles five minutes later) sends a fraud alert with the two answer
 //! links, an approved purchase of ¥12,800 a usage notice, a ¥3,000 one nothing; each in the
 //! cardholder's language, with the last four digits only, its idempotency key as the
-//! Message-ID, and clean by cardguard's own phishing analyzer. An SMTP server that answers
-//! "try again later" gets the message again after the backoff.
+//! Message-ID, and clean by cardguard's own phishing analyzer. The alert's links open a page
+//! (GET changes nothing) whose form answers: "it was me" releases the purchase, "it was not
+//! me" blocks the card; once. An SMTP server that answers "try again later" gets the message
+//! again after the backoff.
 
 mod common;
 
@@ -216,12 +218,132 @@ async fn a_hold_sends_an_alert_and_a_large_purchase_a_notice_by_smtp() {
     );
     // Nothing else was sent (the ¥3,000 and ¥4,000 purchases are under the threshold).
     assert!(sink.next(Duration::from_millis(500)).is_none());
+
+    // The cardholder opens the "it was me" link: a page with one form, nothing changed.
+    let path = |link: &str| link.trim_start_matches("https://cards.example").to_owned();
+    let (s, page) = c.get_raw(&path(links[0])).await.unwrap();
+    let page = String::from_utf8_lossy(&page).to_string();
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        page.contains("<form method=\"post\" action=\"/answer\">")
+            && page.contains("はい、本人の利用です")
+            && page.contains("Los Angeles")
+            && page.contains("¥4,000"),
+        "{page}"
+    );
+    assert_eq!(page.matches("<form").count(), 1);
+    let again = |id: &str| authorization(id, "2026-12-01T15:06:00Z", LA, 4000);
+    let (_, still) = c.post("/v1/authorizations", &again("n-5")).await.unwrap();
+    assert_eq!(
+        still["decision"], "hold",
+        "opening the link changed nothing: {still}"
+    );
+    assert!(
+        sink.next(Duration::from_secs(10)).is_some(),
+        "its own alert"
+    );
+    // The form's POST answers: released, and the same purchase again is approved.
+    let token = links[0]
+        .split("t=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let form = |answer: &str| format!("t={token}&answer={answer}").into_bytes();
+    let (s, done) = c
+        .post_typed("/answer", "application/x-www-form-urlencoded", form("yes"))
+        .await
+        .unwrap();
+    let done = String::from_utf8_lossy(&done).to_string();
+    assert_eq!(s, 200, "{done}");
+    assert!(done.contains("保留を解除しました"), "{done}");
+    let (_, approved) = c.post("/v1/authorizations", &again("n-6")).await.unwrap();
+    assert_eq!(approved["decision"], "approve", "{approved}");
+    // Answered once: a second answer (even the other one) changes nothing.
+    let (_, second) = c
+        .post_typed("/answer", "application/x-www-form-urlencoded", form("no"))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&second).contains("本人の利用です」とご回答"));
+    // A changed link opens nothing.
+    let (s, _) = c
+        .get_raw(&path(links[0]).replace("answer?t=au_", "answer?t=au_9"))
+        .await
+        .unwrap();
+    assert_eq!(s, 400);
     let (_, m) = c.get_raw("/metrics").await.unwrap();
     let m = String::from_utf8_lossy(&m);
     assert!(
-        m.contains("cardguard_notifications_sent_total{kind=\"fraud-alert\"} 1")
-            && m.contains("cardguard_notification_outbox{state=\"sent\"} 2"),
+        m.contains("cardguard_notifications_sent_total{kind=\"fraud-alert\"} 2")
+            && m.contains("cardguard_notification_outbox{state=\"sent\"} 3"),
         "{m}"
+    );
+}
+
+#[tokio::test]
+async fn it_was_not_me_blocks_the_card() {
+    let Some(sink) = Sink::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(sink.port));
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    enroll(&mut c, "en").await;
+    c.post(
+        "/v1/authorizations",
+        &authorization("x-1", "2026-12-01T15:00:00Z", NY, 4000),
+    )
+    .await
+    .unwrap();
+    let (_, held) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("x-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold");
+    let alert = sink.next(Duration::from_secs(10)).expect("a fraud alert");
+    let body = alert["body"].as_str().unwrap();
+    let no = body
+        .split_whitespace()
+        .find(|w| w.ends_with("answer=no"))
+        .unwrap();
+    let token = no.split("t=").nth(1).unwrap().split('&').next().unwrap();
+    let (s, page) = c
+        .get_raw(no.trim_start_matches("https://cards.example"))
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&page).to_string();
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("No, it was not me") && page.contains("lang=\"en\""),
+        "{page}"
+    );
+    let (s, done) = c
+        .post_typed(
+            "/answer",
+            "application/x-www-form-urlencoded",
+            format!("t={token}&answer=no").into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&done).contains("We have stopped this card"));
+    // The card is blocked: the next purchase, even at home, is declined 62.
+    let (_, next) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("x-3", "2026-12-01T16:00:00Z", TOKYO, 500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (next["decision"].as_str(), next["response_code"].as_str()),
+        (Some("decline"), Some("62")),
+        "{next}"
     );
 }
 

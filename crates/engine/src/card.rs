@@ -90,7 +90,23 @@ pub struct CardState {
     /// When a fraud label last arrived for the card, 0 if never, and how many.
     pub fraud_label_ms: i64,
     pub fraud_labels: u16,
+    /// Purchases the cardholder confirmed after a hold: the same one again is approved
+    /// until its time (bounded).
+    pub released: Vec<Release>,
+    /// When the cardholder said a purchase was not theirs (the card is blocked), 0 if never.
+    pub blocked_ms: i64,
 }
+
+/// A held purchase the cardholder confirmed: merchant and base-currency amount, and until
+/// when the same purchase is approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub merchant: u32,
+    pub amount: u32,
+    pub until_ms: i64,
+}
+
+const MAX_RELEASES: usize = 4;
 
 fn remember<T: PartialEq + Copy>(set: &mut Vec<T>, v: T, cap: usize) -> bool {
     if let Some(i) = set.iter().position(|&x| x == v) {
@@ -264,6 +280,24 @@ impl CardState {
         true
     }
 
+    /// Whether the cardholder confirmed this purchase (merchant, amount) and the release
+    /// holds at `now_ms`.
+    pub fn released_for(&self, merchant: u32, amount: u32, now_ms: i64) -> Option<usize> {
+        self.released
+            .iter()
+            .position(|r| r.merchant == merchant && r.amount == amount && now_ms <= r.until_ms)
+    }
+
+    /// Remembers a confirmed purchase (the oldest goes when there are too many).
+    pub(crate) fn release(&mut self, r: Release) {
+        self.released
+            .retain(|x| x.until_ms >= r.until_ms - 86_400_000);
+        if self.released.len() >= MAX_RELEASES {
+            self.released.remove(0);
+        }
+        self.released.push(r);
+    }
+
     /// Heap bytes held by this card's state (capacities, not lengths).
     pub fn heap_bytes(&self) -> usize {
         self.history.capacity() * std::mem::size_of::<TxRecord>()
@@ -271,6 +305,7 @@ impl CardState {
             + self.countries.capacity() * 2
             + self.devices.capacity() * 4
             + self.wrong_csc_ms.capacity() * 8
+            + self.released.capacity() * std::mem::size_of::<Release>()
     }
 }
 
@@ -302,6 +337,8 @@ impl Clone for CardState {
             wrong_csc_ms: clone_vec(&self.wrong_csc_ms, self.wrong_csc_ms.capacity()),
             fraud_label_ms: self.fraud_label_ms,
             fraud_labels: self.fraud_labels,
+            released: clone_vec(&self.released, self.released.capacity()),
+            blocked_ms: self.blocked_ms,
         }
     }
 }

@@ -105,6 +105,9 @@ pub struct EngineConfig {
     /// Days by which the terminal fraud-rate windows end before today: fraud labels take
     /// about this long to arrive (at most 14).
     pub terminal_risk_delay_days: u32,
+    /// Minutes after a cardholder said "it was me" to a held authorization during which the
+    /// same purchase again (merchant and amount) is approved.
+    pub release_minutes: u32,
     pub thresholds: Thresholds,
     #[serde(skip)]
     pub fx: FxRates,
@@ -121,6 +124,7 @@ impl Default for EngineConfig {
             card_testing_window_minutes: 10,
             auth_retention_days: 400,
             terminal_risk_delay_days: 7,
+            release_minutes: 30,
             thresholds: Thresholds::default(),
             fx: FxRates::default(),
         }

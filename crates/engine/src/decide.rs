@@ -205,6 +205,14 @@ pub(crate) fn decide(
     }
     let empty = CardState::default();
     let state = card.unwrap_or(&empty);
+    if state.blocked_ms != 0 {
+        return out(
+            Decline,
+            R::RestrictedCard,
+            ReasonCode::CardStatus,
+            "card blocked: its cardholder reported a purchase as not theirs".into(),
+        );
+    }
     let limit = cfg.pin_try_limit.max(1);
     match checks.pin {
         PinCheck::Correct | PinCheck::Wrong if pin_locked(state, tx.now_ms, cfg) => {
@@ -284,6 +292,12 @@ pub(crate) fn decide(
             // and for step-up below.
         }
         _ => {}
+    }
+    // The cardholder confirmed this very purchase after a hold: the risk does not hold it
+    // again (the card-data checks above still apply).
+    let amount = tx.amount_base.min(u64::from(u32::MAX)) as u32;
+    if state.released_for(tx.merchant, amount, tx.now_ms).is_some() {
+        return approve(score, model);
     }
     let km = f64::from(f.get(idx::KM_FROM_LAST));
     let kmh = f64::from(f.get(idx::KMH_FROM_LAST));

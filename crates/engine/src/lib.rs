@@ -24,7 +24,7 @@ pub mod synth;
 mod terminal;
 mod tree;
 
-pub use card::{CardState, TxRecord};
+pub use card::{CardState, Release, TxRecord};
 pub use config::{EngineConfig, FxRates, Thresholds};
 pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
 pub use features::{
@@ -33,11 +33,12 @@ pub use features::{
 pub use hash::{stable_hash, stable_hash32};
 pub use model_file::{Model, ModelError, StumpLeaf};
 pub use record::{
-    AuthRecord, Event, EventError, LabelRecord, ReversalRecord, TxFacts, encode as encode_event,
+    AnswerRecord, AuthRecord, Event, EventError, LabelRecord, ReversalRecord, TxFacts,
+    encode as encode_event,
 };
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
-    AUTH_ID_PREFIX, AuthEntry, Draft, Engine, EngineError, EngineState, EngineStats, Label,
+    AUTH_ID_PREFIX, Answer, AuthEntry, Draft, Engine, EngineError, EngineState, EngineStats, Label,
     Pending, Reasons, STATE_FORMAT, authorization_number, request_key, scoped_request_key,
 };
 pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};

@@ -141,6 +141,21 @@ pub struct ReversalRecord {
     pub reference: Option<String>,
 }
 
+/// The cardholder's answer to an alert ("was this you?"): yes releases the hold (the same
+/// purchase again is approved for a while) and labels it genuine; no blocks the card and
+/// labels it fraud. It carries the original's facts, as a reversal does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerRecord {
+    pub authorization_id: String,
+    /// True: "it was me".
+    pub yes: bool,
+    pub original: TxFacts,
+    /// When the server received the answer.
+    pub received: Timestamp,
+    /// How it came: `web`, `sms`, `api`.
+    pub via: String,
+}
+
 /// One event of the log: the domain schema every writer and reader of the log shares (the
 /// application appends them, a replay applies them, consumers follow them).
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +163,7 @@ pub enum Event {
     Auth(Box<AuthRecord>),
     Label(LabelRecord),
     Reversal(Box<ReversalRecord>),
+    Answer(Box<AnswerRecord>),
 }
 
 /// Why an event could not be encoded or decoded.
@@ -168,12 +184,15 @@ impl Event {
     pub const KIND_LABEL: u8 = 2;
     /// Frame kind of a reversal.
     pub const KIND_REVERSAL: u8 = 3;
+    /// Frame kind of a cardholder's answer.
+    pub const KIND_ANSWER: u8 = 4;
 
     pub fn kind(&self) -> u8 {
         match self {
             Event::Auth(_) => Event::KIND_AUTH,
             Event::Label(_) => Event::KIND_LABEL,
             Event::Reversal(_) => Event::KIND_REVERSAL,
+            Event::Answer(_) => Event::KIND_ANSWER,
         }
     }
 
@@ -183,6 +202,7 @@ impl Event {
             Event::Auth(a) => &a.authorization_id,
             Event::Label(l) => &l.authorization_id,
             Event::Reversal(r) => &r.authorization_id,
+            Event::Answer(a) => &a.authorization_id,
         }
     }
 
@@ -192,6 +212,7 @@ impl Event {
             Event::Auth(r) => encode(r.as_ref()),
             Event::Label(l) => encode(l),
             Event::Reversal(r) => encode(r.as_ref()),
+            Event::Answer(a) => encode(a.as_ref()),
         }
     }
 
@@ -206,6 +227,9 @@ impl Event {
             ))),
             Event::KIND_LABEL => Ok(Event::Label(serde_json::from_slice(payload).map_err(bad)?)),
             Event::KIND_REVERSAL => Ok(Event::Reversal(Box::new(
+                serde_json::from_slice(payload).map_err(bad)?,
+            ))),
+            Event::KIND_ANSWER => Ok(Event::Answer(Box::new(
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             k => Err(EventError::UnknownKind(k)),

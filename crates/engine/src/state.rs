@@ -8,7 +8,7 @@ use crate::decide::{self, CardChecks, CscCheck, Outcome, PinCheck};
 use crate::device::DeviceState;
 use crate::features::{self, Features, TxContext};
 use crate::hash::{FastMap, stable_hash};
-use crate::record::{AuthRecord, LabelRecord, ReversalRecord, TxFacts};
+use crate::record::{AnswerRecord, AuthRecord, LabelRecord, ReversalRecord, TxFacts};
 use crate::score::{Scorecard, Scorer};
 use crate::terminal::TerminalState;
 use cardguard_core::{CardToken, Decision};
@@ -53,6 +53,18 @@ pub struct AuthEntry {
     pub label: Label,
     /// A reversal took it back.
     pub reversed: bool,
+    /// The cardholder's answer to its alert.
+    pub answer: Answer,
+}
+
+/// The cardholder's answer to an alert about an authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    None,
+    /// "It was me."
+    Yes,
+    /// "It was not me."
+    No,
 }
 
 /// The tag a snapshot of [`EngineState`] starts with: a new layout of the state gets a new
@@ -484,6 +496,7 @@ impl Engine {
                 card_known: false,
                 label: Label::None,
                 reversed: false,
+                answer: Answer::None,
             });
             self.state.missing += 1;
             n += 1;
@@ -508,6 +521,7 @@ impl Engine {
             card_known: known,
             label: Label::None,
             reversed: false,
+            answer: Answer::None,
         });
         self.prune_auths();
         if !known {
@@ -544,6 +558,10 @@ impl Engine {
             country: ctx.country,
             flags: ctx.record_flags(approved),
         };
+        if approved && let Some(i) = card.released_for(ctx.merchant, record.amount, now) {
+            // The confirmed purchase came again: its release is used up.
+            card.released.remove(i);
+        }
         // Declined attempts count in the windows but teach nothing about the cardholder.
         card.push(record, ctx.device, approved);
         if let (true, Some(loc)) = (approved && ctx.channel.is_physical(), ctx.location)
@@ -576,6 +594,7 @@ impl Engine {
             crate::record::Event::Auth(r) => self.apply_auth(r, offset),
             crate::record::Event::Label(l) => self.apply_label(l),
             crate::record::Event::Reversal(r) => self.apply_reversal(r).map(|_| ()),
+            crate::record::Event::Answer(a) => self.apply_answer(a).map(|_| ()),
         }
     }
 
@@ -612,6 +631,48 @@ impl Engine {
         }
         if let Some(t) = self.state.terminals.get_mut(&entry.terminal) {
             t.untally_tx(entry.ts_ms.div_euclid(86_400_000));
+        }
+        Ok(true)
+    }
+
+    /// Applies the cardholder's answer to an alert, once per authorization (a second answer
+    /// changes nothing and returns false). "It was me" labels it genuine and releases the
+    /// purchase: the same merchant and amount again is approved for `release_minutes`. "It
+    /// was not me" labels it fraud and blocks the card.
+    pub fn apply_answer(&mut self, a: &AnswerRecord) -> Result<bool, EngineError> {
+        let Some(entry) = self.entry_for(&a.authorization_id)? else {
+            return Ok(false);
+        };
+        if entry.answer != Answer::None {
+            return Ok(false);
+        }
+        entry.answer = if a.yes { Answer::Yes } else { Answer::No };
+        let entry = *entry;
+        let at = a.received.0;
+        self.state.clock_ms = self.state.clock_ms.max(at);
+        self.apply_label(&LabelRecord {
+            authorization_id: a.authorization_id.clone(),
+            fraud: !a.yes,
+            ts: a.received,
+            source: Some("cardholder".into()),
+        })?;
+        if !entry.card_known {
+            return Ok(true);
+        }
+        let ctx = self.context(&a.original);
+        let release_ms = i64::from(self.config.release_minutes) * 60_000;
+        if let Some(card) = self.state.cards.get_mut(&entry.card) {
+            let before = card.heap_bytes();
+            if a.yes {
+                card.release(crate::card::Release {
+                    merchant: ctx.merchant,
+                    amount: ctx.amount_base.min(u64::from(u32::MAX)) as u32,
+                    until_ms: at + release_ms,
+                });
+            } else if card.blocked_ms == 0 {
+                card.blocked_ms = at;
+            }
+            self.heap.cards = (self.heap.cards + card.heap_bytes()).saturating_sub(before);
         }
         Ok(true)
     }

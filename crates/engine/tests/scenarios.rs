@@ -746,3 +746,115 @@ fn labels_and_reversals_of_authorizations_set_aside_as_damaged_replay_as_nothing
     };
     assert!(e.apply_label(&later).is_err());
 }
+
+#[test]
+fn it_was_me_releases_the_same_purchase_and_it_was_not_me_blocks_the_card() {
+    use cardguard_engine::{AnswerRecord, Event};
+    let mut e = Engine::new(EngineConfig::default());
+    let mut events = Vec::new();
+    let step = |e: &mut Engine, t: TxFacts, events: &mut Vec<Event>| {
+        let outcome = e.decide(&t, &ok_checks());
+        let rec = AuthRecord {
+            authorization_id: e.next_authorization_id(),
+            tx: t,
+            checks: ok_checks(),
+            outcome,
+        };
+        e.apply_auth(&rec, events.len() as u64).unwrap();
+        events.push(Event::Auth(Box::new(rec.clone())));
+        rec
+    };
+    let answer = |rec: &AuthRecord, yes: bool, at: &str| AnswerRecord {
+        authorization_id: rec.authorization_id.clone(),
+        yes,
+        original: rec.tx.clone(),
+        received: Timestamp::parse_rfc3339(at).unwrap(),
+        via: "web".into(),
+    };
+    step(
+        &mut e,
+        tx("a1", "2026-11-21T10:00:00-05:00", 1, NY, 3000),
+        &mut events,
+    );
+    let held = step(
+        &mut e,
+        tx("a2", "2026-11-21T10:05:00-05:00", 1, LA, 3000),
+        &mut events,
+    );
+    assert_eq!(held.outcome.decision, Decision::Hold);
+    let yes = answer(&held, true, "2026-11-21T15:06:00Z");
+    assert!(e.apply_answer(&yes).unwrap());
+    assert!(
+        !e.apply_answer(&answer(&held, false, "2026-11-21T15:06:30Z"))
+            .unwrap(),
+        "answered once"
+    );
+    events.push(Event::Answer(Box::new(yes)));
+    // Another amount at the same shop is still held; the same purchase is approved, once.
+    let other = step(
+        &mut e,
+        tx("a3", "2026-11-21T10:06:40-05:00", 1, LA, 3100),
+        &mut events,
+    );
+    assert_eq!(other.outcome.decision, Decision::Hold);
+    let again = step(
+        &mut e,
+        tx("a4", "2026-11-21T10:07:00-05:00", 1, LA, 3000),
+        &mut events,
+    );
+    assert_eq!(
+        again.outcome.decision,
+        Decision::Approve,
+        "{:?}",
+        again.outcome
+    );
+    assert!(
+        e.card(&CardToken([1; 16])).unwrap().released.is_empty(),
+        "used up"
+    );
+    // "It was not me" on another card's hold: that card is blocked.
+    step(
+        &mut e,
+        tx("b1", "2026-11-21T10:00:00-05:00", 2, NY, 3000),
+        &mut events,
+    );
+    let held = step(
+        &mut e,
+        tx("b2", "2026-11-21T10:05:00-05:00", 2, LA, 3000),
+        &mut events,
+    );
+    let no = answer(&held, false, "2026-11-21T15:10:00Z");
+    assert!(e.apply_answer(&no).unwrap());
+    events.push(Event::Answer(Box::new(no)));
+    let after = step(
+        &mut e,
+        tx("b3", "2026-11-21T10:30:00-05:00", 2, NY, 100),
+        &mut events,
+    );
+    assert_eq!(
+        (after.outcome.decision, after.outcome.response_code),
+        (Decision::Decline, ResponseCode::RestrictedCard)
+    );
+    assert_eq!(
+        e.find_request("b2").unwrap().label,
+        cardguard_engine::Label::Fraud
+    );
+    assert_eq!(
+        e.find_request("a2").unwrap().label,
+        cardguard_engine::Label::Genuine
+    );
+    // A replay of the events is the same state.
+    let mut replay = Engine::new(EngineConfig::default());
+    for (i, ev) in events.iter().enumerate() {
+        replay.apply(ev, i as u64).unwrap();
+    }
+    for card in [1u8, 2] {
+        let p = tx("probe", "2026-11-21T11:00:00-05:00", card, LA, 3000);
+        assert_eq!(
+            replay.decide(&p, &ok_checks()),
+            e.decide(&p, &ok_checks()),
+            "card {card}"
+        );
+    }
+    assert_eq!(replay.stats(), e.stats());
+}

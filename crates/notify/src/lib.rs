@@ -5,7 +5,6 @@
 //! - [`compose`]: what an authorization tells its cardholder (fraud alert, usage notice)
 //!   and the signed answer links;
 //! - [`templates`]: the texts, Japanese and English, built in and replaceable by files;
-//! - [`format`]: amounts and times as the cardholder reads them;
 //! - [`email`]: SMTP through lettre, the idempotency key as the Message-ID;
 //! - [`deliver`]: sends what is due, retries with backoff and jitter, dead letters;
 //! - [`metrics`]: what `/metrics` shows of them.
@@ -13,7 +12,6 @@
 pub mod compose;
 pub mod deliver;
 pub mod email;
-pub mod format;
 pub mod metrics;
 pub mod templates;
 
@@ -64,7 +62,9 @@ impl Notifier {
             public_url: app.config.web.public_url.trim_end_matches('/').to_owned(),
             issuer: cfg.issuer_name.clone(),
             hold_expiry_ms: i64::from(cfg.hold_expiry_minutes) * 60_000,
-            sign: Box::new(move |b| keys.keys().link_mac(b)),
+            link: Box::new(move |id, expires| {
+                cardguard_app::links::token(keys.keys(), id, expires)
+            }),
         };
         let outbox = Arc::new(SqliteOutbox::open(&app.data_dir().join("notify.db"))?);
         let metrics = Arc::new(metrics::NotifyMetrics::with_outbox(outbox.counts()?));

@@ -116,10 +116,20 @@ impl Client {
 
     /// POSTs a body and returns the status and the answer's bytes, unparsed.
     pub async fn post_bytes(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes)> {
+        self.post_typed(path, "application/json", body).await
+    }
+
+    /// POSTs a body of the given content type (a form, as a browser sends it).
+    pub async fn post_typed(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes)> {
         self.ready().await?;
         let req = hyper::Request::post(path)
             .header("host", self.addr.to_string())
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("authorization", format!("Bearer {}", self.key))
             .body(Full::new(Bytes::from(body)))?;
         let resp = self.sender.send_request(req).await?;

@@ -1,6 +1,7 @@
 //! The HTTP adapter over the application (`cardguard-app`): routes, request bodies and
 //! their validation, credentials from the `Authorization` header, the OpenAPI document, and
-//! the mapping of domain results and errors to JSON and status codes.
+//! the mapping of domain results and errors to JSON and status codes; [`pages`] holds the
+//! cardholder's answer page.
 //!
 //! [`serve`] runs the API on a listener the caller bound (tests bind port 0) until the
 //! shutdown future resolves, then writes a snapshot; [`listener`] holds the connection
@@ -9,6 +10,7 @@
 pub mod api;
 pub mod client;
 pub mod listener;
+pub mod pages;
 
 pub use cardguard_app::{ApiKeys, App, Config, OpenSummary, Scope};
 

@@ -66,6 +66,8 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
         }
         (&Method::GET, "/v1/stats") => p(Some(ADMIN), None),
+        // The cardholder's answer page: its signed link is its credential.
+        (&Method::POST, crate::pages::ANSWER_PATH) => p(None, Some(MAX_EMPTY_BYTES)),
         (&Method::GET, "/metrics") => p(Some(&[Scope::Metrics, Scope::Admin]), None),
         // Public (health, the OpenAPI document) or no such route (the router answers 404
         // or 405 without reading a body).
@@ -173,6 +175,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/mail/scan"),
     ("post", "/v1/mail/brands/reload"),
     ("post", "/v1/model/reload"),
+    ("get", "/answer"),
+    ("post", "/answer"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -180,6 +184,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cards", post(enroll))
         .route("/v1/cards:batch", post(enroll_batch))
         .route("/v1/authorizations", post(authorize))
+        .route(
+            crate::pages::ANSWER_PATH,
+            get(crate::pages::show).post(crate::pages::answer),
+        )
         .route("/v1/reversals", post(reverse))
         .route("/v1/labels", post(label))
         .route("/v1/stats", get(stats))
