@@ -2,7 +2,8 @@
 # Runs every test of cardguard on a fresh machine: installs the test oracles (the psec Python
 # package, an independent implementation of the card cryptography, and pyiso8583, one of
 # ISO 8583) and a real SMTP server for the notification tests (aiosmtpd) into a virtual
-# environment inside the build folder, then the whole workspace's tests. Tests that need the
+# environment inside the build folder, Debian's Chromium and playwright-core for the browser
+# tests, then the whole workspace's tests. Tests that need the
 # shared data (../shared/data: the mail corpus, the fraud handbook's transactions) are
 # #[ignore]d: they run when the data is there, and the closing line counts them as skipped,
 # by name, when it is not. Needs only cargo and python3 (with venv; installed with apt-get
@@ -29,6 +30,30 @@ if ! "$venv/bin/python" -c 'import psec, iso8583, aiosmtpd' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check psec==1.3.0 pyiso8583==4.0.1 aiosmtpd==1.4.6
 fi
 export CARDGUARD_PYTHON="$PWD/$venv/bin/python"
+
+# The web pages are tested in a real browser: Debian's Chromium (with a Japanese font, so
+# that the screenshots show the text), driven by playwright-core from the npm registry,
+# which downloads no browser.
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi ipagothic; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing chromium and fonts-ipafont-gothic (apt-get)"
+    apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null; }
+  else
+    echo "chromium is missing and this is not root: the browser tests are skipped" >&2
+  fi
+fi
+node_dir=target/test-node
+if [ ! -f "$node_dir/node_modules/playwright-core/index.mjs" ] && command -v npm >/dev/null; then
+  echo "installing playwright-core into $node_dir (npm)"
+  mkdir -p "$node_dir"
+  (cd "$node_dir" && npm install --silent --no-audit --no-fund playwright-core@1.65.1)
+fi
+export CARDGUARD_PLAYWRIGHT="$PWD/$node_dir/node_modules/playwright-core"
+if [ -x /usr/bin/chromium ] && [ -f "$CARDGUARD_PLAYWRIGHT/index.mjs" ]; then
+  # The browser tests fail instead of passing quietly when the browser is missing.
+  export CARDGUARD_REQUIRE_BROWSER=1
+fi
 # The oracle tests fail instead of passing quietly when the oracle is missing.
 export CARDGUARD_REQUIRE_ORACLES=1
 

@@ -392,3 +392,104 @@ async fn a_server_that_says_try_later_gets_the_message_again() {
         "{m}"
     );
 }
+
+/// Node with playwright-core and Debian's Chromium, or None (after saying why).
+fn browser() -> Option<(String, String)> {
+    let playwright = std::env::var("CARDGUARD_PLAYWRIGHT").ok();
+    let chromium =
+        std::env::var("CARDGUARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = playwright
+        .as_ref()
+        .is_some_and(|p| std::path::Path::new(p).join("index.mjs").exists())
+        && std::path::Path::new(&chromium).exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CARDGUARD_REQUIRE_BROWSER").is_none(),
+            "no browser: CARDGUARD_PLAYWRIGHT={playwright:?}, chromium {chromium}"
+        );
+        eprintln!("no browser (scripts/test.sh installs chromium and playwright-core): not tested");
+        return None;
+    }
+    Some((playwright.unwrap_or_default(), chromium))
+}
+
+#[tokio::test]
+async fn the_answer_page_in_a_real_browser() {
+    let Some((playwright, chromium)) = browser() else {
+        return;
+    };
+    let Some(sink) = Sink::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(sink.port));
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    enroll(&mut c, "ja").await;
+    c.post(
+        "/v1/authorizations",
+        &authorization("w-1", "2026-12-01T15:00:00Z", NY, 4000),
+    )
+    .await
+    .unwrap();
+    let (_, held) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("w-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold");
+    let alert = sink.next(Duration::from_secs(10)).expect("a fraud alert");
+    let yes = alert["body"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.ends_with("answer=yes"))
+        .unwrap()
+        .replace("https://cards.example", &format!("http://{addr}"));
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/answer_page.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(&yes)
+        .arg(&shots)
+        .env("CARDGUARD_PLAYWRIGHT", &playwright)
+        .env("CARDGUARD_CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (seen["status"].as_u64(), seen["lang"].as_str()),
+        (Some(200), Some("ja"))
+    );
+    assert_eq!(seen["buttons"], 1, "one form, one button");
+    let before = seen["before"].as_str().unwrap();
+    assert!(
+        before.contains("はい、本人の利用です") && before.contains("¥4,000"),
+        "{before}"
+    );
+    assert!(
+        seen["after"]
+            .as_str()
+            .unwrap()
+            .contains("保留を解除しました"),
+        "{seen}"
+    );
+    assert!(shots.join("answer-page.png").exists() && shots.join("answered.png").exists());
+    // The browser's answer took effect: the same purchase is approved.
+    let (_, again) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("w-3", "2026-12-01T15:06:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again["decision"], "approve", "{again}");
+}
