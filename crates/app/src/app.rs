@@ -221,6 +221,10 @@ pub struct App {
     sender_verifier: Option<cardguard_mailauth::SenderVerifier>,
     /// The background check of the frames the snapshot covers.
     prefix_check: Arc<Mutex<PrefixCheck>>,
+    /// Holds waiting for the cardholder, and the cases a "not me" opens (`notify.db`).
+    holds: Arc<cardguard_store::SqliteHolds>,
+    /// The notification outbox (`notify.db`).
+    outbox: Arc<cardguard_store::SqliteOutbox>,
     /// Metrics of parts running beside the application (see [`App::add_metrics`]).
     metric_sources: RwLock<Vec<MetricSource>>,
     /// The data directory's lock, held while the application is open.
@@ -296,6 +300,9 @@ impl App {
         }
         let (keys, created_keys) = KeyRing::load(&config.keys, data_dir)?;
         let cards_db = SqliteCards::open(&data_dir.join("cards.db"))?;
+        let notify_db = data_dir.join("notify.db");
+        let holds = Arc::new(cardguard_store::SqliteHolds::open(&notify_db)?);
+        let outbox = Arc::new(cardguard_store::SqliteOutbox::open(&notify_db)?);
         let registry = Registry::default();
         let t_cards = Instant::now();
         for row in cards_db.load_all()? {
@@ -407,6 +414,8 @@ impl App {
             brands: RwLock::new(Arc::new(brands)),
             sender_verifier,
             prefix_check,
+            holds,
+            outbox,
             metric_sources: RwLock::new(Vec::new()),
             _lock: lock,
         };
@@ -450,6 +459,16 @@ impl App {
     /// The engine's reference rates (amounts in the base currency, for comparisons only).
     pub fn fx(&self) -> &cardguard_engine::FxRates {
         &self.fx
+    }
+
+    /// Holds waiting for the cardholder's answer, and the cases a "not me" opens.
+    pub fn holds(&self) -> &Arc<cardguard_store::SqliteHolds> {
+        &self.holds
+    }
+
+    /// The notification outbox.
+    pub fn outbox(&self) -> &Arc<cardguard_store::SqliteOutbox> {
+        &self.outbox
     }
 
     /// The data directory the application keeps its files in.
@@ -833,6 +852,16 @@ impl App {
         if !alerted {
             return Err(AppError::Conflict(format!(
                 "authorization {authorization_id} was not held or declined as suspected fraud: there is nothing to answer"
+            )));
+        }
+        let expiry = i64::from(self.config.notify.hold_expiry_minutes) * 60_000;
+        if o.decision == cardguard_core::Decision::Hold
+            && view.answer == Answer::None
+            && self.clock.now().0 > view.record.tx.now().0 + expiry
+        {
+            return Err(AppError::Conflict(format!(
+                "the hold of authorization {authorization_id} expired {} minutes after it was made",
+                self.config.notify.hold_expiry_minutes
             )));
         }
         let (wait, answered) = {

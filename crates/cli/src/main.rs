@@ -222,7 +222,7 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
         bail!("no API keys");
     }
     // Notifications start before the doors open: a bad template or sender fails the start.
-    let notifier = cardguard_notify::Notifier::start(&app)?;
+    let notifier = Some(cardguard_notify::Notifier::start(&app)?);
     let local = listener.local_addr()?;
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");

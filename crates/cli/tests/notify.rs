@@ -332,6 +332,26 @@ async fn it_was_not_me_blocks_the_card() {
         .unwrap();
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&done).contains("We have stopped this card"));
+    // The hold shows as refused (the call centre sees it), and answers stay as given.
+    let (s, holds) = c.get("/v1/holds?state=refused").await.unwrap();
+    assert_eq!(s, 200, "{holds}");
+    assert_eq!(
+        holds[0]["authorization_id"], held["authorization_id"],
+        "{holds}"
+    );
+    assert_eq!(
+        (holds[0]["via"].as_str(), holds[0]["last4"].as_str()),
+        (Some("web"), Some("2349"))
+    );
+    let au = held["authorization_id"].as_str().unwrap();
+    let (s, again) = c
+        .post(&format!("/v1/holds/{au}/answer"), &json!({"answer": "yes"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, &again["answer"], &again["first"]),
+        (200, &json!("no"), &json!(false))
+    );
     // The card is blocked: the next purchase, even at home, is declined 62.
     let (_, next) = c
         .post(
@@ -492,4 +512,108 @@ async fn the_answer_page_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(again["decision"], "approve", "{again}");
+}
+
+#[tokio::test]
+async fn holds_answered_through_the_api_and_dead_letters_shown() {
+    let Some(sink) = Sink::start(&["--reject"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(sink.port));
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    enroll(&mut c, "en").await;
+    c.post(
+        "/v1/authorizations",
+        &authorization("h-1", "2026-12-01T15:00:00Z", NY, 4000),
+    )
+    .await
+    .unwrap();
+    let (_, held) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("h-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    let au = held["authorization_id"].as_str().unwrap().to_owned();
+    // The consumer records the hold within a moment.
+    let mut open = Value::Null;
+    for _ in 0..100 {
+        let (_, h) = c.get("/v1/holds?state=open").await.unwrap();
+        if h.as_array().is_some_and(|a| !a.is_empty()) {
+            open = h;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open[0]["authorization_id"], au, "{open}");
+    assert_eq!(open[0]["amount"], json!({"value": 4000, "currency": "JPY"}));
+    // The call centre answers for the cardholder: released.
+    let (s, a) = c
+        .post(&format!("/v1/holds/{au}/answer"), &json!({"answer": "yes"}))
+        .await
+        .unwrap();
+    assert_eq!((s, &a["first"]), (200, &json!(true)), "{a}");
+    let (_, approved) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("h-3", "2026-12-01T15:06:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved["decision"], "approve", "{approved}");
+    for (path, body, status) in [
+        (
+            format!("/v1/holds/{au}/answer"),
+            json!({"answer": "maybe"}),
+            400,
+        ),
+        (
+            "/v1/holds/au_000000000000/answer".to_owned(),
+            json!({"answer": "no"}),
+            409,
+        ),
+        (
+            "/v1/holds/au_999999999999/answer".to_owned(),
+            json!({"answer": "no"}),
+            404,
+        ),
+    ] {
+        let (s, v) = c.post(&path, &body).await.unwrap();
+        assert_eq!(s, status, "{path}: {v}");
+    }
+    let (s, _) = c.get("/v1/holds?state=closed").await.unwrap();
+    assert_eq!(s, 400);
+    // The SMTP server refuses the alert for good: a dead letter at once, visible, and put
+    // back in the queue on request.
+    let mut dead = Value::Null;
+    for _ in 0..100 {
+        let (_, d) = c.get("/v1/notifications?state=dead").await.unwrap();
+        if d.as_array().is_some_and(|a| !a.is_empty()) {
+            dead = d;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead[0]["key"], format!("{au}.fraud-alert.email"), "{dead}");
+    assert_eq!(dead[0]["tries"], 1);
+    assert!(
+        dead[0]["last_error"].as_str().unwrap().contains("550"),
+        "{dead}"
+    );
+    assert!(dead[0].get("recipient").is_none(), "no address shown");
+    let key = dead[0]["key"].as_str().unwrap();
+    let (s, _) = c
+        .post(&format!("/v1/notifications/{key}/retry"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let (_, m) = c.get_raw("/metrics").await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&m)
+            .contains("cardguard_notification_failures_total{outcome=\"dead\"} 1")
+    );
+    assert!(sink.next(Duration::from_millis(200)).is_none());
 }

@@ -1,6 +1,7 @@
 //! Cardholder notifications: a consumer of the event log (its own durable cursor, never a
-//! side effect of the request path) turns each authorization that calls for it into rows of
-//! a durable outbox, and a delivery task sends them.
+//! side effect of the request path) keeps the holds waiting for the cardholder's answer and
+//! the cases a "not me" opens, and turns each authorization that calls for it into rows of
+//! a durable outbox, which a delivery task sends.
 //!
 //! - [`compose`]: what an authorization tells its cardholder (fraud alert, usage notice)
 //!   and the signed answer links;
@@ -18,7 +19,7 @@ pub mod templates;
 use cardguard_app::App;
 use cardguard_app::consumer::{ConsumerHandle, ConsumerOptions, HandlerError, Start};
 use cardguard_engine::Event;
-use cardguard_store::SqliteOutbox;
+use cardguard_store::HoldRow;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 
@@ -34,28 +35,54 @@ pub enum NotifyError {
     Consumer(String),
 }
 
-/// The running notifications: the consumer thread and the delivery task.
+/// The running notifications: the consumer thread and, when a channel is configured, the
+/// delivery task.
 pub struct Notifier {
     consumer: Option<ConsumerHandle>,
     stop: watch::Sender<bool>,
-    delivery: tokio::task::JoinHandle<()>,
-    pub outbox: Arc<SqliteOutbox>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The consumer's name (its cursor is `consumers/notify.cursor`).
 pub const CONSUMER: &str = "notify";
 
+/// A hold as the holds table keeps it.
+fn hold_row(rec: &cardguard_engine::AuthRecord, expiry_ms: i64) -> HoldRow {
+    let m = &rec.tx.merchant;
+    let received = rec.tx.now().0;
+    HoldRow {
+        authorization_id: rec.authorization_id.clone(),
+        card_token: rec.tx.card_token.to_string(),
+        last4: rec.tx.last4.to_string(),
+        merchant: if m.city.is_empty() {
+            m.name.clone()
+        } else {
+            format!("{} ({})", m.name, m.city)
+        },
+        amount: rec.tx.amount.value,
+        currency: rec.tx.amount.currency.code().to_owned(),
+        created_ms: received,
+        expires_ms: received + expiry_ms,
+        answer: None,
+        answered_ms: None,
+        via: None,
+    }
+}
+
 impl Notifier {
-    /// Starts notifications for `app`, if a channel is configured (`[notify.smtp]`);
-    /// `None` otherwise. A consumer that has no cursor yet starts at the end of the log:
-    /// turning notifications on does not send alerts for the whole history.
-    pub fn start(app: &Arc<App>) -> Result<Option<Notifier>, NotifyError> {
+    /// Starts the consumer of `app`'s log that keeps the holds and cases and, when a
+    /// channel is configured (`[notify.smtp]`), fills the outbox, and the delivery of the
+    /// outbox. A consumer that has no cursor yet starts at the end of the log: turning
+    /// notifications on does not send alerts for the whole history.
+    pub fn start(app: &Arc<App>) -> Result<Notifier, NotifyError> {
         let cfg = &app.config.notify;
-        let Some(smtp) = &cfg.smtp else {
-            tracing::info!("notifications off: no [notify.smtp] in the config");
-            return Ok(None);
+        let email = match &cfg.smtp {
+            Some(smtp) => Some(Arc::new(email::Email::new(smtp)?)),
+            None => {
+                tracing::info!("no [notify.smtp] in the config: holds are kept, no email is sent");
+                None
+            }
         };
-        let email = Arc::new(email::Email::new(smtp)?);
         let keys = Arc::clone(app);
         let composer = compose::Composer {
             templates: templates::Templates::load(cfg.templates_dir.as_deref())?,
@@ -66,7 +93,8 @@ impl Notifier {
                 cardguard_app::links::token(keys.keys(), id, expires)
             }),
         };
-        let outbox = Arc::new(SqliteOutbox::open(&app.data_dir().join("notify.db"))?);
+        let outbox = Arc::clone(app.outbox());
+        let holds = Arc::clone(app.holds());
         let metrics = Arc::new(metrics::NotifyMetrics::with_outbox(outbox.counts()?));
         let m = Arc::clone(&metrics);
         app.add_metrics(Arc::new(move || m.render()));
@@ -77,6 +105,9 @@ impl Notifier {
             Arc::clone(&wake),
             Arc::clone(&metrics),
         );
+        let sending = email.is_some();
+        let expiry_ms = composer.hold_expiry_ms;
+        let failed = |e: &dyn std::fmt::Display| HandlerError::from(e.to_string());
         let consumer = app
             .spawn_consumer(
                 CONSUMER,
@@ -85,46 +116,61 @@ impl Notifier {
                     ..ConsumerOptions::default()
                 },
                 move |d| {
-                    let Event::Auth(rec) = d.event else {
-                        return Ok(());
-                    };
-                    let Some(card) = a.card(&rec.tx.card_token) else {
-                        return Ok(());
-                    };
-                    let rows = composer
-                        .compose(rec, &card, a.fx())
-                        .map_err(|e| HandlerError::from(e.to_string()))?;
-                    if !rows.is_empty() {
-                        let added = o
-                            .insert(&rows)
-                            .map_err(|e| HandlerError::from(e.to_string()))?;
-                        m.queued(added);
-                        w.notify_one();
+                    match d.event {
+                        Event::Auth(rec) => {
+                            if rec.outcome.decision == cardguard_core::Decision::Hold {
+                                holds
+                                    .insert(&hold_row(rec, expiry_ms))
+                                    .map_err(|e| failed(&e))?;
+                            }
+                            let Some(card) = a.card(&rec.tx.card_token).filter(|_| sending) else {
+                                return Ok(());
+                            };
+                            let rows = composer
+                                .compose(rec, &card, a.fx())
+                                .map_err(|e| failed(&e))?;
+                            if !rows.is_empty() {
+                                let added = o.insert(&rows).map_err(|e| failed(&e))?;
+                                m.queued(added);
+                                w.notify_one();
+                            }
+                        }
+                        Event::Answer(ans) => holds
+                            .answer(
+                                &ans.authorization_id,
+                                &ans.original.card_token.to_string(),
+                                ans.yes,
+                                ans.received.0,
+                                &ans.via,
+                            )
+                            .map_err(|e| failed(&e))?,
+                        _ => {}
                     }
                     Ok(())
                 },
             )
             .map_err(|e| NotifyError::Consumer(e.to_string()))?;
         let (stop, stop_rx) = watch::channel(false);
-        let delivery = tokio::spawn(deliver::run(
-            Arc::clone(&outbox),
-            email,
-            deliver::Settings {
-                max_tries: cfg.max_tries.max(1),
-                retry_initial_ms: cfg.retry_initial_ms,
-                retry_max_ms: cfg.retry_max_ms,
-                concurrency: cfg.concurrency.max(1),
-            },
-            wake,
-            metrics,
-            stop_rx,
-        ));
-        Ok(Some(Notifier {
+        let delivery = email.map(|email| {
+            tokio::spawn(deliver::run(
+                outbox,
+                email,
+                deliver::Settings {
+                    max_tries: cfg.max_tries.max(1),
+                    retry_initial_ms: cfg.retry_initial_ms,
+                    retry_max_ms: cfg.retry_max_ms,
+                    concurrency: cfg.concurrency.max(1),
+                },
+                wake,
+                metrics,
+                stop_rx,
+            ))
+        });
+        Ok(Notifier {
             consumer: Some(consumer),
             stop,
             delivery,
-            outbox,
-        }))
+        })
     }
 
     /// Stops the consumer (its cursor saved) and the delivery (what is in flight finishes).
@@ -133,6 +179,8 @@ impl Notifier {
             let _ = tokio::task::spawn_blocking(move || c.stop()).await;
         }
         let _ = self.stop.send(true);
-        let _ = self.delivery.await;
+        if let Some(d) = self.delivery.take() {
+            let _ = d.await;
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
 //! - [`cursor`]: the durable positions of the log's consumers;
 //! - [`outbox`]: the notification outbox in SQLite, one row per message to a cardholder;
+//! - [`holds`]: held authorizations waiting for the cardholder's answer, and the cases a
+//!   "not me" opens;
 //! - [`private`]: the owner-only modes of the data directory and its files;
 //! - [`lock`]: the data directory's lock, one process at a time.
 //!
@@ -14,6 +16,7 @@
 
 pub mod cards;
 pub mod cursor;
+pub mod holds;
 pub mod lock;
 pub mod log;
 pub mod outbox;
@@ -23,6 +26,7 @@ pub mod traits;
 
 pub use cards::{CardRow, SqliteCards};
 pub use cursor::FileCursors;
+pub use holds::{CaseRow, HoldRow, SqliteHolds};
 pub use lock::DirLock;
 pub use log::{
     Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,

@@ -1,10 +1,12 @@
 """A real SMTP server for the notification tests (aiosmtpd): it prints its port, then one
 JSON line per message it accepts: envelope, decoded headers and body, and the raw message (its bytes as Latin-1 characters).
-With --fail-first N it answers 451 (try again later) to the first N messages."""
+With --fail-first N it answers 451 (try again later) to the first N messages; with --reject
+it refuses every message for good (550)."""
 import email, email.policy, json, sys
 from aiosmtpd.controller import Controller
 
 fail_first = int(sys.argv[sys.argv.index("--fail-first") + 1]) if "--fail-first" in sys.argv else 0
+reject = "--reject" in sys.argv
 
 
 class Sink:
@@ -15,6 +17,8 @@ class Sink:
         self.seen += 1
         if self.seen <= fail_first:
             return "451 4.3.0 try again later"
+        if reject:
+            return "550 5.1.1 no such mailbox"
         raw = envelope.original_content or envelope.content
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         body = msg.get_body(preferencelist=("plain",))

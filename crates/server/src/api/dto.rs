@@ -384,6 +384,151 @@ pub struct ReversalResp {
     pub first: bool,
 }
 
+// ---------------------------------------------------------------- holds and notifications
+
+/// `?state=…&limit=…` of a list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl ListQuery {
+    /// At most 1,000; 100 when not given.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(_) => Err(cardguard_app::FieldError::new("limit", "must be 1 to 1000").into()),
+        }
+    }
+
+    /// The state asked for, if any, when it is one of `allowed`.
+    pub fn state_in(&self, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
+        match &self.state {
+            None => Ok(None),
+            Some(s) => allowed
+                .iter()
+                .find(|a| *a == s)
+                .map(|a| Some(*a))
+                .ok_or_else(|| {
+                    cardguard_app::FieldError::new(
+                        "state",
+                        format!("must be one of {}", allowed.join(", ")),
+                    )
+                    .into()
+                }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldResp {
+    pub authorization_id: String,
+    pub card_token: String,
+    pub last4: String,
+    pub merchant: String,
+    pub amount: AmountResp,
+    pub created: String,
+    pub expires: String,
+    /// `open`, `released`, `refused` or `expired`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountResp {
+    pub value: u64,
+    pub currency: String,
+}
+
+fn rfc3339(ms: i64) -> String {
+    Timestamp(ms).to_rfc3339()
+}
+
+impl HoldResp {
+    pub fn from_row(h: &cardguard_store::HoldRow, now_ms: i64) -> HoldResp {
+        HoldResp {
+            authorization_id: h.authorization_id.clone(),
+            card_token: h.card_token.clone(),
+            last4: h.last4.clone(),
+            merchant: h.merchant.clone(),
+            amount: AmountResp {
+                value: h.amount,
+                currency: h.currency.clone(),
+            },
+            created: rfc3339(h.created_ms),
+            expires: rfc3339(h.expires_ms),
+            state: h.state(now_ms).into(),
+            answered: h.answered_ms.map(rfc3339),
+            via: h.via.clone(),
+        }
+    }
+}
+
+/// The cardholder's answer, given through the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerReq {
+    pub answer: String,
+}
+
+impl AnswerReq {
+    pub fn yes(&self) -> Result<bool, ApiError> {
+        match self.answer.as_str() {
+            "yes" => Ok(true),
+            "no" => Ok(false),
+            _ => Err(cardguard_app::FieldError::new("answer", "must be yes or no").into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerResp {
+    pub authorization_id: String,
+    /// The answer in force (the first one given).
+    pub answer: String,
+    /// False when it had been answered before.
+    pub first: bool,
+}
+
+/// A notification as operators see it: its recipient and text are not shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationResp {
+    pub key: String,
+    pub authorization_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub state: String,
+    pub tries: u32,
+    pub created: String,
+    pub next_try: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl NotificationResp {
+    pub fn from_row(r: &cardguard_store::OutboxRow) -> NotificationResp {
+        NotificationResp {
+            key: r.key.clone(),
+            authorization_id: r.authorization_id.clone(),
+            kind: r.kind.clone(),
+            channel: r.channel.clone(),
+            state: r.state.as_str().into(),
+            tries: r.tries,
+            created: rfc3339(r.created_ms),
+            next_try: rfc3339(r.next_ms),
+            last_error: r.last_error.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelResp {
     pub authorization_id: String,

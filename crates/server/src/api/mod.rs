@@ -66,6 +66,13 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
         }
         (&Method::GET, "/v1/stats") => p(Some(ADMIN), None),
+        (&Method::GET, "/v1/holds" | "/v1/notifications") => p(Some(ADMIN), None),
+        (&Method::POST, path)
+            if (path.starts_with("/v1/holds/") && path.ends_with("/answer"))
+                || (path.starts_with("/v1/notifications/") && path.ends_with("/retry")) =>
+        {
+            p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
+        }
         // The cardholder's answer page: its signed link is its credential.
         (&Method::POST, crate::pages::ANSWER_PATH) => p(None, Some(MAX_EMPTY_BYTES)),
         (&Method::GET, "/metrics") => p(Some(&[Scope::Metrics, Scope::Admin]), None),
@@ -177,6 +184,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/model/reload"),
     ("get", "/answer"),
     ("post", "/answer"),
+    ("get", "/v1/holds"),
+    ("post", "/v1/holds/{authorization_id}/answer"),
+    ("get", "/v1/notifications"),
+    ("post", "/v1/notifications/{key}/retry"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -189,6 +200,10 @@ pub fn router(ctx: Ctx) -> Router {
             get(crate::pages::show).post(crate::pages::answer),
         )
         .route("/v1/reversals", post(reverse))
+        .route("/v1/holds", get(holds))
+        .route("/v1/holds/{authorization_id}/answer", post(answer_hold))
+        .route("/v1/notifications", get(notifications))
+        .route("/v1/notifications/{key}/retry", post(retry_notification))
         .route("/v1/labels", post(label))
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
@@ -284,6 +299,95 @@ async fn reverse(
         first: r.first,
     };
     Ok((StatusCode::OK, Json(resp)))
+}
+
+/// Holds, newest first (admin): `?state=open|released|refused|expired&limit=N`.
+async fn holds(
+    State(ctx): State<Ctx>,
+    axum::extract::Query(q): axum::extract::Query<dto::ListQuery>,
+) -> Answer<Vec<dto::HoldResp>> {
+    let limit = q.limit()?;
+    let state = q.state_in(&["open", "released", "refused", "expired"])?;
+    let app = Arc::clone(&ctx.app);
+    let now = cardguard_core::Clock::now(&cardguard_core::SystemClock).0;
+    // The holds of the last 30 days (an open one expires long before).
+    let since = now - 30 * 86_400_000;
+    let rows = tokio::task::spawn_blocking(move || app.holds().recent(since, 10_000))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let out = rows
+        .iter()
+        .filter(|h| state.is_none_or(|s| h.state(now) == s))
+        .take(limit)
+        .map(|h| dto::HoldResp::from_row(h, now))
+        .collect();
+    Ok((StatusCode::OK, Json(out)))
+}
+
+/// The answer to a hold given for the cardholder (admin: the issuer's app or call centre).
+async fn answer_hold(
+    State(ctx): State<Ctx>,
+    axum::extract::Path(authorization_id): axum::extract::Path<String>,
+    raw: Bytes,
+) -> Answer<dto::AnswerResp> {
+    let req: dto::AnswerReq = decode(&raw)?;
+    let yes = req.yes()?;
+    let a = ctx.app.answer(&authorization_id, yes, "api").await?;
+    Ok((
+        StatusCode::OK,
+        Json(dto::AnswerResp {
+            authorization_id: a.authorization_id,
+            answer: if a.yes { "yes" } else { "no" }.into(),
+            first: a.first,
+        }),
+    ))
+}
+
+/// Notifications by state, newest first (admin): `?state=pending|sent|dead&limit=N`.
+async fn notifications(
+    State(ctx): State<Ctx>,
+    axum::extract::Query(q): axum::extract::Query<dto::ListQuery>,
+) -> Answer<Vec<dto::NotificationResp>> {
+    let limit = q.limit()?;
+    let state = q
+        .state_in(&["pending", "sent", "dead"])?
+        .and_then(cardguard_store::OutboxState::parse)
+        .unwrap_or(cardguard_store::OutboxState::Dead);
+    let app = Arc::clone(&ctx.app);
+    let rows = tokio::task::spawn_blocking(move || app.outbox().list(state, limit))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        Json(rows.iter().map(dto::NotificationResp::from_row).collect()),
+    ))
+}
+
+/// Puts a dead notification back in the queue (admin), once its cause is fixed.
+async fn retry_notification(
+    State(ctx): State<Ctx>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Answer<serde_json::Value> {
+    let app = Arc::clone(&ctx.app);
+    let now = cardguard_core::Clock::now(&cardguard_core::SystemClock).0;
+    let k = key.clone();
+    let done = tokio::task::spawn_blocking(move || app.outbox().retry(&k, now))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if !done {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead notification {key}"),
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({"key": key, "state": "pending"})),
+    ))
 }
 
 async fn label(State(ctx): State<Ctx>, raw: Bytes) -> Answer<dto::LabelResp> {

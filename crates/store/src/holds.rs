@@ -1,0 +1,272 @@
+//! Holds and cases in SQLite (beside the outbox in `notify.db`): a row per held
+//! authorization, waiting for the cardholder's answer until it expires, and a minimal case
+//! per "it was not me" (card, authorization, answer, time) for the cases work to build on.
+//! Written by the notifications consumer from the event log (idempotent: an event seen
+//! again changes nothing), read by the API.
+
+use crate::StoreError;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS holds (
+    authorization_id TEXT PRIMARY KEY,
+    card_token TEXT NOT NULL,
+    last4 TEXT NOT NULL,
+    merchant TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    answer TEXT,
+    answered_ms INTEGER,
+    via TEXT
+);
+CREATE INDEX IF NOT EXISTS holds_created ON holds (created_ms);
+CREATE TABLE IF NOT EXISTS cases (
+    authorization_id TEXT PRIMARY KEY,
+    card_token TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    via TEXT NOT NULL
+);
+";
+
+/// A held authorization and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRow {
+    pub authorization_id: String,
+    pub card_token: String,
+    pub last4: String,
+    pub merchant: String,
+    /// Minor units of `currency`.
+    pub amount: u64,
+    pub currency: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    /// `yes` or `no` once answered.
+    pub answer: Option<String>,
+    pub answered_ms: Option<i64>,
+    pub via: Option<String>,
+}
+
+impl HoldRow {
+    /// `open`, `released` (it was the cardholder), `refused` (it was not), or `expired`
+    /// (nobody answered in time), as of `now_ms`.
+    pub fn state(&self, now_ms: i64) -> &'static str {
+        match self.answer.as_deref() {
+            Some("yes") => "released",
+            Some(_) => "refused",
+            None if now_ms > self.expires_ms => "expired",
+            None => "open",
+        }
+    }
+}
+
+/// A case opened by a cardholder's "it was not me".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    pub authorization_id: String,
+    pub card_token: String,
+    pub answer: String,
+    pub opened_ms: i64,
+    pub via: String,
+}
+
+pub struct SqliteHolds {
+    conn: Mutex<Connection>,
+}
+
+const HOLD_COLUMNS: &str = "authorization_id, card_token, last4, merchant, amount, currency, \
+     created_ms, expires_ms, answer, answered_ms, via";
+
+fn hold(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldRow> {
+    Ok(HoldRow {
+        authorization_id: r.get(0)?,
+        card_token: r.get(1)?,
+        last4: r.get(2)?,
+        merchant: r.get(3)?,
+        amount: r.get(4)?,
+        currency: r.get(5)?,
+        created_ms: r.get(6)?,
+        expires_ms: r.get(7)?,
+        answer: r.get(8)?,
+        answered_ms: r.get(9)?,
+        via: r.get(10)?,
+    })
+}
+
+impl SqliteHolds {
+    /// Opens (or creates, owner-only) the holds and cases at `path`.
+    pub fn open(path: &Path) -> Result<SqliteHolds, StoreError> {
+        crate::private::options()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(crate::io_err(path))?;
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteHolds {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a hold; one already there is left as it is.
+    pub fn insert(&self, h: &HoldRow) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            &format!(
+                "INSERT OR IGNORE INTO holds ({HOLD_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ),
+            params![
+                h.authorization_id,
+                h.card_token,
+                h.last4,
+                h.merchant,
+                h.amount,
+                h.currency,
+                h.created_ms,
+                h.expires_ms,
+                h.answer,
+                h.answered_ms,
+                h.via
+            ],
+        )? == 1)
+    }
+
+    /// Records the cardholder's answer to a hold, and for "no" the case it opens, in one
+    /// transaction; an answer recorded before is left as it is.
+    pub fn answer(
+        &self,
+        authorization_id: &str,
+        card_token: &str,
+        yes: bool,
+        at_ms: i64,
+        via: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let answer = if yes { "yes" } else { "no" };
+        tx.execute(
+            "UPDATE holds SET answer = ?2, answered_ms = ?3, via = ?4 \
+             WHERE authorization_id = ?1 AND answer IS NULL",
+            params![authorization_id, answer, at_ms, via],
+        )?;
+        if !yes {
+            tx.execute(
+                "INSERT OR IGNORE INTO cases (authorization_id, card_token, answer, opened_ms, via) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![authorization_id, card_token, answer, at_ms, via],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get(&self, authorization_id: &str) -> Result<Option<HoldRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {HOLD_COLUMNS} FROM holds WHERE authorization_id = ?1"),
+                params![authorization_id],
+                hold,
+            )
+            .optional()?)
+    }
+
+    /// The newest holds first, at most `limit`, those created at or after `since_ms`.
+    pub fn recent(&self, since_ms: i64, limit: usize) -> Result<Vec<HoldRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds WHERE created_ms >= ?1 \
+             ORDER BY created_ms DESC LIMIT ?2"
+        ))?;
+        let rows = st
+            .query_map(params![since_ms, limit as i64], hold)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn case(&self, authorization_id: &str) -> Result<Option<CaseRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT authorization_id, card_token, answer, opened_ms, via FROM cases \
+                 WHERE authorization_id = ?1",
+                params![authorization_id],
+                |r| {
+                    Ok(CaseRow {
+                        authorization_id: r.get(0)?,
+                        card_token: r.get(1)?,
+                        answer: r.get(2)?,
+                        opened_ms: r.get(3)?,
+                        via: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(id: &str, created_ms: i64) -> HoldRow {
+        HoldRow {
+            authorization_id: id.into(),
+            card_token: "ab".into(),
+            last4: "2349".into(),
+            merchant: "BIC CAMERA (Tokyo)".into(),
+            amount: 12_800,
+            currency: "JPY".into(),
+            created_ms,
+            expires_ms: created_ms + 1_800_000,
+            answer: None,
+            answered_ms: None,
+            via: None,
+        }
+    }
+
+    #[test]
+    fn a_hold_is_answered_once_and_a_no_opens_a_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteHolds::open(&dir.path().join("notify.db")).unwrap();
+        assert!(s.insert(&h("au_1", 1000)).unwrap());
+        assert!(
+            !s.insert(&h("au_1", 5000)).unwrap(),
+            "seen again: unchanged"
+        );
+        assert!(s.insert(&h("au_2", 2000)).unwrap());
+        assert_eq!(s.get("au_1").unwrap().unwrap().state(2000), "open");
+        assert_eq!(s.get("au_1").unwrap().unwrap().state(1_801_001), "expired");
+        s.answer("au_1", "ab", false, 3000, "web").unwrap();
+        s.answer("au_1", "ab", true, 4000, "api").unwrap();
+        let a = s.get("au_1").unwrap().unwrap();
+        assert_eq!(
+            (a.state(9_999_999), a.via.as_deref()),
+            ("refused", Some("web"))
+        );
+        let c = s.case("au_1").unwrap().unwrap();
+        assert_eq!((c.answer.as_str(), c.opened_ms), ("no", 3000));
+        s.answer("au_2", "ab", true, 3000, "sms").unwrap();
+        assert_eq!(s.get("au_2").unwrap().unwrap().state(0), "released");
+        assert!(s.case("au_2").unwrap().is_none(), "a yes opens no case");
+        let ids: Vec<String> = s
+            .recent(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.authorization_id)
+            .collect();
+        assert_eq!(ids, ["au_2", "au_1"]);
+        assert_eq!(s.recent(1500, 10).unwrap().len(), 1);
+    }
+}
