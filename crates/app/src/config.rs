@@ -59,6 +59,102 @@ pub struct NotifyConfig {
     pub issuer_name: String,
     /// Email over SMTP; none: no email is sent.
     pub smtp: Option<SmtpConfig>,
+    /// SMS through a provider's HTTP API; none: no SMS is sent.
+    pub sms: Option<SmsConfig>,
+    /// Push through a signed webhook to the issuer's app backend; none: no push.
+    pub push: Option<PushConfig>,
+}
+
+/// How a request to an HTTP API carries its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    None,
+    /// `Authorization: Basic` with `username` and `password` (account SID and token).
+    Basic,
+    /// `Authorization: Bearer` with `token`.
+    Bearer,
+}
+
+/// The body of an SMS provider's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    Json,
+}
+
+/// An SMS provider's HTTP API, as the common ones take a message: one POST with the
+/// recipient, the sender and the text in fields whose names the provider chooses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The endpoint (`https://…`; `http://` only for a provider on the same host).
+    pub url: String,
+    #[serde(default = "default_form")]
+    pub format: BodyFormat,
+    /// The sender as the provider knows it (a number or a registered name).
+    pub from: String,
+    #[serde(default = "default_from_field")]
+    pub from_field: String,
+    #[serde(default = "default_to_field")]
+    pub to_field: String,
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    #[serde(default = "default_auth_none")]
+    pub auth: HttpAuth,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_ms: u64,
+    /// The secret the provider's inbound webhook (replies YES/NO) carries as `?secret=`;
+    /// none: replies are not taken.
+    #[serde(default)]
+    pub inbound_secret: Option<String>,
+    /// The fields of an inbound message (Twilio's names by default).
+    #[serde(default = "default_inbound_from")]
+    pub inbound_from_field: String,
+    #[serde(default = "default_inbound_text")]
+    pub inbound_text_field: String,
+}
+
+fn default_form() -> BodyFormat {
+    BodyFormat::Form
+}
+fn default_from_field() -> String {
+    "from".into()
+}
+fn default_to_field() -> String {
+    "to".into()
+}
+fn default_text_field() -> String {
+    "text".into()
+}
+fn default_auth_none() -> HttpAuth {
+    HttpAuth::None
+}
+fn default_inbound_from() -> String {
+    "From".into()
+}
+fn default_inbound_text() -> String {
+    "Body".into()
+}
+
+/// The issuer's app backend, which takes each notification as signed JSON and pushes it to
+/// the cardholder's devices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Cardguard-Signature` header.
+    pub secret: String,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_ms: u64,
 }
 
 impl Default for NotifyConfig {
@@ -72,6 +168,8 @@ impl Default for NotifyConfig {
             hold_expiry_minutes: 30,
             issuer_name: "cardguard".into(),
             smtp: None,
+            sms: None,
+            push: None,
         }
     }
 }

@@ -24,6 +24,29 @@ fn mac_hex(keys: &KeyRing, signed: &str) -> String {
         .collect()
 }
 
+/// The code an SMS reply names its alert by ("YES 0042"): the last four digits of the
+/// authorization's number.
+pub fn reply_code(authorization_id: &str) -> String {
+    let n = cardguard_engine::authorization_number(authorization_id).unwrap_or(0);
+    format!("{:04}", n % 10_000)
+}
+
+/// An SMS reply read: "YES 0042" (or Y, はい) and "NO 0042" (or N, いいえ), in any case and
+/// spacing; the answer and the code.
+pub fn parse_reply(text: &str) -> Option<(bool, String)> {
+    let words: Vec<String> = text.split_whitespace().map(str::to_uppercase).collect();
+    let (answer, code) = match words.as_slice() {
+        [a, c] => (a.as_str(), c.as_str()),
+        _ => return None,
+    };
+    let yes = match answer {
+        "YES" | "Y" | "はい" => true,
+        "NO" | "N" | "いいえ" => false,
+        _ => return None,
+    };
+    (code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit())).then(|| (yes, code.to_owned()))
+}
+
 /// The token of a link to `authorization_id` valid until `expires` (to the second).
 pub fn token(keys: &KeyRing, authorization_id: &str, expires: Timestamp) -> String {
     let signed = format!("{authorization_id}.{}", expires.0.div_euclid(1000));
@@ -49,6 +72,17 @@ pub fn verify(keys: &KeyRing, token: &str, now: Timestamp) -> Result<String, Lin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_name_their_alert_by_code() {
+        assert_eq!(reply_code("au_000000120042"), "0042");
+        assert_eq!(parse_reply(" yes  0042\n"), Some((true, "0042".into())));
+        assert_eq!(parse_reply("いいえ 0042"), Some((false, "0042".into())));
+        assert_eq!(parse_reply("N 1234"), Some((false, "1234".into())));
+        for bad in ["yes", "maybe 0042", "yes 42", "yes 0042 please", ""] {
+            assert_eq!(parse_reply(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_link_verifies_until_it_expires_and_not_once_changed() {

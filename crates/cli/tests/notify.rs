@@ -617,3 +617,188 @@ async fn holds_answered_through_the_api_and_dead_letters_shown() {
     );
     assert!(sink.next(Duration::from_millis(200)).is_none());
 }
+
+/// An HTTP endpoint (Python's standard library) printing a JSON line per POST.
+struct HttpSink {
+    child: Child,
+    port: u16,
+    requests: mpsc::Receiver<Value>,
+}
+
+impl Drop for HttpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HttpSink {
+    fn start() -> HttpSink {
+        let python = std::env::var("CARDGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/http_sink.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let (tx, requests) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&l).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        HttpSink {
+            child,
+            port,
+            requests,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sms_and_push_go_out_and_an_sms_reply_answers() {
+    let http = HttpSink::start();
+    let p = http.port;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[[auth.api_keys]]
+key = "{KEY}"
+scopes = ["admin", "authorize"]
+[engine]
+max_clock_skew_secs = 0
+[notify.sms]
+url = "http://127.0.0.1:{p}/sms/send"
+from = "ExampleCard"
+from_field = "From"
+to_field = "To"
+text_field = "Body"
+auth = "basic"
+username = "AC123"
+password = "sms-password"
+inbound_secret = "inbound-secret-0123456789"
+[notify.push]
+url = "http://127.0.0.1:{p}/push"
+secret = "push-secret-0123456789"
+"#
+    );
+    let (child, addr) = common::serve(dir.path(), &cfg);
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"phone": "+819012345678", "language": "en"},
+        "notifications": {"channels": ["sms", "push"]},
+        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let (s, v) = c.post("/v1/cards", &card).await.unwrap();
+    assert_eq!(s, 201, "{v}");
+    c.post(
+        "/v1/authorizations",
+        &authorization("s-1", "2026-12-01T15:00:00Z", NY, 4000),
+    )
+    .await
+    .unwrap();
+    let (_, held) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("s-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold");
+    let au = held["authorization_id"].as_str().unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(
+            http.requests
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a request"),
+        );
+    }
+    got.sort_by_key(|r| r["path"].as_str().unwrap().to_owned());
+    let (push, sms) = (&got[0], &got[1]);
+    assert_eq!(sms["path"], "/sms/send");
+    assert_eq!(
+        sms["headers"]["authorization"],
+        "Basic QUMxMjM6c21zLXBhc3N3b3Jk"
+    );
+    let body = sms["body"].as_str().unwrap();
+    assert!(
+        body.starts_with(
+            "From=ExampleCard&To=%2B819012345678&Body=cardguard%3A+we+have+put+on+hold"
+        ),
+        "{body}"
+    );
+    let code = cardguard_app::links::reply_code(au);
+    assert!(body.contains(&format!("Reply+YES+{code}")), "{body}");
+    assert_eq!(push["path"], "/push");
+    let doc: Value = serde_json::from_str(push["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (doc["kind"].as_str(), doc["last4"].as_str()),
+        (Some("fraud-alert"), Some("2349"))
+    );
+    assert!(
+        doc["answer"]["yes"]
+            .as_str()
+            .unwrap()
+            .contains("answer=yes")
+    );
+    let ts: i64 = push["headers"]["x-cardguard-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        push["headers"]["x-cardguard-signature"],
+        cardguard_notify::http::push_signature(
+            b"push-secret-0123456789",
+            ts,
+            push["body"].as_str().unwrap().as_bytes()
+        )
+    );
+    // The cardholder replies by SMS; without the secret, nothing.
+    let reply = |secret: &str| {
+        (
+            format!("/v1/sms/inbound?secret={secret}"),
+            format!("From=%2B819012345678&Body=yes+{code}").into_bytes(),
+        )
+    };
+    let (path, form) = reply("wrong");
+    let (s, _) = c
+        .post_typed(&path, "application/x-www-form-urlencoded", form)
+        .await
+        .unwrap();
+    assert_eq!(s, 401);
+    let (_, still) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("s-3", "2026-12-01T15:06:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(still["decision"], "hold");
+    for _ in 0..2 {
+        http.requests
+            .recv_timeout(Duration::from_secs(10))
+            .expect("its alerts");
+    }
+    let (path, form) = reply("inbound-secret-0123456789");
+    let (s, _) = c
+        .post_typed(&path, "application/x-www-form-urlencoded", form)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let (_, approved) = c
+        .post(
+            "/v1/authorizations",
+            &authorization("s-4", "2026-12-01T15:07:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved["decision"], "approve", "{approved}");
+    let (_, holds) = c.get("/v1/holds?state=released").await.unwrap();
+    assert_eq!(holds[0]["via"], "sms", "{holds}");
+}

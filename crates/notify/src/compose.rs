@@ -24,6 +24,9 @@ pub struct Composer {
     pub issuer: String,
     /// How long a hold waits for the answer.
     pub hold_expiry_ms: i64,
+    /// The channels that can send (`email`, `sms`, `push`): a card's other choices wait
+    /// for their configuration.
+    pub channels: Vec<&'static str>,
     pub link: LinkMaker,
 }
 
@@ -75,16 +78,22 @@ impl Composer {
         let Some(kind) = kind_of(rec, card, fx) else {
             return Ok(Vec::new());
         };
-        let Some(email) = card
+        // The card's channels that can send, each with its recipient.
+        let recipients: Vec<(&str, String)> = card
             .notifications
             .channels
             .iter()
-            .any(|c| c == "email")
-            .then_some(card.contact.email.as_deref())
-            .flatten()
-        else {
+            .filter(|c| self.channels.contains(&c.as_str()))
+            .filter_map(|c| match c.as_str() {
+                "email" => card.contact.email.clone().map(|e| ("email", e)),
+                "sms" => card.contact.phone.clone().map(|p| ("sms", p)),
+                "push" => Some(("push", rec.tx.card_token.to_string())),
+                _ => None,
+            })
+            .collect();
+        if recipients.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let lang = card.contact.language.as_str();
         let tz = format::zone(
             card.contact.time_zone.as_deref(),
@@ -116,24 +125,57 @@ impl Composer {
             expires => format::local_time(cardguard_core::Timestamp(expires_ms), &tz, lang),
             yes_url => link("yes"),
             no_url => link("no"),
+            code => cardguard_app::links::reply_code(&rec.authorization_id),
         };
-        let r = self.templates.render(kind, lang, ctx)?;
-        Ok(vec![OutboxRow {
-            key: format!("{}.{kind}.email", rec.authorization_id),
+        let email = self.templates.render(kind, lang, ctx.clone())?;
+        let row = |channel: &str, recipient: String, subject: String, body: String| OutboxRow {
+            key: format!("{}.{kind}.{channel}", rec.authorization_id),
             authorization_id: rec.authorization_id.clone(),
             card_token: rec.tx.card_token.to_string(),
             kind: kind.into(),
-            channel: "email".into(),
-            recipient: email.to_owned(),
-            subject: r.subject,
-            body: r.body,
+            channel: channel.into(),
+            recipient,
+            subject,
+            body,
             created_ms: received.0,
             state: OutboxState::Pending,
             tries: 0,
             next_ms: received.0,
             last_error: None,
             sent_ms: None,
-        }])
+        };
+        let mut rows = Vec::with_capacity(recipients.len());
+        for (channel, recipient) in recipients {
+            rows.push(match channel {
+                "sms" => {
+                    let text = self.templates.render_sms(kind, lang, ctx.clone())?;
+                    row(channel, recipient, String::new(), text)
+                }
+                "push" => {
+                    let mut doc = serde_json::json!({
+                        "key": format!("{}.{kind}.push", rec.authorization_id),
+                        "kind": kind,
+                        "authorization_id": rec.authorization_id,
+                        "card_token": rec.tx.card_token.to_string(),
+                        "last4": rec.tx.last4.to_string(),
+                        "language": lang,
+                        "subject": email.subject,
+                        "text": email.body,
+                    });
+                    if kind == "fraud-alert" {
+                        doc["answer"] = serde_json::json!({"yes": link("yes"), "no": link("no")});
+                    }
+                    row(channel, recipient, email.subject.clone(), doc.to_string())
+                }
+                _ => row(
+                    channel,
+                    recipient,
+                    email.subject.clone(),
+                    email.body.clone(),
+                ),
+            });
+        }
+        Ok(rows)
     }
 }
 
@@ -224,6 +266,7 @@ mod tests {
             issuer: "Example Card".into(),
             hold_expiry_ms: 30 * 60_000,
             link: Box::new(|id, exp| format!("{id}.{}.test", exp.0 / 1000)),
+            channels: vec!["email", "sms", "push"],
         }
     }
 

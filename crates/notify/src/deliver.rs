@@ -5,6 +5,7 @@
 //! makes the outbox longer.
 
 use crate::email::{Email, SendError};
+use crate::http::{Push, Sms};
 use crate::metrics::NotifyMetrics;
 use cardguard_store::{OutboxRow, SqliteOutbox};
 use std::collections::HashSet;
@@ -34,6 +35,43 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The channels the server can send through.
+#[derive(Default)]
+pub struct Channels {
+    pub email: Option<Email>,
+    pub sms: Option<Sms>,
+    pub push: Option<Push>,
+}
+
+impl Channels {
+    /// The names of the configured channels.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("email", self.email.is_some()),
+            ("sms", self.sms.is_some()),
+            ("push", self.push.is_some()),
+        ]
+        .into_iter()
+        .filter(|c| c.1)
+        .map(|c| c.0)
+        .collect()
+    }
+
+    /// Sends one row through its channel.
+    pub async fn send(&self, row: &OutboxRow) -> Result<(), SendError> {
+        let missing = || SendError {
+            permanent: true,
+            message: format!("no {} channel is configured", row.channel),
+        };
+        match row.channel.as_str() {
+            "email" => self.email.as_ref().ok_or_else(missing)?.send(row).await,
+            "sms" => self.sms.as_ref().ok_or_else(missing)?.send(row).await,
+            "push" => self.push.as_ref().ok_or_else(missing)?.send(row).await,
+            _ => Err(missing()),
+        }
+    }
+}
+
 /// The settings of the loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -46,7 +84,7 @@ pub struct Settings {
 /// Runs until `stop` turns true; sends what is in flight before it returns.
 pub async fn run(
     outbox: Arc<SqliteOutbox>,
-    email: Arc<Email>,
+    channels: Arc<Channels>,
     settings: Settings,
     wake: Arc<Notify>,
     metrics: Arc<NotifyMetrics>,
@@ -72,9 +110,9 @@ pub async fn run(
                         .collect();
                     for row in fresh {
                         in_flight.insert(row.key.clone());
-                        let email = Arc::clone(&email);
+                        let channels = Arc::clone(&channels);
                         sends.spawn(async move {
-                            let r = email.send(&row).await;
+                            let r = channels.send(&row).await;
                             (row, r)
                         });
                     }

@@ -7,12 +7,14 @@
 //!   and the signed answer links;
 //! - [`templates`]: the texts, Japanese and English, built in and replaceable by files;
 //! - [`email`]: SMTP through lettre, the idempotency key as the Message-ID;
+//! - [`http`]: SMS through a provider's HTTP API, push through a signed webhook;
 //! - [`deliver`]: sends what is due, retries with backoff and jitter, dead letters;
 //! - [`metrics`]: what `/metrics` shows of them.
 
 pub mod compose;
 pub mod deliver;
 pub mod email;
+pub mod http;
 pub mod metrics;
 pub mod templates;
 
@@ -29,6 +31,8 @@ pub enum NotifyError {
     Template(#[from] templates::TemplateError),
     #[error(transparent)]
     Email(#[from] email::EmailConfigError),
+    #[error(transparent)]
+    Http(#[from] http::HttpConfigError),
     #[error("notification outbox: {0}")]
     Outbox(#[from] cardguard_store::StoreError),
     #[error("notification consumer: {0}")]
@@ -76,13 +80,17 @@ impl Notifier {
     /// notifications on does not send alerts for the whole history.
     pub fn start(app: &Arc<App>) -> Result<Notifier, NotifyError> {
         let cfg = &app.config.notify;
-        let email = match &cfg.smtp {
-            Some(smtp) => Some(Arc::new(email::Email::new(smtp)?)),
-            None => {
-                tracing::info!("no [notify.smtp] in the config: holds are kept, no email is sent");
-                None
-            }
+        let channels = deliver::Channels {
+            email: cfg.smtp.as_ref().map(email::Email::new).transpose()?,
+            sms: cfg.sms.as_ref().map(http::Sms::new).transpose()?,
+            push: cfg.push.as_ref().map(http::Push::new).transpose()?,
         };
+        let names = channels.names();
+        if names.is_empty() {
+            tracing::info!(
+                "no [notify.smtp], [notify.sms] or [notify.push] in the config: holds are kept, nothing is sent"
+            );
+        }
         let keys = Arc::clone(app);
         let composer = compose::Composer {
             templates: templates::Templates::load(cfg.templates_dir.as_deref())?,
@@ -92,6 +100,7 @@ impl Notifier {
             link: Box::new(move |id, expires| {
                 cardguard_app::links::token(keys.keys(), id, expires)
             }),
+            channels: names.clone(),
         };
         let outbox = Arc::clone(app.outbox());
         let holds = Arc::clone(app.holds());
@@ -105,7 +114,7 @@ impl Notifier {
             Arc::clone(&wake),
             Arc::clone(&metrics),
         );
-        let sending = email.is_some();
+        let sending = !names.is_empty();
         let expiry_ms = composer.hold_expiry_ms;
         let failed = |e: &dyn std::fmt::Display| HandlerError::from(e.to_string());
         let consumer = app
@@ -151,10 +160,10 @@ impl Notifier {
             )
             .map_err(|e| NotifyError::Consumer(e.to_string()))?;
         let (stop, stop_rx) = watch::channel(false);
-        let delivery = email.map(|email| {
+        let delivery = sending.then(|| {
             tokio::spawn(deliver::run(
                 outbox,
-                email,
+                Arc::new(channels),
                 deliver::Settings {
                     max_tries: cfg.max_tries.max(1),
                     retry_initial_ms: cfg.retry_initial_ms,

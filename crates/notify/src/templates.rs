@@ -1,5 +1,6 @@
-//! The texts of notifications: one template per kind and language (`KIND.LANG.txt`, the
-//! first line the subject, then an empty line, then the body), built in and replaceable by
+//! The texts of notifications: one template per kind and language for email
+//! (`KIND.LANG.txt`, the first line the subject, then an empty line, then the body) and one
+//! for SMS (`KIND.LANG.sms.txt`, the text alone), built in and replaceable by
 //! files in `notify.templates_dir`, so that an issuer edits them without a rebuild. Every
 //! template is rendered once with sample values when loaded: a template that names a value
 //! that does not exist, or has no one-line subject, is refused at start.
@@ -12,22 +13,38 @@ pub const KINDS: [&str; 2] = ["fraud-alert", "usage-notice"];
 /// Languages a card may choose.
 pub const LANGUAGES: [&str; 2] = ["ja", "en"];
 
-const BUILT_IN: [(&str, &str); 4] = [
+const BUILT_IN: [(&str, &str); 8] = [
     (
         "fraud-alert.en.txt",
         include_str!("../templates/fraud-alert.en.txt"),
+    ),
+    (
+        "fraud-alert.en.sms.txt",
+        include_str!("../templates/fraud-alert.en.sms.txt"),
     ),
     (
         "fraud-alert.ja.txt",
         include_str!("../templates/fraud-alert.ja.txt"),
     ),
     (
+        "fraud-alert.ja.sms.txt",
+        include_str!("../templates/fraud-alert.ja.sms.txt"),
+    ),
+    (
         "usage-notice.en.txt",
         include_str!("../templates/usage-notice.en.txt"),
     ),
     (
+        "usage-notice.en.sms.txt",
+        include_str!("../templates/usage-notice.en.sms.txt"),
+    ),
+    (
         "usage-notice.ja.txt",
         include_str!("../templates/usage-notice.ja.txt"),
+    ),
+    (
+        "usage-notice.ja.sms.txt",
+        include_str!("../templates/usage-notice.ja.sms.txt"),
     ),
 ];
 
@@ -65,6 +82,7 @@ pub fn sample(held: bool) -> Value {
         expires => "2026年12月1日 10:45 (JST)",
         yes_url => "https://cards.example/answer?t=x&answer=yes",
         no_url => "https://cards.example/answer?t=x&answer=no",
+        code => "0042",
     }
 }
 
@@ -96,10 +114,40 @@ impl Templates {
             for lang in LANGUAGES {
                 for held in [true, false] {
                     t.render(kind, lang, sample(held))?;
+                    t.render_sms(kind, lang, sample(held))?;
                 }
             }
         }
         Ok(t)
+    }
+
+    /// The SMS text of `kind` in `language`: one line, at most 400 characters.
+    pub fn render_sms(
+        &self,
+        kind: &str,
+        language: &str,
+        ctx: Value,
+    ) -> Result<String, TemplateError> {
+        let lang = if LANGUAGES.contains(&language) {
+            language
+        } else {
+            "en"
+        };
+        let name = format!("{kind}.{lang}.sms.txt");
+        let bad = |why: String| TemplateError::Invalid {
+            name: name.clone(),
+            why,
+        };
+        let text = self
+            .env
+            .get_template(&name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| bad(e.to_string()))?;
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || text.chars().count() > 400 {
+            return Err(bad("an SMS must be 1 to 400 characters".into()));
+        }
+        Ok(text)
     }
 
     /// The subject and body of `kind` in `language` (English for a language without

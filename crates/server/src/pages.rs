@@ -1,5 +1,5 @@
-//! The cardholder's own page, the one route without credentials: the answer to an alert
-//! ("was this you?"). The link in the alert carries a signed, expiring token; opening it
+//! The cardholder's own answers, the routes without an API key: the answer page of an alert
+//! ("was this you?") and the SMS provider's inbound webhook of replies ("YES 0042"). The link in the alert carries a signed, expiring token; opening it
 //! (GET) changes nothing and shows the purchase and one form, whose POST records the
 //! answer, so that a mail scanner that follows links cannot answer for the cardholder. The
 //! answer is taken once; the page then says what was done.
@@ -274,4 +274,73 @@ mod tests {
             "&lt;b&gt;&quot;A&amp;B&#39;s&quot;&lt;/b&gt;"
         );
     }
+}
+
+/// The inbound webhook's query: the shared secret the provider was configured with.
+#[derive(Debug, Deserialize)]
+pub struct InboundQuery {
+    #[serde(default)]
+    secret: String,
+}
+
+/// The path of the SMS provider's inbound webhook.
+pub const SMS_INBOUND_PATH: &str = "/v1/sms/inbound";
+
+/// A reply by SMS ("YES 0042" / "NO 0042"): the same answer as the page's, for the open
+/// hold (or suspected-fraud decline) whose code it names, of a card whose phone sent it.
+/// Answered 200 whatever it matched (the sender learns nothing); 401 without the secret.
+pub async fn sms_inbound(
+    State(ctx): State<Ctx>,
+    Query(q): Query<InboundQuery>,
+    Form(fields): Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    use subtle::ConstantTimeEq;
+    let Some(sms) = ctx.app.config.notify.sms.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let ok = sms.inbound_secret.as_deref().is_some_and(|s| {
+        s.len() == q.secret.len() && bool::from(s.as_bytes().ct_eq(q.secret.as_bytes()))
+    });
+    if !ok {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let from = fields
+        .get(&sms.inbound_from_field)
+        .map(String::as_str)
+        .unwrap_or("");
+    let text = fields
+        .get(&sms.inbound_text_field)
+        .map(String::as_str)
+        .unwrap_or("");
+    let Some((yes, code)) = links::parse_reply(text) else {
+        tracing::info!("SMS reply not understood");
+        return StatusCode::OK.into_response();
+    };
+    let app = std::sync::Arc::clone(&ctx.app);
+    let now = SystemClock.now().0;
+    let expiry = i64::from(app.config.notify.hold_expiry_minutes) * 60_000;
+    let from = from.to_owned();
+    // The open holds of the expiry window whose code it names, of a card with this phone.
+    let found = tokio::task::spawn_blocking(move || {
+        let holds = app.holds().recent(now - expiry, 10_000).ok()?;
+        holds.into_iter().find(|h| {
+            h.state(now) == "open"
+                && links::reply_code(&h.authorization_id) == code
+                && cardguard_core::CardToken::parse(&h.card_token)
+                    .ok()
+                    .and_then(|t| app.card(&t))
+                    .is_some_and(|c| c.contact.phone.as_deref() == Some(from.as_str()))
+        })
+    })
+    .await
+    .ok()
+    .flatten();
+    match found {
+        Some(h) => match ctx.app.answer(&h.authorization_id, yes, "sms").await {
+            Ok(_) => {}
+            Err(e) => tracing::info!(error = %e, "SMS reply not taken"),
+        },
+        None => tracing::info!("SMS reply names no open hold of its sender"),
+    }
+    StatusCode::OK.into_response()
 }

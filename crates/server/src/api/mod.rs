@@ -73,6 +73,8 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         {
             p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
         }
+        // The SMS provider's webhook: its shared secret is its credential.
+        (&Method::POST, crate::pages::SMS_INBOUND_PATH) => p(None, Some(MAX_LABEL_BYTES)),
         // The cardholder's answer page: its signed link is its credential.
         (&Method::POST, crate::pages::ANSWER_PATH) => p(None, Some(MAX_EMPTY_BYTES)),
         (&Method::GET, "/metrics") => p(Some(&[Scope::Metrics, Scope::Admin]), None),
@@ -188,6 +190,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/holds/{authorization_id}/answer"),
     ("get", "/v1/notifications"),
     ("post", "/v1/notifications/{key}/retry"),
+    ("post", "/v1/sms/inbound"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -200,6 +203,10 @@ pub fn router(ctx: Ctx) -> Router {
             get(crate::pages::show).post(crate::pages::answer),
         )
         .route("/v1/reversals", post(reverse))
+        .route(
+            crate::pages::SMS_INBOUND_PATH,
+            post(crate::pages::sms_inbound),
+        )
         .route("/v1/holds", get(holds))
         .route("/v1/holds/{authorization_id}/answer", post(answer_hold))
         .route("/v1/notifications", get(notifications))
