@@ -328,9 +328,24 @@ mod tests {
             "{}",
             r.body
         );
-        // Without an email channel (or address), nothing is composed.
+        // Every channel the card chose and the server can send: SMS with a reply code, push
+        // as a JSON document with the answer links.
+        let mut c3 = card(&["email", "sms", "push"], yen(5000));
+        c3.contact.phone = Some("+819012345678".into());
+        let rows = composer().compose(&hold, &c3, &fx).unwrap();
+        let channels: Vec<&str> = rows.iter().map(|r| r.channel.as_str()).collect();
+        assert_eq!(channels, ["email", "sms", "push"]);
+        assert_eq!(rows[1].recipient, "+819012345678");
+        assert!(rows[1].body.contains("Reply YES 0042"), "{}", rows[1].body);
+        let doc: serde_json::Value = serde_json::from_str(&rows[2].body).unwrap();
+        assert_eq!(doc["key"], "au_000000000042.fraud-alert.push");
+        assert!(doc["answer"]["no"].as_str().unwrap().ends_with("answer=no"));
+        // A channel the server cannot send is left out; none left, nothing is composed.
+        let mut email_only = composer();
+        email_only.channels = vec!["email"];
+        assert_eq!(email_only.compose(&hold, &c3, &fx).unwrap().len(), 1);
         assert!(
-            composer()
+            email_only
                 .compose(&hold, &card(&["push"], yen(5000)), &fx)
                 .unwrap()
                 .is_empty()
