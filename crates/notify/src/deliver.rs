@@ -110,10 +110,18 @@ pub async fn run(
                         .collect();
                     for row in fresh {
                         in_flight.insert(row.key.clone());
-                        let channels = Arc::clone(&channels);
+                        let (channels, outbox, metrics) = (
+                            Arc::clone(&channels),
+                            Arc::clone(&outbox),
+                            Arc::clone(&metrics),
+                        );
                         sends.spawn(async move {
                             let r = channels.send(&row).await;
-                            (row, r)
+                            // Recorded at once: a message the channel took is marked sent
+                            // before anything else, so that a crash resends as few as can be.
+                            let key = row.key.clone();
+                            finish(&outbox, &settings, &metrics, row, r).await;
+                            key
                         });
                     }
                 }
@@ -138,23 +146,17 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
             Some(done) = sends.join_next(), if !sends.is_empty() => {
-                if let Ok((row, result)) = done {
-                    in_flight.remove(&row.key);
-                    finish(&outbox, &settings, &metrics, row, result).await;
+                if let Ok(key) = done {
+                    in_flight.remove(&key);
                 }
             }
         }
         // Everything else that finished meanwhile.
-        while let Some(Ok((row, result))) = sends.try_join_next() {
-            in_flight.remove(&row.key);
-            finish(&outbox, &settings, &metrics, row, result).await;
+        while let Some(Ok(key)) = sends.try_join_next() {
+            in_flight.remove(&key);
         }
     }
-    while let Some(done) = sends.join_next().await {
-        if let Ok((row, result)) = done {
-            finish(&outbox, &settings, &metrics, row, result).await;
-        }
-    }
+    while sends.join_next().await.is_some() {}
 }
 
 /// Records the outcome of one try.

@@ -83,7 +83,14 @@ pub struct OutboxCounts {
 }
 
 pub struct SqliteOutbox {
+    /// Inserts, reads: `synchronous=FULL`, so that a row is on disk before the consumer's
+    /// cursor moves past its event (even a power cut loses none).
     conn: Mutex<Connection>,
+    /// Delivery outcomes: `synchronous=NORMAL` (in WAL mode a commit survives any crash of
+    /// the process at once; a power cut may take the last ones, which only sends those
+    /// again), so that a message the channel took is marked sent without waiting for a
+    /// disk sync, and a crash right after resends as few as can be.
+    marks: Mutex<Connection>,
 }
 
 const COLUMNS: &str = "key, authorization_id, card_token, kind, channel, recipient, subject, body, \
@@ -120,14 +127,23 @@ impl SqliteOutbox {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let marks = Connection::open(path)?;
+        marks.pragma_update(None, "synchronous", "NORMAL")?;
+        marks.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(SqliteOutbox {
             conn: Mutex::new(conn),
+            marks: Mutex::new(marks),
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds notifications in one transaction; a key already there is left as it is.
@@ -188,7 +204,7 @@ impl SqliteOutbox {
 
     /// A channel accepted it.
     pub fn mark_sent(&self, key: &str, tries: u32, now_ms: i64) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.marks().execute(
             "UPDATE notifications SET state = 'sent', tries = ?2, sent_ms = ?3, last_error = NULL \
              WHERE key = ?1",
             params![key, tries, now_ms],
@@ -210,7 +226,7 @@ impl SqliteOutbox {
         } else {
             OutboxState::Pending
         };
-        self.conn().execute(
+        self.marks().execute(
             "UPDATE notifications SET state = ?2, tries = ?3, next_ms = ?4, last_error = ?5 \
              WHERE key = ?1",
             params![key, state.as_str(), tries, next_ms, error],
