@@ -35,6 +35,8 @@ pub enum BenchCmd {
     /// Open-loop ISO 8583 load (0100 over TCP, several in flight per connection) against a
     /// server started here.
     Iso8583(crate::bench_iso::IsoArgs),
+    /// From a decision to its notice accepted by a real SMTP server (aiosmtpd).
+    Notify(crate::bench_notify::NotifyArgs),
     /// Phishing analyzer throughput on one core over the messages under PATH.
     Mail {
         path: std::path::PathBuf,
@@ -68,6 +70,10 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             rt.block_on(bench_http(args))
         }
         BenchCmd::Iso8583(args) => crate::bench_iso::run(args),
+        BenchCmd::Notify(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::bench_notify::run(args)),
         BenchCmd::Mail { path, rounds } => bench_mail(&path, rounds),
         BenchCmd::Restart { events, cards } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -265,8 +271,22 @@ pub(crate) fn start_server(
     model: Option<&std::path::Path>,
     iso: bool,
 ) -> Result<(ServerProc, SocketAddr, Option<SocketAddr>)> {
+    start_server_with(key, snapshot_every, model, iso, &[])
+}
+
+/// [`start_server`] with more settings in its environment.
+pub(crate) fn start_server_with(
+    key: &str,
+    snapshot_every: Option<u64>,
+    model: Option<&std::path::Path>,
+    iso: bool,
+    env: &[(&str, String)],
+) -> Result<(ServerProc, SocketAddr, Option<SocketAddr>)> {
     let dir = tempfile::tempdir()?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     // The warm-up dates its authorizations over the last 30 days.
     cmd.env("CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS", "0");
     if let Some(n) = snapshot_every {
@@ -370,7 +390,8 @@ pub(crate) async fn enroll(addr: SocketAddr, key: &str, n: u64) -> Result<Arc<Ve
         let city = CITIES[card.city];
         json!({"number": card.pan, "expiry": "2029-12", "cardholder_id": format!("ch-{i}"),
             "product": "classic", "status": "active", "service_code": "101",
-            "csc": {"method": "cvv-3des", "key_id": "bench"}, "contact": {"language": "en"},
+            "csc": {"method": "cvv-3des", "key_id": "bench"},
+            "contact": {"language": "en", "email": format!("holder{i}@bench.example")},
             "home": {"country": city.0, "city": city.1, "lat": city.2, "lon": city.3}})
     };
     // In batches of 1,000 (POST /v1/cards:batch); one by one for a server without it.

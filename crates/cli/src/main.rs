@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_iso;
+mod bench_notify;
 mod cards;
 mod demo;
 mod keys;

@@ -48,7 +48,7 @@ impl Sink {
             eprintln!("aiosmtpd unavailable (pip install aiosmtpd==1.4.6): not tested");
             return None;
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/smtp_sink.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/smtp_sink.py");
         let mut child = Command::new(&python)
             .arg(script)
             .args(args)

@@ -1,8 +1,10 @@
-"""A real SMTP server for the notification tests (aiosmtpd): it prints its port, then one
-JSON line per message it accepts: envelope, decoded headers and body, and the raw message (its bytes as Latin-1 characters).
+"""A real SMTP server for the notification tests and `cardguard bench notify` (aiosmtpd): it
+prints its port, then one JSON line per message it accepts: when (the machine's monotonic
+clock, ns), envelope, decoded headers and body, and the raw message (its bytes as Latin-1
+characters).
 With --fail-first N it answers 451 (try again later) to the first N messages; with --reject
 it refuses every message for good (550)."""
-import email, email.policy, json, sys
+import email, email.policy, json, sys, time
 from aiosmtpd.controller import Controller
 
 fail_first = int(sys.argv[sys.argv.index("--fail-first") + 1]) if "--fail-first" in sys.argv else 0
@@ -19,10 +21,12 @@ class Sink:
             return "451 4.3.0 try again later"
         if reject:
             return "550 5.1.1 no such mailbox"
+        at = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         raw = envelope.original_content or envelope.content
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         body = msg.get_body(preferencelist=("plain",))
         print(json.dumps({
+            "at_ns": at,
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "subject": str(msg["subject"]),
