@@ -135,13 +135,14 @@ pub async fn run(a: NotifyArgs) -> Result<()> {
                     "channel": "ecommerce", "type": "purchase"});
                 let (s, v) = c.post("/v1/authorizations", &body).await?;
                 let t = monotonic_ns();
-                if s == 200 && v["decision"] == "approve" {
-                    if let Some(id) = v["authorization_id"].as_str() {
-                        answered
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("answered"))?
-                            .insert(id.to_owned(), t);
-                    }
+                if s == 200
+                    && v["decision"] == "approve"
+                    && let Some(id) = v["authorization_id"].as_str()
+                {
+                    answered
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("answered"))?
+                        .insert(id.to_owned(), t);
                 }
             }
         }));
