@@ -332,6 +332,24 @@ async fn it_was_not_me_blocks_the_card() {
         .unwrap();
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&done).contains("We have stopped this card"));
+    // The cardholder is told the card is stopped.
+    let blocked = sink
+        .next(Duration::from_secs(10))
+        .expect("the notice of the blocked card");
+    assert_eq!(
+        blocked["message_id"],
+        format!(
+            "<{}.card-blocked.email@cards.example>",
+            held["authorization_id"].as_str().unwrap()
+        )
+    );
+    assert!(
+        blocked["subject"]
+            .as_str()
+            .unwrap()
+            .contains("we have stopped your card ending 2349"),
+        "{blocked}"
+    );
     // The hold shows as refused (the call centre sees it), and answers stay as given.
     let (s, holds) = c.get("/v1/holds?state=refused").await.unwrap();
     assert_eq!(s, 200, "{holds}");

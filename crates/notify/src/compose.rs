@@ -78,6 +78,35 @@ impl Composer {
         let Some(kind) = kind_of(rec, card, fx) else {
             return Ok(Vec::new());
         };
+        let held = rec.outcome.decision == Decision::Hold;
+        self.rows(kind, &rec.authorization_id, &rec.tx, held, card)
+    }
+
+    /// The notice that the card is blocked, after its cardholder said `answer`'s
+    /// authorization was not theirs.
+    pub fn blocked(
+        &self,
+        answer: &cardguard_engine::AnswerRecord,
+        card: &CardInfo,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        if answer.yes {
+            return Ok(Vec::new());
+        }
+        let mut tx = answer.original.clone();
+        // Sent when the answer came.
+        tx.received = Some(answer.received);
+        self.rows("card-blocked", &answer.authorization_id, &tx, false, card)
+    }
+
+    /// The rows of a notice of `kind` about the authorization `authorization_id` of `tx`.
+    fn rows(
+        &self,
+        kind: &'static str,
+        authorization_id: &str,
+        tx: &cardguard_engine::TxFacts,
+        held: bool,
+        card: &CardInfo,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
         // The card's channels that can send, each with its recipient.
         let recipients: Vec<(&str, String)> = card
             .notifications
@@ -87,7 +116,7 @@ impl Composer {
             .filter_map(|c| match c.as_str() {
                 "email" => card.contact.email.clone().map(|e| ("email", e)),
                 "sms" => card.contact.phone.clone().map(|p| ("sms", p)),
-                "push" => Some(("push", rec.tx.card_token.to_string())),
+                "push" => Some(("push", tx.card_token.to_string())),
                 _ => None,
             })
             .collect();
@@ -99,39 +128,38 @@ impl Composer {
             card.contact.time_zone.as_deref(),
             card.home.as_ref().map(|h| h.country.as_str()),
         );
-        let m = &rec.tx.merchant;
+        let m = &tx.merchant;
         let merchant = if m.city.is_empty() {
             m.name.clone()
         } else {
             format!("{} ({})", m.name, m.city)
         };
-        let received = rec.tx.now();
-        let held = rec.outcome.decision == Decision::Hold;
+        let received = tx.now();
         let expires_ms = received.0
             + if held {
                 self.hold_expiry_ms
             } else {
                 DECLINE_LINK_MS
             };
-        let token = (self.link)(&rec.authorization_id, cardguard_core::Timestamp(expires_ms));
+        let token = (self.link)(authorization_id, cardguard_core::Timestamp(expires_ms));
         let link = |answer: &str| format!("{}/answer?t={token}&answer={answer}", self.public_url);
         let ctx = context! {
             issuer => self.issuer.as_str(),
-            last4 => rec.tx.last4.to_string(),
+            last4 => tx.last4.to_string(),
             merchant => merchant,
-            amount => format::money(&rec.tx.amount),
-            time => format::local_time(rec.tx.ts, &tz, lang),
+            amount => format::money(&tx.amount),
+            time => format::local_time(tx.ts, &tz, lang),
             held => held,
             expires => format::local_time(cardguard_core::Timestamp(expires_ms), &tz, lang),
             yes_url => link("yes"),
             no_url => link("no"),
-            code => cardguard_app::links::reply_code(&rec.authorization_id),
+            code => cardguard_app::links::reply_code(authorization_id),
         };
         let email = self.templates.render(kind, lang, ctx.clone())?;
         let row = |channel: &str, recipient: String, subject: String, body: String| OutboxRow {
-            key: format!("{}.{kind}.{channel}", rec.authorization_id),
-            authorization_id: rec.authorization_id.clone(),
-            card_token: rec.tx.card_token.to_string(),
+            key: format!("{authorization_id}.{kind}.{channel}"),
+            authorization_id: authorization_id.to_owned(),
+            card_token: tx.card_token.to_string(),
             kind: kind.into(),
             channel: channel.into(),
             recipient,
@@ -153,11 +181,11 @@ impl Composer {
                 }
                 "push" => {
                     let mut doc = serde_json::json!({
-                        "key": format!("{}.{kind}.push", rec.authorization_id),
+                        "key": format!("{authorization_id}.{kind}.push"),
                         "kind": kind,
-                        "authorization_id": rec.authorization_id,
-                        "card_token": rec.tx.card_token.to_string(),
-                        "last4": rec.tx.last4.to_string(),
+                        "authorization_id": authorization_id,
+                        "card_token": tx.card_token.to_string(),
+                        "last4": tx.last4.to_string(),
                         "language": lang,
                         "subject": email.subject,
                         "text": email.body,

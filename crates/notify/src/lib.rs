@@ -117,6 +117,16 @@ impl Notifier {
         let sending = !names.is_empty();
         let expiry_ms = composer.hold_expiry_ms;
         let failed = |e: &dyn std::fmt::Display| HandlerError::from(e.to_string());
+        // Rows into the outbox (one transaction; a key already there is left), and the
+        // delivery woken.
+        let queue = move |rows: Vec<cardguard_store::OutboxRow>| -> Result<(), HandlerError> {
+            if !rows.is_empty() {
+                let added = o.insert(&rows).map_err(|e| failed(&e))?;
+                m.queued(added);
+                w.notify_one();
+            }
+            Ok(())
+        };
         let consumer = app
             .spawn_consumer(
                 CONSUMER,
@@ -135,24 +145,28 @@ impl Notifier {
                             let Some(card) = a.card(&rec.tx.card_token).filter(|_| sending) else {
                                 return Ok(());
                             };
-                            let rows = composer
-                                .compose(rec, &card, a.fx())
+                            queue(
+                                composer
+                                    .compose(rec, &card, a.fx())
+                                    .map_err(|e| failed(&e))?,
+                            )?;
+                        }
+                        Event::Answer(ans) => {
+                            holds
+                                .answer(
+                                    &ans.authorization_id,
+                                    &ans.original.card_token.to_string(),
+                                    ans.yes,
+                                    ans.received.0,
+                                    &ans.via,
+                                )
                                 .map_err(|e| failed(&e))?;
-                            if !rows.is_empty() {
-                                let added = o.insert(&rows).map_err(|e| failed(&e))?;
-                                m.queued(added);
-                                w.notify_one();
+                            // "Not me" blocked the card: the cardholder is told so.
+                            if let Some(card) = a.card(&ans.original.card_token).filter(|_| sending)
+                            {
+                                queue(composer.blocked(ans, &card).map_err(|e| failed(&e))?)?;
                             }
                         }
-                        Event::Answer(ans) => holds
-                            .answer(
-                                &ans.authorization_id,
-                                &ans.original.card_token.to_string(),
-                                ans.yes,
-                                ans.received.0,
-                                &ans.via,
-                            )
-                            .map_err(|e| failed(&e))?,
                         _ => {}
                     }
                     Ok(())

@@ -9,11 +9,11 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use std::path::Path;
 
 /// Kinds of notification.
-pub const KINDS: [&str; 2] = ["fraud-alert", "usage-notice"];
+pub const KINDS: [&str; 3] = ["fraud-alert", "usage-notice", "card-blocked"];
 /// Languages a card may choose.
 pub const LANGUAGES: [&str; 2] = ["ja", "en"];
 
-const BUILT_IN: [(&str, &str); 8] = [
+const BUILT_IN: [(&str, &str); 12] = [
     (
         "fraud-alert.en.txt",
         include_str!("../templates/fraud-alert.en.txt"),
@@ -45,6 +45,22 @@ const BUILT_IN: [(&str, &str); 8] = [
     (
         "usage-notice.ja.sms.txt",
         include_str!("../templates/usage-notice.ja.sms.txt"),
+    ),
+    (
+        "card-blocked.en.txt",
+        include_str!("../templates/card-blocked.en.txt"),
+    ),
+    (
+        "card-blocked.en.sms.txt",
+        include_str!("../templates/card-blocked.en.sms.txt"),
+    ),
+    (
+        "card-blocked.ja.txt",
+        include_str!("../templates/card-blocked.ja.txt"),
+    ),
+    (
+        "card-blocked.ja.sms.txt",
+        include_str!("../templates/card-blocked.ja.sms.txt"),
     ),
 ];
 
