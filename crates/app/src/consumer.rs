@@ -32,7 +32,11 @@ pub enum Start {
     End,
 }
 
-#[derive(Debug, Clone)]
+/// Called before a consumer saves its position: what the handler wrote without waiting for
+/// the disk is made durable here, so that a position is never saved ahead of it.
+pub type SyncHook = std::sync::Arc<dyn Fn() -> Result<(), HandlerError> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct ConsumerOptions {
     pub start: Start,
     /// Events read at a time.
@@ -45,6 +49,22 @@ pub struct ConsumerOptions {
     pub stop_at_end: bool,
     /// Wait before delivering an event again after its handler failed.
     pub retry_after: Duration,
+    /// Run before each save of the position (see [`SyncHook`]).
+    pub before_save: Option<SyncHook>,
+}
+
+impl std::fmt::Debug for ConsumerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerOptions")
+            .field("start", &self.start)
+            .field("batch", &self.batch)
+            .field("ack_every", &self.ack_every)
+            .field("ack_interval", &self.ack_interval)
+            .field("stop_at_end", &self.stop_at_end)
+            .field("retry_after", &self.retry_after)
+            .field("before_save", &self.before_save.is_some())
+            .finish()
+    }
 }
 
 impl Default for ConsumerOptions {
@@ -56,6 +76,7 @@ impl Default for ConsumerOptions {
             ack_interval: Duration::from_millis(200),
             stop_at_end: false,
             retry_after: Duration::from_millis(500),
+            before_save: None,
         }
     }
 }
@@ -107,6 +128,13 @@ pub fn run(
         acks.since += 1;
         if now || acks.since >= opts.ack_every || acks.at.elapsed() >= opts.ack_interval {
             if pos != acks.saved {
+                if let Some(sync) = &opts.before_save {
+                    sync().map_err(|e| ConsumerError::Event {
+                        name: name.to_owned(),
+                        offset: pos,
+                        why: format!("before saving the position: {e}"),
+                    })?;
+                }
                 cursors.save(name, pos).map_err(store)?;
                 acks.saved = pos;
             }
@@ -344,6 +372,56 @@ mod tests {
         .unwrap();
         assert_eq!(rest.first().map(String::as_str), Some("au_000000000500"));
         assert_eq!(rest.len(), 10);
+        // The hook runs before every save, after the events before the position.
+        for i in 510..530 {
+            log.appender().append(2, &label(i), |_| {}).unwrap();
+        }
+        let handled = Arc::new(Mutex::new(0usize));
+        let synced = Arc::new(Mutex::new(Vec::new()));
+        let (h2, s2) = (Arc::clone(&handled), Arc::clone(&synced));
+        let opts = ConsumerOptions {
+            stop_at_end: true,
+            ack_every: 8,
+            before_save: Some(Arc::new(move || {
+                s2.lock().unwrap().push(*h2.lock().unwrap());
+                Ok(())
+            })),
+            ..ConsumerOptions::default()
+        };
+        run(
+            "hooked",
+            reader.as_ref(),
+            cursors.as_ref(),
+            &ConsumerOptions {
+                start: Start::End,
+                ..opts.clone()
+            },
+            &AtomicBool::new(false),
+            |_| Ok(()),
+        )
+        .unwrap();
+        let from_end = synced.lock().unwrap().len();
+        cursors.save("hooked", 0).unwrap();
+        run(
+            "hooked",
+            reader.as_ref(),
+            cursors.as_ref(),
+            &opts,
+            &AtomicBool::new(false),
+            |_| {
+                *handled.lock().unwrap() += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        let calls = synced.lock().unwrap()[from_end..].to_vec();
+        assert_eq!(
+            calls.first(),
+            Some(&8),
+            "after 8 events, before their save: {calls:?}"
+        );
+        assert_eq!(calls.last(), Some(&530));
+        assert!(calls.windows(2).all(|w| w[0] <= w[1]));
         // A new consumer that starts at the end sees only what comes later.
         let mut late = Vec::new();
         let opts = ConsumerOptions {

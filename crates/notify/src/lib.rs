@@ -115,6 +115,7 @@ impl Notifier {
             Arc::clone(&metrics),
         );
         let sending = !names.is_empty();
+        let (sync_outbox, sync_holds) = (Arc::clone(&outbox), Arc::clone(&holds));
         let expiry_ms = composer.hold_expiry_ms;
         let failed = |e: &dyn std::fmt::Display| HandlerError::from(e.to_string());
         // Rows into the outbox (one transaction; a key already there is left), and the
@@ -132,6 +133,16 @@ impl Notifier {
                 CONSUMER,
                 ConsumerOptions {
                     start: Start::End,
+                    // The rows written for the events before a position are on disk before
+                    // the position is saved.
+                    before_save: Some(Arc::new(move || {
+                        sync_outbox
+                            .sync()
+                            .map_err(|e| HandlerError::from(e.to_string()))?;
+                        sync_holds
+                            .sync()
+                            .map_err(|e| HandlerError::from(e.to_string()))
+                    })),
                     ..ConsumerOptions::default()
                 },
                 move |d| {

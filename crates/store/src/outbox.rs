@@ -83,8 +83,10 @@ pub struct OutboxCounts {
 }
 
 pub struct SqliteOutbox {
-    /// Inserts, reads: `synchronous=FULL`, so that a row is on disk before the consumer's
-    /// cursor moves past its event (even a power cut loses none).
+    /// The write-ahead log of the database: synced by [`SqliteOutbox::sync`].
+    wal: std::path::PathBuf,
+    /// Inserts, reads: commits written, synced by [`SqliteOutbox::sync`] before the
+    /// consumer's cursor moves past their events (a power cut loses none).
     conn: Mutex<Connection>,
     /// Delivery outcomes: `synchronous=NORMAL` (in WAL mode a commit survives any crash of
     /// the process at once; a power cut may take the last ones, which only sends those
@@ -126,16 +128,31 @@ impl SqliteOutbox {
             .map_err(crate::io_err(path))?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Commits are written, not synced (WAL survives a crash of the process); the
+        // consumer syncs them before it saves its position (`sync`), so that a power cut
+        // never leaves the position ahead of the rows.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         let marks = Connection::open(path)?;
         marks.pragma_update(None, "synchronous", "NORMAL")?;
         marks.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         Ok(SqliteOutbox {
+            wal: wal.into(),
             conn: Mutex::new(conn),
             marks: Mutex::new(marks),
         })
+    }
+
+    /// Makes every commit so far durable (the WAL file synced to disk).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        match std::fs::File::open(&self.wal) {
+            Ok(f) => f.sync_data().map_err(crate::io_err(&self.wal)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(crate::io_err(&self.wal)(e)),
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
