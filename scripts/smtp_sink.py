@@ -4,8 +4,8 @@ clock, ns), envelope, decoded headers and body, and the raw message (its bytes a
 characters).
 With --fail-first N it answers 451 (try again later) to the first N messages; with --reject
 it refuses every message for good (550)."""
-import email, email.policy, json, sys, time
-from aiosmtpd.controller import Controller
+import asyncio, email, email.policy, json, sys, time
+from aiosmtpd.smtp import SMTP
 
 fail_first = int(sys.argv[sys.argv.index("--fail-first") + 1]) if "--fail-first" in sys.argv else 0
 reject = "--reject" in sys.argv
@@ -39,16 +39,13 @@ class Sink:
         return "250 OK"
 
 
-# A free port, found by binding port 0 (the controller checks its server by connecting to
-# the port it was given, so it cannot be given 0).
-import socket
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-controller = Controller(Sink(), hostname="127.0.0.1", port=port)
-controller.start()
-print(port, flush=True)
-try:
-    sys.stdin.read()
-finally:
-    controller.stop()
+# Bound to port 0 here, so that no other process can take the port between its choice and
+# the bind (the controller of aiosmtpd checks its server by connecting to a given port).
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+handler = Sink()
+server = loop.run_until_complete(
+    loop.create_server(lambda: SMTP(handler), "127.0.0.1", 0)
+)
+print(server.sockets[0].getsockname()[1], flush=True)
+loop.run_forever()

@@ -351,8 +351,7 @@ async fn it_was_not_me_blocks_the_card() {
         "{blocked}"
     );
     // The hold shows as refused (the call centre sees it), and answers stay as given.
-    let (s, holds) = c.get("/v1/holds?state=refused").await.unwrap();
-    assert_eq!(s, 200, "{holds}");
+    let holds = holds_in(&mut c, "refused").await;
     assert_eq!(
         holds[0]["authorization_id"], held["authorization_id"],
         "{holds}"
@@ -557,15 +556,7 @@ async fn holds_answered_through_the_api_and_dead_letters_shown() {
         .unwrap();
     let au = held["authorization_id"].as_str().unwrap().to_owned();
     // The consumer records the hold within a moment.
-    let mut open = Value::Null;
-    for _ in 0..100 {
-        let (_, h) = c.get("/v1/holds?state=open").await.unwrap();
-        if h.as_array().is_some_and(|a| !a.is_empty()) {
-            open = h;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let open = holds_in(&mut c, "open").await;
     assert_eq!(open[0]["authorization_id"], au, "{open}");
     assert_eq!(open[0]["amount"], json!({"value": 4000, "currency": "JPY"}));
     // The call centre answers for the cardholder: released.
@@ -817,8 +808,22 @@ secret = "push-secret-0123456789"
         .await
         .unwrap();
     assert_eq!(approved["decision"], "approve", "{approved}");
-    let (_, holds) = c.get("/v1/holds?state=released").await.unwrap();
+    let holds = holds_in(&mut c, "released").await;
     assert_eq!(holds[0]["via"], "sms", "{holds}");
+}
+
+/// The holds in `state`, once the consumer has recorded one (it follows the log a moment
+/// behind the answers).
+async fn holds_in(c: &mut Client, state: &str) -> Value {
+    for _ in 0..200 {
+        let (s, h) = c.get(&format!("/v1/holds?state={state}")).await.unwrap();
+        assert_eq!(s, 200, "{h}");
+        if h.as_array().is_some_and(|a| !a.is_empty()) {
+            return h;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no hold {state} within 10 s");
 }
 
 /// A card number of the test BIN with its Luhn digit.
