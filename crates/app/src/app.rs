@@ -521,6 +521,7 @@ impl App {
         cardguard_phish::Options {
             trusted_authserv_ids: self.config.mail.trusted_authserv_ids.clone(),
             verified,
+            ..Default::default()
         }
     }
 

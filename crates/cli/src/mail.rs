@@ -65,7 +65,7 @@ pub fn run(cmd: MailCmd) -> Result<std::process::ExitCode> {
         } => {
             let opts = cardguard_phish::Options {
                 trusted_authserv_ids: trust_authserv,
-                verified: Vec::new(),
+                ..Default::default()
             };
             let verifier =
                 cardguard_mailauth::load::sender_verifier(verify_sender, dns_zone.as_deref())?;

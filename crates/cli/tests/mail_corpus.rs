@@ -102,3 +102,20 @@ fn nazario_phishing_and_spamassassin_ham() {
         "only {caught} of 414 phishing messages flagged"
     );
 }
+
+/// Everyday genuine mail (mailing lists, newsletters, personal mail): at most 5 of the 2,500
+/// flagged at all, none as phishing.
+#[test]
+#[ignore = "needs ../shared/data/mail/dev"]
+fn everyday_genuine_mail_stays_clean() {
+    let dev = corpus();
+    let ham = scan(&dev.join("ham-easy"));
+    assert_eq!(ham.len(), 2500);
+    let flagged: Vec<&Value> = ham.iter().filter(|v| flagged(v)).collect();
+    eprintln!("everyday genuine mail flagged: {}/2500", flagged.len());
+    assert!(flagged.len() <= 5, "genuine mail flagged: {flagged:#?}");
+    assert!(
+        flagged.iter().all(|v| v["verdict"] != "phishing"),
+        "genuine mail called phishing: {flagged:#?}"
+    );
+}

@@ -323,6 +323,24 @@ fn brand_of_display<'a>(reg: &'a BrandRegistry, display: &str) -> Option<&'a Bra
         "id", "store", "inc", "inc.", "online",
     ];
     let d = display.to_lowercase();
+    // A name broken up with dots, spaces or dashes ("Pay.Pal.", "P-a-y-P-a-l") is the
+    // brand's name written to get past filters: nothing else is spelled that way.
+    let squeezed: String = d.chars().filter(|c| c.is_alphanumeric()).collect();
+    if squeezed.len() >= 5 && squeezed != d.replace(' ', "") {
+        let broken = reg.brands().iter().find(|b| {
+            b.names.iter().any(|n| {
+                let name: String = n
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect();
+                name.len() >= 5 && name == squeezed && !d.contains(&n.to_lowercase())
+            })
+        });
+        if broken.is_some() {
+            return broken;
+        }
+    }
     reg.brands().iter().find(|b| {
         b.names.iter().any(|n| {
             if !mentions(&d, n) {
@@ -350,6 +368,7 @@ fn imitation<'a>(
     reg: &'a BrandRegistry,
     host: &str,
     claimed: Option<&Brand>,
+    loose: bool,
 ) -> Option<Imitation<'a>> {
     if reg.owner_of(host).is_some() {
         return None;
@@ -421,10 +440,13 @@ fn imitation<'a>(
                     Some(format!("one character from {bl}"))
                 } else if bl.len() >= 8 && dist == 2 {
                     Some(format!("two characters from {bl}"))
-                } else if bl.len() >= 8
+                } else if (is_claimed || loose)
+                    && bl.len() >= 8
                     && label.len() >= 6
                     && label.chars().next() == bl.chars().next()
                 {
+                    // The loosest likeness (a long shared prefix: washingtonpost and
+                    // washingtonmutual) only for the brand the message itself claims.
                     let jw = jaro_winkler(label, bl);
                     (jw >= 0.89).then(|| format!("similar to {bl} (Jaro-Winkler {jw:.2})"))
                 } else {
@@ -557,6 +579,9 @@ struct Parts {
     attachments: Vec<String>,
     /// Sent to a list (List-Id, List-Unsubscribe) or offering to unsubscribe: a newsletter.
     list_mail: bool,
+    /// The values of the mailing-list headers (List-Id, List-Post, List-Unsubscribe,
+    /// Mailing-List), lower case.
+    list_headers: String,
     /// The text of the HTML part as a reader sees it.
     visible: String,
 }
@@ -659,6 +684,12 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
     let list_mail = msg.header_raw("List-Id").is_some()
         || msg.header_raw("List-Unsubscribe").is_some()
         || all_text.contains("unsubscribe");
+    let list_headers = ["List-Id", "List-Post", "List-Unsubscribe", "Mailing-List"]
+        .iter()
+        .filter_map(|h| msg.header_raw(*h))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     Parts {
         from_name,
         from_addr,
@@ -678,6 +709,7 @@ fn parts(msg: &mail_parser::Message<'_>) -> Parts {
             .filter_map(|p| p.attachment_name().map(str::to_owned))
             .collect(),
         list_mail,
+        list_headers,
         visible,
     }
 }
@@ -697,6 +729,10 @@ pub struct Options {
     /// SPF, DKIM and DMARC as the caller verified them against DNS (the analyzer itself does
     /// no IO). Failures become findings; passes and absent records do not.
     pub verified: Vec<AuthCheck>,
+    /// Take the loosest likeness of a link to a brand (a long shared prefix) for any brand,
+    /// not only the one the message claims: for a URL checked on its own, with no message to
+    /// claim anything.
+    pub loose_lookalikes: bool,
 }
 
 /// Which sender authentication method a result is for.
@@ -861,42 +897,41 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
         None
     } else {
         // The brand the text names unlocks its short labels for the sender's domain only.
-        imitation(reg, &p.from_domain, stated.or(body_brand))
+        imitation(reg, &p.from_domain, stated.or(body_brand), false)
     };
 
     // The links.
     let mut link_imitations = Vec::new();
     let mut homograph_brand: Option<&Brand> = None;
     let mut seen_hosts: Vec<String> = Vec::new();
+    // Links to an address or an unusual port: weighed once it is known what the message
+    // claims to be.
+    let mut addresses = Vec::new();
     for l in &p.links {
         let Some(host) = host_of(&l.url) else {
             continue;
         };
         if let Some(port) = unusual_port(&l.url) {
-            push(
-                &mut f,
+            addresses.push((
                 "UNUSUAL_PORT",
-                20,
                 ev(&[
                     ("url", l.url.chars().take(200).collect()),
                     ("port", port.to_string()),
                 ]),
-            );
+            ));
         }
         if seen_hosts.contains(&host) {
             continue;
         }
         seen_hosts.push(host.clone());
         if is_ip_host(&host) {
-            push(
-                &mut f,
+            addresses.push((
                 "IP_URL",
-                35,
                 ev(&[
                     ("url", l.url.chars().take(200).collect()),
                     ("host", host.clone()),
                 ]),
-            );
+            ));
             continue;
         }
         if let Some(u) = unicode_host(&host) {
@@ -915,9 +950,30 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
                 push(&mut f, "HOMOGRAPH_DOMAIN", 45, ev(&e));
             }
         }
-        if let Some(im) = imitation(reg, &host, stated) {
+        if let Some(im) = imitation(reg, &host, stated, opts.loose_lookalikes) {
             link_imitations.push((host.clone(), im));
         }
+    }
+    // An identity the message claims (its display name, subject, sender or links), as
+    // opposed to a brand it merely mentions: an address or a port in a link is how a phisher
+    // hides a site that does not back that claim; in a technical discussion that claims
+    // nothing it is ordinary.
+    let claims_identity = by_display
+        .or(by_subject)
+        .or(sender_imitation.as_ref().map(|i| i.brand))
+        .or(link_imitations.first().map(|(_, i)| i.brand))
+        .or(homograph_brand)
+        .is_some()
+        || !matched(&p.all_text, CREDENTIAL_EN).is_empty()
+        || !matched(&p.all_text, CREDENTIAL_JA).is_empty();
+    for (code, e) in addresses {
+        let w = match (code, claims_identity) {
+            ("IP_URL", true) => 35,
+            ("IP_URL", false) => 15,
+            (_, true) => 20,
+            _ => 10,
+        };
+        push(&mut f, code, w, e);
     }
     let claimed: Option<&Brand> = by_display
         .or(by_subject)
@@ -973,7 +1029,9 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
             .owner_of(d)
             .zip(sender_owner)
             .is_some_and(|(a, b)| a.id == b.id);
-        if registrable(d) != p.from_reg && !same_owner {
+        // A mailing list answers to itself: its headers name the Reply-To's domain.
+        let the_list = p.list_headers.contains(&registrable(d));
+        if registrable(d) != p.from_reg && !same_owner && !the_list {
             push(
                 &mut f,
                 "REPLY_TO_MISMATCH",
@@ -1139,7 +1197,11 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     {
         let inner_host = host_of(&inner).unwrap_or_default();
         let outer = host_of(&l.url).unwrap_or_default();
-        if !inner_host.is_empty() && registrable(&inner_host) != registrable(&outer) {
+        // Landing on a registered brand's own site disguises nothing.
+        if !inner_host.is_empty()
+            && registrable(&inner_host) != registrable(&outer)
+            && reg.owner_of(&inner_host).is_none()
+        {
             // Newsletters count clicks through redirectors too: it weighs little unless the
             // mail speaks for a brand or lands on an address.
             let w = if is_ip_host(&inner_host) {
@@ -1162,9 +1224,11 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     }
     let lure = matched(&p.all_text, LURE);
     if lure.len() >= 2 {
-        // A brand's name (even one that is an ordinary word, like Visa) in the subject of an
-        // offer sent from elsewhere: the brand lends the lure its credibility.
+        // A brand's name (even one that is an ordinary word, like Visa) in the subject or the
+        // sender's name of an offer sent from elsewhere: the brand lends the lure its
+        // credibility.
         if let Some(b) = brand_named_in(reg, &p.subject, false)
+            .or_else(|| brand_named_in(reg, &p.from_name, false))
             && !p.from_reg.is_empty()
             && !b.owns_registrable(&p.from_reg)
         {

@@ -192,7 +192,11 @@ pub fn check_url(url: &str, reg: &BrandRegistry) -> UrlCheck {
     );
     let host = crate::links::host_of(url);
     let owner = host.as_deref().and_then(|h| reg.owner_of(h));
-    let report = crate::analyze(raw.as_bytes(), reg).ok();
+    let opts = crate::analyze::Options {
+        loose_lookalikes: true,
+        ..Default::default()
+    };
+    let report = crate::analyze::analyze_with(raw.as_bytes(), reg, &opts).ok();
     let reasons: Vec<crate::Finding> = report
         .as_ref()
         .map(|r| {
