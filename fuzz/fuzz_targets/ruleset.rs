@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
         .with("amount", Type::Number)
         .with("currency", Type::Text)
         .with("is_new_device", Type::Bool);
-    if let Ok(rs) = Ruleset::parse(text, &schema, &|n| n.len() < 8) {
+    if let Ok(rs) = Ruleset::parse(
+        text,
+        &schema,
+        &|n, _| if n.len() < 8 { Ok(()) } else { Err("unknown".into()) },
+        &["CARD_TESTING"],
+    ) {
         let values = [Value::Number(1.0), Value::Text("JPY"), Value::Bool(true)];
         let _ = rs.evaluate(&Record { values: &values }, &NoLists);
     }

@@ -619,6 +619,8 @@ impl App {
             tx_type: auth.tx_type,
             device_id: auth.device.as_ref().map(|d| d.id.clone()),
             device_ip: auth.device.as_ref().and_then(|d| d.ip),
+            ip_country: auth.device.as_ref().and_then(|d| d.ip_country),
+            email_domain: auth.email_domain,
             home_country: home.map(|h| h.country),
             home: home.and_then(|h| h.location),
             received: Some(received),

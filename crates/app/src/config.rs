@@ -1,7 +1,7 @@
 //! The configuration: one TOML file plus `CARDGUARD__SECTION__KEY` environment overrides,
 //! read here and nowhere else. Libraries get the typed values.
 
-use cardguard_engine::{EngineConfig, Thresholds};
+use cardguard_engine::EngineConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +36,28 @@ pub struct Config {
     pub iso8583: Iso8583Config,
     pub notify: NotifyConfig,
     pub web: WebConfig,
+    pub rules: RulesConfig,
+}
+
+/// Where the ruleset comes from besides `PUT /v1/rules`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// A ruleset file (TOML, as `PUT /v1/rules` takes it): read at start and whenever it
+    /// changes; each change that compiles becomes a new version, one that does not is
+    /// logged and the active ruleset stays.
+    pub file: Option<std::path::PathBuf>,
+    /// How often the file is looked at, seconds.
+    pub watch_secs: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            file: None,
+            watch_secs: 2,
+        }
+    }
 }
 
 /// Cardholder notifications: fraud alerts and usage notices, sent from a durable outbox.
@@ -412,8 +434,10 @@ pub struct EngineSection {
     pub travel_allowance_km: f64,
     pub pin_try_limit: u8,
     pub pin_lock_hours: u32,
-    pub card_testing_wrong_csc: u8,
+    /// The window of the wrong-security-code count (`:wrong_csc_10m:`) rules read.
     pub card_testing_window_minutes: u32,
+    /// Moved into the rules (the default ruleset's `card_testing`): refused with a pointer.
+    pub card_testing_wrong_csc: Option<toml::Value>,
     /// Days the terminal fraud-rate windows end before today (label delay, at most 14).
     pub terminal_risk_delay_days: u32,
     /// Minutes after a cardholder's "it was me" during which the same purchase is approved.
@@ -427,7 +451,8 @@ pub struct EngineSection {
     /// A model file from `cardguard ml train`: its probability becomes the risk score. Read
     /// again on `POST /v1/model/reload` or SIGHUP. Without one, the built-in scorecard.
     pub model_file: Option<std::path::PathBuf>,
-    pub thresholds: Thresholds,
+    /// Moved into the rules (the default ruleset's `risk_*` rules): refused with a pointer.
+    pub thresholds: Option<toml::Value>,
     /// Base currency of amount features and reference rates into it.
     pub base_currency: String,
     pub fx: BTreeMap<String, f64>,
@@ -441,14 +466,14 @@ impl Default for EngineSection {
             travel_allowance_km: d.travel_allowance_km,
             pin_try_limit: d.pin_try_limit,
             pin_lock_hours: d.pin_lock_hours,
-            card_testing_wrong_csc: d.card_testing_wrong_csc,
+            card_testing_wrong_csc: None,
             card_testing_window_minutes: d.card_testing_window_minutes,
             terminal_risk_delay_days: d.terminal_risk_delay_days,
             release_minutes: d.release_minutes,
             auth_retention_days: d.auth_retention_days,
             max_clock_skew_secs: 300,
             model_file: None,
-            thresholds: d.thresholds,
+            thresholds: None,
             base_currency: d.fx.base.code().to_owned(),
             fx: BTreeMap::new(),
         }
@@ -459,10 +484,9 @@ impl EngineSection {
     /// The engine's typed configuration, checked.
     pub fn to_engine(&self) -> Result<EngineConfig, ConfigError> {
         let bad = |m: String| ConfigError::Invalid(m);
-        let t = self.thresholds;
-        if !(t.challenge <= t.hold && t.hold <= t.decline && t.decline <= 100) {
+        if self.thresholds.is_some() || self.card_testing_wrong_csc.is_some() {
             return Err(bad(
-                "engine.thresholds must satisfy challenge <= hold <= decline <= 100".into(),
+                "engine.thresholds and engine.card_testing_wrong_csc are rules now: change the risk_* and card_testing rules of the ruleset (GET /v1/rules, PUT /v1/rules or rules.file) and remove them from the configuration".into(),
             ));
         }
         if self.max_speed_kmh.is_nan()
@@ -480,22 +504,18 @@ impl EngineSection {
                 cardguard_engine::MAX_RISK_DELAY_DAYS
             )));
         }
-        if self.pin_try_limit == 0 || self.card_testing_wrong_csc == 0 {
-            return Err(bad(
-                "engine.pin_try_limit and card_testing_wrong_csc must be at least 1".into(),
-            ));
+        if self.pin_try_limit == 0 {
+            return Err(bad("engine.pin_try_limit must be at least 1".into()));
         }
         let mut cfg = EngineConfig {
             max_speed_kmh: self.max_speed_kmh,
             travel_allowance_km: self.travel_allowance_km,
             pin_try_limit: self.pin_try_limit,
             pin_lock_hours: self.pin_lock_hours,
-            card_testing_wrong_csc: self.card_testing_wrong_csc,
             card_testing_window_minutes: self.card_testing_window_minutes,
             terminal_risk_delay_days: self.terminal_risk_delay_days,
             release_minutes: self.release_minutes,
             auth_retention_days: self.auth_retention_days,
-            thresholds: t,
             ..EngineConfig::default()
         };
         cfg.fx.base = cardguard_core::Currency::parse(&self.base_currency)
@@ -624,8 +644,10 @@ key = "secret"
 scopes = ["admin"]
 [keys.cvk]
 cvk-1 = "0123456789ABCDEFFEDCBA9876543210"
-[engine.thresholds]
-hold = 75
+[engine]
+pin_try_limit = 4
+[rules]
+file = "rules.toml"
 "#,
         )
         .unwrap();
@@ -645,8 +667,11 @@ hold = 75
         assert_eq!(c.server.http, "0.0.0.0:9000");
         assert_eq!(c.server.max_body_bytes, 1024);
         assert_eq!(c.engine.max_speed_kmh, 900.5);
-        assert_eq!(c.engine.thresholds.hold, 75);
-        assert_eq!(c.engine.thresholds.decline, Thresholds::default().decline);
+        assert_eq!(c.engine.pin_try_limit, 4);
+        assert_eq!(
+            c.rules.file.as_deref(),
+            Some(std::path::Path::new("rules.toml"))
+        );
         assert_eq!(c.keys.token.as_deref(), Some("00ff"));
         assert_eq!(c.keys.cvk["cvk-1"], "0123456789ABCDEFFEDCBA9876543210");
         assert_eq!(c.auth.api_keys[0].scopes, ["admin"]);
@@ -662,6 +687,7 @@ hold = 75
             "10".to_string(),
         )];
         let c = Config::load(None, env).unwrap();
-        assert!(c.engine.to_engine().is_err(), "hold below challenge");
+        let e = c.engine.to_engine().unwrap_err().to_string();
+        assert!(e.contains("are rules now"), "{e}");
     }
 }

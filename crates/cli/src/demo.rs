@@ -44,20 +44,14 @@ pub fn fresh_directory(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Keys the demo may use to compute card codes, by id (from the server's config), and the
-/// risk threshold of a challenge (to say why an approval was one).
+/// Keys the demo may use to compute card codes, by id (from the server's config).
 pub struct DemoKeys {
     pub cvk: Option<(String, TdesKey)>,
     pub pvk: Option<(String, TdesKey)>,
-    pub challenge_threshold: u8,
 }
 
 impl DemoKeys {
-    pub fn from_config(
-        cvk: &BTreeMap<String, String>,
-        pvk: &BTreeMap<String, String>,
-        challenge_threshold: u8,
-    ) -> DemoKeys {
+    pub fn from_config(cvk: &BTreeMap<String, String>, pvk: &BTreeMap<String, String>) -> DemoKeys {
         let first = |m: &BTreeMap<String, String>| {
             m.iter()
                 .find_map(|(id, h)| TdesKey::from_hex(h).ok().map(|k| (id.clone(), k)))
@@ -65,7 +59,6 @@ impl DemoKeys {
         DemoKeys {
             cvk: first(cvk),
             pvk: first(pvk),
-            challenge_threshold,
         }
     }
 }
@@ -643,8 +636,8 @@ async fn scenarios(d: &mut Demo, cards: &[DemoCard], at: &impl Fn(f64) -> Timest
     let mut o = outcome("account takeover (new device, far above her spend)", &v);
     if !o.1 {
         o.2 = format!(
-            "{}: risk {} is below the challenge threshold {} (an approval's answer carries no reasons)",
-            o.2, v["risk_score"], d.keys.challenge_threshold,
+            "{}: risk {}, and no rule of the active ruleset matched (an approval's answer carries no reasons)",
+            o.2, v["risk_score"],
         );
     }
     d.staged.push(o);

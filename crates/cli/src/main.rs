@@ -228,11 +228,7 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");
     if let Some(k) = demo_key {
-        let dk = demo::DemoKeys::from_config(
-            &config.keys.cvk,
-            &config.keys.pvk,
-            config.engine.thresholds.challenge,
-        );
+        let dk = demo::DemoKeys::from_config(&config.keys.cvk, &config.keys.pvk);
         tokio::spawn(async move {
             if let Err(e) = demo::run(local, &k, dk).await {
                 tracing::error!(error = %e, "demo failed");

@@ -79,6 +79,9 @@ impl TxType {
 pub struct Device {
     pub id: String,
     pub ip: Option<std::net::IpAddr>,
+    /// The country of `ip` as the acquirer located it.
+    #[serde(default)]
+    pub ip_country: Option<crate::Country>,
     pub user_agent: Option<String>,
 }
 
@@ -116,4 +119,6 @@ pub struct Authorization {
     pub channel: Channel,
     pub tx_type: TxType,
     pub device: Option<Device>,
+    /// The domain of the purchaser's email address, lower case, when the merchant sent one.
+    pub email_domain: Option<String>,
 }

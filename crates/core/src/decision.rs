@@ -146,6 +146,8 @@ pub enum ReasonCode {
     CashAdvance,
     /// A feature among the largest pushes of the fraud model's score.
     ModelContribution,
+    /// A rule of the active ruleset that gives no more specific reason.
+    Rule,
 }
 
 impl ReasonCode {
@@ -176,7 +178,43 @@ impl ReasonCode {
             ReasonCode::NightTime => "NIGHT_TIME",
             ReasonCode::CashAdvance => "CASH_ADVANCE",
             ReasonCode::ModelContribution => "MODEL_CONTRIBUTION",
+            ReasonCode::Rule => "RULE",
         }
+    }
+
+    /// Every code.
+    pub const ALL: [ReasonCode; 26] = [
+        ReasonCode::CardNotFound,
+        ReasonCode::InvalidCardNumber,
+        ReasonCode::CardExpired,
+        ReasonCode::ExpiryMismatch,
+        ReasonCode::CardStatus,
+        ReasonCode::CscMismatch,
+        ReasonCode::CscMissing,
+        ReasonCode::CardTesting,
+        ReasonCode::PinIncorrect,
+        ReasonCode::PinTriesExceeded,
+        ReasonCode::PinUnverifiable,
+        ReasonCode::ImpossibleTravel,
+        ReasonCode::AmountAboveProfile,
+        ReasonCode::HighVelocity,
+        ReasonCode::NewCountry,
+        ReasonCode::NewMerchant,
+        ReasonCode::NewDevice,
+        ReasonCode::ManyCountries,
+        ReasonCode::RiskyTerminal,
+        ReasonCode::DeviceManyCards,
+        ReasonCode::CardCompromised,
+        ReasonCode::HighRiskMcc,
+        ReasonCode::NightTime,
+        ReasonCode::CashAdvance,
+        ReasonCode::ModelContribution,
+        ReasonCode::Rule,
+    ];
+
+    /// The code with this stable name (`IMPOSSIBLE_TRAVEL`).
+    pub fn parse(s: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -191,6 +229,9 @@ impl fmt::Display for ReasonCode {
 pub struct Reason {
     pub code: ReasonCode,
     pub detail: String,
+    /// The id of the rule that gave this reason, when a rule did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Reason {
@@ -198,6 +239,7 @@ impl Reason {
         Reason {
             code,
             detail: detail.into(),
+            rule: None,
         }
     }
 }
@@ -205,6 +247,18 @@ impl Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reason_codes_parse_from_their_names() {
+        for c in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(c.as_str()), Some(c));
+        }
+        let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ReasonCode::ALL.len());
+        assert_eq!(ReasonCode::parse("NOPE"), None);
+    }
 
     #[test]
     fn codes_serialize_as_the_contract_says() {

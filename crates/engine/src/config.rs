@@ -3,29 +3,6 @@
 use cardguard_core::{Currency, Money};
 use serde::{Deserialize, Serialize};
 
-/// Risk-score thresholds (0-100) that turn a score into a decision, until the rules
-/// language takes over.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Thresholds {
-    /// At or above: step-up authentication for e-commerce, a hold elsewhere.
-    pub challenge: u8,
-    /// At or above: hold until the cardholder confirms.
-    pub hold: u8,
-    /// At or above: decline as suspected fraud (59).
-    pub decline: u8,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            challenge: 50,
-            hold: 70,
-            decline: 90,
-        }
-    }
-}
-
 /// Reference exchange rates into the base currency, for features only (never for money
 /// movements): how many base-currency major units one major unit of the currency buys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,17 +64,17 @@ impl FxRates {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// Highest plausible travel speed between two card-present transactions, km/h.
+    /// The built-in scorecard's notion of impossible travel (the model used when no model
+    /// file is loaded): faster than this between two card-present transactions, km/h ...
     pub max_speed_kmh: f64,
-    /// Distances up to this are never impossible travel (GPS noise, neighbouring towns), km.
+    /// ... over more than this distance, km. The rules have their own limits.
     pub travel_allowance_km: f64,
     /// Wrong PINs in a row that lock the PIN (the last one answers 75).
     pub pin_try_limit: u8,
     /// Hours after which a PIN lock from wrong tries lifts by itself.
     pub pin_lock_hours: u32,
-    /// Wrong security codes on one card within `card_testing_window_minutes` that count as
-    /// card testing (declined with 59).
-    pub card_testing_wrong_csc: u8,
+    /// The window of the `wrong_csc_10m` feature (wrong security codes on the card) that
+    /// the card-testing rule reads, minutes.
     pub card_testing_window_minutes: u32,
     /// Days an authorization stays in memory for idempotent retries and labels (0: forever).
     /// Chargebacks come within 120 days for most networks, up to 540 for some.
@@ -108,7 +85,6 @@ pub struct EngineConfig {
     /// Minutes after a cardholder said "it was me" to a held authorization during which the
     /// same purchase again (merchant and amount) is approved.
     pub release_minutes: u32,
-    pub thresholds: Thresholds,
     #[serde(skip)]
     pub fx: FxRates,
 }
@@ -120,12 +96,10 @@ impl Default for EngineConfig {
             travel_allowance_km: 100.0,
             pin_try_limit: 3,
             pin_lock_hours: 24,
-            card_testing_wrong_csc: 3,
             card_testing_window_minutes: 10,
             auth_retention_days: 400,
             terminal_risk_delay_days: 7,
             release_minutes: 30,
-            thresholds: Thresholds::default(),
             fx: FxRates::default(),
         }
     }

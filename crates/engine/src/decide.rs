@@ -1,11 +1,17 @@
 //! Card-check results, the outcome type and the decision logic in priority order: card
-//! status and data, PIN tries, card testing, security code, impossible travel, risk score.
+//! status and data, PIN tries and the security code are checks that nothing overrides; the
+//! risk decision (impossible travel, card testing, velocity, the score) is the active
+//! ruleset's, with its lists.
 
 use crate::card::CardState;
 use crate::config::EngineConfig;
-use crate::features::{Features, TxContext, idx};
+use crate::features::{Features, TxContext};
+use crate::lists::ListSet;
+use crate::policy::{Inputs, ListHit, Policy};
+use crate::record::TxFacts;
 use crate::score::Score;
-use cardguard_core::{Channel, Decision, Reason, ReasonCode, ResponseCode, TxType};
+use cardguard_core::{Channel, Decision, Reason, ReasonCode, ResponseCode};
+use cardguard_rules::Action;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +102,24 @@ pub struct Outcome {
     pub reasons: Vec<Reason>,
     /// The scorer that gave the risk score.
     pub model: String,
+    /// The ruleset version that decided (0: no rule was consulted, as for a card-data
+    /// failure).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ruleset_version: u64,
+    /// The ids of every rule that matched, whichever action won.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched_rules: Vec<String>,
+    /// The lists that held a value the rules looked up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub list_hits: Vec<ListHit>,
+    /// The feature values the decision saw (in the order of `FEATURE_NAMES`), so that the
+    /// record replays to the same verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<f32>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Outcome {
@@ -108,6 +132,10 @@ impl Outcome {
             risk_score: 0,
             reasons: Vec::new(),
             model: String::new(),
+            ruleset_version: 0,
+            matched_rules: Vec::new(),
+            list_hits: Vec::new(),
+            features: Vec::new(),
         }
     }
 }
@@ -119,7 +147,17 @@ fn outcome(
     score: &Score,
     model: &str,
 ) -> Outcome {
-    let mut reasons = vec![reason];
+    outcome_with(decision, code, vec![reason], score, model)
+}
+
+/// An outcome with `reasons` first, then the score's own contributions up to four reasons.
+fn outcome_with(
+    decision: Decision,
+    code: ResponseCode,
+    mut reasons: Vec<Reason>,
+    score: &Score,
+    model: &str,
+) -> Outcome {
     for c in &score.contributions {
         if reasons.len() >= 4 {
             break;
@@ -134,6 +172,10 @@ fn outcome(
         risk_score: score.risk,
         reasons,
         model: model.to_owned(),
+        ruleset_version: 0,
+        matched_rules: Vec::new(),
+        list_hits: Vec::new(),
+        features: Vec::new(),
     }
 }
 
@@ -143,15 +185,25 @@ pub(crate) fn pin_locked(card: &CardState, now_ms: i64, cfg: &EngineConfig) -> b
         && now_ms - card.pin_locked_ms < i64::from(cfg.pin_lock_hours) * 3_600_000
 }
 
+/// What a decision consults beyond the card and the transaction: the active ruleset and
+/// the lists.
+pub(crate) struct Rules<'a> {
+    pub policy: &'a Policy,
+    pub lists: &'a ListSet,
+}
+
 /// The decision, given the checks, the card's state (if any), the features and the score.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decide(
     cfg: &EngineConfig,
     checks: &CardChecks,
     card: Option<&CardState>,
     tx: &TxContext,
+    facts: &TxFacts,
     f: &Features,
     score: &Score,
     model: &str,
+    rules: &Rules<'_>,
 ) -> Outcome {
     use Decision::*;
     use ResponseCode as R;
@@ -251,32 +303,50 @@ pub(crate) fn decide(
         }
         PinCheck::Correct | PinCheck::NotPresented => {}
     }
-    let window = i64::from(cfg.card_testing_window_minutes) * 60_000;
-    let wrong_csc =
-        state.wrong_csc_since(tx.now_ms, window) + usize::from(checks.csc == CscCheck::Mismatch);
-    if wrong_csc >= usize::from(cfg.card_testing_wrong_csc.max(1)) {
-        return out(
-            Decline,
-            R::SuspectedFraud,
-            ReasonCode::CardTesting,
-            format!(
-                "{wrong_csc} wrong security codes in the last {} minutes{}",
-                cfg.card_testing_window_minutes,
-                if checks.csc == CscCheck::Mismatch {
-                    ", this one included"
-                } else {
-                    ""
-                }
-            ),
-        );
-    }
+    let card_text = facts.card_token.to_string();
+    let ip_text = facts.device_ip.map(|ip| ip.to_string());
+    let inputs = Inputs {
+        facts,
+        ctx: tx,
+        checks,
+        features: &f.values,
+        risk: score.risk,
+        card: &card_text,
+        ip: ip_text.as_deref(),
+    };
+    let judge = || rules.policy.judge(&inputs, rules.lists, tx.now_ms);
+    let ruled = |mut o: Outcome, j: &crate::policy::Judgement| {
+        o.ruleset_version = rules.policy.version();
+        o.matched_rules = rules.policy.ids(&j.matched);
+        o.list_hits = j.hits.clone();
+        o
+    };
     match checks.csc {
         CscCheck::Mismatch => {
-            return out(
-                Decline,
-                R::CscMismatch,
-                ReasonCode::CscMismatch,
-                "security code does not match".into(),
+            // A wrong code declines whatever the rules say; a rule that declines it too
+            // (card testing) makes it a suspected fraud.
+            let j = judge();
+            if rules.policy.declines(&j) {
+                let only = crate::policy::Judgement {
+                    action: Some(Action::Decline),
+                    ..j.clone()
+                };
+                let reasons = rules
+                    .policy
+                    .reasons(&only, &inputs, cfg.card_testing_window_minutes);
+                return ruled(
+                    outcome_with(Decline, R::SuspectedFraud, reasons, score, model),
+                    &j,
+                );
+            }
+            return ruled(
+                out(
+                    Decline,
+                    R::CscMismatch,
+                    ReasonCode::CscMismatch,
+                    "security code does not match".into(),
+                ),
+                &j,
             );
         }
         CscCheck::Unverifiable => {
@@ -299,50 +369,24 @@ pub(crate) fn decide(
     if state.released_for(tx.merchant, amount, tx.now_ms).is_some() {
         return approve(score, model);
     }
-    let km = f64::from(f.get(idx::KM_FROM_LAST));
-    let kmh = f64::from(f.get(idx::KMH_FROM_LAST));
-    if tx.channel.is_physical() && km > cfg.travel_allowance_km && kmh > cfg.max_speed_kmh {
-        let fix = state.last_fix.map_or(0, |x| x.at_ms);
-        let minutes = (tx.ts_ms - fix).abs() / 60_000;
-        return out(
-            Hold,
-            R::ReferToIssuer,
-            ReasonCode::ImpossibleTravel,
-            format!(
-                "{km:.0} km from the previous card-present transaction {minutes} minutes earlier ({kmh:.0} km/h)"
-            ),
-        );
-    }
-    if tx.tx_type == TxType::Refund {
-        return approve(score, model);
-    }
-    let t = cfg.thresholds;
-    // Above a threshold the score's own contributions are the reasons.
-    let with_top = |d, c| {
-        let mut o = approve(score, model);
-        o.decision = d;
-        o.response_code = c;
-        o.reasons = score
-            .contributions
-            .iter()
-            .take(4)
-            .map(|c| Reason::new(c.code, c.detail.clone()))
-            .collect();
-        o
-    };
-    if score.risk >= t.decline {
-        with_top(Decline, R::SuspectedFraud)
-    } else if score.risk >= t.hold {
-        with_top(Hold, R::ReferToIssuer)
-    } else if score.risk >= t.challenge {
-        if tx.channel == Channel::Ecommerce {
-            with_top(Challenge, R::AdditionalAuthRequired)
-        } else {
-            with_top(Hold, R::ReferToIssuer)
+    // The risk decision is the ruleset's. Above approval the deciding rules are the first
+    // reasons, then the score's own contributions.
+    let j = judge();
+    let (d, code) = match j.action {
+        None | Some(Action::Approve) => return ruled(approve(score, model), &j),
+        Some(Action::Decline) => (Decline, R::SuspectedFraud),
+        Some(Action::Hold) => (Hold, R::ReferToIssuer),
+        // Step-up needs a cardholder at a browser or an app; elsewhere the purchase waits
+        // for the cardholder's answer instead.
+        Some(Action::Challenge) if tx.channel == Channel::Ecommerce => {
+            (Challenge, R::AdditionalAuthRequired)
         }
-    } else {
-        approve(score, model)
-    }
+        Some(Action::Challenge) => (Hold, R::ReferToIssuer),
+    };
+    let reasons = rules
+        .policy
+        .reasons(&j, &inputs, cfg.card_testing_window_minutes);
+    ruled(outcome_with(d, code, reasons, score, model), &j)
 }
 
 fn approve(score: &Score, model: &str) -> Outcome {
@@ -352,5 +396,9 @@ fn approve(score: &Score, model: &str) -> Outcome {
         risk_score: score.risk,
         reasons: Vec::new(),
         model: model.to_owned(),
+        ruleset_version: 0,
+        matched_rules: Vec::new(),
+        list_hits: Vec::new(),
+        features: Vec::new(),
     }
 }

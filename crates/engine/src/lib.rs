@@ -16,7 +16,9 @@ mod decide;
 mod device;
 mod features;
 mod hash;
+pub mod lists;
 pub mod model_file;
+pub mod policy;
 mod record;
 mod score;
 mod state;
@@ -25,13 +27,15 @@ mod terminal;
 mod tree;
 
 pub use card::{CardState, Release, TxRecord};
-pub use config::{EngineConfig, FxRates, Thresholds};
+pub use config::{EngineConfig, FxRates};
 pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
 pub use features::{
     FEATURE_NAMES, FeatureParams, Features, N_FEATURES, TxContext, idx, terminal_key,
 };
 pub use hash::{stable_hash, stable_hash32};
+pub use lists::{ListError, ListKind, ListSet};
 pub use model_file::{Model, ModelError, StumpLeaf};
+pub use policy::{DEFAULT_RULES, ListHit, Policy};
 pub use record::{
     AnswerRecord, AuthRecord, Event, EventError, LabelRecord, ReversalRecord, TxFacts,
     encode as encode_event,

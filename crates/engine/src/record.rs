@@ -27,6 +27,14 @@ pub struct TxFacts {
     pub device_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_ip: Option<std::net::IpAddr>,
+    /// The country of the device's IP address, as the acquirer located it (cardguard has
+    /// no IP geolocation of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_country: Option<Country>,
+    /// The domain of the purchaser's email address, when the merchant sent one (the address
+    /// itself is not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_domain: Option<String>,
     /// The cardholder's home as enrolled, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home_country: Option<Country>,

@@ -8,6 +8,8 @@ use crate::decide::{self, CardChecks, CscCheck, Outcome, PinCheck};
 use crate::device::DeviceState;
 use crate::features::{self, Features, TxContext};
 use crate::hash::{FastMap, stable_hash};
+use crate::lists::ListSet;
+use crate::policy::Policy;
 use crate::record::{AnswerRecord, AuthRecord, LabelRecord, ReversalRecord, TxFacts};
 use crate::score::{Scorecard, Scorer};
 use crate::terminal::TerminalState;
@@ -254,6 +256,10 @@ pub struct EngineStats {
 pub struct Engine {
     config: EngineConfig,
     scorer: Arc<dyn Scorer>,
+    /// The active ruleset and the lists its rules look up: swapped whole, so that the next
+    /// authorization sees a change.
+    policy: Arc<Policy>,
+    lists: Arc<ListSet>,
     state: EngineState,
     /// Request-id key → authorization number, for the retained authorizations (rebuilt
     /// from the state at restore, never snapshotted).
@@ -271,6 +277,8 @@ impl Engine {
         Engine {
             config,
             scorer,
+            policy: Arc::new(Policy::default_policy()),
+            lists: Arc::new(ListSet::default()),
             state: EngineState::default(),
             by_key: FastMap::default(),
             heap: HeapBytes::default(),
@@ -284,6 +292,24 @@ impl Engine {
     /// Swaps the scorer (a new model) for the next decisions.
     pub fn set_scorer(&mut self, scorer: Arc<dyn Scorer>) {
         self.scorer = scorer;
+    }
+
+    /// Swaps the ruleset for the next decisions.
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Swaps the lists for the next decisions.
+    pub fn set_lists(&mut self, lists: Arc<ListSet>) {
+        self.lists = lists;
+    }
+
+    pub fn lists(&self) -> &Arc<ListSet> {
+        &self.lists
     }
 
     /// The version of the scorer deciding now.
@@ -439,7 +465,29 @@ impl Engine {
             }
         };
         let version = self.scorer.version();
-        let o = decide::decide(&self.config, checks, card, &ctx, &f, &score, version);
+        let rules = decide::Rules {
+            policy: &self.policy,
+            lists: &self.lists,
+        };
+        let known = checks.card_known();
+        let decide_now = |score: &crate::score::Score| {
+            let mut o = decide::decide(
+                &self.config,
+                checks,
+                card,
+                &ctx,
+                tx,
+                &f,
+                score,
+                version,
+                &rules,
+            );
+            if known {
+                o.features = f.values.to_vec();
+            }
+            o
+        };
+        let o = decide_now(&score);
         if o.decision == Decision::Approve
             || !checks.card_known()
             || !score.contributions.is_empty()
@@ -453,15 +501,7 @@ impl Engine {
                     return Draft::Final(o);
                 }
                 score.contributions = r.contributions.clone();
-                Draft::Final(decide::decide(
-                    &self.config,
-                    checks,
-                    card,
-                    &ctx,
-                    &f,
-                    &score,
-                    version,
-                ))
+                Draft::Final(decide_now(&score))
             }
             _ => Draft::NeedsReasons(Box::new(Pending {
                 features: f,

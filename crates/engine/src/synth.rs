@@ -83,6 +83,8 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
         tx_type: TxType::Purchase,
         device_id: online.then(|| format!("dev-{}", card % 1_000_003)),
         device_ip: None,
+        ip_country: None,
+        email_domain: None,
         home_country: Country::parse(home.0).ok(),
         home: Some(Location {
             lat: home.2,

@@ -33,6 +33,8 @@ fn tx(id: &str, at: &str, card: u8, city: (&str, &str, f64, f64), amount: u64) -
         tx_type: TxType::Purchase,
         device_id: None,
         device_ip: None,
+        ip_country: None,
+        email_domain: None,
         home_country: Some(Country::parse("US").unwrap()),
         home: None,
         received: None,

@@ -304,6 +304,7 @@ pub fn authorization(m: &Message, now: Timestamp) -> Result<(Authorization, i16)
         channel,
         tx_type,
         device: None,
+        email_domain: None,
     };
     Ok((auth, offset))
 }

@@ -93,6 +93,8 @@ pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), 
         tx_type: t.tx_type,
         device_id: t.device.map(|d| d.to_string()),
         device_ip: None,
+        ip_country: None,
+        email_domain: None,
         home_country: t.home.map(|h| h.0),
         home: t.home.map(|(_, lat, lon)| Location {
             lat: f64::from(lat),

@@ -270,6 +270,8 @@ mod tests {
                 tx_type: TxType::Purchase,
                 device_id: None,
                 device_ip: None,
+                ip_country: None,
+                email_domain: None,
                 home_country: None,
                 home: None,
                 received: Some(Timestamp::parse_rfc3339("2026-12-01T01:15:01Z").unwrap()),
@@ -281,8 +283,8 @@ mod tests {
                 decision,
                 response_code: code,
                 risk_score: 70,
-                reasons: Vec::new(),
                 model: "scorecard-1".into(),
+                ..Outcome::unscored_approval()
             },
         }
     }

@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         };
         text.push_str(&format!("[[rules]]\nid = \"r{i}\"\nrule = \"{rule}\"\n\n"));
     }
-    let rs = Ruleset::parse(&text, &schema, &|_| true).unwrap();
+    let rs = Ruleset::parse(&text, &schema, &|_, _| Ok(()), &[]).unwrap();
     let values = [
         Value::Number(12_800.0),
         Value::Text("JPY"),

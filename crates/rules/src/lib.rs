@@ -223,12 +223,16 @@ impl Compiled {
     }
 }
 
+/// Whether `:attribute: in @list` may be written: `Ok`, or why not (an unknown list, a
+/// list of IP ranges for a merchant id). The caller knows its lists and what they hold.
+pub type ListCheck<'a> = &'a dyn Fn(&str, &str) -> Result<(), String>;
+
 /// Compiles one rule against `schema`; the lists it names are added to `lists` (their
-/// numbers are their places there) when `known` has them.
+/// numbers are their places there) when `known` accepts them.
 pub fn compile(
     text: &str,
     schema: &Schema,
-    known: &dyn Fn(&str) -> bool,
+    known: ListCheck<'_>,
     lists: &mut Vec<String>,
 ) -> Result<Compiled, Vec<RuleError>> {
     let mut pairs = RuleParser::parse(Rule::rule, text).map_err(|e| vec![parse_error(&e)])?;
@@ -337,7 +341,7 @@ impl Lit {
 
 struct Compiler<'a> {
     schema: &'a Schema,
-    known: &'a dyn Fn(&str) -> bool,
+    known: ListCheck<'a>,
     lists: &'a mut Vec<String>,
     errors: &'a mut Vec<RuleError>,
 }
@@ -524,8 +528,8 @@ impl Compiler<'_> {
                 let list = op.into_inner().find(|x| x.as_rule() == Rule::list_ref)?;
                 let l_at = position(&list);
                 let lname = list.into_inner().next()?.as_str().to_owned();
-                if !(self.known)(&lname) {
-                    self.error(l_at, format!("unknown list @{lname}"));
+                if let Err(why) = (self.known)(&lname, &name) {
+                    self.error(l_at, why);
                     return None;
                 }
                 let n = match self.lists.iter().position(|x| *x == lname) {
@@ -579,7 +583,18 @@ mod tests {
 
     fn one(text: &str) -> Result<Compiled, Vec<RuleError>> {
         let mut lists = Vec::new();
-        compile(text, &schema(), &|n| n == "blocked_merchants", &mut lists)
+        compile(
+            text,
+            &schema(),
+            &|n, _| {
+                if n == "blocked_merchants" {
+                    Ok(())
+                } else {
+                    Err(format!("unknown list @{n}"))
+                }
+            },
+            &mut lists,
+        )
     }
 
     struct Blocked;

@@ -3,7 +3,7 @@
 //! Evaluation runs every rule and reports those that matched; the action is the matched
 //! rules' first in precedence (challenge, approve, decline, hold).
 
-use crate::{Action, Compiled, Lists, Position, Record, Schema, compile};
+use crate::{Action, Compiled, ListCheck, Lists, Position, Record, Schema, compile};
 use serde::Deserialize;
 
 /// One rule as written.
@@ -12,6 +12,9 @@ pub struct RuleSource {
     pub id: String,
     pub description: String,
     pub rule: String,
+    /// The reason code the rule's decisions carry (one the caller knows), when not the
+    /// generic one.
+    pub reason: Option<String>,
 }
 
 /// Why a ruleset was refused: the rule (when the error is in one), where in the file, and
@@ -38,6 +41,8 @@ struct Entry {
     #[serde(default)]
     description: String,
     rule: toml::Spanned<String>,
+    #[serde(default)]
+    reason: Option<toml::Spanned<String>>,
 }
 
 /// A compiled ruleset.
@@ -81,11 +86,13 @@ fn offset_of(text: &str, at: Position) -> usize {
 }
 
 impl Ruleset {
-    /// Compiles the ruleset `toml`; lists it names must be `known`.
+    /// Compiles the ruleset `toml`; lists it names must be `known`, and a rule's `reason`
+    /// one of `reasons`.
     pub fn parse(
         toml_text: &str,
         schema: &Schema,
-        known: &dyn Fn(&str) -> bool,
+        known: ListCheck<'_>,
+        reasons: &[&str],
     ) -> Result<Ruleset, Vec<RulesetError>> {
         let file: File = toml::from_str(toml_text).map_err(|e| {
             let at = e.span().map_or(Position { line: 1, column: 1 }, |s| {
@@ -138,10 +145,24 @@ impl Ruleset {
                     message: x.message,
                 })),
             }
+            if let Some(r) = &e.reason
+                && !reasons.contains(&r.get_ref().as_str())
+            {
+                errors.push(RulesetError {
+                    rule: Some(id.clone()),
+                    at: line_col(toml_text, r.span().start),
+                    message: format!(
+                        "unknown reason {}; one of {}",
+                        r.get_ref(),
+                        reasons.join(", ")
+                    ),
+                });
+            }
             sources.push(RuleSource {
                 id,
                 description: e.description,
                 rule: text.clone(),
+                reason: e.reason.map(|r| r.into_inner()),
             });
         }
         if errors.is_empty() {
@@ -158,6 +179,11 @@ impl Ruleset {
     /// The rules as written.
     pub fn sources(&self) -> &[RuleSource] {
         &self.sources
+    }
+
+    /// The compiled rules, in the ruleset's order.
+    pub fn compiled(&self) -> &[Compiled] {
+        &self.compiled
     }
 
     /// The lists the rules name, in the order [`Lists::contains`] numbers them.
@@ -189,6 +215,10 @@ mod tests {
             .with("currency", Type::Text)
     }
 
+    fn no_lists(list: &str, _: &str) -> Result<(), String> {
+        Err(format!("unknown list @{list}"))
+    }
+
     #[test]
     fn a_ruleset_compiles_whole_and_the_first_in_precedence_decides() {
         let text = r#"
@@ -205,7 +235,7 @@ rule = "decline if :amount: > 500000"
 id = "vip"
 rule = "approve if :currency: = 'JPY' and :amount: < 600000"
 "#;
-        let rs = Ruleset::parse(text, &schema(), &|_| false).unwrap();
+        let rs = Ruleset::parse(text, &schema(), &no_lists, &[]).unwrap();
         let eval = |amount: f64| {
             let values = [Value::Number(amount), Value::Text("JPY")];
             rs.evaluate(&Record { values: &values }, &NoLists)
@@ -223,9 +253,9 @@ rule = "approve if :currency: = 'JPY' and :amount: < 600000"
 
     #[test]
     fn every_error_is_reported_at_its_place_in_the_file() {
-        let text = "[[rules]]\nid = \"a\"\nrule = \"hold if :amount: > 'x'\"\n\n[[rules]]\nid = \"a\"\nrule = \"decline iff :amount: > 1\"\n";
-        let e = Ruleset::parse(text, &schema(), &|_| false).unwrap_err();
-        assert_eq!(e.len(), 3, "{e:?}");
+        let text = "[[rules]]\nid = \"a\"\nrule = \"hold if :amount: > 'x'\"\n\n[[rules]]\nid = \"a\"\nrule = \"decline iff :amount: > 1\"\nreason = \"CARD_TESTNG\"\n";
+        let e = Ruleset::parse(text, &schema(), &no_lists, &["CARD_TESTING"]).unwrap_err();
+        assert_eq!(e.len(), 4, "{e:?}");
         // `'x'` starts at column 28 of line 3 (after `rule = "`).
         assert_eq!(
             (e[0].rule.as_deref(), e[0].at),
@@ -246,7 +276,15 @@ rule = "approve if :currency: = 'JPY' and :amount: < 600000"
             }
         );
         assert!(e[2].message.contains("expected"), "{}", e[2].message);
-        let e = Ruleset::parse("[[rules]]\nid = \"a\"\n", &schema(), &|_| false).unwrap_err();
+        assert_eq!(
+            e[3].at,
+            Position {
+                line: 8,
+                column: 10
+            }
+        );
+        assert!(e[3].message.starts_with("unknown reason CARD_TESTNG"));
+        let e = Ruleset::parse("[[rules]]\nid = \"a\"\n", &schema(), &no_lists, &[]).unwrap_err();
         assert!(e[0].message.starts_with("not a ruleset"), "{}", e[0]);
     }
 }

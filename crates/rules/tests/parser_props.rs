@@ -16,7 +16,7 @@ proptest! {
     #[test]
     fn any_text_is_a_rule_or_errors_with_positions(text in ".{0,80}") {
         let mut lists = Vec::new();
-        match compile(&text, &schema(), &|_| false, &mut lists) {
+        match compile(&text, &schema(), &|_, _| Err("no lists".into()), &mut lists) {
             Ok(_) => {}
             Err(es) => {
                 prop_assert!(!es.is_empty());
@@ -45,7 +45,7 @@ proptest! {
             if negate { "not " } else { "" }
         );
         let mut lists = Vec::new();
-        let c = compile(&text, &schema(), &|_| false, &mut lists).unwrap();
+        let c = compile(&text, &schema(), &|_, _| Err("no lists".into()), &mut lists).unwrap();
         prop_assert_eq!(c.action, Action::Decline);
         let values = [Value::Number(amount as f64), Value::Text(cur), Value::Bool(new_device)];
         let (a, l) = (amount, limit);

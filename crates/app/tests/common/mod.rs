@@ -35,6 +35,7 @@ pub fn authorization(id: &str) -> Authorization {
         channel: Channel::CardPresent,
         tx_type: TxType::Purchase,
         device: None,
+        email_domain: None,
     }
 }
 

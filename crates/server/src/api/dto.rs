@@ -40,6 +40,9 @@ pub struct AuthorizationReq {
     pub tx_type: String,
     #[serde(default)]
     pub device: Option<DeviceReq>,
+    /// The purchaser's email address as the merchant has it (only its domain is kept).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +77,9 @@ pub struct DeviceReq {
     pub id: String,
     #[serde(default)]
     pub ip: Option<String>,
+    /// ISO 3166 alpha-2 country of `ip`, as the acquirer located it.
+    #[serde(default)]
+    pub ip_country: Option<String>,
     #[serde(default)]
     pub user_agent: Option<String>,
 }
@@ -132,11 +138,30 @@ impl AuthorizationReq {
                     })?),
                     None => None,
                 },
+                ip_country: match &d.ip_country {
+                    Some(c) => Some(parsed("device.ip_country", Country::parse(c))?),
+                    None => None,
+                },
                 user_agent: match &d.user_agent {
                     Some(u) => Some(text("device.user_agent", u, 512)?),
                     None => None,
                 },
             }),
+            None => None,
+        };
+        let email_domain = match &self.email {
+            Some(e) => {
+                let bad = || ApiError::field("email", "must be an email address");
+                let (local, domain) = e.rsplit_once('@').ok_or_else(bad)?;
+                if local.is_empty() || e.len() > 254 {
+                    return Err(bad());
+                }
+                Some(
+                    cardguard_engine::ListKind::EmailDomains
+                        .normalize(domain)
+                        .map_err(|_| bad())?,
+                )
+            }
             None => None,
         };
         let card = CardData {
@@ -155,6 +180,7 @@ impl AuthorizationReq {
                 channel,
                 tx_type,
                 device,
+                email_domain,
             },
             offset,
         ))
