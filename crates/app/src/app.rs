@@ -179,6 +179,24 @@ pub struct AnswerView {
     pub answer: Answer,
 }
 
+/// An authorization as `GET /v1/authorizations/{id}` shows it.
+#[derive(Debug, Clone)]
+pub struct AuthorizationView {
+    pub record: AuthRecord,
+    /// What became of it: label, reversal, the cardholder's answer.
+    pub entry: cardguard_engine::AuthEntry,
+    /// The decision's rules evaluated again; none when no rule was consulted.
+    pub replay: Option<Replayed>,
+}
+
+/// A decision's rules evaluated again on what the decision saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    pub matched_rules: Vec<String>,
+    /// The same rules matched as when it was decided.
+    pub agrees: bool,
+}
+
 /// An answer recorded (or the one recorded before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answered {
@@ -225,6 +243,8 @@ pub struct App {
     holds: Arc<cardguard_store::SqliteHolds>,
     /// The notification outbox (`notify.db`).
     outbox: Arc<cardguard_store::SqliteOutbox>,
+    /// The ruleset in force, its versions, and the lists (`policy.db`).
+    rules: crate::rules::RuleBook,
     /// Metrics of parts running beside the application (see [`App::add_metrics`]).
     metric_sources: RwLock<Vec<MetricSource>>,
     /// The data directory's lock, held while the application is open.
@@ -295,6 +315,9 @@ impl App {
         )?;
         let fx = engine_cfg.fx.clone();
         let mut engine = Engine::new(engine_cfg);
+        let rules = crate::rules::RuleBook::open(data_dir, clock.now().0)?;
+        engine.set_policy(rules.policy());
+        engine.set_lists(rules.lists());
         if let Some(path) = &config.engine.model_file {
             engine.set_scorer(load_model(path)?);
         }
@@ -416,14 +439,151 @@ impl App {
             prefix_check,
             holds,
             outbox,
+            rules,
             metric_sources: RwLock::new(Vec::new()),
             _lock: lock,
         };
+        if app.config.rules.file.is_some()
+            && let Err(e) = app.sync_rules_file()
+        {
+            return Err(OpenError::Rules(e));
+        }
         Ok((app, summary))
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ruleset's versions and the lists.
+    pub fn rule_book(&self) -> &crate::rules::RuleBook {
+        &self.rules
+    }
+
+    /// Puts a ruleset change or a list change in force for the next authorization.
+    fn install(&self, i: crate::rules::Install) {
+        let mut core = self.core();
+        match i {
+            crate::rules::Install::Policy(p) => core.engine.set_policy(p),
+            crate::rules::Install::Lists(l) => core.engine.set_lists(l),
+        }
+    }
+
+    /// Compiles a ruleset and puts it in force as the next version, or refuses it whole
+    /// with every error (the ruleset in force stays).
+    pub fn put_rules(
+        &self,
+        text: &str,
+        author: &str,
+    ) -> Result<crate::rules::RulesetVersion, AppError> {
+        let now = self.clock.now().0;
+        let v = self
+            .rules
+            .put(text, author, "put", now, |i| self.install(i))?;
+        tracing::info!(version = v.row.version, author, "ruleset in force");
+        Ok(v)
+    }
+
+    /// Puts an earlier version's rules in force again (as a new version).
+    pub fn rollback_rules(
+        &self,
+        version: u64,
+        author: &str,
+    ) -> Result<crate::rules::RulesetVersion, AppError> {
+        let now = self.clock.now().0;
+        let v = self
+            .rules
+            .rollback(version, author, now, |i| self.install(i))?;
+        tracing::info!(
+            version = v.row.version,
+            rolled_back_to = version,
+            author,
+            "ruleset in force"
+        );
+        Ok(v)
+    }
+
+    /// Adds (or renews) a list item; the next authorization sees it.
+    pub fn add_list_item(
+        &self,
+        list: &str,
+        value: &str,
+        expires_ms: Option<i64>,
+        author: &str,
+    ) -> Result<cardguard_store::ListItemRow, AppError> {
+        let now = self.clock.now().0;
+        self.rules
+            .add_item(list, value, expires_ms, author, now, |i| self.install(i))
+    }
+
+    /// Removes a list item; the next authorization no longer sees it.
+    pub fn remove_list_item(&self, list: &str, value: &str) -> Result<(), AppError> {
+        self.rules.remove_item(list, value, |i| self.install(i))
+    }
+
+    /// Reads `rules.file` and puts it in force when it differs from the ruleset in force:
+    /// the new version, none when nothing changed, or why it was refused.
+    pub fn sync_rules_file(&self) -> Result<Option<u64>, String> {
+        let Some(path) = &self.config.rules.file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("rules file {}: {e}", path.display()))?;
+        let latest = self
+            .rules
+            .versions()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next();
+        if latest.is_some_and(|r| r.text == text) {
+            return Ok(None);
+        }
+        let now = self.clock.now().0;
+        let note = format!("file {}", path.display());
+        match self
+            .rules
+            .put(&text, "file", &note, now, |i| self.install(i))
+        {
+            Ok(v) => {
+                tracing::info!(version = v.row.version, file = %path.display(), "ruleset in force");
+                Ok(Some(v.row.version))
+            }
+            Err(AppError::Rules(errors)) => Err(format!(
+                "rules file {}: {}",
+                path.display(),
+                crate::rules::render(&errors)
+            )),
+            Err(e) => Err(format!("rules file {}: {e}", path.display())),
+        }
+    }
+
+    /// Follows `rules.file`: every `rules.watch_secs` it is read again, and a change that
+    /// compiles is put in force (one that does not is logged; the ruleset in force stays).
+    /// Stops when the application is dropped.
+    pub fn watch_rules_file(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.config.rules.file.is_none() {
+            return Ok(());
+        }
+        let every = std::time::Duration::from_secs(self.config.rules.watch_secs.max(1));
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("rules-file".into())
+            .spawn(move || {
+                let mut last_error = String::new();
+                loop {
+                    std::thread::sleep(every);
+                    let Some(app) = weak.upgrade() else { return };
+                    match app.sync_rules_file() {
+                        Ok(_) => last_error.clear(),
+                        Err(e) if e != last_error => {
+                            tracing::error!(error = %e, "rules file refused; the ruleset in force stays");
+                            last_error = e;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+            .map(|_| ())
     }
 
     /// The event log's read side, for consumers.
@@ -835,6 +995,43 @@ impl App {
             record,
             card,
             answer: entry.answer,
+        })
+    }
+
+    /// An authorization as its decision recorded it, what became of it (label, reversal,
+    /// answer), and its decision replayed: the rules of the version that decided it,
+    /// evaluated again on what the decision saw.
+    pub async fn authorization(
+        &self,
+        authorization_id: &str,
+    ) -> Result<AuthorizationView, AppError> {
+        let entry = self
+            .core()
+            .engine
+            .find_authorization(authorization_id)
+            .copied()
+            .ok_or_else(|| AppError::NotFound(format!("no authorization {authorization_id}")))?;
+        let record = self.read_auth(entry.offset).await?;
+        let replay = match record.outcome.ruleset_version {
+            0 => None,
+            v => {
+                let version = self.rules.version(v)?;
+                version
+                    .policy
+                    .replay_record(&record, self.fx.base.exponent())
+                    .map(|j| {
+                        let matched_rules = version.policy.ids(&j.matched);
+                        Replayed {
+                            agrees: matched_rules == record.outcome.matched_rules,
+                            matched_rules,
+                        }
+                    })
+            }
+        };
+        Ok(AuthorizationView {
+            record,
+            entry,
+            replay,
         })
     }
 

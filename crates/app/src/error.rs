@@ -20,6 +20,9 @@ pub enum AppError {
     /// unreachable): try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// A ruleset that does not compile: every error, at its line and column.
+    #[error("ruleset refused: {}", crate::rules::render(.0))]
+    Rules(Vec<cardguard_rules::RulesetError>),
     /// A fault of cardguard itself.
     #[error("{0}")]
     Internal(String),
@@ -53,4 +56,6 @@ pub enum OpenError {
     Mail(#[from] cardguard_mailauth::load::LoadError),
     #[error(transparent)]
     Access(#[from] crate::access::AccessError),
+    #[error("ruleset: {0}")]
+    Rules(String),
 }

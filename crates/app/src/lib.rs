@@ -12,6 +12,7 @@
 //! - [`consumer`]: tailing readers of the log with durable cursors;
 //! - [`links`]: signed, expiring links to the cardholder's pages; [`format`]: amounts and
 //!   times as the cardholder reads them;
+//! - [`rules`]: the rule book: the ruleset in force, its versions, the lists;
 //! - [`snapshots`]: the snapshot writer thread;
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 
@@ -26,13 +27,14 @@ pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod registry;
+pub mod rules;
 pub mod snapshots;
 pub mod validate;
 
 pub use access::{AccessError, ApiKeys, ClientId, Scope};
 pub use app::{
-    AnswerView, Answered, App, Enrolled, Health, MetricSource, OpenSummary, Original,
-    ReversalRequest, Reversed, Stats,
+    AnswerView, Answered, App, AuthorizationView, Enrolled, Health, MetricSource, OpenSummary,
+    Original, Replayed, ReversalRequest, Reversed, Stats,
 };
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};

@@ -13,6 +13,7 @@ pub mod mail;
 mod ml;
 mod progress;
 mod rng;
+mod rules;
 
 use anyhow::{Context, Result, bail};
 
@@ -54,6 +55,10 @@ enum Cmd {
     /// The fraud model: train, evaluate, import.
     #[command(subcommand)]
     Ml(ml::MlCmd),
+    /// The rules language: `check FILE` validates a ruleset offline, `default` prints the
+    /// one a new data directory starts with.
+    #[command(subcommand)]
+    Rules(rules::RulesCmd),
     /// Write simulated labelled transactions (the engine's CSV schema) with seven fraud
     /// scenarios.
     Simulate(ml::SimulateArgs),
@@ -142,6 +147,7 @@ fn run(cmd: Cmd) -> Result<std::process::ExitCode> {
         Cmd::Log(l) => ok(log::run(l)),
         Cmd::Mail(m) => mail::run(m),
         Cmd::Ml(m) => ok(ml::run(m)),
+        Cmd::Rules(r) => ok(rules::run(r)),
         Cmd::Simulate(a) => ok(ml::simulate_cmd(a)),
     }
 }
@@ -202,6 +208,8 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
         "data directory opened"
     );
     let app = Arc::new(app);
+    app.watch_rules_file()
+        .context("starting the rules file watcher")?;
     let (mut keys, created) = cardguard_app::access::load_keys(&config, &dir)?;
     if let Some(key) = created {
         println!(

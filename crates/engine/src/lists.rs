@@ -72,6 +72,19 @@ impl ListKind {
         }
     }
 
+    /// What its items are, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ListKind::Cards => "card tokens",
+            ListKind::Merchants => "merchant ids",
+            ListKind::Terminals => "terminal ids",
+            ListKind::Devices => "device ids",
+            ListKind::Ips => "IP addresses and ranges",
+            ListKind::Countries => "countries",
+            ListKind::EmailDomains => "email domains",
+        }
+    }
+
     /// The rule attributes whose values a list of this kind holds.
     pub fn attributes(self) -> &'static [&'static str] {
         match self {
@@ -297,7 +310,7 @@ pub fn check_list_use(list: &str, attribute: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "@{list} holds {}; it can be matched with {}, not :{attribute}:",
-            kind.as_str(),
+            kind.describe(),
             kind.attributes()
                 .iter()
                 .map(|a| format!(":{a}:"))

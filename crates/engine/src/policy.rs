@@ -8,7 +8,7 @@
 use crate::decide::{CardChecks, CscCheck, PinCheck};
 use crate::features::{FEATURE_NAMES, N_FEATURES, TxContext, idx};
 use crate::lists::{ListSet, check_list_use};
-use crate::record::TxFacts;
+use crate::record::{AuthRecord, TxFacts};
 use cardguard_core::{Reason, ReasonCode};
 use cardguard_rules::{Action, Lists, Record, Ruleset, RulesetError, Schema, Type, Value};
 use serde::{Deserialize, Serialize};
@@ -284,6 +284,26 @@ impl Policy {
             matched: v.matched,
             hits: hits.to_vec(),
         }
+    }
+
+    /// The rules' verdict on a recorded authorization, from what its decision saw (the
+    /// features, the score, the list hits): none when the record kept no features (a
+    /// card-data failure, or an event of a version before rules).
+    pub fn replay_record(&self, rec: &AuthRecord, base_exponent: u8) -> Option<Judgement> {
+        let features: [f32; N_FEATURES] = rec.outcome.features.as_slice().try_into().ok()?;
+        let ctx = TxContext::from_facts(&rec.tx, base_exponent);
+        let card = rec.tx.card_token.to_string();
+        let ip = rec.tx.device_ip.map(|ip| ip.to_string());
+        let inp = Inputs {
+            facts: &rec.tx,
+            ctx: &ctx,
+            checks: &rec.checks,
+            features: &features,
+            risk: rec.outcome.risk_score,
+            card: &card,
+            ip: ip.as_deref(),
+        };
+        Some(self.replay(&inp, &rec.outcome.list_hits))
     }
 
     /// The ids of the matched rules.

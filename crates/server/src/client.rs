@@ -52,6 +52,9 @@ pub struct Timing {
     pub received: u64,
 }
 
+/// The request methods, for [`Client::request`].
+pub use hyper::Method;
+
 pub struct Client {
     addr: SocketAddr,
     key: String,
@@ -126,15 +129,47 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<(u16, Bytes)> {
+        self.request(hyper::Method::POST, path, Some((content_type, body)))
+            .await
+    }
+
+    /// Sends a request with an optional body (its content type and bytes); returns the
+    /// status and the answer's bytes.
+    pub async fn request(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(u16, Bytes)> {
         self.ready().await?;
-        let req = hyper::Request::post(path)
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header("host", self.addr.to_string())
-            .header("content-type", content_type)
-            .header("authorization", format!("Bearer {}", self.key))
-            .body(Full::new(Bytes::from(body)))?;
+            .header("authorization", format!("Bearer {}", self.key));
+        if let Some((ct, _)) = &body {
+            req = req.header("content-type", *ct);
+        }
+        let req = req.body(Full::new(Bytes::from(
+            body.map(|(_, b)| b).unwrap_or_default(),
+        )))?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
         Ok((status, resp.into_body().collect().await?.to_bytes()))
+    }
+
+    /// Sends a request and parses the answer as JSON (Null when it is not).
+    pub async fn send_json(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(u16, serde_json::Value)> {
+        let (status, body) = self.request(method, path, body).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// POSTs a body asking the server for its timing (see [`TIMING_HEADER`]): the status,
@@ -172,22 +207,11 @@ impl Client {
 
     /// GETs a JSON answer (Null when the body is not JSON).
     pub async fn get(&mut self, path: &str) -> Result<(u16, serde_json::Value)> {
-        let (status, body) = self.get_raw(path).await?;
-        Ok((
-            status,
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        ))
+        self.send_json(hyper::Method::GET, path, None).await
     }
 
     /// GETs the raw body.
     pub async fn get_raw(&mut self, path: &str) -> Result<(u16, Bytes)> {
-        self.ready().await?;
-        let req = hyper::Request::get(path)
-            .header("host", self.addr.to_string())
-            .header("authorization", format!("Bearer {}", self.key))
-            .body(Full::new(Bytes::new()))?;
-        let resp = self.sender.send_request(req).await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.into_body().collect().await?.to_bytes()))
+        self.request(hyper::Method::GET, path, None).await
     }
 }

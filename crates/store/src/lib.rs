@@ -8,6 +8,7 @@
 //! - [`outbox`]: the notification outbox in SQLite, one row per message to a cardholder;
 //! - [`holds`]: held authorizations waiting for the cardholder's answer, and the cases a
 //!   "not me" opens;
+//! - [`policy`]: the ruleset's versions and the allow and block lists' items;
 //! - [`private`]: the owner-only modes of the data directory and its files;
 //! - [`lock`]: the data directory's lock, one process at a time.
 //!
@@ -20,6 +21,7 @@ pub mod holds;
 pub mod lock;
 pub mod log;
 pub mod outbox;
+pub mod policy;
 pub mod private;
 pub mod snapshot;
 pub mod traits;
@@ -33,6 +35,7 @@ pub use log::{
     VerifyReport, WriterFailure,
 };
 pub use outbox::{OutboxCounts, OutboxRow, OutboxState, SqliteOutbox};
+pub use policy::{ListItemRow, RulesetRow, SqlitePolicy};
 pub use snapshot::{read_snapshot, snapshot_offset, write_snapshot, write_snapshot_with};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The enrollment body is the application's enrollment record (the same one bulk files use).
 pub type EnrollReq = cardguard_app::CardRecord;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmountReq {
     pub value: u64,
@@ -191,6 +191,9 @@ impl AuthorizationReq {
 pub struct ReasonResp {
     pub code: String,
     pub detail: String,
+    /// The id of the rule that gave the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// The answer to an authorization.
@@ -205,6 +208,13 @@ pub struct AuthorizationResp {
     pub card_token: String,
     pub last4: String,
     pub model: String,
+    /// The ruleset version that decided (absent when no rule was consulted, as for a
+    /// card-data failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset_version: Option<u64>,
+    /// Every rule that matched, whichever action won.
+    #[serde(default)]
+    pub matched_rules: Vec<String>,
 }
 
 impl AuthorizationResp {
@@ -222,11 +232,14 @@ impl AuthorizationResp {
                 .map(|x| ReasonResp {
                     code: x.code.as_str().into(),
                     detail: x.detail.clone(),
+                    rule: x.rule.clone(),
                 })
                 .collect(),
             card_token: r.tx.card_token.to_string(),
             last4: r.tx.last4.to_string(),
             model: r.outcome.model.clone(),
+            ruleset_version: Some(r.outcome.ruleset_version).filter(|v| *v > 0),
+            matched_rules: r.outcome.matched_rules.clone(),
         }
     }
 }

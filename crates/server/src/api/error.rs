@@ -11,6 +11,18 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Errors at places in a submitted text (a ruleset), each with its line and column.
+    pub errors: Vec<ErrorAt>,
+}
+
+/// An error at a place in a submitted text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorAt {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
 }
 
 impl ApiError {
@@ -20,6 +32,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            errors: Vec::new(),
         }
     }
     /// A field that failed validation: 400 with the field's path.
@@ -29,6 +42,7 @@ impl ApiError {
             code: "invalid_field",
             message: message.into(),
             field: Some(field.into()),
+            errors: Vec::new(),
         }
     }
     pub fn unauthorized() -> ApiError {
@@ -78,6 +92,25 @@ impl From<cardguard_app::AppError> for ApiError {
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             E::Unavailable(m) => ApiError::unavailable(m),
             E::Internal(m) => ApiError::internal(m),
+            E::Rules(errors) => ApiError {
+                errors: errors
+                    .iter()
+                    .map(|e| ErrorAt {
+                        rule: e.rule.clone(),
+                        line: e.at.line,
+                        column: e.at.column,
+                        message: e.message.clone(),
+                    })
+                    .collect(),
+                ..ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_ruleset",
+                    format!(
+                        "the ruleset was refused with {} error(s); the ruleset in force stays",
+                        errors.len()
+                    ),
+                )
+            },
         }
     }
 }
@@ -92,6 +125,8 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[ErrorAt]>::is_empty")]
+    errors: &'a [ErrorAt],
 }
 
 impl IntoResponse for ApiError {
@@ -101,6 +136,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                errors: &self.errors,
             },
         };
         (self.status, axum::Json(body)).into_response()
@@ -127,6 +163,7 @@ impl From<cardguard_app::validate::DecodeError> for ApiError {
             code,
             message: e.message,
             field: e.field,
+            errors: Vec::new(),
         }
     }
 }

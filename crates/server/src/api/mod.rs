@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod rules;
 
 use auth::require;
 use axum::Extension;
@@ -66,6 +67,24 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
         }
         (&Method::GET, "/v1/stats") => p(Some(ADMIN), None),
+        // The analysts' routes: the ruleset, its versions, the lists, decision records.
+        (&Method::PUT, "/v1/rules") => p(Some(ADMIN), Some(rules::MAX_RULES_BYTES)),
+        (&Method::GET, path)
+            if path == "/v1/rules"
+                || path.starts_with("/v1/rules/")
+                || path == "/v1/lists"
+                || path.starts_with("/v1/lists/")
+                || path.starts_with("/v1/authorizations/") =>
+        {
+            p(Some(ADMIN), None)
+        }
+        (&Method::POST, path) if path.starts_with("/v1/rules/") => {
+            p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
+        }
+        (&Method::POST, path) if path.starts_with("/v1/lists/") => {
+            p(Some(ADMIN), Some(max_body.min(MAX_LABEL_BYTES)))
+        }
+        (&Method::DELETE, path) if path.starts_with("/v1/lists/") => p(Some(ADMIN), None),
         (&Method::GET, "/v1/holds" | "/v1/notifications") => p(Some(ADMIN), None),
         (&Method::POST, path)
             if (path.starts_with("/v1/holds/") && path.ends_with("/answer"))
@@ -191,6 +210,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/notifications"),
     ("post", "/v1/notifications/{key}/retry"),
     ("post", "/v1/sms/inbound"),
+    ("get", "/v1/authorizations/{authorization_id}"),
+    ("get", "/v1/rules"),
+    ("put", "/v1/rules"),
+    ("get", "/v1/rules/versions"),
+    ("get", "/v1/rules/versions/{version}"),
+    ("post", "/v1/rules/versions/{version}/rollback"),
+    ("get", "/v1/lists"),
+    ("get", "/v1/lists/{name}"),
+    ("post", "/v1/lists/{name}/items"),
+    ("delete", "/v1/lists/{name}/items/{value}"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -198,6 +227,24 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cards", post(enroll))
         .route("/v1/cards:batch", post(enroll_batch))
         .route("/v1/authorizations", post(authorize))
+        .route(
+            "/v1/authorizations/{authorization_id}",
+            get(rules::authorization),
+        )
+        .route("/v1/rules", get(rules::active).put(rules::put))
+        .route("/v1/rules/versions", get(rules::versions))
+        .route("/v1/rules/versions/{version}", get(rules::version))
+        .route(
+            "/v1/rules/versions/{version}/rollback",
+            post(rules::rollback),
+        )
+        .route("/v1/lists", get(rules::lists))
+        .route("/v1/lists/{name}", get(rules::items))
+        .route("/v1/lists/{name}/items", post(rules::add_item))
+        .route(
+            "/v1/lists/{name}/items/{value}",
+            axum::routing::delete(rules::remove_item),
+        )
         .route(
             crate::pages::ANSWER_PATH,
             get(crate::pages::show).post(crate::pages::answer),
@@ -243,7 +290,7 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-type Answer<T> = Result<(StatusCode, Json<T>), ApiError>;
+pub(crate) type Answer<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 async fn authorize(
     State(ctx): State<Ctx>,

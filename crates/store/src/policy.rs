@@ -1,0 +1,236 @@
+//! The risk policy's data in SQLite (`policy.db`): every version of the ruleset with who
+//! made it, when and how (kept for ever: a decision names the version that made it), and
+//! the items of the allow and block lists with their expiry. Analysts change these rarely,
+//! so every commit is synced before it is answered.
+
+use crate::StoreError;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rulesets (
+    version INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS list_items (
+    list TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires_ms INTEGER,
+    added_ms INTEGER NOT NULL,
+    added_by TEXT NOT NULL,
+    PRIMARY KEY (list, value)
+);
+";
+
+/// One version of the ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesetRow {
+    pub version: u64,
+    pub text: String,
+    pub author: String,
+    pub created_ms: i64,
+    /// How it came: `put`, `rollback to 3`, `file rules.toml`, `default`.
+    pub note: String,
+}
+
+/// One item of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListItemRow {
+    pub list: String,
+    pub value: String,
+    pub expires_ms: Option<i64>,
+    pub added_ms: i64,
+    pub added_by: String,
+}
+
+pub struct SqlitePolicy {
+    conn: Mutex<Connection>,
+}
+
+fn ruleset(r: &rusqlite::Row<'_>) -> rusqlite::Result<RulesetRow> {
+    Ok(RulesetRow {
+        version: r.get::<_, i64>(0)? as u64,
+        text: r.get(1)?,
+        author: r.get(2)?,
+        created_ms: r.get(3)?,
+        note: r.get(4)?,
+    })
+}
+
+fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListItemRow> {
+    Ok(ListItemRow {
+        list: r.get(0)?,
+        value: r.get(1)?,
+        expires_ms: r.get(2)?,
+        added_ms: r.get(3)?,
+        added_by: r.get(4)?,
+    })
+}
+
+const RULESET_COLUMNS: &str = "version, text, author, created_ms, note";
+const ITEM_COLUMNS: &str = "list, value, expires_ms, added_ms, added_by";
+
+impl SqlitePolicy {
+    /// Opens (or creates, owner-only) the policy database at `path`.
+    pub fn open(path: &Path) -> Result<SqlitePolicy, StoreError> {
+        crate::private::options()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(crate::io_err(path))?;
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqlitePolicy {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a new version (the next number) and returns it.
+    pub fn add_ruleset(
+        &self,
+        text: &str,
+        author: &str,
+        created_ms: i64,
+        note: &str,
+    ) -> Result<RulesetRow, StoreError> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM rulesets",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO rulesets (version, text, author, created_ms, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![next, text, author, created_ms, note],
+        )?;
+        tx.commit()?;
+        Ok(RulesetRow {
+            version: next as u64,
+            text: text.to_owned(),
+            author: author.to_owned(),
+            created_ms,
+            note: note.to_owned(),
+        })
+    }
+
+    /// The latest version: the one in force.
+    pub fn latest(&self) -> Result<Option<RulesetRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {RULESET_COLUMNS} FROM rulesets ORDER BY version DESC LIMIT 1"),
+                [],
+                ruleset,
+            )
+            .optional()?)
+    }
+
+    pub fn ruleset(&self, version: u64) -> Result<Option<RulesetRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {RULESET_COLUMNS} FROM rulesets WHERE version = ?1"),
+                [version as i64],
+                ruleset,
+            )
+            .optional()?)
+    }
+
+    /// Every version, newest first.
+    pub fn rulesets(&self) -> Result<Vec<RulesetRow>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare(&format!(
+            "SELECT {RULESET_COLUMNS} FROM rulesets ORDER BY version DESC"
+        ))?;
+        let rows = st.query_map([], ruleset)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Adds an item, or replaces its expiry and author when the list has it.
+    pub fn put_item(&self, i: &ListItemRow) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO list_items (list, value, expires_ms, added_ms, added_by) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (list, value) DO UPDATE SET expires_ms = excluded.expires_ms,
+                 added_ms = excluded.added_ms, added_by = excluded.added_by",
+            params![i.list, i.value, i.expires_ms, i.added_ms, i.added_by],
+        )?;
+        Ok(())
+    }
+
+    /// Removes an item; false when the list did not have it.
+    pub fn delete_item(&self, list: &str, value: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM list_items WHERE list = ?1 AND value = ?2",
+            params![list, value],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The items of one list, or of every list.
+    pub fn items(&self, list: Option<&str>) -> Result<Vec<ListItemRow>, StoreError> {
+        let c = self.conn();
+        let rows = match list {
+            Some(l) => c
+                .prepare(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM list_items WHERE list = ?1 ORDER BY value"
+                ))?
+                .query_map([l], item)?
+                .collect::<Result<Vec<_>, _>>()?,
+            None => c
+                .prepare(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM list_items ORDER BY list, value"
+                ))?
+                .query_map([], item)?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_up_and_items_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("policy.db");
+        let db = SqlitePolicy::open(&p).unwrap();
+        assert_eq!(db.latest().unwrap(), None);
+        let v1 = db.add_ruleset("a", "cardguard", 1, "default").unwrap();
+        let v2 = db.add_ruleset("b", "ana", 2, "put").unwrap();
+        assert_eq!((v1.version, v2.version), (1, 2));
+        assert_eq!(db.latest().unwrap().unwrap().text, "b");
+        assert_eq!(db.ruleset(1).unwrap().unwrap().author, "cardguard");
+        assert_eq!(db.rulesets().unwrap().len(), 2);
+        let mut i = ListItemRow {
+            list: "blocked_merchants".into(),
+            value: "m-1".into(),
+            expires_ms: None,
+            added_ms: 5,
+            added_by: "ana".into(),
+        };
+        db.put_item(&i).unwrap();
+        i.expires_ms = Some(99);
+        db.put_item(&i).unwrap();
+        drop(db);
+        let db = SqlitePolicy::open(&p).unwrap();
+        assert_eq!(db.items(Some("blocked_merchants")).unwrap(), vec![i]);
+        assert!(db.delete_item("blocked_merchants", "m-1").unwrap());
+        assert!(!db.delete_item("blocked_merchants", "m-1").unwrap());
+        assert!(db.items(None).unwrap().is_empty());
+        assert_eq!(db.latest().unwrap().unwrap().version, 2);
+    }
+}
