@@ -127,12 +127,23 @@ fn hex_val(c: u8) -> Option<u8> {
     }
 }
 
+impl CardToken {
+    /// The token as 32 lower-case hex digits (its `Display`), without allocating.
+    pub fn to_hex(&self) -> [u8; 32] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        out
+    }
+}
+
 impl fmt::Display for CardToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&self.to_hex()).map_err(|_| fmt::Error)?)
     }
 }
 impl fmt::Debug for CardToken {

@@ -303,7 +303,7 @@ pub(crate) fn decide(
         }
         PinCheck::Correct | PinCheck::NotPresented => {}
     }
-    let card_text = facts.card_token.to_string();
+    let card_hex = facts.card_token.to_hex();
     let ip_text = facts.device_ip.map(|ip| ip.to_string());
     let inputs = Inputs {
         facts,
@@ -311,7 +311,7 @@ pub(crate) fn decide(
         checks,
         features: &f.values,
         risk: score.risk,
-        card: &card_text,
+        card: std::str::from_utf8(&card_hex).unwrap_or_default(),
         ip: ip_text.as_deref(),
     };
     let judge = || rules.policy.judge(&inputs, rules.lists, tx.now_ms);

@@ -61,7 +61,7 @@ macro_rules! attributes {
         /// The named attributes, in slot order (the engine's features follow them).
         const NAMED: &[(&str, Type)] = &[$(($name, Type::$ty),)*];
 
-        fn named_values<'a>(inp: &Inputs<'a>, out: &mut Vec<Value<'a>>) {
+        fn named_values<'a>(inp: &Inputs<'a>, out: &mut Slots<'a, '_>) {
             $(out.push({ let $i = inp; $get });)*
         }
     };
@@ -136,8 +136,13 @@ pub static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
     s
 });
 
-fn values<'a>(inp: &Inputs<'a>) -> Vec<Value<'a>> {
-    let mut out = Vec::with_capacity(NAMED.len() + FEATURE_SLOTS.len());
+/// Room for every attribute's value on the stack.
+const MAX_ATTRIBUTES: usize = 48 + N_FEATURES;
+const _: () = assert!(NAMED.len() <= 48);
+
+/// The values of `inp` in slot order, in `buf`.
+fn values<'a, 'b>(inp: &Inputs<'a>, buf: &'b mut [Value<'a>; MAX_ATTRIBUTES]) -> &'b [Value<'a>] {
+    let mut out = Slots { buf, len: 0 };
     named_values(inp, &mut out);
     for &k in FEATURE_SLOTS.iter() {
         out.push(if MAY_BE_MISSING.contains(&k) {
@@ -146,7 +151,23 @@ fn values<'a>(inp: &Inputs<'a>) -> Vec<Value<'a>> {
             num(inp.features[k])
         });
     }
-    out
+    let Slots { buf, len } = out;
+    &buf[..len]
+}
+
+/// A fixed buffer filled in order.
+struct Slots<'a, 'b> {
+    buf: &'b mut [Value<'a>; MAX_ATTRIBUTES],
+    len: usize,
+}
+
+impl<'a> Slots<'a, '_> {
+    fn push(&mut self, v: Value<'a>) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = v;
+            self.len += 1;
+        }
+    }
 }
 
 /// A list that held a value a rule looked up.
@@ -256,14 +277,15 @@ impl Policy {
 
     /// What the rules say of `inp`, looking lists up in `lists` at `now_ms`.
     pub fn judge(&self, inp: &Inputs<'_>, lists: &ListSet, now_ms: i64) -> Judgement {
-        let vals = values(inp);
+        let mut buf = [Value::Missing; MAX_ATTRIBUTES];
+        let vals = values(inp, &mut buf);
         let live = LiveLists {
             names: self.ruleset.lists(),
             set: lists,
             now_ms,
             hits: RefCell::new(Vec::new()),
         };
-        let v = self.ruleset.evaluate(&Record { values: &vals }, &live);
+        let v = self.ruleset.evaluate(&Record { values: vals }, &live);
         Judgement {
             action: v.action,
             matched: v.matched,
@@ -273,12 +295,13 @@ impl Policy {
 
     /// What the rules say of `inp` given the list hits a decision recorded.
     pub fn replay(&self, inp: &Inputs<'_>, hits: &[ListHit]) -> Judgement {
-        let vals = values(inp);
+        let mut buf = [Value::Missing; MAX_ATTRIBUTES];
+        let vals = values(inp, &mut buf);
         let lists = RecordedLists {
             names: self.ruleset.lists(),
             hits,
         };
-        let v = self.ruleset.evaluate(&Record { values: &vals }, &lists);
+        let v = self.ruleset.evaluate(&Record { values: vals }, &lists);
         Judgement {
             action: v.action,
             matched: v.matched,
@@ -292,7 +315,7 @@ impl Policy {
     pub fn replay_record(&self, rec: &AuthRecord, base_exponent: u8) -> Option<Judgement> {
         let features: [f32; N_FEATURES] = rec.outcome.features.as_slice().try_into().ok()?;
         let ctx = TxContext::from_facts(&rec.tx, base_exponent);
-        let card = rec.tx.card_token.to_string();
+        let card = rec.tx.card_token.to_hex();
         let ip = rec.tx.device_ip.map(|ip| ip.to_string());
         let inp = Inputs {
             facts: &rec.tx,
@@ -300,7 +323,7 @@ impl Policy {
             checks: &rec.checks,
             features: &features,
             risk: rec.outcome.risk_score,
-            card: &card,
+            card: std::str::from_utf8(&card).unwrap_or_default(),
             ip: ip.as_deref(),
         };
         Some(self.replay(&inp, &rec.outcome.list_hits))
@@ -405,6 +428,7 @@ mod tests {
             assert!(SCHEMA.get(a).is_some(), "{a}");
         }
         assert_eq!(SCHEMA.len(), NAMED.len() + FEATURE_SLOTS.len());
+        assert!(SCHEMA.len() <= MAX_ATTRIBUTES);
     }
 
     #[test]
