@@ -179,6 +179,14 @@ pub struct AnswerView {
     pub answer: Answer,
 }
 
+/// The shadow candidate's decisions beside the active ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowTally {
+    pub since_ms: i64,
+    /// By active decision, then shadow decision (approve, decline, hold, challenge).
+    pub counts: [[u64; 4]; 4],
+}
+
 /// An authorization as `GET /v1/authorizations/{id}` shows it.
 #[derive(Debug, Clone)]
 pub struct AuthorizationView {
@@ -245,6 +253,10 @@ pub struct App {
     outbox: Arc<cardguard_store::SqliteOutbox>,
     /// The ruleset in force, its versions, and the lists (`policy.db`).
     rules: crate::rules::RuleBook,
+    /// The candidate model of shadow mode (`engine.shadow_model_file`).
+    shadow_model: RwLock<Option<Arc<dyn cardguard_engine::Scorer>>>,
+    /// The shadow candidate's decisions beside the active ones, since it was set.
+    shadow_tally: Mutex<ShadowTally>,
     /// Metrics of parts running beside the application (see [`App::add_metrics`]).
     metric_sources: RwLock<Vec<MetricSource>>,
     /// The data directory's lock, held while the application is open.
@@ -318,6 +330,18 @@ impl App {
         let rules = crate::rules::RuleBook::open(data_dir, clock.now().0)?;
         engine.set_policy(rules.policy());
         engine.set_lists(rules.lists());
+        let shadow_model: Option<Arc<dyn cardguard_engine::Scorer>> =
+            match &config.engine.shadow_model_file {
+                Some(path) => Some(load_model(path)?),
+                None => None,
+            };
+        if let Some(v) = rules.shadow() {
+            engine.set_shadow(Some(Arc::new(cardguard_engine::Shadow {
+                policy: v.policy,
+                scorer: shadow_model.clone(),
+            })));
+        }
+        let shadow_since = clock.now().0;
         if let Some(path) = &config.engine.model_file {
             engine.set_scorer(load_model(path)?);
         }
@@ -440,6 +464,11 @@ impl App {
             holds,
             outbox,
             rules,
+            shadow_model: RwLock::new(shadow_model),
+            shadow_tally: Mutex::new(ShadowTally {
+                since_ms: shadow_since,
+                counts: [[0; 4]; 4],
+            }),
             metric_sources: RwLock::new(Vec::new()),
             _lock: lock,
         };
@@ -462,11 +491,81 @@ impl App {
 
     /// Puts a ruleset change or a list change in force for the next authorization.
     fn install(&self, i: crate::rules::Install) {
+        use crate::rules::Install;
+        if let Install::Shadow(_) = &i {
+            let mut t = self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner());
+            *t = ShadowTally {
+                since_ms: self.clock.now().0,
+                counts: [[0; 4]; 4],
+            };
+        }
+        let scorer = self
+            .shadow_model
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut core = self.core();
         match i {
-            crate::rules::Install::Policy(p) => core.engine.set_policy(p),
-            crate::rules::Install::Lists(l) => core.engine.set_lists(l),
+            Install::Policy(p) => core.engine.set_policy(p),
+            Install::Lists(l) => core.engine.set_lists(l),
+            Install::Shadow(p) => core
+                .engine
+                .set_shadow(p.map(|policy| Arc::new(cardguard_engine::Shadow { policy, scorer }))),
         }
+    }
+
+    /// Runs a candidate ruleset in shadow mode: decided beside the active one for every
+    /// authorization, recorded, compared, never acting.
+    pub fn put_shadow_rules(
+        &self,
+        text: &str,
+        author: &str,
+    ) -> Result<crate::rules::RulesetVersion, AppError> {
+        let now = self.clock.now().0;
+        let v = self
+            .rules
+            .put_shadow(text, author, now, |i| self.install(i))?;
+        tracing::info!(version = v.row.version, author, "ruleset in shadow mode");
+        Ok(v)
+    }
+
+    /// The model the shadow candidate scores with.
+    pub fn shadow_model_version(&self) -> String {
+        match &*self.shadow_model.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(m) => m.version().to_owned(),
+            None => self.model_version(),
+        }
+    }
+
+    /// Ends shadow mode.
+    pub fn clear_shadow_rules(&self) -> Result<(), AppError> {
+        self.rules.clear_shadow(|i| self.install(i))
+    }
+
+    /// Puts the shadow candidate's rules in force (a new version) and ends shadow mode.
+    pub fn promote_shadow_rules(
+        &self,
+        author: &str,
+    ) -> Result<crate::rules::RulesetVersion, AppError> {
+        let cand = self
+            .rules
+            .shadow()
+            .ok_or_else(|| AppError::NotFound("no ruleset runs in shadow mode".into()))?;
+        let now = self.clock.now().0;
+        let note = format!("promoted from shadow {}", cand.row.version);
+        let v = self
+            .rules
+            .put(&cand.row.text, author, &note, now, |i| self.install(i))?;
+        self.clear_shadow_rules()?;
+        tracing::info!(version = v.row.version, author, "shadow ruleset promoted");
+        Ok(v)
+    }
+
+    /// The shadow candidate's decisions beside the active ones since it was set: the time
+    /// it was set and the counts by active decision (rows) and shadow decision (columns),
+    /// in the order approve, decline, hold, challenge.
+    pub fn shadow_tally(&self) -> ShadowTally {
+        *self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Compiles a ruleset and puts it in force as the next version, or refuses it whole
@@ -660,6 +759,20 @@ impl App {
             ))
         })?;
         let model = load_model(path)?;
+        if let Some(p) = &self.config.engine.shadow_model_file {
+            let shadow: Arc<dyn cardguard_engine::Scorer> = load_model(p)?;
+            *self.shadow_model.write().unwrap_or_else(|e| e.into_inner()) = Some(shadow);
+            let mut core = self.core();
+            let policy = core.engine.shadow().map(|s| Arc::clone(&s.policy));
+            let scorer = self
+                .shadow_model
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            core.engine.set_shadow(
+                policy.map(|policy| Arc::new(cardguard_engine::Shadow { policy, scorer })),
+            );
+        }
         let version = cardguard_engine::Scorer::version(model.as_ref()).to_owned();
         self.core().engine.set_scorer(model);
         tracing::info!(model = %version, "model swapped in");
@@ -740,6 +853,12 @@ impl App {
             record.outcome.response_code,
             started.elapsed(),
         );
+        if let Some(sh) = &record.outcome.shadow {
+            self.metrics.shadow(record.outcome.decision, sh.decision);
+            let mut t = self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner());
+            t.counts[crate::metrics::decision_index(record.outcome.decision)]
+                [crate::metrics::decision_index(sh.decision)] += 1;
+        }
         tracing::debug!(authorization_id = %record.authorization_id, decision = record.outcome.decision.as_str(), code = record.outcome.response_code.as_str(), "decided");
         Ok(*record)
     }

@@ -451,6 +451,9 @@ pub struct EngineSection {
     /// A model file from `cardguard ml train`: its probability becomes the risk score. Read
     /// again on `POST /v1/model/reload` or SIGHUP. Without one, the built-in scorecard.
     pub model_file: Option<std::path::PathBuf>,
+    /// A candidate model for shadow mode: a ruleset in shadow (PUT /v1/rules/shadow) scores
+    /// with it instead of the model in force. Read again with the model.
+    pub shadow_model_file: Option<std::path::PathBuf>,
     /// Moved into the rules (the default ruleset's `risk_*` rules): refused with a pointer.
     pub thresholds: Option<toml::Value>,
     /// Base currency of amount features and reference rates into it.
@@ -473,6 +476,7 @@ impl Default for EngineSection {
             auth_retention_days: d.auth_retention_days,
             max_clock_skew_secs: 300,
             model_file: None,
+            shadow_model_file: None,
             thresholds: None,
             base_currency: d.fx.base.code().to_owned(),
             fx: BTreeMap::new(),

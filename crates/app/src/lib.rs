@@ -34,7 +34,7 @@ pub mod validate;
 pub use access::{AccessError, ApiKeys, ClientId, Scope};
 pub use app::{
     AnswerView, Answered, App, AuthorizationView, Enrolled, Health, MetricSource, OpenSummary,
-    Original, Replayed, ReversalRequest, Reversed, Stats,
+    Original, Replayed, ReversalRequest, Reversed, ShadowTally, Stats,
 };
 pub use config::Config;
 pub use enroll::{CardRecord, NewCard};

@@ -14,6 +14,7 @@ pub const REFUSED: &str = "cardguard_refused_requests_total";
 pub const REFUSED_CONNECTIONS: &str = "cardguard_refused_connections_total";
 pub const LATENCY: &str = "cardguard_authorization_seconds";
 pub const STATE: &str = "cardguard_state";
+pub const SHADOW: &str = "cardguard_shadow_decisions_total";
 
 const DECISIONS: [Decision; 4] = [
     Decision::Approve,
@@ -38,7 +39,17 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_ns: AtomicU64,
+    /// Decisions of the shadow candidate, by the active decision and the shadow one.
+    shadow: [[AtomicU64; 4]; 4],
 }
+
+/// The place of a decision in the counters.
+pub fn decision_index(d: Decision) -> usize {
+    DECISIONS.iter().position(|x| *x == d).unwrap_or(0)
+}
+
+/// The decisions in counter order.
+pub const DECISION_ORDER: [Decision; 4] = DECISIONS;
 
 impl Metrics {
     pub fn authorization(&self, decision: Decision, code: ResponseCode, took: Duration) {
@@ -57,6 +68,11 @@ impl Metrics {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_ns
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// A decision of the shadow candidate beside the active one.
+    pub fn shadow(&self, active: Decision, shadow: Decision) {
+        self.shadow[decision_index(active)][decision_index(shadow)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn label(&self, fraud: bool) {
@@ -139,6 +155,21 @@ impl Metrics {
         let _ = writeln!(o, "{LATENCY}_count {count}");
         let _ = writeln!(
             o,
+            "# HELP {SHADOW} Decisions of the ruleset in shadow mode, by the active decision and the shadow one.\n# TYPE {SHADOW} counter"
+        );
+        for (a, row) in DECISIONS.iter().zip(&self.shadow) {
+            for (b, c) in DECISIONS.iter().zip(row) {
+                let _ = writeln!(
+                    o,
+                    "{SHADOW}{{active=\"{}\",shadow=\"{}\"}} {}",
+                    a.as_str(),
+                    b.as_str(),
+                    g(c)
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
             "# HELP {STATE} Sizes of the engine state and the event log.\n# TYPE {STATE} gauge"
         );
         for (k, v) in state {
@@ -167,6 +198,7 @@ mod tests {
         );
         m.label(true);
         m.refused(400);
+        m.shadow(Decision::Approve, Decision::Hold);
         let t = m.render(&[("cards", 7)]);
         assert!(t.contains("cardguard_authorizations_total{decision=\"approve\"} 1"));
         assert!(t.contains("cardguard_response_codes_total{code=\"01\"} 1"));
@@ -176,5 +208,8 @@ mod tests {
         assert!(t.contains("cardguard_labels_total{fraud=\"true\"} 1"));
         assert!(t.contains("cardguard_refused_requests_total{class=\"4xx\"} 1"));
         assert!(t.contains("cardguard_state{part=\"cards\"} 7"));
+        assert!(
+            t.contains("cardguard_shadow_decisions_total{active=\"approve\",shadow=\"hold\"} 1")
+        );
     }
 }

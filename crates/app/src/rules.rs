@@ -23,11 +23,14 @@ pub struct RulesetVersion {
 pub enum Install {
     Policy(Arc<Policy>),
     Lists(Arc<ListSet>),
+    /// The candidate in shadow mode, or none to end it.
+    Shadow(Option<Arc<Policy>>),
 }
 
 struct Current {
     policy: Arc<Policy>,
     lists: Arc<ListSet>,
+    shadow: Option<(RulesetRow, Arc<Policy>)>,
 }
 
 pub struct RuleBook {
@@ -52,6 +55,7 @@ impl RuleBook {
                     "cardguard",
                     now_ms,
                     "default",
+                    false,
                 )?;
                 Policy::compile(&row.text, row.version).map_err(|e| OpenError::Rules(render(&e)))?
             }
@@ -71,6 +75,7 @@ impl RuleBook {
                         "cardguard",
                         now_ms,
                         &note,
+                        false,
                     )?;
                     Policy::compile(&d.text, d.version).map_err(|e| OpenError::Rules(render(&e)))?
                 }
@@ -83,11 +88,24 @@ impl RuleBook {
                 Err(e) => tracing::warn!(list = %i.list, error = %e, "list item passed over"),
             }
         }
+        // A candidate that no longer compiles simply stops running in shadow.
+        let shadow = match db.shadow()? {
+            Some(row) => match Policy::compile(&row.text, row.version) {
+                Ok(p) => Some((row, Arc::new(p))),
+                Err(e) => {
+                    tracing::warn!(version = row.version, errors = %render(&e), "the shadow ruleset does not compile; shadow mode ends");
+                    db.clear_shadow()?;
+                    None
+                }
+            },
+            None => None,
+        };
         Ok(RuleBook {
             db,
             current: Mutex::new(Current {
                 policy: Arc::new(policy),
                 lists: Arc::new(lists),
+                shadow,
             }),
         })
     }
@@ -102,6 +120,50 @@ impl RuleBook {
 
     pub fn lists(&self) -> Arc<ListSet> {
         Arc::clone(&self.current().lists)
+    }
+
+    /// The candidate in shadow mode, if any.
+    pub fn shadow(&self) -> Option<RulesetVersion> {
+        self.current()
+            .shadow
+            .as_ref()
+            .map(|(row, policy)| RulesetVersion {
+                row: row.clone(),
+                policy: Arc::clone(policy),
+            })
+    }
+
+    /// Compiles a candidate and runs it in shadow mode (stored as a version marked shadow),
+    /// in place of any earlier candidate.
+    pub fn put_shadow(
+        &self,
+        text: &str,
+        author: &str,
+        now_ms: i64,
+        install: impl FnOnce(Install),
+    ) -> Result<RulesetVersion, AppError> {
+        let mut cur = self.current();
+        Policy::compile(text, 0).map_err(AppError::Rules)?;
+        let row = self
+            .db
+            .add_ruleset(text, author, now_ms, "shadow", true)
+            .map_err(store_err)?;
+        let policy = Arc::new(Policy::compile(text, row.version).map_err(AppError::Rules)?);
+        cur.shadow = Some((row.clone(), Arc::clone(&policy)));
+        install(Install::Shadow(Some(Arc::clone(&policy))));
+        Ok(RulesetVersion { row, policy })
+    }
+
+    /// Ends shadow mode; not found when none runs.
+    pub fn clear_shadow(&self, install: impl FnOnce(Install)) -> Result<(), AppError> {
+        let mut cur = self.current();
+        if cur.shadow.is_none() {
+            return Err(AppError::NotFound("no ruleset runs in shadow mode".into()));
+        }
+        self.db.clear_shadow().map_err(store_err)?;
+        cur.shadow = None;
+        install(Install::Shadow(None));
+        Ok(())
     }
 
     /// Compiles `text` and, when it compiles, stores it as the next version and installs
@@ -119,7 +181,7 @@ impl RuleBook {
         Policy::compile(text, 0).map_err(AppError::Rules)?;
         let row = self
             .db
-            .add_ruleset(text, author, now_ms, note)
+            .add_ruleset(text, author, now_ms, note, false)
             .map_err(store_err)?;
         let policy = Arc::new(Policy::compile(text, row.version).map_err(AppError::Rules)?);
         cur.policy = Arc::clone(&policy);

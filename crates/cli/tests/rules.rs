@@ -392,3 +392,83 @@ fn rules_check_validates_offline_with_the_same_errors() {
             .contains("id = \"impossible_travel\"")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_in_shadow_mode_is_recorded_and_compared_without_acting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = serve(dir.path(), &config(""));
+    let _server = Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"email": "hanako@example.jp", "language": "ja"},
+        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    assert_eq!(c.post("/v1/cards", &card).await.unwrap().0, 201);
+    assert_eq!(c.get("/v1/rules/shadow").await.unwrap().0, 404);
+
+    let candidate = "[[rules]]\nid = \"no_evil\"\nrule = \"decline if :merchant_id: = 'm-evil'\"\n";
+    let (s, v) = c
+        .send_json(
+            Method::PUT,
+            "/v1/rules/shadow",
+            Some(("application/toml", candidate.as_bytes().to_vec())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v["version"].as_u64(), v["note"].as_str()),
+        (200, Some(2), Some("shadow")),
+        "{v}"
+    );
+    assert_eq!(
+        c.get("/v1/rules").await.unwrap().1["version"],
+        1,
+        "the shadow is not in force"
+    );
+
+    let a = decide(&mut c, "s-1", "m-evil", 0, "198.51.100.1").await;
+    assert_eq!(a["decision"], "approve", "the shadow does not act: {a}");
+    decide(&mut c, "s-2", "m-good", 1, "198.51.100.1").await;
+    let id = a["authorization_id"].as_str().unwrap();
+    let (_, rec) = c.get(&format!("/v1/authorizations/{id}")).await.unwrap();
+    assert_eq!(rec["shadow"]["decision"], "decline", "{rec}");
+    assert_eq!(rec["shadow"]["ruleset_version"], 2);
+    assert_eq!(rec["shadow"]["matched_rules"], json!(["no_evil"]));
+
+    let (_, sh) = c.get("/v1/rules/shadow").await.unwrap();
+    let cmp = &sh["comparison"];
+    assert_eq!(
+        (
+            cmp["decisions"].as_u64(),
+            cmp["agree"].as_u64(),
+            cmp["would_decline"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{sh}"
+    );
+    assert_eq!(sh["ruleset"]["rules"][0]["id"], "no_evil");
+    let (_, m) = c.get_raw("/metrics").await.unwrap();
+    let m = String::from_utf8(m.to_vec()).unwrap();
+    assert!(
+        m.contains("cardguard_shadow_decisions_total{active=\"approve\",shadow=\"decline\"} 1"),
+        "{m}"
+    );
+
+    // Promoted: in force as the next version, and shadow mode ends.
+    let (s, v) = c
+        .send_json(Method::POST, "/v1/rules/shadow/promote", None)
+        .await
+        .unwrap();
+    assert_eq!((s, v["version"].as_u64()), (200, Some(3)), "{v}");
+    assert_eq!(v["note"], "promoted from shadow 2");
+    assert_eq!(c.get("/v1/rules/shadow").await.unwrap().0, 404);
+    assert_eq!(
+        decide(&mut c, "s-3", "m-evil", 2, "198.51.100.1").await["decision"],
+        "decline"
+    );
+    let (s, _) = c
+        .request(Method::DELETE, "/v1/rules/shadow", None)
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+}

@@ -116,6 +116,22 @@ pub struct Outcome {
     /// record replays to the same verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<f32>,
+    /// What the candidate ruleset (and model) running in shadow mode would have decided;
+    /// it did not act.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Box<ShadowOutcome>>,
+}
+
+/// A shadow decision: what a candidate would have done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowOutcome {
+    pub decision: Decision,
+    pub response_code: ResponseCode,
+    pub risk_score: u8,
+    pub ruleset_version: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched_rules: Vec<String>,
+    pub model: String,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -136,6 +152,7 @@ impl Outcome {
             matched_rules: Vec::new(),
             list_hits: Vec::new(),
             features: Vec::new(),
+            shadow: None,
         }
     }
 }
@@ -176,6 +193,7 @@ fn outcome_with(
         matched_rules: Vec::new(),
         list_hits: Vec::new(),
         features: Vec::new(),
+        shadow: None,
     }
 }
 
@@ -400,5 +418,6 @@ fn approve(score: &Score, model: &str) -> Outcome {
         matched_rules: Vec::new(),
         list_hits: Vec::new(),
         features: Vec::new(),
+        shadow: None,
     }
 }

@@ -28,7 +28,7 @@ mod tree;
 
 pub use card::{CardState, Release, TxRecord};
 pub use config::{EngineConfig, FxRates};
-pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck};
+pub use decide::{CardChecks, CardStatus, CscCheck, Outcome, PinCheck, ShadowOutcome};
 pub use features::{
     FEATURE_NAMES, FeatureParams, Features, N_FEATURES, TxContext, idx, terminal_key,
 };
@@ -43,7 +43,7 @@ pub use record::{
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
     AUTH_ID_PREFIX, Answer, AuthEntry, Draft, Engine, EngineError, EngineState, EngineStats, Label,
-    Pending, Reasons, STATE_FORMAT, authorization_number, request_key, scoped_request_key,
+    Pending, Reasons, STATE_FORMAT, Shadow, authorization_number, request_key, scoped_request_key,
 };
 pub use terminal::{MAX_RISK_DELAY_DAYS, TerminalStats};
 pub use tree::{TreeError, TreeModel, TreeNode};

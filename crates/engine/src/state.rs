@@ -73,6 +73,12 @@ pub enum Answer {
 /// tag, and a snapshot with another one is passed over (the log is replayed instead).
 pub const STATE_FORMAT: &[u8; 8] = b"CGSTATE2";
 
+/// A candidate in shadow mode: its ruleset, and its model when it has its own.
+pub struct Shadow {
+    pub policy: Arc<Policy>,
+    pub scorer: Option<Arc<dyn Scorer>>,
+}
+
 /// A decision in the making: final, or waiting for the model's reasons.
 pub enum Draft {
     Final(Outcome),
@@ -260,6 +266,8 @@ pub struct Engine {
     /// authorization sees a change.
     policy: Arc<Policy>,
     lists: Arc<ListSet>,
+    /// A candidate ruleset (and model) deciding beside the active one without acting.
+    shadow: Option<Arc<Shadow>>,
     state: EngineState,
     /// Request-id key → authorization number, for the retained authorizations (rebuilt
     /// from the state at restore, never snapshotted).
@@ -279,6 +287,7 @@ impl Engine {
             scorer,
             policy: Arc::new(Policy::default_policy()),
             lists: Arc::new(ListSet::default()),
+            shadow: None,
             state: EngineState::default(),
             by_key: FastMap::default(),
             heap: HeapBytes::default(),
@@ -301,6 +310,15 @@ impl Engine {
 
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// Sets (or, with none, ends) shadow mode for the next decisions.
+    pub fn set_shadow(&mut self, shadow: Option<Arc<Shadow>>) {
+        self.shadow = shadow;
+    }
+
+    pub fn shadow(&self) -> Option<&Arc<Shadow>> {
+        self.shadow.as_ref()
     }
 
     /// Swaps the lists for the next decisions.
@@ -484,6 +502,44 @@ impl Engine {
             );
             if known {
                 o.features = f.values.to_vec();
+                if let Some(sh) = &self.shadow {
+                    // The same decision code with the candidate's rules (and model); its
+                    // reasons are not computed.
+                    let own;
+                    let (s_score, s_model) = match &sh.scorer {
+                        Some(m) => {
+                            own = crate::score::Score {
+                                risk: m.score(&f, &ctx).risk,
+                                contributions: Vec::new(),
+                            };
+                            (&own, m.version())
+                        }
+                        None => (score, version),
+                    };
+                    let s_rules = decide::Rules {
+                        policy: &sh.policy,
+                        lists: &self.lists,
+                    };
+                    let so = decide::decide(
+                        &self.config,
+                        checks,
+                        card,
+                        &ctx,
+                        tx,
+                        &f,
+                        s_score,
+                        s_model,
+                        &s_rules,
+                    );
+                    o.shadow = Some(Box::new(decide::ShadowOutcome {
+                        decision: so.decision,
+                        response_code: so.response_code,
+                        risk_score: so.risk_score,
+                        ruleset_version: sh.policy.version(),
+                        matched_rules: so.matched_rules,
+                        model: so.model,
+                    }));
+                }
             }
             o
         };

@@ -1,6 +1,8 @@
 //! The risk policy's data in SQLite (`policy.db`): every version of the ruleset with who
 //! made it, when and how (kept for ever: a decision names the version that made it), and
-//! the items of the allow and block lists with their expiry. Analysts change these rarely,
+//! the items of the allow and block lists with their expiry. A candidate ruleset for shadow
+//! mode is a version too (marked as one), and at most one of them runs beside the one in
+//! force. Analysts change these rarely,
 //! so every commit is synced before it is answered.
 
 use crate::StoreError;
@@ -14,7 +16,12 @@ CREATE TABLE IF NOT EXISTS rulesets (
     text TEXT NOT NULL,
     author TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
-    note TEXT NOT NULL
+    note TEXT NOT NULL,
+    shadow INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS shadow_current (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS list_items (
     list TEXT NOT NULL,
@@ -33,8 +40,10 @@ pub struct RulesetRow {
     pub text: String,
     pub author: String,
     pub created_ms: i64,
-    /// How it came: `put`, `rollback to 3`, `file rules.toml`, `default`.
+    /// How it came: `put`, `rollback to 3`, `file rules.toml`, `default`, `shadow`.
     pub note: String,
+    /// A candidate for shadow mode, never in force itself.
+    pub shadow: bool,
 }
 
 /// One item of a list.
@@ -58,6 +67,7 @@ fn ruleset(r: &rusqlite::Row<'_>) -> rusqlite::Result<RulesetRow> {
         author: r.get(2)?,
         created_ms: r.get(3)?,
         note: r.get(4)?,
+        shadow: r.get::<_, i64>(5)? != 0,
     })
 }
 
@@ -71,7 +81,7 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListItemRow> {
     })
 }
 
-const RULESET_COLUMNS: &str = "version, text, author, created_ms, note";
+const RULESET_COLUMNS: &str = "version, text, author, created_ms, note, shadow";
 const ITEM_COLUMNS: &str = "list, value, expires_ms, added_ms, added_by";
 
 impl SqlitePolicy {
@@ -96,13 +106,15 @@ impl SqlitePolicy {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a new version (the next number) and returns it.
+    /// Stores a new version (the next number) and returns it; a shadow one becomes the
+    /// current candidate.
     pub fn add_ruleset(
         &self,
         text: &str,
         author: &str,
         created_ms: i64,
         note: &str,
+        shadow: bool,
     ) -> Result<RulesetRow, StoreError> {
         let mut c = self.conn();
         let tx = c.transaction()?;
@@ -112,9 +124,16 @@ impl SqlitePolicy {
             |r| r.get(0),
         )?;
         tx.execute(
-            "INSERT INTO rulesets (version, text, author, created_ms, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![next, text, author, created_ms, note],
+            "INSERT INTO rulesets (version, text, author, created_ms, note, shadow) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![next, text, author, created_ms, note, i64::from(shadow)],
         )?;
+        if shadow {
+            tx.execute(
+                "INSERT INTO shadow_current (id, version) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                [next],
+            )?;
+        }
         tx.commit()?;
         Ok(RulesetRow {
             version: next as u64,
@@ -122,19 +141,41 @@ impl SqlitePolicy {
             author: author.to_owned(),
             created_ms,
             note: note.to_owned(),
+            shadow,
         })
     }
 
-    /// The latest version: the one in force.
+    /// The latest version that is not a shadow one: the one in force.
     pub fn latest(&self) -> Result<Option<RulesetRow>, StoreError> {
         Ok(self
             .conn()
             .query_row(
-                &format!("SELECT {RULESET_COLUMNS} FROM rulesets ORDER BY version DESC LIMIT 1"),
+                &format!(
+                    "SELECT {RULESET_COLUMNS} FROM rulesets WHERE shadow = 0 ORDER BY version DESC LIMIT 1"
+                ),
                 [],
                 ruleset,
             )
             .optional()?)
+    }
+
+    /// The candidate running in shadow mode, if any.
+    pub fn shadow(&self) -> Result<Option<RulesetRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {RULESET_COLUMNS} FROM rulesets WHERE version = (SELECT version FROM shadow_current WHERE id = 1)"
+                ),
+                [],
+                ruleset,
+            )
+            .optional()?)
+    }
+
+    /// Ends shadow mode (the candidate stays among the versions).
+    pub fn clear_shadow(&self) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM shadow_current", [])? > 0)
     }
 
     pub fn ruleset(&self, version: u64) -> Result<Option<RulesetRow>, StoreError> {
@@ -209,12 +250,24 @@ mod tests {
         let p = dir.path().join("policy.db");
         let db = SqlitePolicy::open(&p).unwrap();
         assert_eq!(db.latest().unwrap(), None);
-        let v1 = db.add_ruleset("a", "cardguard", 1, "default").unwrap();
-        let v2 = db.add_ruleset("b", "ana", 2, "put").unwrap();
+        let v1 = db
+            .add_ruleset("a", "cardguard", 1, "default", false)
+            .unwrap();
+        let v2 = db.add_ruleset("b", "ana", 2, "put", false).unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_eq!(db.latest().unwrap().unwrap().text, "b");
+        assert_eq!(db.shadow().unwrap(), None);
+        let s3 = db.add_ruleset("c", "ana", 3, "shadow", true).unwrap();
+        assert_eq!(
+            db.latest().unwrap().unwrap().version,
+            2,
+            "a shadow is not in force"
+        );
+        assert_eq!(db.shadow().unwrap(), Some(s3));
+        assert!(db.clear_shadow().unwrap());
+        assert_eq!(db.shadow().unwrap(), None);
         assert_eq!(db.ruleset(1).unwrap().unwrap().author, "cardguard");
-        assert_eq!(db.rulesets().unwrap().len(), 2);
+        assert_eq!(db.rulesets().unwrap().len(), 3);
         let mut i = ListItemRow {
             list: "blocked_merchants".into(),
             value: "m-1".into(),

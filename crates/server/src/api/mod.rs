@@ -68,7 +68,10 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         }
         (&Method::GET, "/v1/stats") => p(Some(ADMIN), None),
         // The analysts' routes: the ruleset, its versions, the lists, decision records.
-        (&Method::PUT, "/v1/rules") => p(Some(ADMIN), Some(rules::MAX_RULES_BYTES)),
+        (&Method::PUT, "/v1/rules" | "/v1/rules/shadow") => {
+            p(Some(ADMIN), Some(rules::MAX_RULES_BYTES))
+        }
+        (&Method::DELETE, "/v1/rules/shadow") => p(Some(ADMIN), None),
         (&Method::GET, path)
             if path == "/v1/rules"
                 || path.starts_with("/v1/rules/")
@@ -213,6 +216,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/authorizations/{authorization_id}"),
     ("get", "/v1/rules"),
     ("put", "/v1/rules"),
+    ("get", "/v1/rules/shadow"),
+    ("put", "/v1/rules/shadow"),
+    ("delete", "/v1/rules/shadow"),
+    ("post", "/v1/rules/shadow/promote"),
     ("get", "/v1/rules/versions"),
     ("get", "/v1/rules/versions/{version}"),
     ("post", "/v1/rules/versions/{version}/rollback"),
@@ -232,6 +239,13 @@ pub fn router(ctx: Ctx) -> Router {
             get(rules::authorization),
         )
         .route("/v1/rules", get(rules::active).put(rules::put))
+        .route(
+            "/v1/rules/shadow",
+            get(rules::shadow)
+                .put(rules::put_shadow)
+                .delete(rules::delete_shadow),
+        )
+        .route("/v1/rules/shadow/promote", post(rules::promote_shadow))
         .route("/v1/rules/versions", get(rules::versions))
         .route("/v1/rules/versions/{version}", get(rules::version))
         .route(

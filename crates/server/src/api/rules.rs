@@ -145,6 +145,124 @@ pub async fn rollback(
     Ok((StatusCode::OK, Json(whole(&v))))
 }
 
+/// How the candidate in shadow mode compares with the rules in force.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Since the candidate was set (or the server started).
+    pub since: String,
+    pub decisions: u64,
+    pub agree: u64,
+    /// The candidate would have declined, held, challenged or approved where the rules in
+    /// force did otherwise.
+    pub would_decline: u64,
+    pub would_hold: u64,
+    pub would_challenge: u64,
+    pub would_approve: u64,
+    /// Every pair of decisions with its count.
+    pub by_decision: Vec<PairCount>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PairCount {
+    pub active: String,
+    pub shadow: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShadowResp {
+    pub ruleset: RulesetResp,
+    /// The model it scores with: its own (`engine.shadow_model_file`) or the one in force.
+    pub model: String,
+    pub comparison: Comparison,
+}
+
+fn comparison(t: &cardguard_app::ShadowTally) -> Comparison {
+    use cardguard_app::metrics::DECISION_ORDER as D;
+    let mut c = Comparison {
+        since: Timestamp(t.since_ms).to_rfc3339(),
+        decisions: 0,
+        agree: 0,
+        would_decline: 0,
+        would_hold: 0,
+        would_challenge: 0,
+        would_approve: 0,
+        by_decision: Vec::new(),
+    };
+    for (a, row) in D.iter().zip(&t.counts) {
+        for (b, &n) in D.iter().zip(row) {
+            c.decisions += n;
+            if a == b {
+                c.agree += n;
+            } else {
+                match b {
+                    cardguard_core::Decision::Decline => c.would_decline += n,
+                    cardguard_core::Decision::Hold => c.would_hold += n,
+                    cardguard_core::Decision::Challenge => c.would_challenge += n,
+                    cardguard_core::Decision::Approve => c.would_approve += n,
+                }
+            }
+            if n > 0 {
+                c.by_decision.push(PairCount {
+                    active: a.as_str().to_owned(),
+                    shadow: b.as_str().to_owned(),
+                    count: n,
+                });
+            }
+        }
+    }
+    c
+}
+
+/// `GET /v1/rules/shadow`: the candidate in shadow mode and how it compares.
+pub async fn shadow(State(ctx): State<Ctx>) -> Answer<ShadowResp> {
+    let v = ctx
+        .app
+        .rule_book()
+        .shadow()
+        .ok_or_else(|| ApiError::not_found("no ruleset runs in shadow mode"))?;
+    let model = ctx.app.shadow_model_version();
+    Ok((
+        StatusCode::OK,
+        Json(ShadowResp {
+            ruleset: whole(&v),
+            model,
+            comparison: comparison(&ctx.app.shadow_tally()),
+        }),
+    ))
+}
+
+/// `PUT /v1/rules/shadow`: a candidate ruleset (TOML) decided beside the one in force on
+/// every authorization, recorded and compared, never acting.
+pub async fn put_shadow(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    raw: Bytes,
+) -> Answer<RulesetResp> {
+    let text = String::from_utf8(raw.to_vec())
+        .map_err(|_| ApiError::field("body", "must be a ruleset in UTF-8 TOML"))?;
+    let app = Arc::clone(&ctx.app);
+    let v = blocking(move || app.put_shadow_rules(&text, client.as_str())).await?;
+    Ok((StatusCode::OK, Json(whole(&v))))
+}
+
+/// `DELETE /v1/rules/shadow`: ends shadow mode.
+pub async fn delete_shadow(State(ctx): State<Ctx>) -> Result<StatusCode, ApiError> {
+    let app = Arc::clone(&ctx.app);
+    blocking(move || app.clear_shadow_rules()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/rules/shadow/promote`: the candidate's rules in force, as the next version.
+pub async fn promote_shadow(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+) -> Answer<RulesetResp> {
+    let app = Arc::clone(&ctx.app);
+    let v = blocking(move || app.promote_shadow_rules(client.as_str())).await?;
+    Ok((StatusCode::OK, Json(whole(&v))))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemReq {
@@ -288,6 +406,9 @@ pub struct AuthorizationDetail {
     pub features: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayResp>,
+    /// What the candidate in shadow mode would have decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<cardguard_engine::ShadowOutcome>,
 }
 
 /// `GET /v1/authorizations/{id}`: the decision record (ruleset version, model, matched
@@ -337,6 +458,7 @@ pub async fn authorization(
                 matched_rules: p.matched_rules,
                 agrees: p.agrees,
             }),
+            shadow: r.outcome.shadow.as_deref().cloned(),
         }),
     ))
 }
