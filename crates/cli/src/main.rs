@@ -2,6 +2,7 @@
 //! `bench` measures the engine, the HTTP path and a restart; `mail` is the phishing analyzer;
 //! `ml` trains and evaluates the fraud model.
 
+mod backtest;
 mod bench;
 mod bench_iso;
 mod bench_notify;
@@ -55,6 +56,9 @@ enum Cmd {
     /// The fraud model: train, evaluate, import.
     #[command(subcommand)]
     Ml(ml::MlCmd),
+    /// A ruleset (and a model) replayed over labelled history: per rule hits, precision,
+    /// recall, amounts and overlaps.
+    Backtest(backtest::BacktestArgs),
     /// The rules language: `check FILE` validates a ruleset offline, `default` prints the
     /// one a new data directory starts with.
     #[command(subcommand)]
@@ -148,6 +152,7 @@ fn run(cmd: Cmd) -> Result<std::process::ExitCode> {
         Cmd::Mail(m) => mail::run(m),
         Cmd::Ml(m) => ok(ml::run(m)),
         Cmd::Rules(r) => ok(rules::run(r)),
+        Cmd::Backtest(b) => ok(backtest::run(b)),
         Cmd::Simulate(a) => ok(ml::simulate_cmd(a)),
     }
 }

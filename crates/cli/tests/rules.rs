@@ -472,3 +472,60 @@ async fn a_candidate_in_shadow_mode_is_recorded_and_compared_without_acting() {
         .unwrap();
     assert_eq!(s, 404);
 }
+
+#[test]
+fn a_backtest_scores_every_rule_against_the_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sim.csv");
+    exits(
+        cardguard()
+            .args(["simulate", "--cards", "300", "--days", "20", "--out"])
+            .arg(&data),
+        &[0],
+    );
+    let rules = dir.path().join("rules.toml");
+    let mut text = cardguard_engine::DEFAULT_RULES.to_owned();
+    text.push_str(
+        "\n[[rules]]\nid = \"big_online\"\nrule = \"hold if :amount: > 50000 and :channel: = 'ecommerce'\"\n",
+    );
+    std::fs::write(&rules, text).unwrap();
+    let report = dir.path().join("report");
+    let (_, out) = exits(
+        cardguard()
+            .args(["backtest", "--json", "--transactions"])
+            .arg(&data)
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--report")
+            .arg(&report),
+        &[0],
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let o = &v["overall"];
+    assert!(o["transactions"].as_u64().unwrap() > 5_000, "{o}");
+    assert!(o["frauds"].as_u64().unwrap() > 50, "{o}");
+    let decided: u64 = o["decisions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(decided, o["transactions"].as_u64().unwrap());
+    let rules = v["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 8);
+    let rule = |id: &str| rules.iter().find(|r| r["id"] == id).unwrap();
+    // The simulator's card testing: the rule's hits are nearly all fraud.
+    let ct = rule("card_testing");
+    assert!(ct["fraud_hits"].as_u64().unwrap() > 10, "{ct}");
+    assert!(ct["precision"].as_f64().unwrap() > 0.9, "{ct}");
+    let big = rule("big_online");
+    assert!(big["hits"].as_u64().unwrap() > 0, "{big}");
+    let recall = |r: &Value| r["recall"].as_f64().unwrap();
+    assert!(rules.iter().all(|r| (0.0..=1.0).contains(&recall(r))));
+    let html = std::fs::read_to_string(report.join("backtest.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("big_online"),
+        "{html}"
+    );
+    assert!(report.join("backtest.json").is_file());
+}

@@ -414,4 +414,29 @@ mod tests {
         assert!(m.get("blocked_merchants").unwrap().contains("m-1", 49));
         assert!(!m.get("blocked_merchants").unwrap().contains("m-1", 50));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn items_are_written_one_way_and_ranges_hold_their_network(
+            a in 0u8..=255, b in 0u8..=255, c in 0u8..=255, d in 0u8..=255, p in 0u8..=40,
+            text in "\\PC{0,40}",
+        ) {
+            let v4 = format!("{a}.{b}.{c}.{d}/{p}");
+            match ListKind::Ips.normalize(&v4) {
+                Ok(n) => {
+                    proptest::prop_assert!(p <= 32);
+                    proptest::prop_assert_eq!(ListKind::Ips.normalize(&n), Ok(n.clone()));
+                    let r = IpRange::parse(&n).unwrap();
+                    let ip = std::net::IpAddr::from([a, b, c, d]);
+                    proptest::prop_assert!(r.contains(ip));
+                }
+                Err(_) => proptest::prop_assert!(p > 32),
+            }
+            for k in [ListKind::Cards, ListKind::Merchants, ListKind::Ips, ListKind::Countries, ListKind::EmailDomains] {
+                if let Ok(n) = k.normalize(&text) {
+                    proptest::prop_assert_eq!(k.normalize(&n), Ok(n.clone()));
+                }
+            }
+        }
+    }
 }

@@ -463,6 +463,15 @@ impl Engine {
         }
     }
 
+    /// The decision without the model's reasons (the rules' own reasons are there): for
+    /// backtests, which need the verdict of every transaction and no explanation.
+    pub fn decide_unexplained(&self, tx: &TxFacts, checks: &CardChecks) -> Outcome {
+        match self.draft(tx, checks, None) {
+            Draft::Final(o) => o,
+            Draft::NeedsReasons(p) => p.outcome,
+        }
+    }
+
     /// The decision if it needs nothing more, or what computing its reasons needs. With
     /// `reasons` computed from a previous draft, they are used when they explain exactly the
     /// features and model of this decision (the state did not change in between).

@@ -3,6 +3,7 @@
 //! gradient-boosted tree trainer, the handbook's evaluation protocol and its metrics, and the
 //! model file. Reads and writes through `Read`/`Write`; the command opens the files.
 
+pub mod backtest;
 pub mod dataset;
 pub mod evaluate;
 pub mod gbdt;

@@ -119,13 +119,6 @@ pub fn replay(
     cfg: &ReplayConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<FeatureTable, MlError> {
-    let mut ecfg = cfg.engine.clone();
-    ecfg.fx.base = data.currency;
-    ecfg.terminal_risk_delay_days = cfg
-        .label_delay_days
-        .min(cardguard_engine::MAX_RISK_DELAY_DAYS);
-    let fx = ecfg.fx.clone();
-    let mut engine = Engine::new(ecfg);
     let n = data.transactions.len();
     let mut table = FeatureTable {
         names: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
@@ -135,6 +128,48 @@ pub fn replay(
         card: Vec::with_capacity(n),
         id: Vec::with_capacity(n),
     };
+    replay_with(
+        data,
+        cfg,
+        &mut |_| {},
+        progress,
+        &mut |engine, t, facts, _| {
+            let f = engine.features(facts);
+            table.x.extend_from_slice(&f.values);
+            table.y.push(t.fraud);
+            table.ts_ms.push(t.ts_ms);
+            table.card.push(t.card);
+            table.id.push(t.id);
+            Ok(())
+        },
+    )?;
+    Ok(table)
+}
+
+/// What sees each transaction of a replay: the engine just before it, the transaction, and
+/// its facts and card checks as the engine takes them.
+pub type Visit<'a> =
+    dyn FnMut(&Engine, &Transaction, &TxFacts, &CardChecks) -> Result<(), MlError> + 'a;
+
+/// The replay itself: the transactions through an engine in time order (`prepare` sets it
+/// up: a ruleset, a model), each one shown to `visit` with the state just before it, then
+/// applied as it happened (approved); each fraud label applied once it would have arrived.
+pub fn replay_with(
+    data: &Dataset,
+    cfg: &ReplayConfig,
+    prepare: &mut dyn FnMut(&mut Engine),
+    progress: &mut dyn FnMut(usize, usize),
+    visit: &mut Visit<'_>,
+) -> Result<(), MlError> {
+    let mut ecfg = cfg.engine.clone();
+    ecfg.fx.base = data.currency;
+    ecfg.terminal_risk_delay_days = cfg
+        .label_delay_days
+        .min(cardguard_engine::MAX_RISK_DELAY_DAYS);
+    let fx = ecfg.fx.clone();
+    let mut engine = Engine::new(ecfg);
+    prepare(&mut engine);
+    let n = data.transactions.len();
     let delay_ms = i64::from(cfg.label_delay_days) * 86_400_000;
     // Fraud labels waiting to arrive: (arrival time, authorization number).
     let mut pending: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
@@ -162,12 +197,7 @@ pub fn replay(
                 .map_err(|e| MlError::Invalid(e.to_string()))?;
         }
         let (facts, checks) = to_facts(t, &fx)?;
-        let f = engine.features(&facts);
-        table.x.extend_from_slice(&f.values);
-        table.y.push(t.fraud);
-        table.ts_ms.push(t.ts_ms);
-        table.card.push(t.card);
-        table.id.push(t.id);
+        visit(&engine, t, &facts, &checks)?;
         let rec = AuthRecord {
             authorization_id: engine.next_authorization_id(),
             tx: facts,
@@ -185,7 +215,7 @@ pub fn replay(
         }
     }
     progress(n, n);
-    Ok(table)
+    Ok(())
 }
 
 fn auth_id(n: usize) -> String {
