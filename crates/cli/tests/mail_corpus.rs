@@ -96,9 +96,9 @@ fn nazario_phishing_and_spamassassin_ham() {
         false_alarms.len() <= 1,
         "genuine mail flagged: {false_alarms:#?}"
     );
-    // The goal: at least 95% (394 of 414).
+    // The goal: at least 96% (398 of 414).
     assert!(
-        caught * 100 >= 414 * 95,
+        caught * 100 >= 414 * 96,
         "only {caught} of 414 phishing messages flagged"
     );
 }

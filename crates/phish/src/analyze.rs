@@ -110,6 +110,174 @@ const CREDENTIAL_JA: &[&str] = &[
     "認証コード",
     "個人情報",
 ];
+/// Requests for account data and sign-ins in the other languages phishing arrives in:
+/// German, French, Spanish, Portuguese, Italian, Chinese, Korean (matched on lower case).
+const CREDENTIAL_INTL: &[&str] = &[
+    // de
+    "passwort",
+    "kennwort",
+    "kartennummer",
+    "bestätigen sie ihr",
+    "verifizieren sie ihr",
+    "aktualisieren sie ihr",
+    "melden sie sich",
+    "ihre kontodaten",
+    "ihr konto",
+    // fr
+    "mot de passe",
+    "numéro de carte",
+    "vérifier votre",
+    "vérifiez votre",
+    "confirmer votre",
+    "confirmez votre",
+    "mettre à jour votre",
+    "connectez-vous",
+    "votre compte",
+    // es
+    "contraseña",
+    "número de tarjeta",
+    "verifique su",
+    "verificar su",
+    "confirme su",
+    "confirmar su",
+    "actualice su",
+    "inicie sesión",
+    "iniciar sesión",
+    "su cuenta",
+    // pt
+    "senha",
+    "número do cartão",
+    "verifique sua",
+    "confirme sua",
+    "atualize sua",
+    "atualizar seus dados",
+    "sua conta",
+    // it
+    "password del",
+    "numero della carta",
+    "verifica il tuo",
+    "verificare il tuo",
+    "conferma il tuo",
+    "confermare i tuoi",
+    "aggiorna i tuoi",
+    "accedi al tuo",
+    "il tuo conto",
+    "il tuo account",
+    // zh
+    "密码",
+    "卡号",
+    "验证您的",
+    "确认您的",
+    "更新您的",
+    "登录您的",
+    "您的账户",
+    "您的帐户",
+    // ko
+    "비밀번호",
+    "카드 번호",
+    "계정을 확인",
+    "본인 인증",
+    "정보를 업데이트",
+    "로그인하여",
+    "귀하의 계정",
+];
+/// Pressure in the same languages.
+const URGENCY_INTL: &[&str] = &[
+    "gesperrt",
+    "sperrung",
+    "innerhalb von 24 stunden",
+    "dringend",
+    "suspendu",
+    "bloqué",
+    "dans les 24 heures",
+    "urgent",
+    "suspendida",
+    "bloqueada",
+    "en las próximas 24 horas",
+    "urgente",
+    "suspensa",
+    "bloqueado",
+    "nas próximas 24 horas",
+    "sospeso",
+    "bloccato",
+    "entro 24 ore",
+    "冻结",
+    "暂停",
+    "24小时内",
+    "紧急",
+    "정지",
+    "차단",
+    "24시간 이내",
+    "긴급",
+];
+/// What a bank or card issuer calls itself, in the languages above and Japanese: a
+/// sender's name or subject with one claims to be a financial institution.
+const INSTITUTION: &[&str] = &[
+    "bank",
+    "banking",
+    "credit union",
+    "savings",
+    "card services",
+    "cardmember",
+    "card member",
+    "federal credit",
+    "sparkasse",
+    "volksbank",
+    "banque",
+    "crédit",
+    "banco",
+    "caja ",
+    "caixa",
+    "banca ",
+    "银行",
+    "信用卡",
+    "은행",
+    "카드사",
+    "銀行",
+    "カード会社",
+    "信用金庫",
+];
+/// Offers of credit that ask for the reader's data (the loan kind of harvesting).
+const CREDIT_OFFER: &[&str] = &[
+    "your application",
+    "eligible for",
+    "% rate",
+    "mortgage",
+    "refinanc",
+    "loan",
+];
+/// What asks the reader to sign in, verify or update, in every language above.
+const VERIFY_ASK: &[&str] = &[
+    "verify your",
+    "confirm your",
+    "update your",
+    "validate your",
+    "sign in to",
+    "log in to",
+    "login to",
+    "bestätigen sie",
+    "verifizieren sie",
+    "aktualisieren sie",
+    "vérifier votre",
+    "vérifiez votre",
+    "confirmez votre",
+    "verifique su",
+    "confirme su",
+    "actualice su",
+    "verifique sua",
+    "confirme sua",
+    "atualize sua",
+    "verifica il tuo",
+    "conferma il tuo",
+    "aggiorna i tuoi",
+    "验证您的",
+    "确认您的",
+    "更新您的",
+    "확인하시기",
+    "인증하",
+    "本人確認",
+    "ご確認ください",
+];
 const URGENCY_EN: &[&str] = &[
     "suspend",
     "suspension",
@@ -242,6 +410,8 @@ const LURE: &[&str] = &[
     "sweepstakes",
     "lottery",
     "instant approval",
+    "you deserve",
+    "card offer",
     "reserved for you",
     "cash bonus",
     "当選",
@@ -965,7 +1135,8 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
         .or(homograph_brand)
         .is_some()
         || !matched(&p.all_text, CREDENTIAL_EN).is_empty()
-        || !matched(&p.all_text, CREDENTIAL_JA).is_empty();
+        || !matched(&p.all_text, CREDENTIAL_JA).is_empty()
+        || !matched(&p.all_text, CREDENTIAL_INTL).is_empty();
     for (code, e) in addresses {
         let w = match (code, claims_identity) {
             ("IP_URL", true) => 35,
@@ -1119,11 +1290,47 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     let cred: Vec<&str> = matched(&p.all_text, CREDENTIAL_EN)
         .into_iter()
         .chain(matched(&p.all_text, CREDENTIAL_JA))
+        .chain(matched(&p.all_text, CREDENTIAL_INTL))
         .collect();
     let urg: Vec<&str> = matched(&p.all_text, URGENCY_EN)
         .into_iter()
         .chain(matched(&p.all_text, URGENCY_JA))
+        .chain(matched(&p.all_text, URGENCY_INTL))
         .collect();
+    // A financial institution the registry does not know (or an offer of credit) that asks
+    // the reader to sign in, verify or update at a site that is not the sender's: what a
+    // phish of an unregistered bank needs. A registered brand's own site backs nothing here
+    // either way, so those links are passed over.
+    if claimed.is_none() && !p.list_mail && !p.from_reg.is_empty() {
+        let identity = format!("{} {}", p.from_name, p.subject).to_lowercase();
+        let institution = matched(&identity, INSTITUTION);
+        let offer = matched(&p.all_text, CREDIT_OFFER);
+        let asks = matched(&p.all_text, VERIFY_ASK);
+        if (!institution.is_empty() || offer.len() >= 2) && !asks.is_empty() {
+            let away = p.links.iter().find_map(|l| {
+                let host = host_of(&l.url)?;
+                (!l.form && registrable(&host) != p.from_reg && reg.owner_of(&host).is_none())
+                    .then_some(host)
+            });
+            if let Some(host) = away {
+                let claim = institution
+                    .first()
+                    .map(|w| format!("a financial institution ({})", w.trim()))
+                    .unwrap_or_else(|| "an offer of credit".to_owned());
+                push(
+                    &mut f,
+                    "UNREGISTERED_INSTITUTION",
+                    30,
+                    ev(&[
+                        ("claims", claim),
+                        ("asks", asks[0].to_owned()),
+                        ("sender_domain", p.from_domain.clone()),
+                        ("link_domain", host),
+                    ]),
+                );
+            }
+        }
+    }
     let greet = matched(&p.all_text, GREETINGS);
     // A sender that asks for account data in a hurry and sends the reader to another
     // organisation's site to give it.
