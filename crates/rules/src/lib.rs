@@ -160,33 +160,70 @@ enum Cond {
     And(Box<[Cond]>),
     Or(Box<[Cond]>),
     Not(Box<Cond>),
-    Num { slot: usize, cmp: Cmp, v: f64 },
-    Text { slot: usize, eq: bool, v: Box<str> },
-    Bool { slot: usize, v: bool },
-    NumIn { slot: usize, set: Box<[f64]> },
-    TextIn { slot: usize, set: Box<[Box<str>]> },
-    StartsWith { slot: usize, prefix: Box<str> },
-    InList { slot: usize, list: usize },
+    /// `lo <= x <= hi`: every comparison but `!=` (`> v` is `>= next_up(v)`), one test.
+    NumRange {
+        slot: usize,
+        lo: f64,
+        hi: f64,
+    },
+    NumNe {
+        slot: usize,
+        v: f64,
+    },
+    Text {
+        slot: usize,
+        eq: bool,
+        v: Box<str>,
+    },
+    Bool {
+        slot: usize,
+        v: bool,
+    },
+    NumIn {
+        slot: usize,
+        set: Box<[f64]>,
+    },
+    TextIn {
+        slot: usize,
+        set: Box<[Box<str>]>,
+    },
+    StartsWith {
+        slot: usize,
+        prefix: Box<str>,
+    },
+    InList {
+        slot: usize,
+        list: usize,
+    },
 }
 
 impl Cond {
     fn eval(&self, r: &Record<'_>, lists: &dyn Lists) -> bool {
         let at = |slot: &usize| r.values.get(*slot).copied().unwrap_or(Value::Missing);
         match self {
-            Cond::And(cs) => cs.iter().all(|c| c.eval(r, lists)),
-            Cond::Or(cs) => cs.iter().any(|c| c.eval(r, lists)),
+            Cond::NumRange { slot, lo, hi } => {
+                matches!(r.values.get(*slot), Some(Value::Number(x)) if *x >= *lo && *x <= *hi)
+            }
+            Cond::And(cs) => {
+                for c in cs.iter() {
+                    if !c.eval(r, lists) {
+                        return false;
+                    }
+                }
+                true
+            }
+            Cond::Or(cs) => {
+                for c in cs.iter() {
+                    if c.eval(r, lists) {
+                        return true;
+                    }
+                }
+                false
+            }
             Cond::Not(c) => !c.eval(r, lists),
-            Cond::Num { slot, cmp, v } => match at(slot) {
-                Value::Number(x) => match cmp {
-                    Cmp::Eq => x == *v,
-                    Cmp::Ne => x != *v,
-                    Cmp::Lt => x < *v,
-                    Cmp::Le => x <= *v,
-                    Cmp::Gt => x > *v,
-                    Cmp::Ge => x >= *v,
-                },
-                _ => false,
-            },
+            Cond::NumNe { slot, v } => {
+                matches!(r.values.get(*slot), Some(Value::Number(x)) if *x != *v)
+            }
             Cond::Text { slot, eq, v } => match at(slot) {
                 Value::Text(x) => (x == &**v) == *eq,
                 _ => false,
@@ -220,6 +257,50 @@ impl Compiled {
     /// Whether the rule's condition holds for `r`.
     pub fn matches(&self, r: &Record<'_>, lists: &dyn Lists) -> bool {
         self.cond.eval(r, lists)
+    }
+
+    /// A test the rule cannot match without passing: its condition's first conjunct when
+    /// that is a numeric range or a true-or-false attribute.
+    pub(crate) fn guard(&self) -> Guard {
+        let mut c = &self.cond;
+        while let Cond::And(cs) = c {
+            match cs.first() {
+                Some(first) => c = first,
+                None => return Guard::None,
+            }
+        }
+        match c {
+            Cond::NumRange { slot, lo, hi } => Guard::Num {
+                slot: *slot,
+                lo: *lo,
+                hi: *hi,
+            },
+            Cond::Bool { slot, v } => Guard::Bool { slot: *slot, v: *v },
+            _ => Guard::None,
+        }
+    }
+}
+
+/// A cheap necessary condition of a rule, checked in a tight loop before the rule's tree.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Guard {
+    None,
+    Num { slot: usize, lo: f64, hi: f64 },
+    Bool { slot: usize, v: bool },
+}
+
+impl Guard {
+    #[inline]
+    pub(crate) fn passes(&self, r: &Record<'_>) -> bool {
+        match *self {
+            Guard::None => true,
+            Guard::Num { slot, lo, hi } => {
+                matches!(r.values.get(slot), Some(Value::Number(x)) if *x >= lo && *x <= hi)
+            }
+            Guard::Bool { slot, v } => {
+                matches!(r.values.get(slot), Some(Value::Bool(x)) if *x == v)
+            }
+        }
     }
 }
 
@@ -471,7 +552,17 @@ impl Compiler<'_> {
                     return None;
                 }
                 match (lit, cmp) {
-                    (Lit::Num(v), cmp) => Some(Cond::Num { slot, cmp, v }),
+                    (Lit::Num(v), Cmp::Ne) => Some(Cond::NumNe { slot, v }),
+                    (Lit::Num(v), cmp) => {
+                        let (lo, hi) = match cmp {
+                            Cmp::Eq => (v, v),
+                            Cmp::Lt => (f64::NEG_INFINITY, v.next_down()),
+                            Cmp::Le => (f64::NEG_INFINITY, v),
+                            Cmp::Gt => (v.next_up(), f64::INFINITY),
+                            _ => (v, f64::INFINITY),
+                        };
+                        Some(Cond::NumRange { slot, lo, hi })
+                    }
                     (Lit::Text(v), Cmp::Eq | Cmp::Ne) => Some(Cond::Text {
                         slot,
                         eq: cmp == Cmp::Eq,
@@ -606,6 +697,38 @@ mod tests {
 
     fn rec<'a>(values: &'a [Value<'a>]) -> Record<'a> {
         Record { values }
+    }
+
+    #[test]
+    fn comparisons_hold_exactly_at_their_bounds() {
+        let schema = Schema::new().with("amount", Type::Number);
+        let eval = |rule: &str, x: f64| {
+            let c = compile(rule, &schema, &|_, _| Err("no".into()), &mut Vec::new()).unwrap();
+            let values = [Value::Number(x)];
+            c.matches(&Record { values: &values }, &NoLists)
+        };
+        for (op, below, at, above) in [
+            (">", false, false, true),
+            (">=", false, true, true),
+            ("<", true, false, false),
+            ("<=", true, true, false),
+            ("=", false, true, false),
+            ("!=", true, false, true),
+        ] {
+            let rule = format!("hold if :amount: {op} 5000.5");
+            assert_eq!(eval(&rule, 5_000.499_999), below, "{rule} below");
+            assert_eq!(eval(&rule, 5000.5), at, "{rule} at");
+            assert_eq!(eval(&rule, 5_000.500_001), above, "{rule} above");
+            let missing = compile(&rule, &schema, &|_, _| Err("no".into()), &mut Vec::new())
+                .unwrap()
+                .matches(
+                    &Record {
+                        values: &[Value::Missing],
+                    },
+                    &NoLists,
+                );
+            assert!(!missing, "{rule}: a missing value compares false");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Evaluation runs every rule and reports those that matched; the action is the matched
 //! rules' first in precedence (challenge, approve, decline, hold).
 
-use crate::{Action, Compiled, ListCheck, Lists, Position, Record, Schema, compile};
+use crate::{Action, Compiled, Guard, ListCheck, Lists, Position, Record, Schema, compile};
 use serde::Deserialize;
 
 /// One rule as written.
@@ -50,6 +50,9 @@ struct Entry {
 pub struct Ruleset {
     sources: Vec<RuleSource>,
     compiled: Vec<Compiled>,
+    /// Each rule's guard, beside one another so that most rules are passed over in a tight
+    /// loop.
+    guards: Vec<Guard>,
     lists: Vec<String>,
 }
 
@@ -168,6 +171,7 @@ impl Ruleset {
         if errors.is_empty() {
             Ok(Ruleset {
                 sources,
+                guards: compiled.iter().map(Compiled::guard).collect(),
                 compiled,
                 lists,
             })
@@ -194,8 +198,8 @@ impl Ruleset {
     /// Every rule's verdict on `r`.
     pub fn evaluate(&self, r: &Record<'_>, lists: &dyn Lists) -> Verdict {
         let mut v = Verdict::default();
-        for (i, c) in self.compiled.iter().enumerate() {
-            if c.matches(r, lists) {
+        for (i, (g, c)) in self.guards.iter().zip(&self.compiled).enumerate() {
+            if g.passes(r) && c.matches(r, lists) {
                 v.matched.push(i);
                 v.action = Some(v.action.map_or(c.action, |a| a.min(c.action)));
             }
