@@ -143,15 +143,10 @@ impl RuleBook {
         install: impl FnOnce(Install),
     ) -> Result<RulesetVersion, AppError> {
         let mut cur = self.current();
-        Policy::compile(text, 0).map_err(AppError::Rules)?;
-        let row = self
-            .db
-            .add_ruleset(text, author, now_ms, "shadow", true)
-            .map_err(store_err)?;
-        let policy = Arc::new(Policy::compile(text, row.version).map_err(AppError::Rules)?);
-        cur.shadow = Some((row.clone(), Arc::clone(&policy)));
-        install(Install::Shadow(Some(Arc::clone(&policy))));
-        Ok(RulesetVersion { row, policy })
+        let v = self.store(text, author, "shadow", now_ms, true)?;
+        cur.shadow = Some((v.row.clone(), Arc::clone(&v.policy)));
+        install(Install::Shadow(Some(Arc::clone(&v.policy))));
+        Ok(v)
     }
 
     /// Ends shadow mode; not found when none runs.
@@ -177,15 +172,28 @@ impl RuleBook {
         install: impl FnOnce(Install),
     ) -> Result<RulesetVersion, AppError> {
         let mut cur = self.current();
-        // Compiled under a placeholder version first: a refused ruleset takes no number.
+        let v = self.store(text, author, note, now_ms, false)?;
+        cur.policy = Arc::clone(&v.policy);
+        install(Install::Policy(Arc::clone(&v.policy)));
+        Ok(v)
+    }
+
+    /// Compiles `text` (a refused ruleset takes no number) and stores it as the next
+    /// version, in force or the shadow candidate.
+    fn store(
+        &self,
+        text: &str,
+        author: &str,
+        note: &str,
+        now_ms: i64,
+        shadow: bool,
+    ) -> Result<RulesetVersion, AppError> {
         Policy::compile(text, 0).map_err(AppError::Rules)?;
         let row = self
             .db
-            .add_ruleset(text, author, now_ms, note, false)
+            .add_ruleset(text, author, now_ms, note, shadow)
             .map_err(store_err)?;
         let policy = Arc::new(Policy::compile(text, row.version).map_err(AppError::Rules)?);
-        cur.policy = Arc::clone(&policy);
-        install(Install::Policy(Arc::clone(&policy)));
         Ok(RulesetVersion { row, policy })
     }
 

@@ -114,107 +114,66 @@ impl<'de> Deserialize<'de> for ResponseCode {
     }
 }
 
-/// Why a decision was made. Codes are stable identifiers; details are for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReasonCode {
+/// Defines `ReasonCode` with each code's stable name, once: the enum, `as_str` and `ALL`.
+macro_rules! reason_codes {
+    ($($(#[$doc:meta])* $code:ident = $name:literal,)*) => {
+        /// Why a decision was made. Codes are stable identifiers; details are for people.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum ReasonCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ReasonCode {
+            /// Every code.
+            pub const ALL: &'static [ReasonCode] = &[$(ReasonCode::$code,)*];
+
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(ReasonCode::$code => $name,)*
+                }
+            }
+        }
+    };
+}
+
+reason_codes! {
     // Card data
-    CardNotFound,
-    InvalidCardNumber,
-    CardExpired,
-    ExpiryMismatch,
-    CardStatus,
-    CscMismatch,
-    CscMissing,
-    CardTesting,
-    PinIncorrect,
-    PinTriesExceeded,
-    PinUnverifiable,
+    CardNotFound = "CARD_NOT_FOUND",
+    InvalidCardNumber = "INVALID_CARD_NUMBER",
+    CardExpired = "CARD_EXPIRED",
+    ExpiryMismatch = "EXPIRY_MISMATCH",
+    CardStatus = "CARD_STATUS",
+    CscMismatch = "CSC_MISMATCH",
+    CscMissing = "CSC_MISSING",
+    CardTesting = "CARD_TESTING",
+    PinIncorrect = "PIN_INCORRECT",
+    PinTriesExceeded = "PIN_TRIES_EXCEEDED",
+    PinUnverifiable = "PIN_UNVERIFIABLE",
     // Behaviour
-    ImpossibleTravel,
-    AmountAboveProfile,
-    HighVelocity,
-    NewCountry,
-    NewMerchant,
-    NewDevice,
-    ManyCountries,
-    RiskyTerminal,
-    DeviceManyCards,
-    CardCompromised,
-    HighRiskMcc,
-    NightTime,
-    CashAdvance,
+    ImpossibleTravel = "IMPOSSIBLE_TRAVEL",
+    AmountAboveProfile = "AMOUNT_ABOVE_PROFILE",
+    HighVelocity = "HIGH_VELOCITY",
+    NewCountry = "NEW_COUNTRY",
+    NewMerchant = "NEW_MERCHANT",
+    NewDevice = "NEW_DEVICE",
+    ManyCountries = "MANY_COUNTRIES",
+    RiskyTerminal = "RISKY_TERMINAL",
+    DeviceManyCards = "DEVICE_MANY_CARDS",
+    CardCompromised = "CARD_COMPROMISED",
+    HighRiskMcc = "HIGH_RISK_MCC",
+    NightTime = "NIGHT_TIME",
+    CashAdvance = "CASH_ADVANCE",
     /// A feature among the largest pushes of the fraud model's score.
-    ModelContribution,
+    ModelContribution = "MODEL_CONTRIBUTION",
     /// A rule of the active ruleset that gives no more specific reason.
-    Rule,
+    Rule = "RULE",
 }
 
 impl ReasonCode {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ReasonCode::CardNotFound => "CARD_NOT_FOUND",
-            ReasonCode::InvalidCardNumber => "INVALID_CARD_NUMBER",
-            ReasonCode::CardExpired => "CARD_EXPIRED",
-            ReasonCode::ExpiryMismatch => "EXPIRY_MISMATCH",
-            ReasonCode::CardStatus => "CARD_STATUS",
-            ReasonCode::CscMismatch => "CSC_MISMATCH",
-            ReasonCode::CscMissing => "CSC_MISSING",
-            ReasonCode::CardTesting => "CARD_TESTING",
-            ReasonCode::PinIncorrect => "PIN_INCORRECT",
-            ReasonCode::PinTriesExceeded => "PIN_TRIES_EXCEEDED",
-            ReasonCode::PinUnverifiable => "PIN_UNVERIFIABLE",
-            ReasonCode::ImpossibleTravel => "IMPOSSIBLE_TRAVEL",
-            ReasonCode::AmountAboveProfile => "AMOUNT_ABOVE_PROFILE",
-            ReasonCode::HighVelocity => "HIGH_VELOCITY",
-            ReasonCode::NewCountry => "NEW_COUNTRY",
-            ReasonCode::NewMerchant => "NEW_MERCHANT",
-            ReasonCode::NewDevice => "NEW_DEVICE",
-            ReasonCode::ManyCountries => "MANY_COUNTRIES",
-            ReasonCode::RiskyTerminal => "RISKY_TERMINAL",
-            ReasonCode::DeviceManyCards => "DEVICE_MANY_CARDS",
-            ReasonCode::CardCompromised => "CARD_COMPROMISED",
-            ReasonCode::HighRiskMcc => "HIGH_RISK_MCC",
-            ReasonCode::NightTime => "NIGHT_TIME",
-            ReasonCode::CashAdvance => "CASH_ADVANCE",
-            ReasonCode::ModelContribution => "MODEL_CONTRIBUTION",
-            ReasonCode::Rule => "RULE",
-        }
-    }
-
-    /// Every code.
-    pub const ALL: [ReasonCode; 26] = [
-        ReasonCode::CardNotFound,
-        ReasonCode::InvalidCardNumber,
-        ReasonCode::CardExpired,
-        ReasonCode::ExpiryMismatch,
-        ReasonCode::CardStatus,
-        ReasonCode::CscMismatch,
-        ReasonCode::CscMissing,
-        ReasonCode::CardTesting,
-        ReasonCode::PinIncorrect,
-        ReasonCode::PinTriesExceeded,
-        ReasonCode::PinUnverifiable,
-        ReasonCode::ImpossibleTravel,
-        ReasonCode::AmountAboveProfile,
-        ReasonCode::HighVelocity,
-        ReasonCode::NewCountry,
-        ReasonCode::NewMerchant,
-        ReasonCode::NewDevice,
-        ReasonCode::ManyCountries,
-        ReasonCode::RiskyTerminal,
-        ReasonCode::DeviceManyCards,
-        ReasonCode::CardCompromised,
-        ReasonCode::HighRiskMcc,
-        ReasonCode::NightTime,
-        ReasonCode::CashAdvance,
-        ReasonCode::ModelContribution,
-        ReasonCode::Rule,
-    ];
-
     /// The code with this stable name (`IMPOSSIBLE_TRAVEL`).
     pub fn parse(s: &str) -> Option<ReasonCode> {
-        ReasonCode::ALL.into_iter().find(|c| c.as_str() == s)
+        ReasonCode::ALL.iter().copied().find(|c| c.as_str() == s)
     }
 }
 
@@ -250,8 +209,13 @@ mod tests {
 
     #[test]
     fn reason_codes_parse_from_their_names() {
-        for c in ReasonCode::ALL {
+        for &c in ReasonCode::ALL {
             assert_eq!(ReasonCode::parse(c.as_str()), Some(c));
+            // The stable name is the serialized one.
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
         }
         let mut names: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();

@@ -492,13 +492,10 @@ impl Engine {
             }
         };
         let version = self.scorer.version();
-        let rules = decide::Rules {
-            policy: &self.policy,
-            lists: &self.lists,
-        };
         let known = checks.card_known();
-        let decide_now = |score: &crate::score::Score| {
-            let mut o = decide::decide(
+        // One decision code for the rules in force and for a candidate in shadow mode.
+        let run = |score: &crate::score::Score, model: &str, policy: &Policy| {
+            decide::decide(
                 &self.config,
                 checks,
                 card,
@@ -506,14 +503,19 @@ impl Engine {
                 tx,
                 &f,
                 score,
-                version,
-                &rules,
-            );
+                model,
+                &decide::Rules {
+                    policy,
+                    lists: &self.lists,
+                },
+            )
+        };
+        let decide_now = |score: &crate::score::Score| {
+            let mut o = run(score, version, &self.policy);
             if known {
                 o.features = f.values.to_vec();
                 if let Some(sh) = &self.shadow {
-                    // The same decision code with the candidate's rules (and model); its
-                    // reasons are not computed.
+                    // The candidate's rules (and model); its reasons are not computed.
                     let own;
                     let (s_score, s_model) = match &sh.scorer {
                         Some(m) => {
@@ -525,21 +527,7 @@ impl Engine {
                         }
                         None => (score, version),
                     };
-                    let s_rules = decide::Rules {
-                        policy: &sh.policy,
-                        lists: &self.lists,
-                    };
-                    let so = decide::decide(
-                        &self.config,
-                        checks,
-                        card,
-                        &ctx,
-                        tx,
-                        &f,
-                        s_score,
-                        s_model,
-                        &s_rules,
-                    );
+                    let so = run(s_score, s_model, &sh.policy);
                     o.shadow = Some(Box::new(decide::ShadowOutcome {
                         decision: so.decision,
                         response_code: so.response_code,

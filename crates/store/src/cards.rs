@@ -61,17 +61,7 @@ pub struct SqliteCards {
 impl SqliteCards {
     /// Opens (or creates) the registry database.
     pub fn open(path: &Path) -> Result<SqliteCards, StoreError> {
-        // Created empty with owner-only permissions first: SQLite gives its WAL and
-        // shared-memory files the database file's permissions.
-        crate::private::options()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(crate::io_err(path))?;
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = crate::open_sqlite(path, crate::Sync::Full, SCHEMA)?;
         Ok(SqliteCards {
             conn: Mutex::new(conn),
         })

@@ -102,19 +102,9 @@ fn hold(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldRow> {
 impl SqliteHolds {
     /// Opens (or creates, owner-only) the holds and cases at `path`.
     pub fn open(path: &Path) -> Result<SqliteHolds, StoreError> {
-        crate::private::options()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(crate::io_err(path))?;
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // Commits are written, not synced (WAL survives a crash of the process); the
-        // consumer syncs them before it saves its position (`sync`), so that a power cut
-        // never leaves the position ahead of the rows.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        // Commits are written, not synced; the consumer syncs them before it saves its
+        // position (`sync`), so that a power cut never leaves the position ahead of the rows.
+        let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(SqliteHolds {

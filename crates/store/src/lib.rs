@@ -76,6 +76,44 @@ pub enum StoreError {
     BadCursor(String),
 }
 
+/// How a SQLite database syncs its commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sync {
+    /// Every commit synced before it returns.
+    Full,
+    /// Commits written, not synced (the WAL survives a crash of the process); the owner
+    /// syncs when it must.
+    Normal,
+}
+
+/// Opens (or creates) a SQLite database in WAL mode, creating the file empty and
+/// owner-only first (SQLite gives its WAL and shared-memory files the database file's
+/// permissions), and applies `schema`.
+pub(crate) fn open_sqlite(
+    path: &std::path::Path,
+    sync: Sync,
+    schema: &str,
+) -> Result<rusqlite::Connection, StoreError> {
+    private::options()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        },
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.display().to_string(),

@@ -121,19 +121,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 impl SqliteOutbox {
     /// Opens (or creates, owner-only) the outbox at `path`.
     pub fn open(path: &Path) -> Result<SqliteOutbox, StoreError> {
-        crate::private::options()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(crate::io_err(path))?;
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // Commits are written, not synced (WAL survives a crash of the process); the
-        // consumer syncs them before it saves its position (`sync`), so that a power cut
-        // never leaves the position ahead of the rows.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        // Commits are written, not synced; the consumer syncs them before it saves its
+        // position (`sync`), so that a power cut never leaves the position ahead of the rows.
+        let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
         let marks = Connection::open(path)?;
         marks.pragma_update(None, "synchronous", "NORMAL")?;
         marks.busy_timeout(std::time::Duration::from_secs(5))?;

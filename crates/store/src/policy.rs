@@ -87,16 +87,7 @@ const ITEM_COLUMNS: &str = "list, value, expires_ms, added_ms, added_by";
 impl SqlitePolicy {
     /// Opens (or creates, owner-only) the policy database at `path`.
     pub fn open(path: &Path) -> Result<SqlitePolicy, StoreError> {
-        crate::private::options()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(crate::io_err(path))?;
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = crate::open_sqlite(path, crate::Sync::Full, SCHEMA)?;
         Ok(SqlitePolicy {
             conn: Mutex::new(conn),
         })

@@ -85,6 +85,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// A ruleset body: TOML in UTF-8, whatever the content type says.
+fn ruleset_text(raw: &Bytes) -> Result<String, ApiError> {
+    String::from_utf8(raw.to_vec())
+        .map_err(|_| ApiError::field("body", "must be a ruleset in UTF-8 TOML"))
+}
+
 /// `GET /v1/rules`: the version in force, with its rules.
 pub async fn active(State(ctx): State<Ctx>) -> Answer<RulesetResp> {
     let app = Arc::clone(&ctx.app);
@@ -103,8 +109,7 @@ pub async fn put(
     Extension(client): Extension<ClientId>,
     raw: Bytes,
 ) -> Answer<RulesetResp> {
-    let text = String::from_utf8(raw.to_vec())
-        .map_err(|_| ApiError::field("body", "must be a ruleset in UTF-8 TOML"))?;
+    let text = ruleset_text(&raw)?;
     let app = Arc::clone(&ctx.app);
     let v = blocking(move || app.put_rules(&text, client.as_str())).await?;
     Ok((StatusCode::OK, Json(whole(&v))))
@@ -239,8 +244,7 @@ pub async fn put_shadow(
     Extension(client): Extension<ClientId>,
     raw: Bytes,
 ) -> Answer<RulesetResp> {
-    let text = String::from_utf8(raw.to_vec())
-        .map_err(|_| ApiError::field("body", "must be a ruleset in UTF-8 TOML"))?;
+    let text = ruleset_text(&raw)?;
     let app = Arc::clone(&ctx.app);
     let v = blocking(move || app.put_shadow_rules(&text, client.as_str())).await?;
     Ok((StatusCode::OK, Json(whole(&v))))
