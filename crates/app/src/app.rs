@@ -320,6 +320,7 @@ impl App {
         }
         let engine_cfg = config.engine.to_engine()?;
         let cvv2 = config.csc.cvv2()?;
+        config.mail.thresholds()?;
         let brands = cardguard_mailauth::load::brands(config.mail.brands_file.as_deref())?;
         let sender_verifier = cardguard_mailauth::load::sender_verifier(
             config.mail.verify_sender,
@@ -794,6 +795,7 @@ impl App {
         cardguard_phish::Options {
             trusted_authserv_ids: self.config.mail.trusted_authserv_ids.clone(),
             verified,
+            thresholds: self.config.mail.thresholds().unwrap_or_default(),
             ..Default::default()
         }
     }

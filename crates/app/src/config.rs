@@ -280,7 +280,7 @@ impl Default for Iso8583Config {
 }
 
 /// The phishing analyzer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
     /// A TOML file of brands added to the built-in registry.
@@ -291,6 +291,32 @@ pub struct MailConfig {
     pub verify_sender: bool,
     /// Verify against this fixed zone file instead of DNS (implies `verify_sender`).
     pub dns_zone: Option<std::path::PathBuf>,
+    /// Scores at and above which a message is suspicious, and phishing (tune them with
+    /// `cardguard mail evaluate` on the issuer's own mail).
+    pub suspicious_at: u32,
+    pub phishing_at: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        let t = cardguard_phish::Thresholds::default();
+        MailConfig {
+            brands_file: None,
+            trusted_authserv_ids: Vec::new(),
+            verify_sender: false,
+            dns_zone: None,
+            suspicious_at: t.suspicious,
+            phishing_at: t.phishing,
+        }
+    }
+}
+
+impl MailConfig {
+    /// The verdict thresholds, checked.
+    pub fn thresholds(&self) -> Result<cardguard_phish::Thresholds, ConfigError> {
+        cardguard_phish::Thresholds::new(self.suspicious_at, self.phishing_at)
+            .map_err(|e| ConfigError::Invalid(format!("mail: {e}")))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -693,5 +719,13 @@ file = "rules.toml"
         let c = Config::load(None, env).unwrap();
         let e = c.engine.to_engine().unwrap_err().to_string();
         assert!(e.contains("are rules now"), "{e}");
+        assert_eq!(c.mail.thresholds().unwrap(), Default::default());
+        let env = [(
+            "CARDGUARD__MAIL__SUSPICIOUS_AT".to_string(),
+            "60".to_string(),
+        )];
+        let c = Config::load(None, env).unwrap();
+        let e = c.mail.thresholds().unwrap_err().to_string();
+        assert!(e.contains("suspicious <= phishing"), "{e}");
     }
 }

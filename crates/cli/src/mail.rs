@@ -33,6 +33,37 @@ pub enum MailCmd {
         /// --verify-sender). Lines: `name TXT "..."`, `name A ip`, `name MX pref host`.
         #[arg(long)]
         dns_zone: Option<PathBuf>,
+        /// Score at and above which a message is suspicious.
+        #[arg(long, default_value_t = 25)]
+        suspicious_at: u32,
+        /// Score at and above which a message is phishing.
+        #[arg(long, default_value_t = 50)]
+        phishing_at: u32,
+    },
+    /// Recall and false-positive rate at every threshold over labelled mail, the ROC curve
+    /// and its area, the lowest thresholds that keep false positives down, and a fit of
+    /// scores to probabilities: to choose `mail.suspicious_at` and `mail.phishing_at`.
+    Evaluate {
+        /// Phishing messages: a file, an mbox, a Maildir or a folder (repeatable).
+        #[arg(long, required = true)]
+        phish: Vec<PathBuf>,
+        /// Genuine messages (repeatable).
+        #[arg(long, required = true)]
+        ham: Vec<PathBuf>,
+        /// A TOML file of more brands.
+        #[arg(long)]
+        brands: Option<PathBuf>,
+        /// The thresholds to mark on the curve.
+        #[arg(long, default_value_t = 25)]
+        suspicious_at: u32,
+        #[arg(long, default_value_t = 50)]
+        phishing_at: u32,
+        /// A folder for roc.svg, evaluate.html and evaluate.json.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Everything as JSON (every threshold's point included).
+        #[arg(long)]
+        json: bool,
     },
     /// Lookalike domains of DOMAIN to watch (dnstwist-style permutations).
     Lookalikes {
@@ -62,9 +93,12 @@ pub fn run(cmd: MailCmd) -> Result<std::process::ExitCode> {
             trust_authserv,
             verify_sender,
             dns_zone,
+            suspicious_at,
+            phishing_at,
         } => {
             let opts = cardguard_phish::Options {
                 trusted_authserv_ids: trust_authserv,
+                thresholds: cardguard_phish::Thresholds::new(suspicious_at, phishing_at)?,
                 ..Default::default()
             };
             let verifier =
@@ -79,6 +113,22 @@ pub fn run(cmd: MailCmd) -> Result<std::process::ExitCode> {
                 };
             })
         }
+        MailCmd::Evaluate {
+            phish,
+            ham,
+            brands,
+            suspicious_at,
+            phishing_at,
+            report,
+            json,
+        } => evaluate(
+            &phish,
+            &ham,
+            brands.as_deref(),
+            cardguard_phish::Thresholds::new(suspicious_at, phishing_at)?,
+            report.as_deref(),
+            json,
+        ),
         MailCmd::Lookalikes { domain, json } => lookalikes(&domain, json),
         MailCmd::CheckUrl { url, brands } => {
             let reg = registry(brands.as_deref())?;
@@ -146,6 +196,137 @@ pub fn read_messages(path: &Path, out: &mut Vec<Source>) -> Result<()> {
 
 fn registry(brands: Option<&Path>) -> Result<BrandRegistry> {
     Ok(cardguard_mailauth::load::brands(brands)?)
+}
+
+/// `mail evaluate`: the analyzer's operating points on labelled mail.
+pub fn evaluate(
+    phish: &[PathBuf],
+    ham: &[PathBuf],
+    brands: Option<&Path>,
+    marks: cardguard_phish::Thresholds,
+    report: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    use cardguard_phish::calibrate::{Calibration, auc, roc, roc_svg};
+    let reg = registry(brands)?;
+    let scores = |paths: &[PathBuf]| -> Result<(Vec<u32>, usize)> {
+        let mut sources = Vec::new();
+        for p in paths {
+            read_messages(p, &mut sources)?;
+        }
+        let mut out = Vec::with_capacity(sources.len());
+        let mut unreadable = 0;
+        for s in &sources {
+            match cardguard_phish::analyze(&s.raw, &reg) {
+                Ok(r) => out.push(r.score),
+                Err(_) => unreadable += 1,
+            }
+        }
+        Ok((out, unreadable))
+    };
+    let (p, pu) = scores(phish)?;
+    let (h, hu) = scores(ham)?;
+    anyhow::ensure!(
+        !p.is_empty() && !h.is_empty(),
+        "both --phish and --ham must hold readable messages ({} and {} found)",
+        p.len(),
+        h.len()
+    );
+    let points = roc(&p, &h);
+    let area = auc(&points);
+    let fit = Calibration::fit(&p, &h);
+    // The lowest thresholds that keep false positives at most 0.2% and at none.
+    let lowest = |max_fpr: f64| {
+        points
+            .iter()
+            .filter(|x| x.false_positive_rate <= max_fpr)
+            .map(|x| x.threshold)
+            .min()
+    };
+    let summary = serde_json::json!({
+        "phishing": p.len(), "genuine": h.len(), "unreadable": pu + hu,
+        "roc_auc": area,
+        "calibration": fit,
+        "thresholds": marks,
+        "lowest_threshold_fpr_0_2_percent": lowest(0.002),
+        "lowest_threshold_no_false_positive": lowest(0.0),
+        "points": points,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{} phishing and {} genuine messages ({} unreadable); ROC AUC {area:.4}",
+            p.len(),
+            h.len(),
+            pu + hu
+        );
+        println!(
+            "{:>9}  {:>7}  {:>9}  {:>8}  {:>9}",
+            "threshold", "recall", "phishing", "FPR", "genuine"
+        );
+        for x in points.iter().filter(|x| {
+            (x.threshold % 5 == 0 && x.threshold <= 100)
+                || x.threshold == marks.suspicious
+                || x.threshold == marks.phishing
+        }) {
+            let mark = if x.threshold == marks.phishing {
+                "  <- phishing"
+            } else if x.threshold == marks.suspicious {
+                "  <- suspicious"
+            } else {
+                ""
+            };
+            println!(
+                "{:>9}  {:>7.4}  {:>9}  {:>8.5}  {:>9}{mark}",
+                x.threshold, x.recall, x.flagged_phish, x.false_positive_rate, x.flagged_ham
+            );
+        }
+        println!(
+            "lowest threshold with at most 0.2% false positives: {}; with none: {}",
+            lowest(0.002).map_or("-".into(), |t| t.to_string()),
+            lowest(0.0).map_or("-".into(), |t| t.to_string())
+        );
+        println!(
+            "calibration (probability = 1 / (1 + exp(-(a * score + b)))): a = {:.6}, b = {:.6}",
+            fit.a, fit.b
+        );
+    }
+    if let Some(dir) = report {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let svg = roc_svg(&points, &marks);
+        std::fs::write(dir.join("roc.svg"), &svg)?;
+        let rows: String = points
+            .iter()
+            .filter(|x| x.threshold % 5 == 0 && x.threshold <= 100)
+            .map(|x| {
+                format!(
+                    "<tr><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.5}</td><td>{}</td></tr>\n",
+                    x.threshold, x.recall, x.flagged_phish, x.false_positive_rate, x.flagged_ham
+                )
+            })
+            .collect();
+        let html = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cardguard mail evaluate</title>\
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}table{{border-collapse:collapse}}</style></head>\
+<body><h1>Phishing analyzer: operating points</h1><p>{} phishing and {} genuine messages; ROC AUC {area:.4}; \
+thresholds in force: suspicious {} and phishing {}.</p>\n{svg}<table><tr><th>threshold</th><th>recall</th><th>phishing flagged</th>\
+<th>false-positive rate</th><th>genuine flagged</th></tr>\n{rows}</table><p>Calibration: probability = 1 / (1 + exp(-({:.6} × score + {:.6}))).</p></body></html>\n",
+            p.len(),
+            h.len(),
+            marks.suspicious,
+            marks.phishing,
+            fit.a,
+            fit.b
+        );
+        std::fs::write(dir.join("evaluate.html"), html)?;
+        std::fs::write(
+            dir.join("evaluate.json"),
+            serde_json::to_vec_pretty(&summary)?,
+        )?;
+        eprintln!("report: {}", dir.join("evaluate.html").display());
+    }
+    Ok(())
 }
 
 fn lookalikes(domain: &str, json: bool) -> Result<()> {

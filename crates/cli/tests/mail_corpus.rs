@@ -119,3 +119,86 @@ fn everyday_genuine_mail_stays_clean() {
         "genuine mail called phishing: {flagged:#?}"
     );
 }
+
+/// `mail evaluate` on the corpus: the operating points the README gives, and the built-in
+/// calibration is the fit of these scores.
+#[test]
+#[ignore = "needs ../shared/data/mail/dev"]
+fn operating_points_on_the_corpus() {
+    let dev = corpus();
+    let (_, out) = exits(
+        cardguard()
+            .args(["mail", "evaluate", "--json", "--phish"])
+            .arg(dev.join("nazario-phishing0.mbox"))
+            .arg("--ham")
+            .arg(dev.join("ham"))
+            .arg("--ham")
+            .arg(dev.join("ham-easy")),
+        &[0],
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (v["phishing"].as_u64(), v["genuine"].as_u64()),
+        (Some(414), Some(2650))
+    );
+    assert!(v["roc_auc"].as_f64().unwrap() > 0.98, "{}", v["roc_auc"]);
+    let at = |t: u64| {
+        v["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["threshold"] == t)
+            .unwrap()
+            .clone()
+    };
+    assert!(at(25)["recall"].as_f64().unwrap() >= 0.96);
+    assert!(at(25)["flagged_ham"].as_u64().unwrap() <= 5);
+    assert_eq!(at(50)["flagged_ham"], 0);
+    let b = cardguard_phish::BUILTIN_CALIBRATION;
+    let (a, bb) = (
+        v["calibration"]["a"].as_f64().unwrap(),
+        v["calibration"]["b"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b.a).abs() < 0.01 && (bb - b.b).abs() < 0.1,
+        "refit a = {a}, b = {bb}: update BUILTIN_CALIBRATION"
+    );
+}
+
+/// `mail evaluate` on two messages: one phishing, one genuine, perfectly told apart; the
+/// report's files are written.
+#[test]
+fn evaluate_reports_operating_points() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../phish/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = exits(
+        cardguard()
+            .args(["mail", "evaluate", "--json", "--phish"])
+            .arg(fixtures.join("ebay-ip-form-phish.eml"))
+            .arg("--ham")
+            .arg(fixtures.join("paypal-genuine-receipt.eml"))
+            .arg("--report")
+            .arg(dir.path()),
+        &[0],
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["roc_auc"], 1.0);
+    assert_eq!(v["lowest_threshold_no_false_positive"], 1);
+    let svg = std::fs::read_to_string(dir.path().join("roc.svg")).unwrap();
+    assert!(svg.contains("<polyline") && svg.contains("suspicious ≥ 25"));
+    assert!(dir.path().join("evaluate.html").is_file());
+    // Thresholds in the wrong order are refused.
+    exits(
+        cardguard()
+            .args([
+                "mail",
+                "scan",
+                "--suspicious-at",
+                "60",
+                "--phishing-at",
+                "40",
+            ])
+            .arg(fixtures.join("ebay-ip-form-phish.eml")),
+        &[2],
+    );
+}

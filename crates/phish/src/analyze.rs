@@ -40,21 +40,20 @@ pub struct Finding {
 }
 
 /// The analysis of one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub message_id: Option<String>,
     pub subject: Option<String>,
     pub from: Option<String>,
     pub verdict: Verdict,
     pub score: u32,
+    /// The score as a probability of phishing (the built-in calibration, fitted on the
+    /// development corpus).
+    pub probability: f64,
     /// The brand the message impersonates (or speaks for, when it is genuine).
     pub brand: Option<String>,
     pub reasons: Vec<Finding>,
 }
-
-/// Score at or above which a message is phishing, and suspicious.
-pub const PHISHING_AT: u32 = 50;
-pub const SUSPICIOUS_AT: u32 = 25;
 
 const CREDENTIAL_EN: &[&str] = &[
     "password",
@@ -899,6 +898,9 @@ pub struct Options {
     /// SPF, DKIM and DMARC as the caller verified them against DNS (the analyzer itself does
     /// no IO). Failures become findings; passes and absent records do not.
     pub verified: Vec<AuthCheck>,
+    /// The scores at which a message is suspicious and phishing (25 and 50 unless the
+    /// configuration says otherwise).
+    pub thresholds: crate::calibrate::Thresholds,
     /// Take the loosest likeness of a link to a brand (a long shared prefix) for any brand,
     /// not only the one the message claims: for a URL checked on its own, with no message to
     /// claim anything.
@@ -1513,13 +1515,8 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
     }
     f.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.code.cmp(b.code)));
     let score: u32 = f.iter().map(|x| x.weight).sum::<u32>().min(100);
-    let verdict = if score >= PHISHING_AT {
-        Verdict::Phishing
-    } else if score >= SUSPICIOUS_AT {
-        Verdict::Suspicious
-    } else {
-        Verdict::Clean
-    };
+    let verdict = opts.thresholds.verdict(score);
+    let probability = crate::calibrate::BUILTIN_CALIBRATION.probability(score);
     let from = (!p.from_addr.is_empty()).then(|| p.from_addr.clone());
     Ok(Report {
         message_id: msg.message_id().map(str::to_owned),
@@ -1527,6 +1524,7 @@ pub fn analyze_with(raw: &[u8], reg: &BrandRegistry, opts: &Options) -> Result<R
         from,
         verdict,
         score,
+        probability,
         brand: claimed.map(|b| b.display_name().to_owned()),
         reasons: f,
     })

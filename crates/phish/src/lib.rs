@@ -5,6 +5,7 @@
 
 pub mod analyze;
 pub mod brand;
+pub mod calibrate;
 pub mod links;
 pub mod lookalike;
 pub mod similar;
@@ -13,4 +14,5 @@ pub use analyze::{
     AuthCheck, AuthMethod, Finding, Options, PhishError, Report, Verdict, analyze, analyze_with,
 };
 pub use brand::{Brand, BrandError, BrandRegistry, registrable};
+pub use calibrate::{BUILTIN_CALIBRATION, Calibration, Thresholds};
 pub use lookalike::{Permutation, UrlCheck, check_url, permutations};
