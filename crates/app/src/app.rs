@@ -257,6 +257,8 @@ pub struct App {
     shadow_model: RwLock<Option<Arc<dyn cardguard_engine::Scorer>>>,
     /// The shadow candidate's decisions beside the active ones, since it was set.
     shadow_tally: Mutex<ShadowTally>,
+    /// The live traffic's drift from the model's training data (replaced with the model).
+    drift: RwLock<Arc<crate::drift::DriftMonitor>>,
     /// Metrics of parts running beside the application (see [`App::add_metrics`]).
     metric_sources: RwLock<Vec<MetricSource>>,
     /// The data directory's lock, held while the application is open.
@@ -343,9 +345,18 @@ impl App {
             })));
         }
         let shadow_since = clock.now().0;
+        let mut summary = None;
         if let Some(path) = &config.engine.model_file {
-            engine.set_scorer(load_model(path)?);
+            let (model, s) = load_model_file(path)?;
+            engine.set_scorer(model);
+            summary = s;
         }
+        let drift = Arc::new(crate::drift::DriftMonitor::new(
+            engine.scorer_version(),
+            summary,
+            config.engine.drift_psi_threshold,
+            config.engine.drift_min_observations,
+        ));
         let (keys, created_keys) = KeyRing::load(&config.keys, data_dir)?;
         let cards_db = SqliteCards::open(&data_dir.join("cards.db"))?;
         let notify_db = data_dir.join("notify.db");
@@ -466,6 +477,7 @@ impl App {
             outbox,
             rules,
             shadow_model: RwLock::new(shadow_model),
+            drift: RwLock::new(drift),
             shadow_tally: Mutex::new(ShadowTally {
                 since_ms: shadow_since,
                 counts: [[0; 4]; 4],
@@ -759,7 +771,13 @@ impl App {
                 "engine.model_file is not set".into(),
             ))
         })?;
-        let model = load_model(path)?;
+        let (model, summary) = load_model_file(path)?;
+        let monitor = Arc::new(crate::drift::DriftMonitor::new(
+            cardguard_engine::Scorer::version(model.as_ref()),
+            summary,
+            self.config.engine.drift_psi_threshold,
+            self.config.engine.drift_min_observations,
+        ));
         if let Some(p) = &self.config.engine.shadow_model_file {
             let shadow: Arc<dyn cardguard_engine::Scorer> = load_model(p)?;
             *self.shadow_model.write().unwrap_or_else(|e| e.into_inner()) = Some(shadow);
@@ -776,8 +794,14 @@ impl App {
         }
         let version = cardguard_engine::Scorer::version(model.as_ref()).to_owned();
         self.core().engine.set_scorer(model);
+        *self.drift.write().unwrap_or_else(|e| e.into_inner()) = monitor;
         tracing::info!(model = %version, "model swapped in");
         Ok(version)
+    }
+
+    /// The drift monitor of the model deciding now.
+    pub fn drift(&self) -> Arc<crate::drift::DriftMonitor> {
+        Arc::clone(&self.drift.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The version of the scorer deciding now.
@@ -855,6 +879,7 @@ impl App {
             record.outcome.response_code,
             started.elapsed(),
         );
+        self.drift().observe(&record.outcome);
         if let Some(sh) = &record.outcome.shadow {
             self.metrics.shadow(record.outcome.decision, sh.decision);
             let mut t = self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner());
@@ -1377,6 +1402,7 @@ impl App {
         gauges.push(("log_bytes", log_bytes));
         gauges.push(("log_durable_bytes", self.reader.durable().unwrap_or(0)));
         let mut text = self.metrics.render(&gauges);
+        text.push_str(&self.drift().metrics());
         for source in self
             .metric_sources
             .read()
@@ -1529,13 +1555,25 @@ fn explain_off_lock(pending: &cardguard_engine::Pending) -> cardguard_engine::Re
 
 /// A model file, checked and compiled for the engine.
 fn load_model(path: &Path) -> Result<Arc<cardguard_engine::TreeModel>, OpenError> {
+    load_model_file(path).map(|(m, _)| m)
+}
+
+/// A model file's compiled trees and the training data's distributions it records.
+fn load_model_file(
+    path: &Path,
+) -> Result<
+    (
+        Arc<cardguard_engine::TreeModel>,
+        Option<cardguard_engine::drift::TrainingSummary>,
+    ),
+    OpenError,
+> {
     let bad = |why: String| OpenError::Model {
         path: path.display().to_string(),
         why,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let model = cardguard_engine::Model::from_json(&text)
-        .and_then(|m| m.compile())
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(Arc::new(model))
+    let file = cardguard_engine::Model::from_json(&text).map_err(|e| bad(e.to_string()))?;
+    let model = file.compile().map_err(|e| bad(e.to_string()))?;
+    Ok((Arc::new(model), file.training))
 }

@@ -480,6 +480,11 @@ pub struct EngineSection {
     /// A candidate model for shadow mode: a ruleset in shadow (PUT /v1/rules/shadow) scores
     /// with it instead of the model in force. Read again with the model.
     pub shadow_model_file: Option<std::path::PathBuf>,
+    /// A population stability index of the live score or a feature against the model's
+    /// training data over this is logged and counted as drift ...
+    pub drift_psi_threshold: f64,
+    /// ... once the model has decided at least this many authorizations.
+    pub drift_min_observations: u64,
     /// Moved into the rules (the default ruleset's `risk_*` rules): refused with a pointer.
     pub thresholds: Option<toml::Value>,
     /// Base currency of amount features and reference rates into it.
@@ -503,6 +508,8 @@ impl Default for EngineSection {
             max_clock_skew_secs: 300,
             model_file: None,
             shadow_model_file: None,
+            drift_psi_threshold: 0.2,
+            drift_min_observations: 1000,
             thresholds: None,
             base_currency: d.fx.base.code().to_owned(),
             fx: BTreeMap::new(),

@@ -13,6 +13,7 @@
 //! - [`links`]: signed, expiring links to the cardholder's pages; [`format`]: amounts and
 //!   times as the cardholder reads them;
 //! - [`rules`]: the rule book: the ruleset in force, its versions, the lists;
+//! - [`drift`]: the live score's and features' drift from the model's training data;
 //! - [`snapshots`]: the snapshot writer thread;
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 
@@ -20,6 +21,7 @@ pub mod access;
 pub mod app;
 pub mod config;
 pub mod consumer;
+pub mod drift;
 pub mod enroll;
 pub mod error;
 pub mod format;

@@ -372,6 +372,21 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &mut |r| round_bar("training", r),
     )?;
     eprintln!();
+    let mut model = model;
+    // What the model was trained on, for drift monitoring: the distributions of the
+    // training rows (every one, or an even sample of 200,000) and of their risk scores.
+    let step = (fy.len() / 200_000).max(1);
+    let width = table.width();
+    let sample: Vec<f32> = fx.chunks(width).step_by(step).flatten().copied().collect();
+    let risk: Vec<u8> = sample
+        .chunks(width)
+        .map(|r| (model.predict(r) * 100.0).round().clamp(0.0, 100.0) as u8)
+        .collect();
+    model.set_training(cardguard_engine::drift::TrainingSummary::of(
+        &table.names,
+        &sample,
+        &risk,
+    ))?;
     let text = model.to_json()?;
     std::fs::write(&a.out, &text).with_context(|| format!("writing {}", a.out.display()))?;
     println!(

@@ -164,6 +164,10 @@ fn evaluate_reports_the_protocol_metrics_and_train_writes_a_loadable_model() {
     assert!(!m.trees.is_empty() && m.trees.len() <= 30);
     assert_eq!(m.features.len(), cardguard_engine::N_FEATURES);
     assert!(m.model_version.starts_with("gbdt-"));
+    // The training data's distributions, for drift monitoring.
+    let t = m.training.as_ref().expect("the training summary");
+    assert_eq!(t.features.len(), cardguard_engine::N_FEATURES);
+    assert!(t.rows > 0 && t.score.bins() >= 2, "{:?}", t.score);
 
     // The replayed features, one row per transaction.
     let feats = dir.path().join("features.csv");
@@ -231,4 +235,71 @@ fn simulate_writes_the_engine_schema_deterministically() {
     assert_eq!(d.schema, cardguard_ml::Schema::Engine);
     assert!(d.transactions.len() > 2_000);
     assert!(d.transactions.iter().any(|t| t.fraud));
+}
+
+/// A trained model served: its decisions are counted against the training data it
+/// records, and a population it was not trained on shows as drift in `GET /v1/model` and
+/// `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_model_reports_drift_from_its_training_data() {
+    use cardguard_server::client::Client;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sim.csv");
+    ok(cardguard()
+        .args(["simulate", "--cards", "300", "--days", "20", "--out"])
+        .arg(&data));
+    let model = dir.path().join("model.json");
+    ok(cardguard()
+        .args(["ml", "train", "--trees", "10", "--transactions"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model));
+    const KEY: &str = "drift-test-key-0123456789abcdef";
+    let config = format!(
+        "[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\"]\n[engine]\nmax_clock_skew_secs = 0\nmodel_file = \"{}\"\ndrift_min_observations = 20\n",
+        model.display()
+    );
+    let (child, addr) = common::serve(dir.path(), &config);
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    let (_, v) = c.get("/v1/model").await.unwrap();
+    assert_eq!(v["monitored"], true, "{v}");
+    assert!(v["training_rows"].as_u64().unwrap() > 1000, "{v}");
+    assert_eq!(v["observed"], 0);
+    let pan = "4123456789012349";
+    let card = json!({"number": pan, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"email": "hanako@example.jp", "language": "ja"},
+        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    assert_eq!(c.post("/v1/cards", &card).await.unwrap().0, 201);
+    // One card buying the same ¥3,000 every hour: not the portfolio the model learned from.
+    for i in 0..1030u32 {
+        let ts = cardguard_core::Timestamp(1_790_000_000_000 + i64::from(i) * 3_600_000);
+        let a = json!({"id": format!("d-{i}"), "timestamp": ts.to_rfc3339(),
+            "card": {"number": pan, "expiry": "2029-12"},
+            "amount": {"value": 3000, "currency": "JPY"},
+            "merchant": {"id": "m-1", "terminal_id": "t-1", "name": "SHOP", "mcc": "5411",
+                         "country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76},
+            "channel": "card_present", "type": "purchase"});
+        let (s, v) = c.post("/v1/authorizations", &a).await.unwrap();
+        assert_eq!(s, 200, "{v}");
+    }
+    let (_, v) = c.get("/v1/model").await.unwrap();
+    assert_eq!(v["observed"], 1030, "{v}");
+    let drifted: Vec<&str> = v["drifted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(!drifted.is_empty(), "{v}");
+    assert!(
+        v["alerts"].as_u64().unwrap() >= 1,
+        "logged and counted: {v}"
+    );
+    let (_, m) = c.get_raw("/metrics").await.unwrap();
+    let m = String::from_utf8(m.to_vec()).unwrap();
+    assert!(m.contains("cardguard_model_psi{part=\"score\"}"), "{m}");
+    assert!(m.contains("cardguard_model_observed_total 1030"));
 }

@@ -14,6 +14,7 @@ mod config;
 pub mod cow;
 mod decide;
 mod device;
+pub mod drift;
 mod features;
 mod hash;
 pub mod lists;

@@ -143,6 +143,9 @@ pub struct Model {
     /// How it was made (trainer settings, data, validation score): for people, not scoring.
     #[serde(default)]
     pub provenance: serde_json::Value,
+    /// The distributions of the training data (score and features), for drift monitoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<crate::drift::TrainingSummary>,
     /// `sha256:` of the file's JSON with this field empty.
     #[serde(default)]
     pub checksum: String,
@@ -171,6 +174,7 @@ impl Model {
             base_margin,
             trees,
             provenance,
+            training: None,
             checksum: String::new(),
         };
         m.validate()?;
@@ -178,6 +182,18 @@ impl Model {
         m.model_version = format!("{version_prefix}-{}", &digest[..12]);
         m.checksum = format!("sha256:{}", m.digest()?);
         Ok(m)
+    }
+
+    /// Records the training data's distributions (the checksum is made again; the version,
+    /// which names the trees, stays).
+    pub fn set_training(
+        &mut self,
+        summary: crate::drift::TrainingSummary,
+    ) -> Result<(), ModelError> {
+        self.training = Some(summary);
+        self.checksum.clear();
+        self.checksum = format!("sha256:{}", self.digest()?);
+        Ok(())
     }
 
     fn digest(&self) -> Result<String, ModelError> {

@@ -66,7 +66,7 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         (&Method::POST, "/v1/mail/brands/reload" | "/v1/model/reload") => {
             p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
         }
-        (&Method::GET, "/v1/stats") => p(Some(ADMIN), None),
+        (&Method::GET, "/v1/stats" | "/v1/model") => p(Some(ADMIN), None),
         // The analysts' routes: the ruleset, its versions, the lists, decision records.
         (&Method::PUT, "/v1/rules" | "/v1/rules/shadow") => {
             p(Some(ADMIN), Some(rules::MAX_RULES_BYTES))
@@ -206,6 +206,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/mail/scan"),
     ("post", "/v1/mail/brands/reload"),
     ("post", "/v1/model/reload"),
+    ("get", "/v1/model"),
     ("get", "/answer"),
     ("post", "/answer"),
     ("get", "/v1/holds"),
@@ -280,6 +281,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/mail/scan", post(mail_scan))
         .route("/v1/mail/brands/reload", post(reload_brands))
         .route("/v1/model/reload", post(reload_model))
+        .route("/v1/model", get(model_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The gate reads and limits every body, per route.
@@ -500,6 +502,11 @@ async fn reload_model(State(ctx): State<Ctx>) -> Result<Json<serde_json::Value>,
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_model", e.to_string()))?;
     Ok(Json(serde_json::json!({ "model": version })))
+}
+
+/// The model deciding now and how far live traffic has drifted from its training data.
+async fn model_status(State(ctx): State<Ctx>) -> Json<cardguard_app::drift::DriftReport> {
+    Json(ctx.app.drift().report())
 }
 
 /// The phishing analyzer: the raw RFC 5322 message is the body.
