@@ -18,6 +18,9 @@ pub enum MlCmd {
     Evaluate(EvaluateArgs),
     /// Turn an XGBoost JSON or LightGBM text model into a cardguard model file.
     Import(ImportArgs),
+    /// Search the trainer's settings over prequential folds within a time budget, then
+    /// train the model with the best and write both (settings beside the model).
+    Tune(TuneArgs),
     /// Write the features the replay computes for every transaction (CSV: TRANSACTION_ID,
     /// DAY, CARD_ID, TX_FRAUD, then one column per feature), for other tools.
     Features(FeaturesArgs),
@@ -138,6 +141,9 @@ pub struct TrainArgs {
     /// Where to write the model file.
     #[arg(long)]
     out: PathBuf,
+    /// Trainer settings from `ml tune` (NAME.settings.json) instead of the options below.
+    #[arg(long)]
+    settings: Option<PathBuf>,
     #[command(flatten)]
     trainer: TrainerArgs,
 }
@@ -228,7 +234,164 @@ pub fn run(cmd: MlCmd) -> Result<()> {
         MlCmd::Evaluate(a) => evaluate_cmd(a),
         MlCmd::Import(a) => import_cmd(a),
         MlCmd::Features(a) => features_cmd(a),
+        MlCmd::Tune(a) => tune_cmd(a),
     }
+}
+
+#[derive(clap::Args)]
+pub struct TuneArgs {
+    /// Labelled transactions: the engine's CSV schema or the handbook's, plain or gzip.
+    #[arg(long)]
+    transactions: PathBuf,
+    /// The latest fold's training days FROM..TO.
+    #[arg(long)]
+    train: String,
+    /// The latest fold's test days FROM..TO; earlier folds move back by its length.
+    #[arg(long)]
+    test: String,
+    #[arg(long, default_value_t = 4)]
+    folds: usize,
+    /// Days after a transaction its fraud label is known.
+    #[arg(long, default_value_t = 7)]
+    delay_days: u32,
+    /// Seconds the search may take (the final model's training comes after it).
+    #[arg(long, default_value_t = 600)]
+    budget_secs: u64,
+    /// Settings tried at most.
+    #[arg(long, default_value_t = 50)]
+    max_trials: usize,
+    /// What to maximize: average precision or card precision@100 (mean over the folds).
+    #[arg(long, value_parser = ["ap", "card-precision"], default_value = "ap")]
+    objective: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The model file to write, trained on all the data with the best settings; the
+    /// settings (and every trial) go beside it as NAME.settings.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Where the settings of a model go: `model.json` → `model.settings.json`.
+fn settings_path(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    model.with_file_name(format!("{stem}.settings.json"))
+}
+
+fn tune_cmd(a: TuneArgs) -> Result<()> {
+    use cardguard_ml::tune::{Objective, tune};
+    writable(&a.out)?;
+    let train = DayRange::parse(&a.train)?;
+    let test = DayRange::parse(&a.test)?;
+    let objective = match a.objective.as_str() {
+        "card-precision" => Objective::CardPrecisionAt100,
+        _ => Objective::AveragePrecision,
+    };
+    let table = load(&a.transactions, a.delay_days)?;
+    let protocols = folds(&table, &train, &test, a.folds, a.delay_days)?;
+    let budget = std::time::Duration::from_secs(a.budget_secs);
+    let tuned = tune(
+        &table,
+        &protocols,
+        objective,
+        budget,
+        a.max_trials,
+        a.seed,
+        &mut |p| {
+            let best = p
+                .best
+                .map(|b| format!("best {:.4} ± {:.4}", b.mean, b.sd))
+                .unwrap_or_else(|| "best -".into());
+            crate::progress::stage(
+                "tuning",
+                p.elapsed.as_secs().min(p.budget.as_secs()),
+                p.budget.as_secs(),
+                &format!("trial {} fold {}/{}; {best}", p.trial, p.fold, p.folds),
+            );
+        },
+    )?;
+    eprintln!();
+    for (i, t) in tuned.trials.iter().enumerate() {
+        println!(
+            "trial {:>2}: {:.4} ± {:.4} (folds {}) in {:.1} s: trees {} lr {} depth {} min_child_weight {} subsample {} colsample {} scale_pos_weight {} neg_subsample {} lambda {}",
+            i + 1,
+            t.mean,
+            t.sd,
+            t.scores
+                .iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            t.seconds,
+            t.params.max_trees,
+            t.params.learning_rate,
+            t.params.max_depth,
+            t.params.min_child_weight,
+            t.params.subsample,
+            t.params.colsample,
+            t.params.scale_pos_weight,
+            t.params.neg_subsample,
+            t.params.lambda
+        );
+    }
+    let b = &tuned.best;
+    println!(
+        "best of {} trials over {} folds in {:.0} s: {:?} {:.4} ± {:.4}",
+        tuned.trials.len(),
+        tuned.folds,
+        tuned.seconds,
+        tuned.objective,
+        b.mean,
+        b.sd
+    );
+    let settings = settings_path(&a.out);
+    std::fs::write(&settings, serde_json::to_vec_pretty(&tuned)?)
+        .with_context(|| format!("writing {}", settings.display()))?;
+    fit(&table, None, &b.params, &a.out)?;
+    println!("settings -> {}", settings.display());
+    Ok(())
+}
+
+/// The folds of an evaluation: the latest `train`/`test`, then `n - 1` earlier ones, each
+/// moved back by the test length; every fold's training days must be in the data.
+fn folds(
+    table: &FeatureTable,
+    train: &DayRange,
+    test: &DayRange,
+    n: usize,
+    delay_days: u32,
+) -> Result<Vec<Protocol>> {
+    if test.from <= train.to {
+        bail!("the test days must come after the training days");
+    }
+    if n == 0 {
+        bail!("--folds must be at least 1");
+    }
+    if table.rows() > 0 {
+        let first = table.day(0);
+        let earliest = train.shifted(-((n - 1) as i64) * test.days()).from;
+        if earliest < first {
+            let fit = 1 + (train.from - first).max(0) / test.days().max(1);
+            bail!(
+                "--folds {n} reaches back to {}, before the data starts ({}): at most {fit} folds fit",
+                day_string(earliest),
+                day_string(first)
+            );
+        }
+    }
+    Ok((0..n)
+        .map(|k| {
+            let back = -(k as i64) * test.days();
+            Protocol {
+                train: train.shifted(back),
+                test: test.shifted(back),
+                delay_days,
+                k: 100,
+            }
+        })
+        .collect())
 }
 
 fn import_cmd(a: ImportArgs) -> Result<()> {
@@ -324,21 +487,39 @@ fn writable(path: &Path) -> Result<()> {
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     writable(&a.out)?;
-    if let Some(s) = &a.train {
-        DayRange::parse(s)?;
-    }
+    let range = a.train.as_deref().map(DayRange::parse).transpose()?;
+    // Settings from `ml tune` (its settings file, or bare trainer settings) in place of the
+    // command line's.
+    let params = match &a.settings {
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_str(&read_text(p)?)
+                .with_context(|| format!("reading {}", p.display()))?;
+            let params = v.get("best").and_then(|b| b.get("params")).unwrap_or(&v);
+            serde_json::from_value::<TrainParams>(params.clone())
+                .with_context(|| format!("the trainer settings in {}", p.display()))?
+        }
+        None => a.trainer.params(),
+    };
     let table = load(&a.transactions, a.delay_days)?;
+    fit(&table, range, &params, &a.out)
+}
+
+/// Trains on `range` (all the data when none) with its last 7 days (or quarter) stopping
+/// the training early, records the training data's distributions, and writes the model.
+fn fit(
+    table: &FeatureTable,
+    range: Option<DayRange>,
+    params: &TrainParams,
+    out: &Path,
+) -> Result<()> {
     if table.rows() == 0 {
-        bail!("no transactions in {}", a.transactions.display());
+        bail!("no transactions to train on");
     }
     let (first, last) = (table.day(0), table.day(table.rows() - 1));
-    let range = match &a.train {
-        Some(s) => DayRange::parse(s)?,
-        None => DayRange {
-            from: first,
-            to: last,
-        },
-    };
+    let range = range.unwrap_or(DayRange {
+        from: first,
+        to: last,
+    });
     // The last 7 days (or quarter) of the range stop the training early.
     let valid_days = (range.days() / 4).clamp(1, 7);
     let fit_to = range.to - valid_days;
@@ -368,7 +549,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             width: table.width(),
         }),
         &table.names,
-        &a.trainer.params(),
+        params,
         &mut |r| round_bar("training", r),
     )?;
     eprintln!();
@@ -388,7 +569,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         &risk,
     ))?;
     let text = model.to_json()?;
-    std::fs::write(&a.out, &text).with_context(|| format!("writing {}", a.out.display()))?;
+    std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
     println!(
         "{} trees, {} training rows ({} frauds), validation {} rows: AP {}; {:.1} s; model {} -> {}",
         model.trees.len(),
@@ -398,7 +579,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         model.provenance["valid_average_precision"],
         t0.elapsed().as_secs_f64(),
         model.model_version,
-        a.out.display()
+        out.display()
     );
     Ok(())
 }
@@ -421,30 +602,9 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
             .with_context(|| format!("the report folder {}", dir.display()))?;
     }
     let table = load(&a.transactions, a.delay_days)?;
-    // Every fold's training days must be in the data: the earliest is the last fold's.
-    if table.rows() > 0 {
-        let first = table.day(0);
-        let earliest = train.shifted(-((a.folds - 1) as i64) * test.days()).from;
-        if earliest < first {
-            let fit = 1 + (train.from - first).max(0) / test.days().max(1);
-            bail!(
-                "--folds {} reaches back to {}, before the data starts ({}): at most {fit} folds fit",
-                a.folds,
-                day_string(earliest),
-                day_string(first)
-            );
-        }
-    }
     let params = a.trainer.params();
     let mut results: Vec<Evaluation> = Vec::new();
-    for k in 0..a.folds {
-        let back = -(k as i64) * test.days();
-        let p = Protocol {
-            train: train.shifted(back),
-            test: test.shifted(back),
-            delay_days: a.delay_days,
-            k: 100,
-        };
+    for p in folds(&table, &train, &test, a.folds, a.delay_days)? {
         let e = evaluate(&table, &p, &params, &mut |what, r| round_bar(what, r))?;
         eprintln!();
         results.push(e);

@@ -303,3 +303,68 @@ async fn a_served_model_reports_drift_from_its_training_data() {
     assert!(m.contains("cardguard_model_psi{part=\"score\"}"), "{m}");
     assert!(m.contains("cardguard_model_observed_total 1030"));
 }
+
+/// `ml tune`: settings tried over prequential folds within a budget, the best written
+/// beside the model trained with them, and `ml train --settings` taking them again.
+#[test]
+fn tune_writes_the_best_settings_beside_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sim.csv");
+    ok(cardguard()
+        .args(["simulate", "--cards", "300", "--days", "30", "--out"])
+        .arg(&data));
+    let model = dir.path().join("tuned.json");
+    let out = ok(cardguard()
+        .args(["ml", "tune", "--transactions"])
+        .arg(&data)
+        .args([
+            "--train",
+            "2026-04-08..2026-04-21",
+            "--test",
+            "2026-04-22..2026-04-28",
+            "--folds",
+            "2",
+            "--budget-secs",
+            "1",
+            "--max-trials",
+            "3",
+            "--out",
+        ])
+        .arg(&model));
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("trial  1:") && out.contains("best of"),
+        "{out}"
+    );
+    let settings: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("tuned.settings.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(settings["folds"], 2);
+    let trials = settings["trials"].as_array().unwrap();
+    assert!(!trials.is_empty() && trials.len() <= 3);
+    assert_eq!(trials[0]["scores"].as_array().unwrap().len(), 2);
+    let best = settings["best"]["mean"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&best));
+    assert!(
+        trials
+            .iter()
+            .all(|t| t["mean"].as_f64().unwrap() <= best + 1e-12),
+        "the best is the best: {settings}"
+    );
+    let m = cardguard_ml::Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert!(m.trees.len() <= settings["best"]["params"]["max_trees"].as_u64().unwrap() as usize);
+    let again = dir.path().join("again.json");
+    ok(cardguard()
+        .args(["ml", "train", "--transactions"])
+        .arg(&data)
+        .arg("--settings")
+        .arg(dir.path().join("tuned.settings.json"))
+        .arg("--out")
+        .arg(&again));
+    let m2 = cardguard_ml::Model::from_json(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    assert_eq!(
+        m2.model_version, m.model_version,
+        "the same settings, the same trees"
+    );
+}

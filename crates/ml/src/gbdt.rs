@@ -8,8 +8,9 @@ use crate::metrics::average_precision;
 use crate::model::{Comparison, Model, Node, Tree};
 use cardguard_core::rng::Rng;
 
-/// Trainer settings.
-#[derive(Debug, Clone, serde::Serialize)]
+/// Trainer settings (a settings file from `ml tune` holds them as JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TrainParams {
     /// Most trees.
     pub max_trees: usize,

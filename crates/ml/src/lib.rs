@@ -13,6 +13,7 @@ pub mod metrics;
 pub use cardguard_engine::model_file as model;
 pub mod replay;
 pub mod simulate;
+pub mod tune;
 
 pub use dataset::{Dataset, Schema, Transaction};
 pub use gbdt::{TrainParams, train};
