@@ -129,8 +129,17 @@ impl TrainerArgs {
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Labelled transactions: the engine's CSV schema or the handbook's, plain or gzip.
+    #[arg(
+        long,
+        required_unless_present = "from_log",
+        conflicts_with = "from_log"
+    )]
+    transactions: Option<PathBuf>,
+    /// Or a server's data directory: its event log's authorizations and the labels it
+    /// received (through /v1/labels, disputes, "not me" answers), replayed as the server
+    /// applied them (it may be running).
     #[arg(long)]
-    transactions: PathBuf,
+    from_log: Option<PathBuf>,
     /// Training days FROM..TO (default: all but the last 7 days, which stop the training
     /// early).
     #[arg(long)]
@@ -151,8 +160,15 @@ pub struct TrainArgs {
 #[derive(clap::Args)]
 pub struct EvaluateArgs {
     /// Labelled transactions: the engine's CSV schema or the handbook's, plain or gzip.
+    #[arg(
+        long,
+        required_unless_present = "from_log",
+        conflicts_with = "from_log"
+    )]
+    transactions: Option<PathBuf>,
+    /// Or a server's data directory (see `ml train --from-log`).
     #[arg(long)]
-    transactions: PathBuf,
+    from_log: Option<PathBuf>,
     /// Training days FROM..TO.
     #[arg(long)]
     train: String,
@@ -441,6 +457,68 @@ fn round_bar(what: &str, r: Round) {
     crate::progress::stage(what, r.trees as u64, r.max_trees as u64, &note);
 }
 
+/// The features of a transaction file, or of a server's event log.
+fn load_from(
+    transactions: Option<&Path>,
+    from_log: Option<&Path>,
+    delay_days: u32,
+) -> Result<FeatureTable> {
+    match (transactions, from_log) {
+        (Some(t), _) => load(t, delay_days),
+        (None, Some(dir)) => load_log(dir, delay_days),
+        (None, None) => bail!("give --transactions FILE or --from-log DATA_DIR"),
+    }
+}
+
+/// Every event of the log in `data_dir` (read without a lock: a server may be writing it),
+/// replayed for features.
+fn load_log(data_dir: &Path, delay_days: u32) -> Result<FeatureTable> {
+    use cardguard_app::consumer::{self, ConsumerOptions, Delivery, MemoryCursors, Start};
+    let t0 = Instant::now();
+    let path = data_dir.join("events.log");
+    let reader = cardguard_store::LogReader::open_file(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut events = Vec::new();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    consumer::run(
+        "ml",
+        &reader,
+        &MemoryCursors::default(),
+        &ConsumerOptions {
+            start: Start::Beginning,
+            stop_at_end: true,
+            ..ConsumerOptions::default()
+        },
+        &stop,
+        |d: &Delivery<'_>| {
+            events.push((d.offset, d.event.clone()));
+            Ok(())
+        },
+    )?;
+    let auths = events
+        .iter()
+        .filter(|(_, e)| matches!(e, cardguard_engine::Event::Auth(_)))
+        .count();
+    eprintln!(
+        "read {} events ({auths} authorizations) from {} in {:.1} s",
+        events.len(),
+        path.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    let cfg = ReplayConfig {
+        label_delay_days: delay_days,
+        ..ReplayConfig::default()
+    };
+    let table =
+        cardguard_ml::replay::replay_log(&events, &cfg, &mut |d, n| bar("replaying", d, n))?;
+    eprintln!(
+        "{} rows ({} frauds) by replay of the log",
+        table.rows(),
+        table.y.iter().filter(|y| **y).count()
+    );
+    Ok(table)
+}
+
 fn load(path: &Path, delay_days: u32) -> Result<FeatureTable> {
     let t0 = Instant::now();
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -500,7 +578,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         }
         None => a.trainer.params(),
     };
-    let table = load(&a.transactions, a.delay_days)?;
+    let table = load_from(
+        a.transactions.as_deref(),
+        a.from_log.as_deref(),
+        a.delay_days,
+    )?;
     fit(&table, range, &params, &a.out)
 }
 
@@ -601,7 +683,11 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
             .or_else(|_| writable(dir))
             .with_context(|| format!("the report folder {}", dir.display()))?;
     }
-    let table = load(&a.transactions, a.delay_days)?;
+    let table = load_from(
+        a.transactions.as_deref(),
+        a.from_log.as_deref(),
+        a.delay_days,
+    )?;
     let params = a.trainer.params();
     let mut results: Vec<Evaluation> = Vec::new();
     for p in folds(&table, &train, &test, a.folds, a.delay_days)? {

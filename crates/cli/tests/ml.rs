@@ -368,3 +368,161 @@ fn tune_writes_the_best_settings_beside_its_model() {
         "the same settings, the same trees"
     );
 }
+
+/// A model that learns from the issuer's own traffic: the simulator's transactions sent
+/// through the HTTP API with their fraud labels, `ml train --from-log` on the running
+/// server's data directory, the model reloaded live, and the next decisions made by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_trained_from_the_servers_own_log_decides_after_a_reload() {
+    use cardguard_server::client::Client;
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sim.csv");
+    ok(cardguard()
+        .args(["simulate", "--cards", "150", "--days", "14", "--out"])
+        .arg(&data));
+    let set = cardguard_ml::Dataset::read(std::fs::File::open(&data).unwrap()).unwrap();
+    // The server starts with a model trained on the file, so that it can reload one.
+    let model = dir.path().join("model.json");
+    ok(cardguard()
+        .args(["ml", "train", "--trees", "5", "--transactions"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&model));
+    const KEY: &str = "from-log-test-key-0123456789abcdef";
+    let config = format!(
+        "[[auth.api_keys]]\nkey = \"{KEY}\"\nscopes = [\"admin\", \"authorize\", \"label\"]\n[engine]\nmax_clock_skew_secs = 0\nmodel_file = \"{}\"\n",
+        model.display()
+    );
+    let (child, addr) = common::serve(dir.path(), &config);
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    let (_, stats) = c.get("/v1/stats").await.unwrap();
+    let first_model = stats["model"].as_str().unwrap().to_owned();
+
+    // A Luhn-valid PAN for each simulated card.
+    let pan = |card: u64| {
+        let body = format!("4{:014}", card);
+        let sum: u32 = body
+            .chars()
+            .rev()
+            .enumerate()
+            .map(|(i, ch)| {
+                let d = ch.to_digit(10).unwrap();
+                if i % 2 == 0 {
+                    let x = d * 2;
+                    if x > 9 { x - 9 } else { x }
+                } else {
+                    d
+                }
+            })
+            .sum();
+        format!("{body}{}", (10 - sum % 10) % 10)
+    };
+    let mut cards: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in &set.transactions {
+        if seen.insert(t.card) {
+            let mut card = json!({"number": pan(t.card), "expiry": "2030-12",
+                "cardholder_id": format!("ch-{}", t.card), "product": "gold", "status": "active",
+                "service_code": "101", "csc": {"method": "stored", "value": "123"},
+                "contact": {"email": "holder@example.jp", "language": "ja"}});
+            if let Some((country, lat, lon)) = t.home {
+                card["home"] =
+                    json!({"country": country.as_str(), "city": "Home", "lat": lat, "lon": lon});
+            }
+            cards.push(card);
+        }
+    }
+    let (s, v) = c
+        .post("/v1/cards:batch", &json!({"cards": cards}))
+        .await
+        .unwrap();
+    assert_eq!((s, v["failed"].as_u64()), (200, Some(0)), "{v}");
+    let authorization = |t: &cardguard_ml::Transaction, id: &str| {
+        let ts = cardguard_core::Timestamp(t.ts_ms);
+        let mut a = json!({"id": id, "timestamp": ts.to_rfc3339_at_offset(t.utc_offset_min),
+            "card": {"number": pan(t.card), "expiry": "2030-12"},
+            "amount": {"value": t.amount_minor, "currency": t.currency.code()},
+            "merchant": {"id": format!("m-{}", t.merchant), "terminal_id": format!("t-{}", t.terminal),
+                         "name": "SHOP", "mcc": t.mcc.to_string(), "country": t.country.as_str(), "city": "City"},
+            "channel": t.channel.as_str(), "type": t.tx_type.as_str()});
+        if let Some((lat, lon)) = t.location {
+            a["merchant"]["lat"] = json!(lat);
+            a["merchant"]["lon"] = json!(lon);
+        }
+        if let Some(d) = t.device {
+            a["device"] = json!({"id": format!("d-{d}")});
+        }
+        a
+    };
+    let mut frauds = 0;
+    for t in &set.transactions {
+        let (s, v) = c
+            .post(
+                "/v1/authorizations",
+                &authorization(t, &format!("x-{}", t.id)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{v}");
+        if t.fraud {
+            frauds += 1;
+            let id = v["authorization_id"].as_str().unwrap();
+            let (s, v) = c
+                .post(
+                    "/v1/labels",
+                    &json!({"authorization_id": id, "fraud": true, "source": "chargeback"}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+    assert!(frauds > 20, "the simulation has frauds: {frauds}");
+
+    // Trained from the running server's log, written over its model file, reloaded.
+    let out = ok(cardguard()
+        .args(["ml", "train", "--trees", "20", "--from-log"])
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(&model));
+    assert!(
+        String::from_utf8_lossy(&out).contains("trees"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let m = cardguard_ml::Model::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(
+        m.provenance["train_frauds"].as_u64().map(|n| n > 0),
+        Some(true),
+        "{}",
+        m.provenance
+    );
+    let (s, v) = c.post_raw("/v1/model/reload", Vec::new()).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["model"], m.model_version.as_str());
+    assert_ne!(m.model_version, first_model);
+    // The next decisions are the new model's.
+    let last = set.transactions.last().unwrap();
+    let (_, d) = c
+        .post("/v1/authorizations", &authorization(last, "probe-1"))
+        .await
+        .unwrap();
+    assert_eq!(d["model"], m.model_version.as_str(), "{d}");
+    // And `ml evaluate --from-log` measures on the same log.
+    let (first_day, last_day) = (
+        set.transactions[0].ts_ms.div_euclid(86_400_000),
+        last.ts_ms.div_euclid(86_400_000),
+    );
+    let day = |d: i64| cardguard_ml::evaluate::day_string(d);
+    let out = ok(cardguard()
+        .args(["ml", "evaluate", "--json", "--trees", "10", "--from-log"])
+        .arg(dir.path().join("data"))
+        .arg("--train")
+        .arg(format!("{}..{}", day(first_day), day(last_day - 4)))
+        .arg("--test")
+        .arg(format!("{}..{}", day(last_day - 3), day(last_day))));
+    let e: Value = serde_json::from_slice(&out).unwrap();
+    assert!(e["n_test"].as_u64().unwrap() > 100, "{e}");
+}

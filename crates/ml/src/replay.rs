@@ -7,8 +7,8 @@ use crate::MlError;
 use crate::dataset::{Dataset, Transaction};
 use cardguard_core::{Last4, Location, Merchant, Money, Timestamp};
 use cardguard_engine::{
-    AuthRecord, CardChecks, Engine, EngineConfig, FEATURE_NAMES, FxRates, LabelRecord, N_FEATURES,
-    Outcome, TxFacts, synth,
+    AuthRecord, CardChecks, Engine, EngineConfig, Event, FEATURE_NAMES, FxRates, LabelRecord,
+    N_FEATURES, Outcome, TxFacts, synth,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -216,6 +216,105 @@ pub fn replay_with(
     }
     progress(n, n);
     Ok(())
+}
+
+/// Features by replay of a server's own event log: its events in log order through an
+/// engine exactly as the server applied them (authorizations with their recorded outcomes,
+/// reversals, cardholder answers), each authorization's features taken from the state just
+/// before it; fraud labels (from `/v1/labels`, disputes, "not me" answers) applied
+/// `label_delay_days` after their transaction, as in [`replay`]. Rows are the authorizations
+/// of enrolled cards that were not reversed; a label that says fraud makes a fraud row, no
+/// label or a genuine one a genuine row.
+pub fn replay_log(
+    events: &[(u64, Event)],
+    cfg: &ReplayConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<FeatureTable, MlError> {
+    use std::collections::{HashMap, HashSet};
+    let mut fraud: HashMap<&str, bool> = HashMap::new();
+    let mut reversed: HashSet<&str> = HashSet::new();
+    for (_, e) in events {
+        match e {
+            Event::Label(l) => {
+                fraud.insert(&l.authorization_id, l.fraud);
+            }
+            Event::Answer(a) => {
+                fraud.insert(&a.authorization_id, !a.yes);
+            }
+            Event::Reversal(r) => {
+                reversed.insert(&r.authorization_id);
+            }
+            Event::Auth(_) => {}
+        }
+    }
+    let mut ecfg = cfg.engine.clone();
+    ecfg.terminal_risk_delay_days = cfg
+        .label_delay_days
+        .min(cardguard_engine::MAX_RISK_DELAY_DAYS);
+    let mut engine = Engine::new(ecfg);
+    let n = events.len();
+    let mut table = FeatureTable {
+        names: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+        ..FeatureTable::default()
+    };
+    let delay_ms = i64::from(cfg.label_delay_days) * 86_400_000;
+    let mut pending: BinaryHeap<Reverse<(i64, String)>> = BinaryHeap::new();
+    let bad = |e: cardguard_engine::EngineError| MlError::Invalid(e.to_string());
+    for (i, (offset, e)) in events.iter().enumerate() {
+        match e {
+            Event::Auth(rec) => {
+                let ts = rec.tx.ts.0;
+                while let Some(Reverse((at, _))) = pending.peek() {
+                    if *at > ts {
+                        break;
+                    }
+                    if let Some(Reverse((at, id))) = pending.pop() {
+                        engine
+                            .apply_label(&LabelRecord {
+                                authorization_id: id,
+                                fraud: true,
+                                ts: Timestamp(at),
+                                source: Some("replay".into()),
+                            })
+                            .map_err(bad)?;
+                    }
+                }
+                let id = rec.authorization_id.as_str();
+                let is_fraud = fraud.get(id).copied().unwrap_or(false);
+                if rec.checks.card_known() && !reversed.contains(id) {
+                    // What the engine computed when it decided, from the same state.
+                    let f = engine.features(&rec.tx);
+                    table.x.extend_from_slice(&f.values);
+                    table.y.push(is_fraud);
+                    table.ts_ms.push(ts);
+                    table.card.push(u64::from_le_bytes(
+                        rec.tx.card_token.0[..8].try_into().unwrap_or([0; 8]),
+                    ));
+                    table
+                        .id
+                        .push(cardguard_engine::authorization_number(id).unwrap_or(i as u64));
+                }
+                let row = rec.checks.card_known() && !reversed.contains(id);
+                engine.apply_auth(rec, *offset).map_err(bad)?;
+                if is_fraud && row {
+                    pending.push(Reverse((ts + delay_ms, rec.authorization_id.clone())));
+                }
+            }
+            Event::Reversal(r) => {
+                engine.apply_reversal(r).map_err(bad)?;
+            }
+            Event::Answer(a) => {
+                engine.apply_answer(a).map_err(bad)?;
+            }
+            // Labels arrive by the delay above, as in training on a dataset.
+            Event::Label(_) => {}
+        }
+        if i % 65_536 == 0 {
+            progress(i, n);
+        }
+    }
+    progress(n, n);
+    Ok(table)
 }
 
 fn auth_id(n: usize) -> String {
