@@ -242,6 +242,10 @@ pub struct HttpArgs {
     /// them); report both p99s and the server's memory growth.
     #[arg(long)]
     abuse: bool,
+    /// A ruleset (TOML) put in force (PUT /v1/rules) before the load; the default ruleset
+    /// otherwise.
+    #[arg(long)]
+    rules: Option<std::path::PathBuf>,
     /// Use a running server instead of starting one (needs --key with admin and authorize).
     #[arg(long)]
     addr: Option<SocketAddr>,
@@ -952,6 +956,23 @@ async fn bench_http(a: HttpArgs) -> Result<()> {
             .map(|p| format!(" (pid {p}, started for this run)"))
             .unwrap_or_default()
     );
+    if let Some(path) = &a.rules {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut c = Client::connect(addr, &key).await?;
+        let (status, body) = c
+            .request(
+                cardguard_server::client::Method::PUT,
+                "/v1/rules",
+                Some(("application/toml", text)),
+            )
+            .await?;
+        anyhow::ensure!(
+            status == 200,
+            "the ruleset was refused: {}",
+            String::from_utf8_lossy(&body)
+        );
+        println!("ruleset {} in force", path.display());
+    }
     let t0 = Instant::now();
     let cards = enroll(addr, &key, a.cards).await?;
     println!(
