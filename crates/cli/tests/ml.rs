@@ -268,10 +268,7 @@ async fn a_served_model_reports_drift_from_its_training_data() {
     assert!(v["training_rows"].as_u64().unwrap() > 1000, "{v}");
     assert_eq!(v["observed"], 0);
     let pan = "4123456789012349";
-    let card = json!({"number": pan, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
-        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
-        "contact": {"email": "hanako@example.jp", "language": "ja"},
-        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let card = common::tokyo_card(pan);
     assert_eq!(c.post("/v1/cards", &card).await.unwrap().0, 201);
     // One card buying the same ¥3,000 every hour: not the portfolio the model learned from.
     for i in 0..1030u32 {

@@ -105,9 +105,7 @@ async fn analysts_change_decisions_live_and_every_decision_is_explained() {
         "{ids:?}"
     );
 
-    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
-        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
-        "contact": {"email": "hanako@example.jp", "language": "ja"}, "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let card = common::tokyo_card(PAN);
     let (s, v) = c.post("/v1/cards", &card).await.unwrap();
     assert!(s == 200 || s == 201, "{v}");
 
@@ -399,10 +397,7 @@ async fn a_candidate_in_shadow_mode_is_recorded_and_compared_without_acting() {
     let (child, addr) = serve(dir.path(), &config(""));
     let _server = Running(child);
     let mut c = Client::connect(addr, KEY).await.unwrap();
-    let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
-        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
-        "contact": {"email": "hanako@example.jp", "language": "ja"},
-        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}});
+    let card = common::tokyo_card(PAN);
     assert_eq!(c.post("/v1/cards", &card).await.unwrap().0, 201);
     assert_eq!(c.get("/v1/rules/shadow").await.unwrap().0, 404);
 

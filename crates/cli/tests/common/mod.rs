@@ -85,3 +85,12 @@ fn start(dir: &Path, config: Option<&Path>) -> (Child, SocketAddr) {
     };
     (child, addr)
 }
+
+/// An enrollment body for a test card in Tokyo: a stored security code of 123, a Japanese
+/// email contact, the expiry 2029-12.
+pub fn tokyo_card(pan: &str) -> serde_json::Value {
+    serde_json::json!({"number": pan, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",
+        "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
+        "contact": {"email": "hanako@example.jp", "language": "ja"},
+        "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}})
+}
