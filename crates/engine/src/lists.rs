@@ -28,8 +28,9 @@ pub enum ListError {
         "a list name is 1 to 64 lower-case letters, digits and _, ending in what it holds: _cards, _merchants, _terminals, _devices, _ips, _countries or _email_domains"
     )]
     Name,
-    #[error("{value:?} is not {what}")]
-    Item { value: String, what: &'static str },
+    /// The value is not echoed: a card list's item could be a card number sent by mistake.
+    #[error("the value is not {what}")]
+    Item { what: &'static str },
 }
 
 impl ListKind {
@@ -101,10 +102,7 @@ impl ListKind {
     /// The item as the list keeps it (a country in capitals, an IP range as its network),
     /// or why it cannot be one.
     pub fn normalize(self, value: &str) -> Result<String, ListError> {
-        let bad = |what| ListError::Item {
-            value: value.chars().take(80).collect(),
-            what,
-        };
+        let bad = |what| ListError::Item { what };
         let v = value.trim();
         match self {
             ListKind::Cards => CardToken::parse(v)
@@ -367,7 +365,15 @@ mod tests {
         }
         assert_eq!(ListKind::Countries.normalize("jp").unwrap(), "JP");
         let e = ListKind::Countries.normalize("XX").unwrap_err();
-        assert_eq!(e.to_string(), "\"XX\" is not an ISO 3166 country code (JP)");
+        assert_eq!(
+            e.to_string(),
+            "the value is not an ISO 3166 country code (JP)"
+        );
+        let e = ListKind::Cards.normalize("4123456789012349").unwrap_err();
+        assert!(
+            !e.to_string().contains("4123"),
+            "no card number in errors: {e}"
+        );
         assert_eq!(
             ListKind::EmailDomains
                 .normalize("Mail.Example.COM.")
@@ -375,7 +381,6 @@ mod tests {
             "mail.example.com"
         );
         assert!(ListKind::EmailDomains.normalize("localhost").is_err());
-        assert!(ListKind::Cards.normalize("4111111111111111").is_err());
         assert!(ListKind::Merchants.normalize("").is_err());
     }
 
