@@ -255,8 +255,12 @@ pub struct App {
     rules: crate::rules::RuleBook,
     /// The candidate model of shadow mode (`engine.shadow_model_file`).
     shadow_model: RwLock<Option<Arc<dyn cardguard_engine::Scorer>>>,
-    /// The shadow candidate's decisions beside the active ones, since it was set.
-    shadow_tally: Mutex<ShadowTally>,
+    /// When the shadow candidate was set, and the shadow counters of the metrics then: the
+    /// comparison since is the counters' growth.
+    shadow_since: Mutex<ShadowTally>,
+    /// The rules file's text as last read: a change of the file is put in force, not a
+    /// file that merely differs from a ruleset put through the API since.
+    rules_file_seen: Mutex<Option<String>>,
     /// The live traffic's drift from the model's training data (replaced with the model).
     drift: RwLock<Arc<crate::drift::DriftMonitor>>,
     /// Metrics of parts running beside the application (see [`App::add_metrics`]).
@@ -338,12 +342,7 @@ impl App {
                 Some(path) => Some(load_model(path)?),
                 None => None,
             };
-        if let Some(v) = rules.shadow() {
-            engine.set_shadow(Some(Arc::new(cardguard_engine::Shadow {
-                policy: v.policy,
-                scorer: shadow_model.clone(),
-            })));
-        }
+        engine.set_shadow(shadow_of(rules.shadow().map(|v| v.policy), &shadow_model));
         let shadow_since = clock.now().0;
         let mut summary = None;
         if let Some(path) = &config.engine.model_file {
@@ -351,12 +350,7 @@ impl App {
             engine.set_scorer(model);
             summary = s;
         }
-        let drift = Arc::new(crate::drift::DriftMonitor::new(
-            engine.scorer_version(),
-            summary,
-            config.engine.drift_psi_threshold,
-            config.engine.drift_min_observations,
-        ));
+        let drift = drift_monitor(&config.engine, engine.scorer_version(), summary);
         let (keys, created_keys) = KeyRing::load(&config.keys, data_dir)?;
         let cards_db = SqliteCards::open(&data_dir.join("cards.db"))?;
         let notify_db = data_dir.join("notify.db");
@@ -478,10 +472,11 @@ impl App {
             rules,
             shadow_model: RwLock::new(shadow_model),
             drift: RwLock::new(drift),
-            shadow_tally: Mutex::new(ShadowTally {
+            shadow_since: Mutex::new(ShadowTally {
                 since_ms: shadow_since,
                 counts: [[0; 4]; 4],
             }),
+            rules_file_seen: Mutex::new(None),
             metric_sources: RwLock::new(Vec::new()),
             _lock: lock,
         };
@@ -506,10 +501,9 @@ impl App {
     fn install(&self, i: crate::rules::Install) {
         use crate::rules::Install;
         if let Install::Shadow(_) = &i {
-            let mut t = self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner());
-            *t = ShadowTally {
+            *self.shadow_since.lock().unwrap_or_else(|e| e.into_inner()) = ShadowTally {
                 since_ms: self.clock.now().0,
-                counts: [[0; 4]; 4],
+                counts: self.metrics.shadow_counts(),
             };
         }
         let scorer = self
@@ -521,9 +515,7 @@ impl App {
         match i {
             Install::Policy(p) => core.engine.set_policy(p),
             Install::Lists(l) => core.engine.set_lists(l),
-            Install::Shadow(p) => core
-                .engine
-                .set_shadow(p.map(|policy| Arc::new(cardguard_engine::Shadow { policy, scorer }))),
+            Install::Shadow(p) => core.engine.set_shadow(shadow_of(p, &scorer)),
         }
     }
 
@@ -578,7 +570,17 @@ impl App {
     /// it was set and the counts by active decision (rows) and shadow decision (columns),
     /// in the order approve, decline, hold, challenge.
     pub fn shadow_tally(&self) -> ShadowTally {
-        *self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner())
+        let base = *self.shadow_since.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.metrics.shadow_counts();
+        for (row, b) in counts.iter_mut().zip(base.counts) {
+            for (c, b) in row.iter_mut().zip(b) {
+                *c = c.saturating_sub(b);
+            }
+        }
+        ShadowTally {
+            since_ms: base.since_ms,
+            counts,
+        }
     }
 
     /// Compiles a ruleset and puts it in force as the next version, or refuses it whole
@@ -633,21 +635,26 @@ impl App {
         self.rules.remove_item(list, value, |i| self.install(i))
     }
 
-    /// Reads `rules.file` and puts it in force when it differs from the ruleset in force:
-    /// the new version, none when nothing changed, or why it was refused.
+    /// Reads `rules.file` and, when it changed since it was last read (at start: when it
+    /// differs from the ruleset in force), puts it in force: the new version, none when
+    /// nothing is to be done, or why it was refused (said once per change of the file).
     pub fn sync_rules_file(&self) -> Result<Option<u64>, String> {
         let Some(path) = &self.config.rules.file else {
             return Ok(None);
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("rules file {}: {e}", path.display()))?;
-        let latest = self
-            .rules
-            .versions()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .next();
-        if latest.is_some_and(|r| r.text == text) {
+        {
+            let mut seen = self
+                .rules_file_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.as_deref() == Some(text.as_str()) {
+                return Ok(None);
+            }
+            *seen = Some(text.clone());
+        }
+        if self.rules.active().row.text == text {
             return Ok(None);
         }
         let now = self.clock.now().0;
@@ -681,6 +688,7 @@ impl App {
         std::thread::Builder::new()
             .name("rules-file".into())
             .spawn(move || {
+                // A file that cannot be read is said once, not every poll.
                 let mut last_error = String::new();
                 loop {
                     std::thread::sleep(every);
@@ -772,25 +780,17 @@ impl App {
             ))
         })?;
         let (model, summary) = load_model_file(path)?;
-        let monitor = Arc::new(crate::drift::DriftMonitor::new(
+        let monitor = drift_monitor(
+            &self.config.engine,
             cardguard_engine::Scorer::version(model.as_ref()),
             summary,
-            self.config.engine.drift_psi_threshold,
-            self.config.engine.drift_min_observations,
-        ));
+        );
         if let Some(p) = &self.config.engine.shadow_model_file {
-            let shadow: Arc<dyn cardguard_engine::Scorer> = load_model(p)?;
-            *self.shadow_model.write().unwrap_or_else(|e| e.into_inner()) = Some(shadow);
+            let scorer: Option<Arc<dyn cardguard_engine::Scorer>> = Some(load_model(p)?);
+            *self.shadow_model.write().unwrap_or_else(|e| e.into_inner()) = scorer.clone();
             let mut core = self.core();
             let policy = core.engine.shadow().map(|s| Arc::clone(&s.policy));
-            let scorer = self
-                .shadow_model
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            core.engine.set_shadow(
-                policy.map(|policy| Arc::new(cardguard_engine::Shadow { policy, scorer })),
-            );
+            core.engine.set_shadow(shadow_of(policy, &scorer));
         }
         let version = cardguard_engine::Scorer::version(model.as_ref()).to_owned();
         self.core().engine.set_scorer(model);
@@ -882,9 +882,6 @@ impl App {
         self.drift().observe(&record.outcome);
         if let Some(sh) = &record.outcome.shadow {
             self.metrics.shadow(record.outcome.decision, sh.decision);
-            let mut t = self.shadow_tally.lock().unwrap_or_else(|e| e.into_inner());
-            t.counts[crate::metrics::decision_index(record.outcome.decision)]
-                [crate::metrics::decision_index(sh.decision)] += 1;
         }
         tracing::debug!(authorization_id = %record.authorization_id, decision = record.outcome.decision.as_str(), code = record.outcome.response_code.as_str(), "decided");
         Ok(*record)
@@ -1129,6 +1126,20 @@ impl App {
     /// What a cardholder's answer page shows: the authorization, its card and the answer
     /// given so far.
     pub async fn answer_view(&self, authorization_id: &str) -> Result<AnswerView, AppError> {
+        let (entry, record) = self.entry_and_record(authorization_id).await?;
+        let card = self.registry.get(&record.tx.card_token);
+        Ok(AnswerView {
+            record,
+            card,
+            answer: entry.answer,
+        })
+    }
+
+    /// What the engine remembers of an authorization, and its event from the log.
+    async fn entry_and_record(
+        &self,
+        authorization_id: &str,
+    ) -> Result<(cardguard_engine::AuthEntry, AuthRecord), AppError> {
         let entry = self
             .core()
             .engine
@@ -1136,12 +1147,7 @@ impl App {
             .copied()
             .ok_or_else(|| AppError::NotFound(format!("no authorization {authorization_id}")))?;
         let record = self.read_auth(entry.offset).await?;
-        let card = self.registry.get(&record.tx.card_token);
-        Ok(AnswerView {
-            record,
-            card,
-            answer: entry.answer,
-        })
+        Ok((entry, record))
     }
 
     /// An authorization as its decision recorded it, what became of it (label, reversal,
@@ -1151,13 +1157,7 @@ impl App {
         &self,
         authorization_id: &str,
     ) -> Result<AuthorizationView, AppError> {
-        let entry = self
-            .core()
-            .engine
-            .find_authorization(authorization_id)
-            .copied()
-            .ok_or_else(|| AppError::NotFound(format!("no authorization {authorization_id}")))?;
-        let record = self.read_auth(entry.offset).await?;
+        let (entry, record) = self.entry_and_record(authorization_id).await?;
         let replay = match record.outcome.ruleset_version {
             0 => None,
             v => {
@@ -1551,6 +1551,34 @@ fn explain_off_lock(pending: &cardguard_engine::Pending) -> cardguard_engine::Re
     } else {
         pending.explain()
     }
+}
+
+/// The engine's shadow candidate: `policy` scoring with `scorer` (the model in force when
+/// none), or none.
+fn shadow_of(
+    policy: Option<Arc<cardguard_engine::Policy>>,
+    scorer: &Option<Arc<dyn cardguard_engine::Scorer>>,
+) -> Option<Arc<cardguard_engine::Shadow>> {
+    policy.map(|policy| {
+        Arc::new(cardguard_engine::Shadow {
+            policy,
+            scorer: scorer.clone(),
+        })
+    })
+}
+
+/// The drift monitor of a model, with the thresholds of the configuration.
+fn drift_monitor(
+    cfg: &crate::config::EngineSection,
+    model: &str,
+    summary: Option<cardguard_engine::drift::TrainingSummary>,
+) -> Arc<crate::drift::DriftMonitor> {
+    Arc::new(crate::drift::DriftMonitor::new(
+        model,
+        summary,
+        cfg.drift_psi_threshold,
+        cfg.drift_min_observations,
+    ))
 }
 
 /// A model file, checked and compiled for the engine.

@@ -75,6 +75,13 @@ impl Metrics {
         self.shadow[decision_index(active)][decision_index(shadow)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The shadow counters: by active decision, then shadow decision.
+    pub fn shadow_counts(&self) -> [[u64; 4]; 4] {
+        self.shadow
+            .each_ref()
+            .map(|row| row.each_ref().map(|c| c.load(Ordering::Relaxed)))
+    }
+
     pub fn label(&self, fraud: bool) {
         self.labels[usize::from(fraud)].fetch_add(1, Ordering::Relaxed);
     }

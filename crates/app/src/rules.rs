@@ -28,9 +28,9 @@ pub enum Install {
 }
 
 struct Current {
-    policy: Arc<Policy>,
+    active: RulesetVersion,
     lists: Arc<ListSet>,
-    shadow: Option<(RulesetRow, Arc<Policy>)>,
+    shadow: Option<RulesetVersion>,
 }
 
 pub struct RuleBook {
@@ -43,43 +43,50 @@ fn store_err(e: cardguard_store::StoreError) -> AppError {
     AppError::Unavailable(format!("policy database: {e}"))
 }
 
+fn bad_list(e: cardguard_engine::ListError) -> AppError {
+    AppError::invalid("list", e.to_string())
+}
+
+/// A stored row compiled under its own version number.
+fn compiled(row: RulesetRow) -> Result<RulesetVersion, Vec<RulesetError>> {
+    let policy = Arc::new(Policy::compile(&row.text, row.version)?);
+    Ok(RulesetVersion { row, policy })
+}
+
 impl RuleBook {
     /// Opens `policy.db` in `dir`: the newest stored ruleset is in force (the default one is
     /// stored as version 1 in a new directory), and the lists are read.
     pub fn open(dir: &Path, now_ms: i64) -> Result<RuleBook, OpenError> {
         let db = SqlitePolicy::open(&dir.join("policy.db"))?;
-        let policy = match db.latest()? {
-            None => {
-                let row = db.add_ruleset(
-                    cardguard_engine::DEFAULT_RULES,
-                    "cardguard",
-                    now_ms,
-                    "default",
-                    false,
-                )?;
-                Policy::compile(&row.text, row.version).map_err(|e| OpenError::Rules(render(&e)))?
-            }
-            Some(row) => match Policy::compile(&row.text, row.version) {
-                Ok(p) => p,
-                Err(e) => {
-                    // A ruleset this version no longer accepts (an attribute renamed): the
-                    // default takes over, as a version of its own, and the log says why.
-                    tracing::error!(
-                        version = row.version,
-                        errors = %render(&e),
-                        "the stored ruleset does not compile; the default ruleset is put in force"
-                    );
-                    let note = format!("default: version {} does not compile", row.version);
-                    let d = db.add_ruleset(
-                        cardguard_engine::DEFAULT_RULES,
-                        "cardguard",
-                        now_ms,
-                        &note,
-                        false,
-                    )?;
-                    Policy::compile(&d.text, d.version).map_err(|e| OpenError::Rules(render(&e)))?
+        let store_default = |note: &str| -> Result<RulesetVersion, OpenError> {
+            let row = db.add_ruleset(
+                cardguard_engine::DEFAULT_RULES,
+                "cardguard",
+                now_ms,
+                note,
+                false,
+            )?;
+            compiled(row).map_err(|e| OpenError::Rules(render(&e)))
+        };
+        let active = match db.latest()? {
+            None => store_default("default")?,
+            Some(row) => {
+                let version = row.version;
+                match compiled(row) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // A ruleset this version no longer accepts (an attribute renamed):
+                        // the default takes over, as a version of its own, and the log says
+                        // why.
+                        tracing::error!(
+                            version,
+                            errors = %render(&e),
+                            "the stored ruleset does not compile; the default ruleset is put in force"
+                        );
+                        store_default(&format!("default: version {version} does not compile"))?
+                    }
                 }
-            },
+            }
         };
         let mut lists = ListSet::default();
         for i in db.items(None)? {
@@ -90,20 +97,23 @@ impl RuleBook {
         }
         // A candidate that no longer compiles simply stops running in shadow.
         let shadow = match db.shadow()? {
-            Some(row) => match Policy::compile(&row.text, row.version) {
-                Ok(p) => Some((row, Arc::new(p))),
-                Err(e) => {
-                    tracing::warn!(version = row.version, errors = %render(&e), "the shadow ruleset does not compile; shadow mode ends");
-                    db.clear_shadow()?;
-                    None
+            Some(row) => {
+                let version = row.version;
+                match compiled(row) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        tracing::warn!(version, errors = %render(&e), "the shadow ruleset does not compile; shadow mode ends");
+                        db.clear_shadow()?;
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         Ok(RuleBook {
             db,
             current: Mutex::new(Current {
-                policy: Arc::new(policy),
+                active,
                 lists: Arc::new(lists),
                 shadow,
             }),
@@ -115,7 +125,12 @@ impl RuleBook {
     }
 
     pub fn policy(&self) -> Arc<Policy> {
-        Arc::clone(&self.current().policy)
+        Arc::clone(&self.current().active.policy)
+    }
+
+    /// The version in force.
+    pub fn active(&self) -> RulesetVersion {
+        self.current().active.clone()
     }
 
     pub fn lists(&self) -> Arc<ListSet> {
@@ -124,13 +139,7 @@ impl RuleBook {
 
     /// The candidate in shadow mode, if any.
     pub fn shadow(&self) -> Option<RulesetVersion> {
-        self.current()
-            .shadow
-            .as_ref()
-            .map(|(row, policy)| RulesetVersion {
-                row: row.clone(),
-                policy: Arc::clone(policy),
-            })
+        self.current().shadow.clone()
     }
 
     /// Compiles a candidate and runs it in shadow mode (stored as a version marked shadow),
@@ -144,7 +153,7 @@ impl RuleBook {
     ) -> Result<RulesetVersion, AppError> {
         let mut cur = self.current();
         let v = self.store(text, author, "shadow", now_ms, true)?;
-        cur.shadow = Some((v.row.clone(), Arc::clone(&v.policy)));
+        cur.shadow = Some(v.clone());
         install(Install::Shadow(Some(Arc::clone(&v.policy))));
         Ok(v)
     }
@@ -173,7 +182,7 @@ impl RuleBook {
     ) -> Result<RulesetVersion, AppError> {
         let mut cur = self.current();
         let v = self.store(text, author, note, now_ms, false)?;
-        cur.policy = Arc::clone(&v.policy);
+        cur.active = v.clone();
         install(Install::Policy(Arc::clone(&v.policy)));
         Ok(v)
     }
@@ -188,12 +197,12 @@ impl RuleBook {
         now_ms: i64,
         shadow: bool,
     ) -> Result<RulesetVersion, AppError> {
-        Policy::compile(text, 0).map_err(AppError::Rules)?;
+        let policy = Policy::compile(text, 0).map_err(AppError::Rules)?;
         let row = self
             .db
             .add_ruleset(text, author, now_ms, note, shadow)
             .map_err(store_err)?;
-        let policy = Arc::new(Policy::compile(text, row.version).map_err(AppError::Rules)?);
+        let policy = Arc::new(policy.numbered(row.version));
         Ok(RulesetVersion { row, policy })
     }
 
@@ -215,15 +224,24 @@ impl RuleBook {
         )
     }
 
-    /// A stored version, compiled (for its rules; an old one may no longer compile).
+    /// A stored version, compiled (for its rules; an old one may no longer compile). The
+    /// version in force and the shadow candidate are at hand already.
     pub fn version(&self, version: u64) -> Result<RulesetVersion, AppError> {
+        {
+            let cur = self.current();
+            if let Some(v) = std::iter::once(&cur.active)
+                .chain(cur.shadow.as_ref())
+                .find(|v| v.row.version == version)
+            {
+                return Ok(v.clone());
+            }
+        }
         let row = self
             .db
             .ruleset(version)
             .map_err(store_err)?
             .ok_or_else(|| AppError::NotFound(format!("no ruleset version {version}")))?;
-        let policy = Arc::new(Policy::compile(&row.text, row.version).map_err(AppError::Rules)?);
-        Ok(RulesetVersion { row, policy })
+        compiled(row).map_err(AppError::Rules)
     }
 
     /// Every stored version, newest first (their texts included).
@@ -241,7 +259,7 @@ impl RuleBook {
         now_ms: i64,
         install: impl FnOnce(Install),
     ) -> Result<ListItemRow, AppError> {
-        let kind = ListKind::of_name(list).map_err(|e| AppError::invalid("list", e.to_string()))?;
+        let kind = ListKind::of_name(list).map_err(bad_list)?;
         let value = kind
             .normalize(value)
             .map_err(|e| AppError::invalid("value", e.to_string()))?;
@@ -259,7 +277,7 @@ impl RuleBook {
         let next = cur
             .lists
             .with_change(list, |l| l.insert(row.value.clone(), expires_ms))
-            .map_err(|e| AppError::invalid("list", e.to_string()))?;
+            .map_err(bad_list)?;
         self.db.put_item(&row).map_err(store_err)?;
         cur.lists = Arc::new(next);
         install(Install::Lists(Arc::clone(&cur.lists)));
@@ -273,7 +291,7 @@ impl RuleBook {
         value: &str,
         install: impl FnOnce(Install),
     ) -> Result<(), AppError> {
-        let kind = ListKind::of_name(list).map_err(|e| AppError::invalid("list", e.to_string()))?;
+        let kind = ListKind::of_name(list).map_err(bad_list)?;
         // The value as the list writes it; one that cannot be an item is not in the list.
         let value = kind
             .normalize(value)
@@ -287,7 +305,7 @@ impl RuleBook {
             .with_change(list, |l| {
                 l.remove(&value);
             })
-            .map_err(|e| AppError::invalid("list", e.to_string()))?;
+            .map_err(bad_list)?;
         cur.lists = Arc::new(next);
         install(Install::Lists(Arc::clone(&cur.lists)));
         Ok(())
@@ -295,7 +313,7 @@ impl RuleBook {
 
     /// The items of a list (expired ones included: the expiry says so).
     pub fn items(&self, list: &str) -> Result<Vec<ListItemRow>, AppError> {
-        ListKind::of_name(list).map_err(|e| AppError::invalid("list", e.to_string()))?;
+        ListKind::of_name(list).map_err(bad_list)?;
         self.db.items(Some(list)).map_err(store_err)
     }
 

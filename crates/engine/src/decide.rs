@@ -155,6 +155,15 @@ impl Outcome {
             shadow: None,
         }
     }
+
+    /// An approval at `score` by `model`, with no reasons.
+    fn approval(score: &Score, model: &str) -> Outcome {
+        Outcome {
+            risk_score: score.risk,
+            model: model.to_owned(),
+            ..Outcome::unscored_approval()
+        }
+    }
 }
 
 fn outcome(
@@ -186,14 +195,8 @@ fn outcome_with(
     Outcome {
         decision,
         response_code: code,
-        risk_score: score.risk,
         reasons,
-        model: model.to_owned(),
-        ruleset_version: 0,
-        matched_rules: Vec::new(),
-        list_hits: Vec::new(),
-        features: Vec::new(),
-        shadow: None,
+        ..Outcome::approval(score, model)
     }
 }
 
@@ -321,17 +324,7 @@ pub(crate) fn decide(
         }
         PinCheck::Correct | PinCheck::NotPresented => {}
     }
-    let card_hex = facts.card_token.to_hex();
-    let ip_text = facts.device_ip.map(|ip| ip.to_string());
-    let inputs = Inputs {
-        facts,
-        ctx: tx,
-        checks,
-        features: &f.values,
-        risk: score.risk,
-        card: std::str::from_utf8(&card_hex).unwrap_or_default(),
-        ip: ip_text.as_deref(),
-    };
+    let inputs = Inputs::new(facts, tx, checks, &f.values, score.risk);
     let judge = || rules.policy.judge(&inputs, rules.lists, tx.now_ms);
     let ruled = |mut o: Outcome, j: &crate::policy::Judgement| {
         o.ruleset_version = rules.policy.version();
@@ -385,13 +378,13 @@ pub(crate) fn decide(
     // again (the card-data checks above still apply).
     let amount = tx.amount_base.min(u64::from(u32::MAX)) as u32;
     if state.released_for(tx.merchant, amount, tx.now_ms).is_some() {
-        return approve(score, model);
+        return Outcome::approval(score, model);
     }
     // The risk decision is the ruleset's. Above approval the deciding rules are the first
     // reasons, then the score's own contributions.
     let j = judge();
     let (d, code) = match j.action {
-        None | Some(Action::Approve) => return ruled(approve(score, model), &j),
+        None | Some(Action::Approve) => return ruled(Outcome::approval(score, model), &j),
         Some(Action::Decline) => (Decline, R::SuspectedFraud),
         Some(Action::Hold) => (Hold, R::ReferToIssuer),
         // Step-up needs a cardholder at a browser or an app; elsewhere the purchase waits
@@ -405,19 +398,4 @@ pub(crate) fn decide(
         .policy
         .reasons(&j, &inputs, cfg.card_testing_window_minutes);
     ruled(outcome_with(d, code, reasons, score, model), &j)
-}
-
-fn approve(score: &Score, model: &str) -> Outcome {
-    Outcome {
-        decision: Decision::Approve,
-        response_code: ResponseCode::Approved,
-        risk_score: score.risk,
-        reasons: Vec::new(),
-        model: model.to_owned(),
-        ruleset_version: 0,
-        matched_rules: Vec::new(),
-        list_hits: Vec::new(),
-        features: Vec::new(),
-        shadow: None,
-    }
 }

@@ -10,7 +10,7 @@ use crate::features::{FEATURE_NAMES, N_FEATURES, TxContext, idx};
 use crate::lists::{ListSet, check_list_use};
 use crate::record::{AuthRecord, TxFacts};
 use cardguard_core::{Reason, ReasonCode};
-use cardguard_rules::{Action, Lists, Record, Ruleset, RulesetError, Schema, Type, Value};
+use cardguard_rules::{Action, Lists, Record, Ruleset, RulesetError, Schema, Type, Value, Verdict};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::sync::LazyLock;
@@ -25,9 +25,34 @@ pub struct Inputs<'a> {
     pub checks: &'a CardChecks,
     pub features: &'a [f32; N_FEATURES],
     pub risk: u8,
-    /// The card token and the device's IP address as text.
-    pub card: &'a str,
-    pub ip: Option<&'a str>,
+    /// The card token and the device's IP address as text, as lists hold them.
+    card_hex: [u8; 32],
+    ip: Option<String>,
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(
+        facts: &'a TxFacts,
+        ctx: &'a TxContext,
+        checks: &'a CardChecks,
+        features: &'a [f32; N_FEATURES],
+        risk: u8,
+    ) -> Inputs<'a> {
+        Inputs {
+            facts,
+            ctx,
+            checks,
+            features,
+            risk,
+            card_hex: facts.card_token.to_hex(),
+            ip: facts.device_ip.map(|ip| ip.to_string()),
+        }
+    }
+
+    fn card(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.card_hex).unwrap_or_default()
+    }
 }
 
 fn num(x: f32) -> Value<'static> {
@@ -61,7 +86,7 @@ macro_rules! attributes {
         /// The named attributes, in slot order (the engine's features follow them).
         const NAMED: &[(&str, Type)] = &[$(($name, Type::$ty),)*];
 
-        fn named_values<'a>(inp: &Inputs<'a>, out: &mut Slots<'a, '_>) {
+        fn named_values<'v>(inp: &'v Inputs<'_>, out: &mut Slots<'v, '_>) {
             $(out.push({ let $i = inp; $get });)*
         }
     };
@@ -78,10 +103,10 @@ attributes! {
     "merchant_city" Text |i| Value::Text(&i.facts.merchant.city),
     "card_country" Text |i| text(i.facts.home_country.as_ref().map(|c| c.as_str())),
     "ip_country" Text |i| text(i.facts.ip_country.as_ref().map(|c| c.as_str())),
-    "ip" Text |i| text(i.ip),
+    "ip" Text |i| text(i.ip.as_deref()),
     "device_id" Text |i| text(i.facts.device_id.as_deref()),
     "email_domain" Text |i| text(i.facts.email_domain.as_deref()),
-    "card" Text |i| Value::Text(i.card),
+    "card" Text |i| Value::Text(i.card()),
     "channel" Text |i| Value::Text(i.facts.channel.as_str()),
     "type" Text |i| Value::Text(i.facts.tx_type.as_str()),
     "csc_result" Text |i| Value::Text(match i.checks.csc {
@@ -141,7 +166,10 @@ const MAX_ATTRIBUTES: usize = 48 + N_FEATURES;
 const _: () = assert!(NAMED.len() <= 48);
 
 /// The values of `inp` in slot order, in `buf`.
-fn values<'a, 'b>(inp: &Inputs<'a>, buf: &'b mut [Value<'a>; MAX_ATTRIBUTES]) -> &'b [Value<'a>] {
+fn values<'v, 'b>(
+    inp: &'v Inputs<'_>,
+    buf: &'b mut [Value<'v>; MAX_ATTRIBUTES],
+) -> &'b [Value<'v>] {
     let mut out = Slots { buf, len: 0 };
     named_values(inp, &mut out);
     for &k in FEATURE_SLOTS.iter() {
@@ -271,21 +299,37 @@ impl Policy {
         self.version
     }
 
+    /// The same rules under another version number (a ruleset is compiled before it is
+    /// stored and numbered).
+    pub fn numbered(mut self, version: u64) -> Policy {
+        self.version = version;
+        self
+    }
+
     pub fn ruleset(&self) -> &Ruleset {
         &self.ruleset
     }
 
+    /// The rules' verdict on `inp` with `lists` answering for the lists.
+    fn evaluate(&self, inp: &Inputs<'_>, lists: &dyn Lists) -> Verdict {
+        let mut buf = [Value::Missing; MAX_ATTRIBUTES];
+        self.ruleset.evaluate(
+            &Record {
+                values: values(inp, &mut buf),
+            },
+            lists,
+        )
+    }
+
     /// What the rules say of `inp`, looking lists up in `lists` at `now_ms`.
     pub fn judge(&self, inp: &Inputs<'_>, lists: &ListSet, now_ms: i64) -> Judgement {
-        let mut buf = [Value::Missing; MAX_ATTRIBUTES];
-        let vals = values(inp, &mut buf);
         let live = LiveLists {
             names: self.ruleset.lists(),
             set: lists,
             now_ms,
             hits: RefCell::new(Vec::new()),
         };
-        let v = self.ruleset.evaluate(&Record { values: vals }, &live);
+        let v = self.evaluate(inp, &live);
         Judgement {
             action: v.action,
             matched: v.matched,
@@ -295,13 +339,11 @@ impl Policy {
 
     /// What the rules say of `inp` given the list hits a decision recorded.
     pub fn replay(&self, inp: &Inputs<'_>, hits: &[ListHit]) -> Judgement {
-        let mut buf = [Value::Missing; MAX_ATTRIBUTES];
-        let vals = values(inp, &mut buf);
-        let lists = RecordedLists {
+        let recorded = RecordedLists {
             names: self.ruleset.lists(),
             hits,
         };
-        let v = self.ruleset.evaluate(&Record { values: vals }, &lists);
+        let v = self.evaluate(inp, &recorded);
         Judgement {
             action: v.action,
             matched: v.matched,
@@ -315,17 +357,13 @@ impl Policy {
     pub fn replay_record(&self, rec: &AuthRecord, base_exponent: u8) -> Option<Judgement> {
         let features: [f32; N_FEATURES] = rec.outcome.features.as_slice().try_into().ok()?;
         let ctx = TxContext::from_facts(&rec.tx, base_exponent);
-        let card = rec.tx.card_token.to_hex();
-        let ip = rec.tx.device_ip.map(|ip| ip.to_string());
-        let inp = Inputs {
-            facts: &rec.tx,
-            ctx: &ctx,
-            checks: &rec.checks,
-            features: &features,
-            risk: rec.outcome.risk_score,
-            card: std::str::from_utf8(&card).unwrap_or_default(),
-            ip: ip.as_deref(),
-        };
+        let inp = Inputs::new(
+            &rec.tx,
+            &ctx,
+            &rec.checks,
+            &features,
+            rec.outcome.risk_score,
+        );
         Some(self.replay(&inp, &rec.outcome.list_hits))
     }
 

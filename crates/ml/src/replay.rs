@@ -172,7 +172,7 @@ pub fn replay_with(
     let n = data.transactions.len();
     let delay_ms = i64::from(cfg.label_delay_days) * 86_400_000;
     // Fraud labels waiting to arrive: (arrival time, authorization number).
-    let mut pending: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    let mut pending = LabelQueue::default();
     let mut last_ts = i64::MIN;
     for (i, t) in data.transactions.iter().enumerate() {
         if t.ts_ms < last_ts {
@@ -182,20 +182,7 @@ pub fn replay_with(
             )));
         }
         last_ts = t.ts_ms;
-        while let Some(Reverse((at, k))) = pending.peek().copied() {
-            if at > t.ts_ms {
-                break;
-            }
-            pending.pop();
-            engine
-                .apply_label(&LabelRecord {
-                    authorization_id: auth_id(k),
-                    fraud: true,
-                    ts: Timestamp(at),
-                    source: Some("replay".into()),
-                })
-                .map_err(|e| MlError::Invalid(e.to_string()))?;
-        }
+        pending.deliver(&mut engine, t.ts_ms)?;
         let (facts, checks) = to_facts(t, &fx)?;
         visit(&engine, t, &facts, &checks)?;
         let rec = AuthRecord {
@@ -208,7 +195,7 @@ pub fn replay_with(
             .apply_auth(&rec, i as u64)
             .map_err(|e| MlError::Invalid(format!("transaction {}: {e}", t.id)))?;
         if t.fraud {
-            pending.push(Reverse((t.ts_ms + delay_ms, i)));
+            pending.push(t.ts_ms + delay_ms, auth_id(i));
         }
         if i % 65_536 == 0 {
             progress(i, n);
@@ -258,27 +245,13 @@ pub fn replay_log(
         ..FeatureTable::default()
     };
     let delay_ms = i64::from(cfg.label_delay_days) * 86_400_000;
-    let mut pending: BinaryHeap<Reverse<(i64, String)>> = BinaryHeap::new();
+    let mut pending = LabelQueue::default();
     let bad = |e: cardguard_engine::EngineError| MlError::Invalid(e.to_string());
     for (i, (offset, e)) in events.iter().enumerate() {
         match e {
             Event::Auth(rec) => {
                 let ts = rec.tx.ts.0;
-                while let Some(Reverse((at, _))) = pending.peek() {
-                    if *at > ts {
-                        break;
-                    }
-                    if let Some(Reverse((at, id))) = pending.pop() {
-                        engine
-                            .apply_label(&LabelRecord {
-                                authorization_id: id,
-                                fraud: true,
-                                ts: Timestamp(at),
-                                source: Some("replay".into()),
-                            })
-                            .map_err(bad)?;
-                    }
-                }
+                pending.deliver(&mut engine, ts)?;
                 let id = rec.authorization_id.as_str();
                 let is_fraud = fraud.get(id).copied().unwrap_or(false);
                 if rec.checks.card_known() && !reversed.contains(id) {
@@ -297,7 +270,7 @@ pub fn replay_log(
                 let row = rec.checks.card_known() && !reversed.contains(id);
                 engine.apply_auth(rec, *offset).map_err(bad)?;
                 if is_fraud && row {
-                    pending.push(Reverse((ts + delay_ms, rec.authorization_id.clone())));
+                    pending.push(ts + delay_ms, rec.authorization_id.clone());
                 }
             }
             Event::Reversal(r) => {
@@ -315,6 +288,33 @@ pub fn replay_log(
     }
     progress(n, n);
     Ok(table)
+}
+
+/// Fraud labels on their way: each applied once its arrival time has come.
+#[derive(Default)]
+struct LabelQueue(BinaryHeap<Reverse<(i64, String)>>);
+
+impl LabelQueue {
+    fn push(&mut self, arrives_ms: i64, authorization_id: String) {
+        self.0.push(Reverse((arrives_ms, authorization_id)));
+    }
+
+    /// Applies every label that has arrived by `now_ms`.
+    fn deliver(&mut self, engine: &mut Engine, now_ms: i64) -> Result<(), MlError> {
+        while self.0.peek().is_some_and(|Reverse((at, _))| *at <= now_ms) {
+            if let Some(Reverse((at, id))) = self.0.pop() {
+                engine
+                    .apply_label(&LabelRecord {
+                        authorization_id: id,
+                        fraud: true,
+                        ts: Timestamp(at),
+                        source: Some("replay".into()),
+                    })
+                    .map_err(|e| MlError::Invalid(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn auth_id(n: usize) -> String {

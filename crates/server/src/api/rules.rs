@@ -85,21 +85,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// A ruleset body: TOML in UTF-8, whatever the content type says.
-fn ruleset_text(raw: &Bytes) -> Result<String, ApiError> {
-    String::from_utf8(raw.to_vec())
-        .map_err(|_| ApiError::field("body", "must be a ruleset in UTF-8 TOML"))
-}
-
 /// `GET /v1/rules`: the version in force, with its rules.
 pub async fn active(State(ctx): State<Ctx>) -> Answer<RulesetResp> {
-    let app = Arc::clone(&ctx.app);
-    let v = blocking(move || {
-        let book = app.rule_book();
-        book.version(book.policy().version())
-    })
-    .await?;
-    Ok((StatusCode::OK, Json(whole(&v))))
+    Ok((StatusCode::OK, Json(whole(&ctx.app.rule_book().active()))))
 }
 
 /// `PUT /v1/rules`: a whole ruleset (TOML) in force as the next version, or 400 with every
@@ -109,9 +97,21 @@ pub async fn put(
     Extension(client): Extension<ClientId>,
     raw: Bytes,
 ) -> Answer<RulesetResp> {
-    let text = ruleset_text(&raw)?;
+    put_with(ctx, client, raw, cardguard_app::App::put_rules).await
+}
+
+/// A ruleset body (TOML in UTF-8, whatever the content type says) handed to `put` as the
+/// request's client.
+async fn put_with(
+    ctx: Ctx,
+    client: ClientId,
+    raw: Bytes,
+    put: fn(&cardguard_app::App, &str, &str) -> Result<RulesetVersion, cardguard_app::AppError>,
+) -> Answer<RulesetResp> {
+    let text = String::from_utf8(raw.to_vec())
+        .map_err(|_| ApiError::field("body", "must be a ruleset in UTF-8 TOML"))?;
     let app = Arc::clone(&ctx.app);
-    let v = blocking(move || app.put_rules(&text, client.as_str())).await?;
+    let v = blocking(move || put(&app, &text, client.as_str())).await?;
     Ok((StatusCode::OK, Json(whole(&v))))
 }
 
@@ -244,10 +244,7 @@ pub async fn put_shadow(
     Extension(client): Extension<ClientId>,
     raw: Bytes,
 ) -> Answer<RulesetResp> {
-    let text = ruleset_text(&raw)?;
-    let app = Arc::clone(&ctx.app);
-    let v = blocking(move || app.put_shadow_rules(&text, client.as_str())).await?;
-    Ok((StatusCode::OK, Json(whole(&v))))
+    put_with(ctx, client, raw, cardguard_app::App::put_shadow_rules).await
 }
 
 /// `DELETE /v1/rules/shadow`: ends shadow mode.
