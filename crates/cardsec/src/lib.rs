@@ -6,6 +6,7 @@
 //! - [`stored`]: keyed hashes for security codes whose algorithm lives in another HSM.
 //! - [`pinblock`]: ISO 9564 PIN blocks, formats 0, 3 and 4.
 //! - [`pin`]: PIN verification by Visa PVV and IBM 3624 offset.
+//! - [`otp`]: HOTP and TOTP (RFC 4226, RFC 6238), base32 secrets.
 //!
 //! Secrets are compared in constant time; no error message carries a PAN, PIN or code.
 
@@ -13,6 +14,7 @@ pub mod brand;
 pub mod cvv;
 pub mod keys;
 pub mod luhn;
+pub mod otp;
 pub mod pin;
 pub mod pinblock;
 pub mod stored;
