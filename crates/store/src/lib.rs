@@ -9,6 +9,8 @@
 //! - [`holds`]: held authorizations waiting for the cardholder's answer, and the cases a
 //!   "not me" opens;
 //! - [`policy`]: the ruleset's versions and the allow and block lists' items;
+//! - [`stepup`]: step-up authentications and their challenges, single-use authentication
+//!   values, trusted devices, authenticator-app secrets;
 //! - [`private`]: the owner-only modes of the data directory and its files;
 //! - [`lock`]: the data directory's lock, one process at a time.
 //!
@@ -24,6 +26,7 @@ pub mod outbox;
 pub mod policy;
 pub mod private;
 pub mod snapshot;
+pub mod stepup;
 pub mod traits;
 
 pub use cards::{CardRow, SqliteCards};
@@ -37,6 +40,7 @@ pub use log::{
 pub use outbox::{OutboxCounts, OutboxRow, OutboxState, SqliteOutbox};
 pub use policy::{ListItemRow, RulesetRow, SqlitePolicy};
 pub use snapshot::{read_snapshot, snapshot_offset, write_snapshot, write_snapshot_with};
+pub use stepup::{ChallengeTx, DeviceRow, SqliteStepUp, TotpRow};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 
 #[derive(Debug, thiserror::Error)]
