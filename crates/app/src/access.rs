@@ -21,15 +21,18 @@ pub enum Scope {
     Metrics,
     /// Submit mail to the phishing analyzer.
     Mail,
+    /// Send step-up authentication requests (a 3-D Secure server).
+    Authenticate,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Admin,
         Scope::Authorize,
         Scope::Label,
         Scope::Metrics,
         Scope::Mail,
+        Scope::Authenticate,
     ];
 
     pub fn parse(s: &str) -> Option<Scope> {
@@ -42,6 +45,7 @@ impl Scope {
             Scope::Label => "label",
             Scope::Metrics => "metrics",
             Scope::Mail => "mail",
+            Scope::Authenticate => "authenticate",
         }
     }
     fn bit(&self) -> u8 {

@@ -251,6 +251,8 @@ pub struct App {
     holds: Arc<cardguard_store::SqliteHolds>,
     /// The notification outbox (`notify.db`).
     outbox: Arc<cardguard_store::SqliteOutbox>,
+    /// Step-up authentications, trusted devices, authenticator apps (`stepup.db`).
+    stepup: crate::stepup::StepUp,
     /// The ruleset in force, its versions, and the lists (`policy.db`).
     rules: crate::rules::RuleBook,
     /// The candidate model of shadow mode (`engine.shadow_model_file`).
@@ -268,6 +270,9 @@ pub struct App {
     /// The data directory's lock, held while the application is open.
     _lock: cardguard_store::DirLock,
 }
+
+/// A card's authenticator-app key and the last time step it took.
+type TotpKey = (Vec<u8>, Option<i64>);
 
 /// The text exposition of some metrics, made when `/metrics` is read.
 pub type MetricSource = Arc<dyn Fn() -> String + Send + Sync>;
@@ -356,6 +361,11 @@ impl App {
         let notify_db = data_dir.join("notify.db");
         let holds = Arc::new(cardguard_store::SqliteHolds::open(&notify_db)?);
         let outbox = Arc::new(cardguard_store::SqliteOutbox::open(&notify_db)?);
+        let stepup = crate::stepup::StepUp::open(
+            &data_dir.join("stepup.db"),
+            config.stepup.clone(),
+            &config.web.public_url,
+        )?;
         let registry = Registry::default();
         let t_cards = Instant::now();
         for row in cards_db.load_all()? {
@@ -469,6 +479,7 @@ impl App {
             prefix_check,
             holds,
             outbox,
+            stepup,
             rules,
             shadow_model: RwLock::new(shadow_model),
             drift: RwLock::new(drift),
@@ -828,6 +839,248 @@ impl App {
         &self.keys
     }
 
+    /// The step-up service: its settings, its store, and where codes are sent.
+    pub fn stepup(&self) -> &crate::stepup::StepUp {
+        &self.stepup
+    }
+
+    /// Whether the engine has answered this request before (a retry).
+    fn find_request(&self, facts: &TxFacts) -> bool {
+        self.core().engine.find_key(facts.request_key()).is_some()
+    }
+
+    /// Assesses an authentication request (3-D Secure): the card checked, the engine's
+    /// decision on the purchase as an online one (read-only: an authentication changes no
+    /// card state), the device's trust; recorded with its challenge and first code. The
+    /// same request id again gets the first answer.
+    pub fn authenticate(
+        &self,
+        req: crate::stepup::AuthenticationRequest,
+        client: &ClientId,
+    ) -> Result<crate::stepup::AuthenticationAnswer, AppError> {
+        let now = self.clock.now();
+        if let Some(first) = self.stepup.find(client, &req.id)? {
+            return self.stepup.answer_again(&self.keys, first, &req);
+        }
+        let pan_valid = cardguard_cardsec::check_pan(&req.card.pan).is_ok();
+        let token = self.keys.token(&req.card.pan);
+        let card = self.registry.get(&token);
+        let checks = registry::check_card(
+            card.as_deref(),
+            &req.card,
+            pan_valid,
+            now,
+            cardguard_core::Channel::Ecommerce,
+            &self.keys,
+            &self.cvv2,
+        );
+        let outcome = checks.card_known().then(|| {
+            let home = card.as_ref().and_then(|c| c.home.as_ref());
+            let facts = TxFacts {
+                id: format!("authentication:{}", req.id),
+                ts: now,
+                utc_offset_min: 0,
+                card_token: token,
+                last4: req.card.pan.last4(),
+                amount_base: self.fx.to_base_minor(&req.amount),
+                amount: req.amount,
+                merchant: req.merchant.clone(),
+                channel: cardguard_core::Channel::Ecommerce,
+                tx_type: cardguard_core::TxType::Purchase,
+                device_id: None,
+                device_ip: req.browser.ip,
+                ip_country: None,
+                email_domain: None,
+                home_country: home.map(|h| h.country),
+                home: home.and_then(|h| h.location),
+                received: Some(now),
+                client: Some(client.as_str().to_owned()),
+                digest: None,
+                authenticated: None,
+            };
+            self.core().engine.decide_unexplained(&facts, &checks)
+        });
+        self.stepup.assess(
+            &self.keys,
+            crate::stepup::Assessed {
+                req,
+                client,
+                token,
+                card: card.as_deref(),
+                checks,
+                outcome,
+                now,
+            },
+        )
+    }
+
+    /// The requestor's authentication `id` (its challenge, for the API's code entry).
+    pub fn authentication(
+        &self,
+        client: &ClientId,
+        id: &str,
+    ) -> Result<crate::stepup::Authentication, AppError> {
+        self.stepup
+            .find(client, id)?
+            .ok_or_else(|| AppError::NotFound(format!("no authentication {id}")))
+    }
+
+    /// The authentication whose challenge is `challenge_id` (the challenge page's).
+    pub fn challenge(&self, challenge_id: &str) -> Result<crate::stepup::Authentication, AppError> {
+        self.stepup
+            .by_challenge(challenge_id)?
+            .ok_or_else(|| AppError::NotFound("no such challenge".into()))
+    }
+
+    /// A code entered for a challenge (on its page, or passed on by the requestor); the end
+    /// of the challenge is logged (a failed one alerts the cardholder).
+    pub async fn enter_code(
+        &self,
+        challenge_id: &str,
+        code: &str,
+        user_agent: Option<&str>,
+    ) -> Result<crate::stepup::AuthenticationAnswer, AppError> {
+        use crate::stepup::Factor;
+        let now = self.clock.now();
+        let auth = self.challenge(challenge_id)?;
+        let totp = match auth.challenge.as_ref().map(|c| c.factor) {
+            Some(Factor::Totp) => self.totp_key(&auth.card_token)?,
+            _ => None,
+        };
+        let (answer, event) = self.stepup.enter_code(
+            &self.keys,
+            challenge_id,
+            code,
+            totp.as_ref().map(|(k, l)| (k.as_slice(), *l)),
+            user_agent,
+            now,
+        )?;
+        if let Some(rec) = event {
+            let rx = {
+                let mut core = self.core();
+                let (_, rx) = append(&mut core, Event::KIND_AUTHENTICATION, &rec)?;
+                core.since_snapshot += 1;
+                rx
+            };
+            durable(rx).await?;
+        }
+        Ok(answer)
+    }
+
+    /// A new code for a challenge, by its factor or by `to` (the cardholder switched).
+    pub fn resend_code(
+        &self,
+        challenge_id: &str,
+        to: Option<crate::stepup::Factor>,
+    ) -> Result<crate::stepup::AuthenticationAnswer, AppError> {
+        let auth = self.challenge(challenge_id)?;
+        let card = self
+            .registry
+            .get(&auth.card_token)
+            .ok_or_else(|| AppError::NotFound("the card is no longer enrolled".into()))?;
+        self.stepup
+            .resend(&self.keys, challenge_id, to, &card, self.clock.now())
+    }
+
+    /// A card's authenticator-app key (decrypted) and the last time step it took.
+    fn totp_key(&self, card: &CardToken) -> Result<Option<TotpKey>, AppError> {
+        let Some(row) = self.stepup_store(|s| s.totp(&card.to_string()))? else {
+            return Ok(None);
+        };
+        let key = self
+            .keys
+            .unseal(crate::stepup::TOTP_PURPOSE, card, &row.secret, &row.nonce)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(Some((key, row.last_step)))
+    }
+
+    fn stepup_store<T>(
+        &self,
+        f: impl FnOnce(&cardguard_store::SqliteStepUp) -> Result<T, cardguard_store::StoreError>,
+    ) -> Result<T, AppError> {
+        f(self.stepup.store()).map_err(|e| AppError::Unavailable(format!("step-up store: {e}")))
+    }
+
+    fn enrolled_card(&self, card: &CardToken) -> Result<Arc<CardInfo>, AppError> {
+        self.registry
+            .get(card)
+            .ok_or_else(|| AppError::NotFound(format!("no card {card}")))
+    }
+
+    /// A card's trusted devices, the most recently used first.
+    pub fn devices(&self, card: &CardToken) -> Result<Vec<cardguard_store::DeviceRow>, AppError> {
+        self.enrolled_card(card)?;
+        self.stepup_store(|s| s.devices(&card.to_string()))
+    }
+
+    /// Revokes a card's device: its token no longer makes an authentication frictionless.
+    pub fn revoke_device(&self, card: &CardToken, device_id: &str) -> Result<(), AppError> {
+        self.enrolled_card(card)?;
+        if self
+            .stepup_store(|s| s.revoke_device(&card.to_string(), device_id, self.clock.now().0))?
+        {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!(
+                "the card has no trusted device {device_id}"
+            )))
+        }
+    }
+
+    /// Starts an authenticator app for a card: a new key (sealed in the store), its base32
+    /// and its `otpauth://` URI. It becomes a factor once a first code confirms it.
+    pub fn enroll_totp(&self, card: &CardToken) -> Result<(String, String), AppError> {
+        let info = self.enrolled_card(card)?;
+        let secret =
+            crate::keys::random_bytes::<20>().map_err(|e| AppError::Internal(e.to_string()))?;
+        let (ct, nonce) = self
+            .keys
+            .seal(crate::stepup::TOTP_PURPOSE, card, &secret)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        self.stepup_store(|s| s.put_totp(&card.to_string(), &ct, &nonce, self.clock.now().0))?;
+        let b32 = cardguard_cardsec::otp::base32(&secret);
+        let issuer = self.config.notify.issuer_name.replace(' ', "%20");
+        let uri = format!(
+            "otpauth://totp/{issuer}:card-{}?secret={b32}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
+            info.last4
+        );
+        Ok((b32, uri))
+    }
+
+    /// Confirms a card's new authenticator app with a code from it; false for a wrong code.
+    pub fn confirm_totp(&self, card: &CardToken, code: &str) -> Result<bool, AppError> {
+        self.enrolled_card(card)?;
+        let Some((key, last)) = self.totp_key(card)? else {
+            return Err(AppError::NotFound(
+                "the card has no authenticator app".into(),
+            ));
+        };
+        let now = self.clock.now().0;
+        let t = cardguard_cardsec::otp::Totp::default();
+        let Some(step) = t.verify(
+            &key,
+            code,
+            (now / 1000).max(0) as u64,
+            1,
+            last.map(|l| l.max(0) as u64),
+        ) else {
+            return Ok(false);
+        };
+        self.stepup_store(|s| s.use_totp_step(&card.to_string(), step as i64, now))
+    }
+
+    /// Removes a card's authenticator app.
+    pub fn remove_totp(&self, card: &CardToken) -> Result<bool, AppError> {
+        self.enrolled_card(card)?;
+        self.stepup_store(|s| s.delete_totp(&card.to_string()))
+    }
+
+    /// Ends a card's lockout after too many wrong codes (an issuer's call after checking).
+    pub fn unlock_stepup(&self, card: &CardToken) -> Result<bool, AppError> {
+        self.enrolled_card(card)?;
+        self.stepup_store(|s| s.clear_card_failures(&card.to_string()))
+    }
+
     /// Decides an authorization, logs it, and returns its record once the log has it. A
     /// request id the client had answered before gets its first record back, if the request
     /// is the same; another request under a used id is a conflict. `started` is when the
@@ -840,7 +1093,23 @@ impl App {
         started: Instant,
     ) -> Result<AuthRecord, AppError> {
         let id = auth.id.clone();
+        let value = auth.authentication.clone();
         let (mut facts, checks) = self.facts(auth, utc_offset_min, client);
+        if let Some(v) = value {
+            // A retry of an answered request finds its first answer before this matters.
+            facts.authenticated = if self.find_request(&facts) {
+                None
+            } else {
+                self.stepup.redeem(
+                    &self.keys,
+                    &v,
+                    &facts.card_token,
+                    &facts.amount,
+                    &facts.merchant.id,
+                    facts.now(),
+                )?
+            };
+        }
         let mut reasons = None;
         let mut attempt = 0;
         let (rx, record, snapshot) = loop {
@@ -929,6 +1198,7 @@ impl App {
             received: Some(received),
             client: Some(client.as_str().to_owned()),
             digest: Some(format!("{digest:032x}")),
+            authenticated: None,
         };
         (facts, checks)
     }
@@ -1490,7 +1760,7 @@ impl App {
 /// request written another way (other field order, `100` or `100.0`) digests the same.
 fn canonical(auth: &Authorization, utc_offset_min: i16) -> Vec<u8> {
     let card = &auth.card;
-    serde_json::to_vec(&(
+    let mut out = serde_json::to_vec(&(
         &auth.id,
         auth.timestamp,
         utc_offset_min,
@@ -1504,7 +1774,13 @@ fn canonical(auth: &Authorization, utc_offset_min: i16) -> Vec<u8> {
         auth.tx_type,
         &auth.device,
     ))
-    .unwrap_or_default()
+    .unwrap_or_default();
+    // Appended only when present, so that requests without one digest as they always did.
+    if let Some(v) = &auth.authentication {
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
 }
 
 /// Checks the frames of the log before `end` (those the snapshot covers, which the start

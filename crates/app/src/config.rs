@@ -37,6 +37,90 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub web: WebConfig,
     pub rules: RulesConfig,
+    pub stepup: StepUpConfig,
+}
+
+/// Step-up authentication (`POST /v1/authentications`): which factors, in which order,
+/// and the limits of a challenge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepUpConfig {
+    /// The factors a challenge may use, the preferred first, among `passkey`, `totp`,
+    /// `sms` and `email`; a card gets the first one it has. Email codes are the lowest
+    /// assurance (NIST SP 800-63B): last by default, or left out.
+    pub factors: Vec<String>,
+    /// Minutes a one-time code is valid.
+    pub code_valid_minutes: u32,
+    /// Wrong codes a challenge takes before it ends with `N`.
+    pub max_wrong_codes: u32,
+    /// Codes sent again on request, per challenge, and the least time between two sends.
+    pub max_resends: u32,
+    pub resend_interval_secs: u64,
+    /// Consecutive failed codes of a card (across challenges) before its challenges are
+    /// refused (`R`) until a success or an issuer's unlock; at most 100 (NIST SP 800-63B).
+    pub max_card_failures: u32,
+    /// A trusted device passes without a challenge while the risk score is below this.
+    pub frictionless_below: u8,
+    /// Days a device stays trusted after it was last used.
+    pub device_trust_days: u32,
+    /// Minutes an authentication value may wait for its authorization.
+    pub value_valid_minutes: u32,
+    /// Minutes a challenge stays open.
+    pub challenge_valid_minutes: u32,
+}
+
+impl Default for StepUpConfig {
+    fn default() -> Self {
+        StepUpConfig {
+            factors: ["passkey", "totp", "sms", "email"]
+                .map(String::from)
+                .to_vec(),
+            code_valid_minutes: 10,
+            max_wrong_codes: 5,
+            max_resends: 3,
+            resend_interval_secs: 30,
+            max_card_failures: 20,
+            frictionless_below: 50,
+            device_trust_days: 90,
+            value_valid_minutes: 30,
+            challenge_valid_minutes: 15,
+        }
+    }
+}
+
+impl StepUpConfig {
+    /// Refuses what cannot work: an unknown or repeated factor, limits out of range.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("stepup.{m}")));
+        for (i, f) in self.factors.iter().enumerate() {
+            if !["passkey", "totp", "sms", "email"].contains(&f.as_str()) {
+                return bad(format!(
+                    "factors: {f:?} is not one of passkey, totp, sms, email"
+                ));
+            }
+            if self.factors[..i].contains(f) {
+                return bad(format!("factors: {f:?} is named twice"));
+            }
+        }
+        if !(1..=100).contains(&self.max_card_failures) {
+            return bad("max_card_failures must be 1 to 100 (NIST SP 800-63B)".into());
+        }
+        if !(1..=60).contains(&self.code_valid_minutes) {
+            return bad("code_valid_minutes must be 1 to 60".into());
+        }
+        if !(1..=10).contains(&self.max_wrong_codes) {
+            return bad("max_wrong_codes must be 1 to 10".into());
+        }
+        if self.challenge_valid_minutes == 0 || self.value_valid_minutes == 0 {
+            return bad(
+                "challenge_valid_minutes and value_valid_minutes must be at least 1".into(),
+            );
+        }
+        if self.frictionless_below > 100 {
+            return bad("frictionless_below must be 0 to 100".into());
+        }
+        Ok(())
+    }
 }
 
 /// Where the ruleset comes from besides `PUT /v1/rules`.

@@ -212,6 +212,58 @@ impl KeyRing {
         mac.finalize().into_bytes().into()
     }
 
+    /// A MAC under a key of its own for `purpose` (derived from the token key with the
+    /// purpose as a label): one-time-code hashes, device tokens, authentication values.
+    pub fn keyed(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token.0).expect("any key length");
+        mac.update(b"cardguard keyed v1\0");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Encrypts a secret of a card (an authenticator app's key) with the PAN key
+    /// (AES-256-GCM), bound to the card's token and `purpose`: ciphertext and nonce.
+    pub fn seal(
+        &self,
+        purpose: &str,
+        token: &CardToken,
+        secret: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), KeyRingError> {
+        let nonce = random_bytes::<12>()?;
+        let cipher = Aes256Gcm::new_from_slice(&self.pan.0).map_err(|_| KeyRingError::Decrypt)?;
+        let aad = [purpose.as_bytes(), b"\0", &token.0].concat();
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| KeyRingError::Decrypt)?;
+        Ok((ct, nonce.to_vec()))
+    }
+
+    /// Decrypts what [`KeyRing::seal`] encrypted for the same purpose and card.
+    pub fn unseal(
+        &self,
+        purpose: &str,
+        token: &CardToken,
+        ct: &[u8],
+        nonce: &[u8],
+    ) -> Result<Vec<u8>, KeyRingError> {
+        if nonce.len() != 12 {
+            return Err(KeyRingError::Decrypt);
+        }
+        let cipher = Aes256Gcm::new_from_slice(&self.pan.0).map_err(|_| KeyRingError::Decrypt)?;
+        let aad = [purpose.as_bytes(), b"\0", &token.0].concat();
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| KeyRingError::Decrypt)
+    }
+
     pub fn csc_key(&self) -> &[u8] {
         &self.csc.0
     }

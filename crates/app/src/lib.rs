@@ -14,6 +14,8 @@
 //!   times as the cardholder reads them;
 //! - [`rules`]: the rule book: the ruleset in force, its versions, the lists;
 //! - [`drift`]: the live score's and features' drift from the model's training data;
+//! - [`stepup`]: risk-based step-up authentication (3-D Secure's statuses), one-time
+//!   codes, trusted devices, authenticator apps, authentication values;
 //! - [`snapshots`]: the snapshot writer thread;
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod registry;
 pub mod rules;
 pub mod snapshots;
+pub mod stepup;
 pub mod validate;
 
 pub use access::{AccessError, ApiKeys, ClientId, Scope};

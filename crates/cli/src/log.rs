@@ -67,6 +67,7 @@ struct Audit {
     labels: u64,
     reversals: u64,
     answers: u64,
+    authentications: u64,
     /// Frames standing where a repair set damaged bytes aside.
     set_aside: u64,
     /// The number the next authorization should have.
@@ -117,6 +118,7 @@ impl Audit {
             Ok(Event::Label(_)) => self.labels += 1,
             Ok(Event::Reversal(_)) => self.reversals += 1,
             Ok(Event::Answer(_)) => self.answers += 1,
+            Ok(Event::Authentication(_)) => self.authentications += 1,
             Err(e) => self.bad_events.push((f.offset, e.to_string())),
         }
     }
@@ -167,13 +169,14 @@ impl Audit {
 
     fn print(&self, path: &Path) {
         println!(
-            "{}: {} frames ({} authorizations, {} labels, {} reversals, {} answers), valid through offset {}",
+            "{}: {} frames ({} authorizations, {} labels, {} reversals, {} answers, {} authentications), valid through offset {}",
             path.display(),
             self.frames,
             self.authorizations,
             self.labels,
             self.reversals,
             self.answers,
+            self.authentications,
             self.end
         );
         if let Some(s) = self.snapshot {
@@ -311,6 +314,7 @@ fn tail(data_dir: PathBuf, name: Option<String>, from_end: bool, follow: bool) -
                 Event::Label(l) => ("label", serde_json::to_value(l)?),
                 Event::Reversal(r) => ("reversal", serde_json::to_value(r)?),
                 Event::Answer(a) => ("answer", serde_json::to_value(a)?),
+                Event::Authentication(a) => ("authentication", serde_json::to_value(a)?),
             };
             let line = serde_json::json!({"offset": d.offset, "next": d.next, "kind": kind, "event": event});
             // Written through before the cursor may move past it.

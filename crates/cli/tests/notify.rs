@@ -19,65 +19,6 @@ use std::time::Duration;
 const KEY: &str = "notify-test-key-0123456789abcdef";
 const PAN: &str = "4123456789012349";
 
-/// aiosmtpd, printing a JSON line per accepted message.
-struct Sink {
-    child: Child,
-    port: u16,
-    messages: mpsc::Receiver<Value>,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sink {
-    /// The SMTP server, or None (after saying why) when aiosmtpd is not installed.
-    fn start(args: &[&str]) -> Option<Sink> {
-        let python = std::env::var("CARDGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
-        let probe = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .output();
-        if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-            assert!(
-                std::env::var_os("CARDGUARD_REQUIRE_ORACLES").is_none(),
-                "aiosmtpd unavailable: {probe:?}"
-            );
-            eprintln!("aiosmtpd unavailable (pip install aiosmtpd==1.4.6): not tested");
-            return None;
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/smtp_sink.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let (tx, messages) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                if tx.send(serde_json::from_str(&l).unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Some(Sink {
-            child,
-            port,
-            messages,
-        })
-    }
-
-    fn next(&self, within: Duration) -> Option<Value> {
-        self.messages.recv_timeout(within).ok()
-    }
-}
-
 fn config(port: u16) -> String {
     format!(
         r#"[[auth.api_keys]]
@@ -124,7 +65,7 @@ async fn enroll(c: &mut Client, language: &str) {
 
 #[tokio::test]
 async fn a_hold_sends_an_alert_and_a_large_purchase_a_notice_by_smtp() {
-    let Some(sink) = Sink::start(&[]) else {
+    let Some(sink) = common::Sink::start(&[]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -283,7 +224,7 @@ async fn a_hold_sends_an_alert_and_a_large_purchase_a_notice_by_smtp() {
 
 #[tokio::test]
 async fn it_was_not_me_blocks_the_card() {
-    let Some(sink) = Sink::start(&[]) else {
+    let Some(sink) = common::Sink::start(&[]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +327,7 @@ async fn it_was_not_me_blocks_the_card() {
 
 #[tokio::test]
 async fn a_server_that_says_try_later_gets_the_message_again() {
-    let Some(sink) = Sink::start(&["--fail-first", "2"]) else {
+    let Some(sink) = common::Sink::start(&["--fail-first", "2"]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -430,32 +371,12 @@ async fn a_server_that_says_try_later_gets_the_message_again() {
     );
 }
 
-/// Node with playwright-core and Debian's Chromium, or None (after saying why).
-fn browser() -> Option<(String, String)> {
-    let playwright = std::env::var("CARDGUARD_PLAYWRIGHT").ok();
-    let chromium =
-        std::env::var("CARDGUARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ready = playwright
-        .as_ref()
-        .is_some_and(|p| std::path::Path::new(p).join("index.mjs").exists())
-        && std::path::Path::new(&chromium).exists();
-    if !ready {
-        assert!(
-            std::env::var_os("CARDGUARD_REQUIRE_BROWSER").is_none(),
-            "no browser: CARDGUARD_PLAYWRIGHT={playwright:?}, chromium {chromium}"
-        );
-        eprintln!("no browser (scripts/test.sh installs chromium and playwright-core): not tested");
-        return None;
-    }
-    Some((playwright.unwrap_or_default(), chromium))
-}
-
 #[tokio::test]
 async fn the_answer_page_in_a_real_browser() {
-    let Some((playwright, chromium)) = browser() else {
+    let Some((playwright, chromium)) = common::browser() else {
         return;
     };
-    let Some(sink) = Sink::start(&[]) else {
+    let Some(sink) = common::Sink::start(&[]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -533,7 +454,7 @@ async fn the_answer_page_in_a_real_browser() {
 
 #[tokio::test]
 async fn holds_answered_through_the_api_and_dead_letters_shown() {
-    let Some(sink) = Sink::start(&["--reject"]) else {
+    let Some(sink) = common::Sink::start(&["--reject"]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -839,7 +760,7 @@ fn pan(i: u32) -> String {
 /// printed and bounded by what can be in flight.
 #[tokio::test]
 async fn killed_while_sending_every_notification_arrives() {
-    let Some(sink) = Sink::start(&[]) else {
+    let Some(sink) = common::Sink::start(&[]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -121,4 +121,7 @@ pub struct Authorization {
     pub device: Option<Device>,
     /// The domain of the purchaser's email address, lower case, when the merchant sent one.
     pub email_domain: Option<String>,
+    /// The single-use value of a step-up authentication (3-D Secure's CAVV), when the
+    /// cardholder authenticated this purchase.
+    pub authentication: Option<String>,
 }

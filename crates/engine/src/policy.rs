@@ -106,6 +106,7 @@ attributes! {
     "ip" Text |i| text(i.ip.as_deref()),
     "device_id" Text |i| text(i.facts.device_id.as_deref()),
     "email_domain" Text |i| text(i.facts.email_domain.as_deref()),
+    "authenticated" Bool |i| Value::Bool(i.facts.authenticated.is_some()),
     "card" Text |i| Value::Text(i.card()),
     "channel" Text |i| Value::Text(i.facts.channel.as_str()),
     "type" Text |i| Value::Text(i.facts.tx_type.as_str()),

@@ -54,6 +54,10 @@ pub struct TxFacts {
     /// carry the same request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The step-up authentication whose single-use value the request presented, verified
+    /// (bound to this card, amount and merchant) and used up before the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<String>,
 }
 
 impl TxFacts {
@@ -164,6 +168,31 @@ pub struct AnswerRecord {
     pub via: String,
 }
 
+/// The end of a step-up authentication that asked the cardholder for proof: authenticated
+/// (`Y`) or not (`N`, after too many wrong codes, an expired challenge or a locked-out
+/// card). A failed one is a fraud signal the cardholder is alerted to. It changes no engine
+/// state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthenticationRecord {
+    /// The requestor's id of the authentication.
+    pub authentication_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    pub card_token: CardToken,
+    pub last4: Last4,
+    pub amount: Money,
+    pub merchant_id: String,
+    pub merchant_name: String,
+    /// `Y` or `N`.
+    pub trans_status: String,
+    /// The factor the challenge used last: `sms`, `email`, `totp`, `passkey`.
+    pub factor: String,
+    /// Why it ended so: `code_accepted`, `too_many_wrong_codes`, `challenge_expired`, …
+    pub reason: String,
+    /// When the server received what ended it.
+    pub received: Timestamp,
+}
+
 /// One event of the log: the domain schema every writer and reader of the log shares (the
 /// application appends them, a replay applies them, consumers follow them).
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +201,7 @@ pub enum Event {
     Label(LabelRecord),
     Reversal(Box<ReversalRecord>),
     Answer(Box<AnswerRecord>),
+    Authentication(Box<AuthenticationRecord>),
 }
 
 /// Why an event could not be encoded or decoded.
@@ -194,6 +224,8 @@ impl Event {
     pub const KIND_REVERSAL: u8 = 3;
     /// Frame kind of a cardholder's answer.
     pub const KIND_ANSWER: u8 = 4;
+    /// Frame kind of the end of a challenged step-up authentication.
+    pub const KIND_AUTHENTICATION: u8 = 5;
 
     pub fn kind(&self) -> u8 {
         match self {
@@ -201,16 +233,18 @@ impl Event {
             Event::Label(_) => Event::KIND_LABEL,
             Event::Reversal(_) => Event::KIND_REVERSAL,
             Event::Answer(_) => Event::KIND_ANSWER,
+            Event::Authentication(_) => Event::KIND_AUTHENTICATION,
         }
     }
 
-    /// The authorization the event is about.
+    /// The authorization the event is about (the authentication's id for an authentication).
     pub fn authorization_id(&self) -> &str {
         match self {
             Event::Auth(a) => &a.authorization_id,
             Event::Label(l) => &l.authorization_id,
             Event::Reversal(r) => &r.authorization_id,
             Event::Answer(a) => &a.authorization_id,
+            Event::Authentication(a) => &a.authentication_id,
         }
     }
 
@@ -221,6 +255,7 @@ impl Event {
             Event::Label(l) => encode(l),
             Event::Reversal(r) => encode(r.as_ref()),
             Event::Answer(a) => encode(a.as_ref()),
+            Event::Authentication(a) => encode(a.as_ref()),
         }
     }
 
@@ -238,6 +273,9 @@ impl Event {
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             Event::KIND_ANSWER => Ok(Event::Answer(Box::new(
+                serde_json::from_slice(payload).map_err(bad)?,
+            ))),
+            Event::KIND_AUTHENTICATION => Ok(Event::Authentication(Box::new(
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             k => Err(EventError::UnknownKind(k)),

@@ -93,6 +93,7 @@ pub fn transaction(rng_seed: u64, card: u64, ts: Timestamp, id: String) -> TxFac
         received: None,
         client: None,
         digest: None,
+        authenticated: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn tx(id: &str, at: &str, card: u8, city: (&str, &str, f64, f64), amount: u64) -
         received: None,
         client: None,
         digest: None,
+        authenticated: None,
     }
 }
 

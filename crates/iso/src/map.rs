@@ -305,6 +305,7 @@ pub fn authorization(m: &Message, now: Timestamp) -> Result<(Authorization, i16)
         tx_type,
         device: None,
         email_domain: None,
+        authentication: None,
     };
     Ok((auth, offset))
 }

@@ -103,6 +103,7 @@ pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), 
         received: None,
         client: None,
         digest: None,
+        authenticated: None,
     };
     let checks = CardChecks {
         csc: t.csc,
@@ -231,7 +232,7 @@ pub fn replay_log(
             Event::Reversal(r) => {
                 reversed.insert(&r.authorization_id);
             }
-            Event::Auth(_) => {}
+            Event::Auth(_) | Event::Authentication(_) => {}
         }
     }
     let mut ecfg = cfg.engine.clone();
@@ -279,8 +280,9 @@ pub fn replay_log(
             Event::Answer(a) => {
                 engine.apply_answer(a).map_err(bad)?;
             }
-            // Labels arrive by the delay above, as in training on a dataset.
-            Event::Label(_) => {}
+            // Labels arrive by the delay above, as in training on a dataset; a step-up
+            // authentication changes no state.
+            Event::Label(_) | Event::Authentication(_) => {}
         }
         if i % 65_536 == 0 {
             progress(i, n);

@@ -107,33 +107,7 @@ impl Composer {
         held: bool,
         card: &CardInfo,
     ) -> Result<Vec<OutboxRow>, TemplateError> {
-        // The card's channels that can send, each with its recipient.
-        let recipients: Vec<(&str, String)> = card
-            .notifications
-            .channels
-            .iter()
-            .filter(|c| self.channels.contains(&c.as_str()))
-            .filter_map(|c| match c.as_str() {
-                "email" => card.contact.email.clone().map(|e| ("email", e)),
-                "sms" => card.contact.phone.clone().map(|p| ("sms", p)),
-                "push" => Some(("push", tx.card_token.to_string())),
-                _ => None,
-            })
-            .collect();
-        if recipients.is_empty() {
-            return Ok(Vec::new());
-        }
-        let lang = card.contact.language.as_str();
-        let tz = format::zone(
-            card.contact.time_zone.as_deref(),
-            card.home.as_ref().map(|h| h.country.as_str()),
-        );
-        let m = &tx.merchant;
-        let merchant = if m.city.is_empty() {
-            m.name.clone()
-        } else {
-            format!("{} ({})", m.name, m.city)
-        };
+        let (lang, tz) = self.reader(card);
         let received = tx.now();
         let expires_ms = received.0
             + if held {
@@ -146,7 +120,7 @@ impl Composer {
         let ctx = context! {
             issuer => self.issuer.as_str(),
             last4 => tx.last4.to_string(),
-            merchant => merchant,
+            merchant => merchant_text(&tx.merchant),
             amount => format::money(&tx.amount),
             time => format::local_time(tx.ts, &tz, lang),
             held => held,
@@ -155,20 +129,71 @@ impl Composer {
             no_url => link("no"),
             code => cardguard_app::links::reply_code(authorization_id),
         };
+        let answer = (kind == "fraud-alert")
+            .then(|| serde_json::json!({"yes": link("yes"), "no": link("no")}));
+        self.emit(
+            kind,
+            authorization_id,
+            card,
+            &ctx,
+            received.0,
+            answer,
+            &card.notifications.channels,
+        )
+    }
+
+    /// The card's language and time zone.
+    fn reader<'c>(&self, card: &'c CardInfo) -> (&'c str, jiff::tz::TimeZone) {
+        let tz = format::zone(
+            card.contact.time_zone.as_deref(),
+            card.home.as_ref().map(|h| h.country.as_str()),
+        );
+        (card.contact.language.as_str(), tz)
+    }
+
+    /// A row per channel of `channels` that can send and has the card's recipient: `kind`
+    /// rendered with `ctx`, about `id` (an authorization or an authentication), keyed by id,
+    /// kind and channel; a push document carries `answer` links when given.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        kind: &'static str,
+        id: &str,
+        card: &CardInfo,
+        ctx: &minijinja::Value,
+        created_ms: i64,
+        answer: Option<serde_json::Value>,
+        channels: &[String],
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        // The channels that can send, each with its recipient.
+        let recipients: Vec<(&str, String)> = channels
+            .iter()
+            .filter(|c| self.channels.contains(&c.as_str()))
+            .filter_map(|c| match c.as_str() {
+                "email" => card.contact.email.clone().map(|e| ("email", e)),
+                "sms" => card.contact.phone.clone().map(|p| ("sms", p)),
+                "push" => Some(("push", card.token.to_string())),
+                _ => None,
+            })
+            .collect();
+        if recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lang = card.contact.language.as_str();
         let email = self.templates.render(kind, lang, ctx.clone())?;
         let row = |channel: &str, recipient: String, subject: String, body: String| OutboxRow {
-            key: format!("{authorization_id}.{kind}.{channel}"),
-            authorization_id: authorization_id.to_owned(),
-            card_token: tx.card_token.to_string(),
+            key: format!("{id}.{kind}.{channel}"),
+            authorization_id: id.to_owned(),
+            card_token: card.token.to_string(),
             kind: kind.into(),
             channel: channel.into(),
             recipient,
             subject,
             body,
-            created_ms: received.0,
+            created_ms,
             state: OutboxState::Pending,
             tries: 0,
-            next_ms: received.0,
+            next_ms: created_ms,
             last_error: None,
             sent_ms: None,
         };
@@ -181,17 +206,17 @@ impl Composer {
                 }
                 "push" => {
                     let mut doc = serde_json::json!({
-                        "key": format!("{authorization_id}.{kind}.push"),
+                        "key": format!("{id}.{kind}.push"),
                         "kind": kind,
-                        "authorization_id": authorization_id,
-                        "card_token": tx.card_token.to_string(),
-                        "last4": tx.last4.to_string(),
+                        "authorization_id": id,
+                        "card_token": card.token.to_string(),
+                        "last4": card.last4,
                         "language": lang,
                         "subject": email.subject,
                         "text": email.body,
                     });
-                    if kind == "fraud-alert" {
-                        doc["answer"] = serde_json::json!({"yes": link("yes"), "no": link("no")});
+                    if let Some(a) = &answer {
+                        doc["answer"] = a.clone();
                     }
                     row(channel, recipient, email.subject.clone(), doc.to_string())
                 }
@@ -204,6 +229,97 @@ impl Composer {
             });
         }
         Ok(rows)
+    }
+
+    /// The one-time code of a step-up challenge, by its factor's channel: one row, keyed
+    /// by challenge and send, whatever channels the card chose for notices.
+    pub fn code(
+        &self,
+        m: &cardguard_app::stepup::CodeMessage,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        let ctx = context! {
+            issuer => self.issuer.as_str(),
+            last4 => m.last4.clone(),
+            merchant => m.merchant.clone(),
+            amount => format::money(&m.amount),
+            otp => m.code.clone(),
+            valid_minutes => m.valid_minutes,
+        };
+        let lang = m.language.as_str();
+        let (subject, body) = match m.factor {
+            cardguard_app::stepup::Factor::Sms => (
+                String::new(),
+                self.templates.render_sms("one-time-code", lang, ctx)?,
+            ),
+            _ => {
+                let r = self.templates.render("one-time-code", lang, ctx)?;
+                (r.subject, r.body)
+            }
+        };
+        Ok(vec![OutboxRow {
+            key: m.key.clone(),
+            authorization_id: m.authentication_id.clone(),
+            card_token: m.card_token.to_string(),
+            kind: cardguard_store::outbox::SECRET_KIND.into(),
+            channel: m.factor.as_str().into(),
+            recipient: m.recipient.clone(),
+            subject,
+            body,
+            created_ms: m.created_ms,
+            state: OutboxState::Pending,
+            tries: 0,
+            next_ms: m.created_ms,
+            last_error: None,
+            sent_ms: None,
+        }])
+    }
+
+    /// The alert that a challenged step-up authentication failed (too many wrong codes).
+    pub fn authentication_failed(
+        &self,
+        rec: &cardguard_engine::AuthenticationRecord,
+        card: &CardInfo,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        if rec.trans_status != "N" {
+            return Ok(Vec::new());
+        }
+        let (lang, tz) = self.reader(card);
+        let why = match (lang, rec.reason.as_str()) {
+            ("ja", "too_many_wrong_codes" | "card_locked_out") => "認証コードの誤りが続いたため",
+            ("ja", _) => "認証が完了しなかったため",
+            (_, "too_many_wrong_codes" | "card_locked_out") => "too many wrong codes",
+            _ => "the code was not entered in time",
+        };
+        let ctx = context! {
+            issuer => self.issuer.as_str(),
+            last4 => rec.last4.to_string(),
+            merchant => rec.merchant_name.clone(),
+            amount => format::money(&rec.amount),
+            time => format::local_time(rec.received, &tz, lang),
+            why => why,
+        };
+        let id = format!(
+            "authn-{}-{}",
+            rec.client.as_deref().unwrap_or(""),
+            rec.authentication_id
+        );
+        self.emit(
+            "authentication-failed",
+            &id,
+            card,
+            &ctx,
+            rec.received.0,
+            None,
+            &card.notifications.channels,
+        )
+    }
+}
+
+fn merchant_text(m: &cardguard_core::Merchant) -> String {
+    if m.city.is_empty() {
+        m.name.clone()
+    } else {
+        format!("{} ({})", m.name, m.city)
     }
 }
 
@@ -277,6 +393,7 @@ mod tests {
                 received: Some(Timestamp::parse_rfc3339("2026-12-01T01:15:01Z").unwrap()),
                 client: None,
                 digest: None,
+                authenticated: None,
             },
             checks: ok_checks(),
             outcome: Outcome {

@@ -73,6 +73,32 @@ fn hold_row(rec: &cardguard_engine::AuthRecord, expiry_ms: i64) -> HoldRow {
     }
 }
 
+/// Sends one-time codes through the outbox: the row committed and synced before the
+/// challenge answers (a code the cardholder was told about is never lost), the delivery
+/// woken at once.
+struct Codes {
+    composer: Arc<compose::Composer>,
+    outbox: Arc<cardguard_store::SqliteOutbox>,
+    wake: Arc<Notify>,
+    metrics: Arc<metrics::NotifyMetrics>,
+    factors: Vec<cardguard_app::stepup::Factor>,
+}
+
+impl cardguard_app::stepup::CodeSender for Codes {
+    fn factors(&self) -> Vec<cardguard_app::stepup::Factor> {
+        self.factors.clone()
+    }
+
+    fn send(&self, m: &cardguard_app::stepup::CodeMessage) -> Result<(), String> {
+        let rows = self.composer.code(m).map_err(|e| e.to_string())?;
+        let added = self.outbox.insert(&rows).map_err(|e| e.to_string())?;
+        self.outbox.sync().map_err(|e| e.to_string())?;
+        self.metrics.queued(added);
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
 impl Notifier {
     /// Starts the consumer of `app`'s log that keeps the holds and cases and, when a
     /// channel is configured (`[notify.smtp]`), fills the outbox, and the delivery of the
@@ -92,7 +118,7 @@ impl Notifier {
             );
         }
         let keys = Arc::clone(app);
-        let composer = compose::Composer {
+        let composer = Arc::new(compose::Composer {
             templates: templates::Templates::load(cfg.templates_dir.as_deref())?,
             public_url: app.config.web.public_url.trim_end_matches('/').to_owned(),
             issuer: cfg.issuer_name.clone(),
@@ -101,7 +127,7 @@ impl Notifier {
                 cardguard_app::links::token(keys.keys(), id, expires)
             }),
             channels: names.clone(),
-        };
+        });
         let outbox = Arc::clone(app.outbox());
         let holds = Arc::clone(app.holds());
         let metrics = Arc::new(metrics::NotifyMetrics::with_outbox(outbox.counts()?));
@@ -128,6 +154,24 @@ impl Notifier {
             }
             Ok(())
         };
+        // One-time codes of step-up challenges go through the same outbox, at once.
+        if sending {
+            use cardguard_app::stepup::Factor;
+            let mut factors = Vec::new();
+            if names.contains(&"sms") {
+                factors.push(Factor::Sms);
+            }
+            if names.contains(&"email") {
+                factors.push(Factor::Email);
+            }
+            app.stepup().set_sender(Arc::new(Codes {
+                composer: Arc::clone(&composer),
+                outbox: Arc::clone(&outbox),
+                wake: Arc::clone(&wake),
+                metrics: Arc::clone(&metrics),
+                factors,
+            }));
+        }
         let consumer = app
             .spawn_consumer(
                 CONSUMER,
@@ -176,6 +220,15 @@ impl Notifier {
                             if let Some(card) = a.card(&ans.original.card_token).filter(|_| sending)
                             {
                                 queue(composer.blocked(ans, &card).map_err(|e| failed(&e))?)?;
+                            }
+                        }
+                        Event::Authentication(rec) => {
+                            if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
+                                queue(
+                                    composer
+                                        .authentication_failed(rec, &card)
+                                        .map_err(|e| failed(&e))?,
+                                )?;
                             }
                         }
                         _ => {}

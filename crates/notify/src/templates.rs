@@ -9,11 +9,49 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use std::path::Path;
 
 /// Kinds of notification.
-pub const KINDS: [&str; 3] = ["fraud-alert", "usage-notice", "card-blocked"];
+pub const KINDS: [&str; 5] = [
+    "fraud-alert",
+    "usage-notice",
+    "card-blocked",
+    "one-time-code",
+    "authentication-failed",
+];
 /// Languages a card may choose.
 pub const LANGUAGES: [&str; 2] = ["ja", "en"];
 
-const BUILT_IN: [(&str, &str); 12] = [
+const BUILT_IN: [(&str, &str); 20] = [
+    (
+        "one-time-code.en.txt",
+        include_str!("../templates/one-time-code.en.txt"),
+    ),
+    (
+        "one-time-code.en.sms.txt",
+        include_str!("../templates/one-time-code.en.sms.txt"),
+    ),
+    (
+        "one-time-code.ja.txt",
+        include_str!("../templates/one-time-code.ja.txt"),
+    ),
+    (
+        "one-time-code.ja.sms.txt",
+        include_str!("../templates/one-time-code.ja.sms.txt"),
+    ),
+    (
+        "authentication-failed.en.txt",
+        include_str!("../templates/authentication-failed.en.txt"),
+    ),
+    (
+        "authentication-failed.en.sms.txt",
+        include_str!("../templates/authentication-failed.en.sms.txt"),
+    ),
+    (
+        "authentication-failed.ja.txt",
+        include_str!("../templates/authentication-failed.ja.txt"),
+    ),
+    (
+        "authentication-failed.ja.sms.txt",
+        include_str!("../templates/authentication-failed.ja.sms.txt"),
+    ),
     (
         "fraud-alert.en.txt",
         include_str!("../templates/fraud-alert.en.txt"),
@@ -99,6 +137,9 @@ pub fn sample(held: bool) -> Value {
         yes_url => "https://cards.example/answer?t=x&answer=yes",
         no_url => "https://cards.example/answer?t=x&answer=no",
         code => "0042",
+        otp => "123456",
+        valid_minutes => 10,
+        why => "too many wrong codes",
     }
 }
 

@@ -141,12 +141,26 @@ impl Client {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<(u16, Bytes)> {
+        self.request_with(method, path, &[], body).await
+    }
+
+    /// [`Client::request`] with more headers (a device token, a user agent).
+    pub async fn request_with(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(u16, Bytes)> {
         self.ready().await?;
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", self.addr.to_string())
             .header("authorization", format!("Bearer {}", self.key));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some((ct, _)) = &body {
             req = req.header("content-type", *ct);
         }

@@ -8,6 +8,7 @@
 //! limits and timeouts.
 
 pub mod api;
+pub mod challenge;
 pub mod client;
 pub mod listener;
 pub mod pages;

@@ -26,7 +26,7 @@ pub struct AnswerParams {
 }
 
 /// Text with `& < > " '` escaped, for HTML.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -90,7 +90,7 @@ const EN: Words = Words {
     never: "We never ask for your card number, PIN or password.",
 };
 
-fn page(status: StatusCode, lang: &str, title: &str, main: &str) -> Response {
+pub(crate) fn page(status: StatusCode, lang: &str, title: &str, main: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\

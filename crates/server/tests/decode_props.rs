@@ -153,6 +153,9 @@ fn openapi_document_matches_the_routes_and_the_decoders() {
     let example = serde_json::to_vec(&schemas["ReversalRequest"]["example"]).unwrap();
     let rev: cardguard_server::api::dto::ReversalReq = decode(&example).unwrap();
     rev.to_domain().unwrap();
+    let example = serde_json::to_vec(&schemas["AuthenticationRequest"]["example"]).unwrap();
+    let authn: cardguard_server::api::stepup::AuthenticationReq = decode(&example).unwrap();
+    authn.validate(None).unwrap();
     // Required fields of the authorization schema are exactly those the decoder requires.
     let required: Vec<&str> = schemas["AuthorizationRequest"]["required"]
         .as_array()

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (state, next_ms);
 ";
 
+/// The kind of row whose text is a secret (a one-time code): erased once it is sent or
+/// set aside, so that the outbox never keeps a code longer than its delivery takes.
+pub const SECRET_KIND: &str = "one-time-code";
+
 /// Where a notification is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxState {
@@ -212,9 +216,9 @@ impl SqliteOutbox {
     /// A channel accepted it.
     pub fn mark_sent(&self, key: &str, tries: u32, now_ms: i64) -> Result<(), StoreError> {
         self.marks().execute(
-            "UPDATE notifications SET state = 'sent', tries = ?2, sent_ms = ?3, last_error = NULL \
-             WHERE key = ?1",
-            params![key, tries, now_ms],
+            "UPDATE notifications SET state = 'sent', tries = ?2, sent_ms = ?3, last_error = NULL, \
+             body = CASE WHEN kind = ?4 THEN '' ELSE body END WHERE key = ?1",
+            params![key, tries, now_ms, SECRET_KIND],
         )?;
         Ok(())
     }
@@ -234,19 +238,20 @@ impl SqliteOutbox {
             OutboxState::Pending
         };
         self.marks().execute(
-            "UPDATE notifications SET state = ?2, tries = ?3, next_ms = ?4, last_error = ?5 \
-             WHERE key = ?1",
-            params![key, state.as_str(), tries, next_ms, error],
+            "UPDATE notifications SET state = ?2, tries = ?3, next_ms = ?4, last_error = ?5, \
+             body = CASE WHEN kind = ?6 AND ?2 = 'dead' THEN '' ELSE body END WHERE key = ?1",
+            params![key, state.as_str(), tries, next_ms, error, SECRET_KIND],
         )?;
         Ok(())
     }
 
-    /// Puts a dead notification back to pending, due now (an operator fixed the cause).
+    /// Puts a dead notification back to pending, due now (an operator fixed the cause). A
+    /// one-time code is not sent again: its text is gone, and the cardholder asks for a new one.
     pub fn retry(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
         Ok(self.conn().execute(
             "UPDATE notifications SET state = 'pending', tries = 0, next_ms = ?2 \
-             WHERE key = ?1 AND state = 'dead'",
-            params![key, now_ms],
+             WHERE key = ?1 AND state = 'dead' AND kind != ?3",
+            params![key, now_ms, SECRET_KIND],
         )? == 1)
     }
 

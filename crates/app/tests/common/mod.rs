@@ -36,6 +36,7 @@ pub fn authorization(id: &str) -> Authorization {
         tx_type: TxType::Purchase,
         device: None,
         email_domain: None,
+        authentication: None,
     }
 }
 

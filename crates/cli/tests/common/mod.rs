@@ -3,10 +3,13 @@
 
 #![allow(dead_code)] // each test binary uses some of them
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The `cardguard` binary under test, ready for arguments.
 pub fn cardguard() -> Command {
@@ -93,4 +96,83 @@ pub fn tokyo_card(pan: &str) -> serde_json::Value {
         "status": "active", "service_code": "101", "csc": {"method": "stored", "value": "123"},
         "contact": {"email": "hanako@example.jp", "language": "ja"},
         "home": {"country": "JP", "city": "Tokyo", "lat": 35.68, "lon": 139.76}})
+}
+
+/// aiosmtpd, printing a JSON line per accepted message.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    messages: mpsc::Receiver<Value>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sink {
+    /// The SMTP server, or None (after saying why) when aiosmtpd is not installed.
+    pub fn start(args: &[&str]) -> Option<Sink> {
+        let python = std::env::var("CARDGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+        let probe = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .output();
+        if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+            assert!(
+                std::env::var_os("CARDGUARD_REQUIRE_ORACLES").is_none(),
+                "aiosmtpd unavailable: {probe:?}"
+            );
+            eprintln!("aiosmtpd unavailable (pip install aiosmtpd==1.4.6): not tested");
+            return None;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/smtp_sink.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let (tx, messages) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&l).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Sink {
+            child,
+            port,
+            messages,
+        })
+    }
+
+    pub fn next(&self, within: Duration) -> Option<Value> {
+        self.messages.recv_timeout(within).ok()
+    }
+}
+
+/// Node with playwright-core and Debian's Chromium, or None (after saying why).
+pub fn browser() -> Option<(String, String)> {
+    let playwright = std::env::var("CARDGUARD_PLAYWRIGHT").ok();
+    let chromium =
+        std::env::var("CARDGUARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = playwright
+        .as_ref()
+        .is_some_and(|p| std::path::Path::new(p).join("index.mjs").exists())
+        && std::path::Path::new(&chromium).exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CARDGUARD_REQUIRE_BROWSER").is_none(),
+            "no browser: CARDGUARD_PLAYWRIGHT={playwright:?}, chromium {chromium}"
+        );
+        eprintln!("no browser (scripts/test.sh installs chromium and playwright-core): not tested");
+        return None;
+    }
+    Some((playwright.unwrap_or_default(), chromium))
 }

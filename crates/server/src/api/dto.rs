@@ -20,7 +20,7 @@ pub struct AmountReq {
 }
 
 impl AmountReq {
-    fn to_money(&self, prefix: &str) -> Result<Money, ApiError> {
+    pub fn to_money(&self, prefix: &str) -> Result<Money, ApiError> {
         Ok(money(prefix, self.value, &self.currency)?)
     }
 }
@@ -43,6 +43,35 @@ pub struct AuthorizationReq {
     /// The purchaser's email address as the merchant has it (only its domain is kept).
     #[serde(default)]
     pub email: Option<String>,
+    /// The result of a step-up authentication of this purchase.
+    #[serde(default)]
+    pub authentication: Option<AuthenticationRef>,
+}
+
+/// The authentication value (`POST /v1/authentications`' answer on `Y`) an authorization
+/// presents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationRef {
+    pub value: String,
+}
+
+impl AuthenticationRef {
+    pub fn validate(&self, field: &str) -> Result<String, ApiError> {
+        let v = &self.value;
+        if v.is_empty()
+            || v.len() > 64
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ApiError::field(
+                field,
+                "must be the authentication value an authentication gave (base64url)",
+            ));
+        }
+        Ok(v.clone())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +210,11 @@ impl AuthorizationReq {
                 tx_type,
                 device,
                 email_domain,
+                authentication: self
+                    .authentication
+                    .as_ref()
+                    .map(|a| a.validate("authentication.value"))
+                    .transpose()?,
             },
             offset,
         ))

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod rules;
+pub mod stepup;
 
 use auth::require;
 use axum::Extension;
@@ -95,6 +96,27 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         {
             p(Some(ADMIN), Some(MAX_EMPTY_BYTES))
         }
+        // Step-up authentication: a 3-D Secure server (or an acquirer that authorizes too).
+        (&Method::POST, "/v1/authentications") => p(
+            Some(&[Scope::Authenticate, Scope::Authorize]),
+            Some(max_body.min(stepup::MAX_AUTHENTICATION_BYTES)),
+        ),
+        (&Method::GET, path) if path.starts_with("/v1/authentications/") => {
+            p(Some(&[Scope::Authenticate, Scope::Authorize]), None)
+        }
+        (&Method::POST, path) if path.starts_with("/v1/authentications/") => p(
+            Some(&[Scope::Authenticate, Scope::Authorize]),
+            Some(max_body.min(MAX_LABEL_BYTES)),
+        ),
+        // A card's devices, authenticator app and lockout: the issuer's.
+        (&Method::GET | &Method::DELETE, path) if path.starts_with("/v1/cards/") => {
+            p(Some(ADMIN), None)
+        }
+        (&Method::POST, path) if path.starts_with("/v1/cards/") => {
+            p(Some(ADMIN), Some(max_body.min(MAX_LABEL_BYTES)))
+        }
+        // The challenge page: its signed link is its credential.
+        (&Method::POST, crate::challenge::CHALLENGE_PATH) => p(None, Some(MAX_LABEL_BYTES)),
         // The SMS provider's webhook: its shared secret is its credential.
         (&Method::POST, crate::pages::SMS_INBOUND_PATH) => p(None, Some(MAX_LABEL_BYTES)),
         // The cardholder's answer page: its signed link is its credential.
@@ -228,6 +250,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/lists/{name}"),
     ("post", "/v1/lists/{name}/items"),
     ("delete", "/v1/lists/{name}/items/{value}"),
+    ("post", "/v1/authentications"),
+    ("get", "/v1/authentications/{id}"),
+    ("post", "/v1/authentications/{id}/challenge"),
+    ("post", "/v1/authentications/{id}/resend"),
+    ("get", "/v1/cards/{token}/devices"),
+    ("delete", "/v1/cards/{token}/devices/{device_id}"),
+    ("post", "/v1/cards/{token}/totp"),
+    ("delete", "/v1/cards/{token}/totp"),
+    ("post", "/v1/cards/{token}/totp/confirm"),
+    ("post", "/v1/cards/{token}/stepup/unlock"),
+    ("get", "/challenge"),
+    ("post", "/challenge"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -263,6 +297,28 @@ pub fn router(ctx: Ctx) -> Router {
         .route(
             crate::pages::ANSWER_PATH,
             get(crate::pages::show).post(crate::pages::answer),
+        )
+        .route("/v1/authentications", post(stepup::create))
+        .route("/v1/authentications/{id}", get(stepup::get))
+        .route(
+            "/v1/authentications/{id}/challenge",
+            post(stepup::challenge),
+        )
+        .route("/v1/authentications/{id}/resend", post(stepup::resend))
+        .route("/v1/cards/{token}/devices", get(stepup::devices))
+        .route(
+            "/v1/cards/{token}/devices/{device_id}",
+            axum::routing::delete(stepup::revoke_device),
+        )
+        .route(
+            "/v1/cards/{token}/totp",
+            post(stepup::enroll_totp).delete(stepup::remove_totp),
+        )
+        .route("/v1/cards/{token}/totp/confirm", post(stepup::confirm_totp))
+        .route("/v1/cards/{token}/stepup/unlock", post(stepup::unlock))
+        .route(
+            crate::challenge::CHALLENGE_PATH,
+            get(crate::challenge::show).post(crate::challenge::submit),
         )
         .route("/v1/reversals", post(reverse))
         .route(
