@@ -253,6 +253,8 @@ pub struct App {
     outbox: Arc<cardguard_store::SqliteOutbox>,
     /// Step-up authentications, trusted devices, authenticator apps (`stepup.db`).
     stepup: crate::stepup::StepUp,
+    /// The online account's password policy.
+    passwords: crate::password::PasswordPolicy,
     /// The ruleset in force, its versions, and the lists (`policy.db`).
     rules: crate::rules::RuleBook,
     /// The candidate model of shadow mode (`engine.shadow_model_file`).
@@ -361,6 +363,7 @@ impl App {
         let notify_db = data_dir.join("notify.db");
         let holds = Arc::new(cardguard_store::SqliteHolds::open(&notify_db)?);
         let outbox = Arc::new(cardguard_store::SqliteOutbox::open(&notify_db)?);
+        let passwords = config.passwords.policy()?;
         let stepup = crate::stepup::StepUp::open(
             &data_dir.join("stepup.db"),
             config.stepup.clone(),
@@ -480,6 +483,7 @@ impl App {
             holds,
             outbox,
             stepup,
+            passwords,
             rules,
             shadow_model: RwLock::new(shadow_model),
             drift: RwLock::new(drift),
@@ -837,6 +841,11 @@ impl App {
 
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The online account's password policy.
+    pub fn password_policy(&self) -> &crate::password::PasswordPolicy {
+        &self.passwords
     }
 
     /// The step-up service: its settings, its store, and where codes are sent.
@@ -1588,6 +1597,118 @@ impl App {
 
     /// Enrolls or updates a card: checked, PAN encrypted, codes hashed, row written, registry
     /// updated. Blocking (the card database): call it off an async worker.
+    /// Sets or changes a card's PIN from a PIN block: a PIN easy to guess (repeated,
+    /// sequential, common, from the birth date or the phone number) is refused with the
+    /// reason; otherwise the card's PIN verification value (Visa PVV or IBM 3624 offset) is
+    /// computed under its PVK and stored. The clear PIN lives only in this call.
+    /// Blocking: call it off an async worker.
+    pub fn set_pin(
+        &self,
+        card: &CardToken,
+        block: &[u8],
+        birth_date: Option<cardguard_cardsec::pin_policy::BirthDate>,
+    ) -> Result<(), AppError> {
+        use crate::registry::PinMethod;
+        let info = self.enrolled_card(card)?;
+        let method = info.pin.clone().ok_or_else(|| {
+            AppError::invalid(
+                "pin_block",
+                "the card has no PIN method (enroll it with pin.method and its key)",
+            )
+        })?;
+        let row = self
+            .cards_db
+            .get(&card.to_string())
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
+            .ok_or_else(|| AppError::NotFound(format!("no card {card}")))?;
+        let pan = self
+            .keys
+            .decrypt_pan(&row.pan_ciphertext, &row.pan_nonce, card)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let pan = pan.expose();
+        let pin = match registry::decode_pin_block(block, pan, &self.keys) {
+            Some(Ok(p)) => p,
+            Some(Err(_)) => {
+                return Err(AppError::invalid(
+                    "pin_block",
+                    "does not decode to a PIN for this card with the PIN key",
+                ));
+            }
+            None => {
+                return Err(AppError::invalid(
+                    "pin_block",
+                    "no PIN key is configured for this block's format",
+                ));
+            }
+        };
+        let phones: Vec<&str> = info.contact.phone.as_deref().into_iter().collect();
+        if let Some(weak) = cardguard_cardsec::pin_policy::weakness(&pin, birth_date, &phones) {
+            return Err(AppError::invalid("pin_block", weak.to_string()));
+        }
+        let unknown_key = |id: &str| {
+            AppError::invalid(
+                "pin_block",
+                format!("the card's PIN verification key {id} is not configured"),
+            )
+        };
+        let bad =
+            |e: cardguard_cardsec::CardDataError| AppError::invalid("pin_block", e.to_string());
+        let method = match method {
+            PinMethod::VisaPvv { key_id, pvki, .. } => {
+                let k = self
+                    .keys
+                    .pvk
+                    .get(&key_id)
+                    .ok_or_else(|| unknown_key(&key_id))?;
+                if pin.len() != 4 {
+                    return Err(AppError::invalid(
+                        "pin_block",
+                        "a Visa PVV card takes a 4-digit PIN",
+                    ));
+                }
+                let pvv = cardguard_cardsec::pin::visa_pvv(k, pvki, &pin, pan).map_err(bad)?;
+                PinMethod::VisaPvv { key_id, pvki, pvv }
+            }
+            PinMethod::Ibm3624 {
+                key_id,
+                decimalization_table,
+                validation_offset,
+                validation_length,
+                pad,
+                ..
+            } => {
+                let k = self
+                    .keys
+                    .pvk
+                    .get(&key_id)
+                    .ok_or_else(|| unknown_key(&key_id))?;
+                let p = cardguard_cardsec::pin::Ibm3624 {
+                    decimalization_table: decimalization_table.clone(),
+                    pan_offset: validation_offset,
+                    pan_length: validation_length,
+                    pad,
+                };
+                let offset = p.offset(k, &pin, pan).map_err(bad)?;
+                PinMethod::Ibm3624 {
+                    key_id,
+                    offset,
+                    decimalization_table,
+                    validation_offset,
+                    validation_length,
+                    pad,
+                }
+            }
+        };
+        let mut next = (*info).clone();
+        next.pin = Some(method);
+        let row = next.to_row(row.pan_ciphertext, row.pan_nonce, self.clock.now());
+        self.cards_db
+            .upsert(&row)
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
+        self.registry.insert(next);
+        Ok(())
+    }
+
     pub fn enroll(&self, record: &CardRecord) -> Result<Enrolled, AppError> {
         let (info, row) = self.keyed(record)?;
         let created = self

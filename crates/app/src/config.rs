@@ -38,6 +38,60 @@ pub struct Config {
     pub web: WebConfig,
     pub rules: RulesConfig,
     pub stepup: StepUpConfig,
+    pub passwords: PasswordsConfig,
+}
+
+/// The online account's password policy (`POST /v1/passwords/check`), NIST SP 800-63B.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    /// 15 for a password that is the only factor; 8 (the least allowed) when it is one of
+    /// several.
+    pub min_chars: usize,
+    /// At least 64.
+    pub max_chars: usize,
+    /// A Pwned Passwords file (SHA-1, `HASH:COUNT` lines sorted by hash), held offline.
+    pub breached_file: Option<std::path::PathBuf>,
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        let d = crate::password::PasswordPolicy::default();
+        PasswordsConfig {
+            min_chars: d.min_chars,
+            max_chars: d.max_chars,
+            breached_file: None,
+        }
+    }
+}
+
+impl PasswordsConfig {
+    /// The policy, or why the settings fall short of NIST SP 800-63B.
+    pub fn policy(&self) -> Result<crate::password::PasswordPolicy, ConfigError> {
+        if self.min_chars < 8 {
+            return Err(ConfigError::Invalid(
+                "passwords.min_chars must be at least 8 (NIST SP 800-63B)".into(),
+            ));
+        }
+        if self.max_chars < 64 || self.max_chars < self.min_chars {
+            return Err(ConfigError::Invalid(
+                "passwords.max_chars must be at least 64 and at least min_chars".into(),
+            ));
+        }
+        if let Some(f) = &self.breached_file
+            && !f.is_file()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "passwords.breached_file {} is not a file",
+                f.display()
+            )));
+        }
+        Ok(crate::password::PasswordPolicy {
+            min_chars: self.min_chars,
+            max_chars: self.max_chars,
+            breached_file: self.breached_file.clone(),
+        })
+    }
 }
 
 /// Step-up authentication (`POST /v1/authentications`): which factors, in which order,

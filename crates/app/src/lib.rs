@@ -10,6 +10,7 @@
 //! - [`app`]: `App` (open/replay, enroll, authorize, reverse, label, reload, snapshots,
 //!   stats);
 //! - [`consumer`]: tailing readers of the log with durable cursors;
+//! - [`password`]: the online account's password policy (NIST SP 800-63B);
 //! - [`links`]: signed, expiring links to the cardholder's pages; [`format`]: amounts and
 //!   times as the cardholder reads them;
 //! - [`rules`]: the rule book: the ruleset in force, its versions, the lists;
@@ -30,6 +31,7 @@ pub mod format;
 pub mod keys;
 pub mod links;
 pub mod metrics;
+pub mod password;
 pub mod registry;
 pub mod rules;
 pub mod snapshots;

@@ -303,28 +303,37 @@ pub fn check_card(
     }
 }
 
-fn check_pin(card: &CardInfo, block: &[u8], pan: &str, keys: &KeyRing) -> PinCheck {
-    let Some(method) = &card.pin else {
-        return PinCheck::Unverifiable;
-    };
-    let pin = match block.len() {
+/// The clear PIN of a PIN block (formats 0 and 3 under the 3DES PIN key, or clear when
+/// none is configured; format 4 under the AES PIN key); `None` when no key can read it.
+pub fn decode_pin_block(
+    block: &[u8],
+    pan: &str,
+    keys: &KeyRing,
+) -> Option<Result<String, cardguard_cardsec::CardDataError>> {
+    match block.len() {
         8 => {
             let mut b = [0u8; 8];
             b.copy_from_slice(block);
             if let Some(k) = &keys.pin_tdes {
                 b = k.decrypt(b);
             }
-            pinblock::decode_clear(&b, pan)
+            Some(pinblock::decode_clear(&b, pan))
         }
-        16 => match &keys.pin_aes {
-            Some(k) => {
-                let mut b = [0u8; 16];
-                b.copy_from_slice(block);
-                pinblock::decipher_iso4(k, &b, pan)
-            }
-            None => return PinCheck::Unverifiable,
-        },
-        _ => return PinCheck::Unverifiable,
+        16 => keys.pin_aes.as_ref().map(|k| {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(block);
+            pinblock::decipher_iso4(k, &b, pan)
+        }),
+        _ => None,
+    }
+}
+
+fn check_pin(card: &CardInfo, block: &[u8], pan: &str, keys: &KeyRing) -> PinCheck {
+    let Some(method) = &card.pin else {
+        return PinCheck::Unverifiable;
+    };
+    let Some(pin) = decode_pin_block(block, pan, keys) else {
+        return PinCheck::Unverifiable;
     };
     // A block that does not decode is a wrong PIN entry (or a wrong key): it counts as a try.
     let Ok(pin) = pin else { return PinCheck::Wrong };

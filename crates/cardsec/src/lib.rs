@@ -7,6 +7,7 @@
 //! - [`pinblock`]: ISO 9564 PIN blocks, formats 0, 3 and 4.
 //! - [`pin`]: PIN verification by Visa PVV and IBM 3624 offset.
 //! - [`otp`]: HOTP and TOTP (RFC 4226, RFC 6238), base32 secrets.
+//! - [`pin_policy`]: PINs too easy to guess (repeated, sequential, common, birth date, phone).
 //!
 //! Secrets are compared in constant time; no error message carries a PAN, PIN or code.
 
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod luhn;
 pub mod otp;
 pub mod pin;
+pub mod pin_policy;
 pub mod pinblock;
 pub mod stored;
 

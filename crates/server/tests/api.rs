@@ -642,6 +642,101 @@ async fn the_same_id_twice_gives_the_same_answer_and_changes_state_once() {
     srv.stop().await;
 }
 
+/// A PIN set from a PIN block: easy ones refused with their reason (nothing changes), a good
+/// one stored as a new PVV, so that the new PIN is right and the old one wrong; the password
+/// policy answers without composition rules.
+#[tokio::test]
+async fn a_pin_is_set_and_easy_ones_are_refused_and_passwords_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), "", &[common::RECORDED_TIMES]).await;
+    let mut admin = srv.client(ADMIN).await;
+    let (_, v) = admin.post("/v1/cards", &enrollment(PAN)).await.unwrap();
+    let token = v["card_token"].as_str().unwrap().to_owned();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    let block = |p: &str| hex(&pinblock::encode_iso0(p, PAN).unwrap());
+    let path = format!("/v1/cards/{token}/pin");
+    for (pin, why) in [
+        ("1234", "consecutive"),
+        ("7777", "repeats"),
+        ("2580", "commonly chosen"),
+        ("0314", "birth date"),
+        ("1901", "phone number"),
+    ] {
+        let (s, e) = admin
+            .post(
+                &path,
+                &json!({"pin_block": block(pin), "birth_date": "1987-03-14"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 400, "{pin}: {e}");
+        let m = e["error"]["message"].as_str().unwrap();
+        assert!(m.contains(why) && !m.contains(pin), "{pin}: {m}");
+    }
+    let (s, e) = admin
+        .post(
+            &path,
+            &json!({"pin_block": block("2756"), "birth_date": "14/03/1987"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, e["error"]["field"].as_str()), (400, Some("birth_date")));
+    let (s, _) = admin
+        .post(
+            "/v1/cards/00000000000000000000000000000000/pin",
+            &json!({"pin_block": block("2756")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let mut acq = srv.client(ACQUIRER).await;
+    let (s, _) = acq
+        .post(&path, &json!({"pin_block": block("2756")}))
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "the issuer's only");
+    let (s, e) = admin
+        .post(
+            &path,
+            &json!({"pin_block": block("2756"), "birth_date": "1987-03-14"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 204, "{e}");
+    for (i, (pin, code)) in [("4524", "55"), ("2756", "00")].iter().enumerate() {
+        let mut body = authorization(&format!("np-{i}"), &format!("2026-11-21T10:0{i}:00Z"), NY);
+        body["channel"] = json!("atm");
+        body["type"] = json!("cash_advance");
+        body["card"]["pin_block"] = json!(block(pin));
+        let (_, v) = acq.post("/v1/authorizations", &body).await.unwrap();
+        assert_eq!(v["response_code"], *code, "{pin}: {v}");
+    }
+
+    let check = |pw: &str| json!({"password": pw, "context": ["cardguard", "hanako@example.jp"]});
+    let (s, v) = admin
+        .post(
+            "/v1/passwords/check",
+            &check("correct horse battery staple"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"acceptable": true, "problems": []}));
+    let (_, v) = admin
+        .post("/v1/passwords/check", &check("baseball"))
+        .await
+        .unwrap();
+    assert_eq!(v["acceptable"], false);
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains("at least 15") && problems.contains("commonly used"),
+        "{v}"
+    );
+    let (s, _) = acq.post("/v1/passwords/check", &check("x")).await.unwrap();
+    assert_eq!(s, 403);
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_pins_then_75_and_labels() {
     let dir = tempfile::tempdir().unwrap();

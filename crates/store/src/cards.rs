@@ -192,6 +192,9 @@ impl crate::CardRepository for SqliteCards {
     fn count(&self) -> Result<u64, StoreError> {
         SqliteCards::count(self)
     }
+    fn get(&self, token: &str) -> Result<Option<CardRow>, StoreError> {
+        SqliteCards::get(self, token)
+    }
 }
 
 #[cfg(test)]

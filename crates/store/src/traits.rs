@@ -45,6 +45,8 @@ pub trait CardRepository: Send + Sync {
     fn upsert_many(&self, rows: &[CardRow]) -> Result<Vec<bool>, StoreError>;
     /// Every card, for the in-memory registry at start.
     fn load_all(&self) -> Result<Vec<CardRow>, StoreError>;
+    /// One card by its token.
+    fn get(&self, token: &str) -> Result<Option<CardRow>, StoreError>;
     fn count(&self) -> Result<u64, StoreError>;
 }
 

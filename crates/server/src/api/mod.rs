@@ -115,6 +115,7 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         (&Method::POST, path) if path.starts_with("/v1/cards/") => {
             p(Some(ADMIN), Some(max_body.min(MAX_LABEL_BYTES)))
         }
+        (&Method::POST, "/v1/passwords/check") => p(Some(ADMIN), Some(MAX_LABEL_BYTES)),
         // The challenge page: its signed link is its credential.
         (&Method::POST, crate::challenge::CHALLENGE_PATH) => p(None, Some(MAX_LABEL_BYTES)),
         // The SMS provider's webhook: its shared secret is its credential.
@@ -260,6 +261,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/cards/{token}/totp"),
     ("post", "/v1/cards/{token}/totp/confirm"),
     ("post", "/v1/cards/{token}/stepup/unlock"),
+    ("post", "/v1/cards/{token}/pin"),
+    ("post", "/v1/passwords/check"),
     ("get", "/challenge"),
     ("post", "/challenge"),
 ];
@@ -316,6 +319,8 @@ pub fn router(ctx: Ctx) -> Router {
         )
         .route("/v1/cards/{token}/totp/confirm", post(stepup::confirm_totp))
         .route("/v1/cards/{token}/stepup/unlock", post(stepup::unlock))
+        .route("/v1/cards/{token}/pin", post(stepup::set_pin))
+        .route("/v1/passwords/check", post(stepup::check_password))
         .route(
             crate::challenge::CHALLENGE_PATH,
             get(crate::challenge::show).post(crate::challenge::submit),

@@ -431,3 +431,82 @@ pub async fn unlock(
     ctx.app.unlock_stepup(&card_token(&token)?)?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinReq {
+    /// The new PIN as an ISO 9564 PIN block in hex (formats 0 and 3: 16 digits under the PIN
+    /// key; format 4: 32).
+    pub pin_block: String,
+    /// The cardholder's birth date (`YYYY-MM-DD`), to refuse PINs made from it; not kept.
+    #[serde(default)]
+    pub birth_date: Option<String>,
+}
+
+/// `POST /v1/cards/{token}/pin` (admin): sets or changes the card's PIN; a PIN that is
+/// easy to guess is refused with the reason.
+pub async fn set_pin(
+    State(ctx): State<Ctx>,
+    Path(token): Path<String>,
+    raw: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let req: PinReq = decode(&raw)?;
+    let card = card_token(&token)?;
+    if !(req.pin_block.len() == 16 || req.pin_block.len() == 32) {
+        return Err(ApiError::field(
+            "pin_block",
+            "must be 16 hex digits (formats 0, 3) or 32 (format 4)",
+        ));
+    }
+    let block = cardguard_app::validate::hex_bytes("pin_block", &req.pin_block)?;
+    let birth = match &req.birth_date {
+        Some(b) => Some(
+            cardguard_cardsec::pin_policy::BirthDate::parse(b)
+                .ok_or_else(|| ApiError::field("birth_date", "must be a date YYYY-MM-DD"))?,
+        ),
+        None => None,
+    };
+    let app = std::sync::Arc::clone(&ctx.app);
+    tokio::task::spawn_blocking(move || app.set_pin(&card, &block, birth))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReq {
+    pub password: String,
+    /// Words a guesser tries first: the user's name, email, the service's name.
+    #[serde(default)]
+    pub context: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PasswordResp {
+    pub acceptable: bool,
+    pub problems: Vec<String>,
+}
+
+/// `POST /v1/passwords/check` (admin): the online account's password against the policy
+/// (NIST SP 800-63B). The password is neither kept nor logged.
+pub async fn check_password(State(ctx): State<Ctx>, raw: Bytes) -> Answer<PasswordResp> {
+    let req: PasswordReq = decode(&raw)?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let problems = tokio::task::spawn_blocking(move || {
+        let context: Vec<&str> = req.context.iter().map(String::as_str).collect();
+        app.password_policy().check(&req.password, &context)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| {
+        ApiError::unavailable(format!("the breached-password file cannot be read: {e}"))
+    })?;
+    Ok((
+        StatusCode::OK,
+        Json(PasswordResp {
+            acceptable: problems.is_empty(),
+            problems: problems.iter().map(ToString::to_string).collect(),
+        }),
+    ))
+}
