@@ -637,7 +637,9 @@ impl StepUp {
                 if frictionless {
                     let d = device.as_ref().ok();
                     auth.device_id = d.map(|d| d.id.clone());
-                    if let Some(d) = d {
+                    // The trust period runs from the last use: noted once an hour at most,
+                    // so that a frictionless answer rarely writes twice.
+                    if let Some(d) = d.filter(|d| now.0 - d.last_used_ms > 3_600_000) {
                         self.store.touch_device(&d.id, now.0).map_err(store_err)?;
                     }
                     TransStatus::Y

@@ -37,6 +37,9 @@ pub enum BenchCmd {
     Iso8583(crate::bench_iso::IsoArgs),
     /// From a decision to its notice accepted by a real SMTP server (aiosmtpd).
     Notify(crate::bench_notify::NotifyArgs),
+    /// Step-up authentication: codes by email to a real SMTP server, then frictionless
+    /// answers for trusted devices.
+    Stepup(crate::bench_stepup::StepUpArgs),
     /// Phishing analyzer throughput on one core over the messages under PATH.
     Mail {
         path: std::path::PathBuf,
@@ -74,6 +77,10 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(crate::bench_notify::run(args)),
+        BenchCmd::Stepup(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::bench_stepup::run(args)),
         BenchCmd::Mail { path, rounds } => bench_mail(&path, rounds),
         BenchCmd::Restart { events, cards } => {
             let rt = tokio::runtime::Builder::new_multi_thread()

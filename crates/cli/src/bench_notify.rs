@@ -32,10 +32,10 @@ pub struct NotifyArgs {
 }
 
 /// aiosmtpd, killed when dropped; its JSON lines.
-struct Sink {
+pub(crate) struct Sink {
     child: std::process::Child,
     port: u16,
-    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+    pub(crate) lines: std::sync::mpsc::Receiver<serde_json::Value>,
     _script: tempfile::NamedTempFile,
 }
 
@@ -46,7 +46,7 @@ impl Drop for Sink {
     }
 }
 
-fn start_sink() -> Result<Sink> {
+pub(crate) fn start_sink() -> Result<Sink> {
     let python = std::env::var("CARDGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = std::process::Command::new(&python)
         .args(["-c", "import aiosmtpd"])
@@ -89,10 +89,9 @@ fn start_sink() -> Result<Sink> {
     })
 }
 
-pub async fn run(a: NotifyArgs) -> Result<()> {
-    let sink = start_sink()?;
-    let key = "bench-key-0123456789abcdef";
-    let env = [
+/// The settings that send a server's email to the sink.
+pub(crate) fn smtp_env(sink: &Sink) -> [(&'static str, String); 4] {
+    [
         ("CARDGUARD__NOTIFY__SMTP__HOST", "\"127.0.0.1\"".to_owned()),
         ("CARDGUARD__NOTIFY__SMTP__PORT", sink.port.to_string()),
         (
@@ -100,8 +99,13 @@ pub async fn run(a: NotifyArgs) -> Result<()> {
             "\"Bench <alerts@bench.example>\"".to_owned(),
         ),
         ("CARDGUARD__NOTIFY__SMTP__TLS", "\"none\"".to_owned()),
-    ];
-    let (server, http, _) = start_server_with(key, None, None, false, &env)?;
+    ]
+}
+
+pub async fn run(a: NotifyArgs) -> Result<()> {
+    let sink = start_sink()?;
+    let key = "bench-key-0123456789abcdef";
+    let (server, http, _) = start_server_with(key, None, None, false, &smtp_env(&sink))?;
     println!(
         "server: http://{http} (pid {}), aiosmtpd on port {}",
         server.child.id(),

@@ -6,6 +6,7 @@ mod backtest;
 mod bench;
 mod bench_iso;
 mod bench_notify;
+mod bench_stepup;
 mod cards;
 mod demo;
 mod keys;

@@ -81,6 +81,8 @@ pub struct TotpRow {
 
 pub struct SqliteStepUp {
     conn: Mutex<Connection>,
+    /// Stops the checkpointer thread when the store is dropped.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
 
 const DEVICE_COLUMNS: &str = "id, card_token, created_ms, last_used_ms, label, revoked_ms";
@@ -98,10 +100,33 @@ fn device(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
 
 impl SqliteStepUp {
     /// Opens (or creates, owner-only) the step-up store at `path`.
+    ///
+    /// A request's commits only append to the write-ahead log; a thread of the store's own
+    /// copies the log into the database once a second (SQLite's checkpoint, which syncs the
+    /// disk), so that no authentication waits for it.
     pub fn open(path: &Path) -> Result<SqliteStepUp, StoreError> {
         let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("stepup-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(std::time::Duration::from_secs(1))
+                {
+                    if let Err(e) =
+                        checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "step-up store checkpoint failed");
+                    }
+                }
+            })
+            .map_err(crate::io_err(path))?;
         Ok(SqliteStepUp {
             conn: Mutex::new(conn),
+            _checkpointer: Some(stop),
         })
     }
 
