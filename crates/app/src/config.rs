@@ -121,6 +121,13 @@ pub struct StepUpConfig {
     pub value_valid_minutes: u32,
     /// Minutes a challenge stays open.
     pub challenge_valid_minutes: u32,
+    /// The WebAuthn relying party of passkeys: its id (a domain: the host of
+    /// `web.public_url` when none is given; passkeys are bound to it for good) and the
+    /// origin the challenge page is served from (`web.public_url`'s when none is given).
+    pub passkey_rp_id: Option<String>,
+    pub passkey_origin: Option<String>,
+    /// Any port of the origin's host (`http://localhost` in development and tests).
+    pub passkey_any_port: bool,
 }
 
 impl Default for StepUpConfig {
@@ -138,6 +145,9 @@ impl Default for StepUpConfig {
             device_trust_days: 90,
             value_valid_minutes: 30,
             challenge_valid_minutes: 15,
+            passkey_rp_id: None,
+            passkey_origin: None,
+            passkey_any_port: false,
         }
     }
 }

@@ -864,92 +864,34 @@ impl StepUp {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StepError::BadCode.into());
         }
-        let cfg = &self.cfg;
         let mut totp_step = None;
-        let out = self
-            .store
-            .change(
-                challenge_id,
-                now.0,
-                |tx| -> Result<(Authentication, Option<&'static str>, bool), AppError> {
-                    let mut auth = parse_doc(&tx.doc)?;
-                    let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
-                    if ch.ended_ms.is_some() {
-                        return Err(StepError::Ended.into());
-                    }
-                    let mut error = None;
-                    let mut ended_now = false;
-                    if now.0 > ch.expires_ms {
-                        end(&mut auth, TransStatus::N, "challenge_expired", now);
-                        ended_now = true;
-                    } else {
-                        let right = match ch.factor {
-                            Factor::Totp => match totp_key {
-                                Some((key, last)) => {
-                                    let t = cardguard_cardsec::otp::Totp::default();
-                                    let step = t.verify(
-                                        key,
-                                        code,
-                                        (now.0 / 1000).max(0) as u64,
-                                        1,
-                                        last.map(|l| l.max(0) as u64),
-                                    );
-                                    totp_step = step;
-                                    step.is_some()
-                                }
-                                None => false,
-                            },
-                            _ => match &ch.code_hash {
-                                Some(h) if now.0 <= ch.code_expires_ms => {
-                                    same(h, &code_hash(keys, &ch.id, code))
-                                }
-                                Some(_) => {
-                                    error = Some("code_expired");
-                                    false
-                                }
-                                None => false,
-                            },
-                        };
-                        if right {
-                            let device_id = format!(
-                                "dv_{}",
-                                hex(&random_bytes::<16>()
-                                    .map_err(|e| AppError::Internal(e.to_string()))?)
+        let (auth, error, ended_now) =
+            self.attempt(keys, challenge_id, user_agent, now, |ch| {
+                Ok(match ch.factor {
+                    Factor::Totp => match totp_key {
+                        Some((key, last)) => {
+                            let t = cardguard_cardsec::otp::Totp::default();
+                            totp_step = t.verify(
+                                key,
+                                code,
+                                (now.0 / 1000).max(0) as u64,
+                                1,
+                                last.map(|l| l.max(0) as u64),
                             );
-                            auth.device_id = Some(device_id);
-                            if let Some(ua) = user_agent {
-                                auth.device_label = device_label(Some(ua));
-                            }
-                            auth.value_expires_ms =
-                                Some(now.0 + i64::from(cfg.value_valid_minutes) * 60_000);
-                            end(&mut auth, TransStatus::Y, "code_accepted", now);
-                            tx.card_failures = 0;
-                            tx.value_hash = Some(value_hash(
-                                keys,
-                                &auth_value(keys, &store_key(&auth.client, &auth.id)),
-                            ));
-                            ended_now = true;
-                        } else if error.is_none() {
-                            ch.wrong += 1;
-                            tx.card_failures = tx.card_failures.saturating_add(1);
-                            if ch.wrong >= cfg.max_wrong_codes {
-                                end(&mut auth, TransStatus::N, "too_many_wrong_codes", now);
-                                ended_now = true;
-                            } else if tx.card_failures >= cfg.max_card_failures {
-                                end(&mut auth, TransStatus::N, "card_locked_out", now);
-                                ended_now = true;
-                            } else {
-                                error = Some("wrong_code");
-                            }
+                            Verdict::of(totp_step.is_some())
                         }
-                    }
-                    tx.doc = to_doc(&auth)?;
-                    Ok((auth, error, ended_now))
-                },
-            )
-            .map_err(store_err)?
-            .ok_or(StepError::NotFound)??;
-        let (auth, error, ended_now) = out;
+                        None => Verdict::Wrong,
+                    },
+                    Factor::Passkey => Verdict::Wrong,
+                    _ => match &ch.code_hash {
+                        Some(h) if now.0 <= ch.code_expires_ms => {
+                            Verdict::of(same(h, &code_hash(keys, &ch.id, code)))
+                        }
+                        Some(_) => Verdict::Expired,
+                        None => Verdict::Wrong,
+                    },
+                })
+            })?;
         if let (Some(step), true) = (totp_step, auth.trans_status == TransStatus::Y) {
             // The time step is taken once, whichever challenge it was entered in.
             if !self
@@ -960,7 +902,95 @@ impl StepUp {
                 tracing::warn!("an authenticator code was used twice at once");
             }
         }
-        if let (Some(d), TransStatus::Y) = (&auth.device_id, auth.trans_status) {
+        self.settle(keys, auth, error, ended_now, now)
+    }
+
+    /// One try at a challenge, in one transaction: `verify` judges it (with the challenge
+    /// as it stands); a right one ends the challenge with `Y` (a new device id, the value),
+    /// a wrong one counts against the challenge and the card and may end it with `N`, an
+    /// expired code changes nothing. The authentication after it, what went wrong, and
+    /// whether it ended now.
+    fn attempt(
+        &self,
+        keys: &KeyRing,
+        challenge_id: &str,
+        user_agent: Option<&str>,
+        now: Timestamp,
+        verify: impl FnOnce(&mut Challenge) -> Result<Verdict, AppError>,
+    ) -> Result<(Authentication, Option<&'static str>, bool), AppError> {
+        let cfg = &self.cfg;
+        self.store
+            .change(
+                challenge_id,
+                now.0,
+                |tx| -> Result<(Authentication, Option<&'static str>, bool), AppError> {
+                    let mut auth = parse_doc(&tx.doc)?;
+                    let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+                    if ch.ended_ms.is_some() {
+                        return Err(StepError::Ended.into());
+                    }
+                    let (error, ended) = if now.0 > ch.expires_ms {
+                        end(&mut auth, TransStatus::N, "challenge_expired", now);
+                        (None, true)
+                    } else {
+                        match verify(ch)? {
+                            Verdict::Right => {
+                                let id = random_bytes::<16>()
+                                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                                auth.device_id = Some(format!("dv_{}", hex(&id)));
+                                if let Some(ua) = user_agent {
+                                    auth.device_label = device_label(Some(ua));
+                                }
+                                auth.value_expires_ms =
+                                    Some(now.0 + i64::from(cfg.value_valid_minutes) * 60_000);
+                                let why = if ch.factor == Factor::Passkey {
+                                    "passkey_verified"
+                                } else {
+                                    "code_accepted"
+                                };
+                                end(&mut auth, TransStatus::Y, why, now);
+                                tx.card_failures = 0;
+                                tx.value_hash = Some(value_hash(
+                                    keys,
+                                    &auth_value(keys, &store_key(&auth.client, &auth.id)),
+                                ));
+                                (None, true)
+                            }
+                            Verdict::Expired => (Some("code_expired"), false),
+                            Verdict::Wrong => {
+                                ch.wrong += 1;
+                                tx.card_failures = tx.card_failures.saturating_add(1);
+                                if ch.wrong >= cfg.max_wrong_codes {
+                                    end(&mut auth, TransStatus::N, "too_many_wrong_codes", now);
+                                    (None, true)
+                                } else if tx.card_failures >= cfg.max_card_failures {
+                                    end(&mut auth, TransStatus::N, "card_locked_out", now);
+                                    (None, true)
+                                } else {
+                                    (Some("wrong_code"), false)
+                                }
+                            }
+                        }
+                    };
+                    tx.doc = to_doc(&auth)?;
+                    Ok((auth, error, ended))
+                },
+            )
+            .map_err(store_err)?
+            .ok_or(StepError::NotFound)?
+    }
+
+    /// After a try: the device a success trusts, the event of a challenge that ended, the
+    /// answer.
+    fn settle(
+        &self,
+        keys: &KeyRing,
+        auth: Authentication,
+        error: Option<&'static str>,
+        ended_now: bool,
+        now: Timestamp,
+    ) -> Result<(AuthenticationAnswer, Option<AuthenticationRecord>), AppError> {
+        if let (Some(d), TransStatus::Y, true) = (&auth.device_id, auth.trans_status, ended_now) {
             self.store
                 .add_device(&DeviceRow {
                     id: d.clone(),
@@ -1065,6 +1095,21 @@ impl StepUp {
     }
 }
 
+/// How a try at a challenge went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Right,
+    Wrong,
+    /// The code was right once, but its time has passed: send a new one.
+    Expired,
+}
+
+impl Verdict {
+    fn of(right: bool) -> Verdict {
+        if right { Verdict::Right } else { Verdict::Wrong }
+    }
+}
+
 /// Ends a challenge with `status`.
 fn end(auth: &mut Authentication, status: TransStatus, why: &str, now: Timestamp) {
     auth.trans_status = status;
@@ -1077,6 +1122,7 @@ fn end(auth: &mut Authentication, status: TransStatus, why: &str, now: Timestamp
         why,
         match why {
             "code_accepted" => "the cardholder entered the right code",
+            "passkey_verified" => "the cardholder's passkey verified",
             "too_many_wrong_codes" => "too many wrong codes",
             "card_locked_out" => "too many wrong codes in a row for this card",
             _ => "the challenge was not completed in time",

@@ -40,7 +40,7 @@ pub use log::{
 pub use outbox::{OutboxCounts, OutboxRow, OutboxState, SqliteOutbox};
 pub use policy::{ListItemRow, RulesetRow, SqlitePolicy};
 pub use snapshot::{read_snapshot, snapshot_offset, write_snapshot, write_snapshot_with};
-pub use stepup::{ChallengeTx, DeviceRow, SqliteStepUp, TotpRow};
+pub use stepup::{ChallengeTx, DeviceRow, PasskeyRow, SqliteStepUp, TotpRow};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,15 @@ CREATE TABLE IF NOT EXISTS devices (
     revoked_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS devices_card ON devices (card_token);
+CREATE TABLE IF NOT EXISTS passkeys (
+    id TEXT PRIMARY KEY,
+    card_token TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_used_ms INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    credential TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passkeys_card ON passkeys (card_token);
 CREATE TABLE IF NOT EXISTS totp (
     card_token TEXT PRIMARY KEY,
     secret BLOB NOT NULL,
@@ -64,6 +73,18 @@ pub struct DeviceRow {
     /// What the cardholder sees it as (the browser's name).
     pub label: String,
     pub revoked_ms: Option<i64>,
+}
+
+/// A passkey of a card: the WebAuthn credential (its public key, counter; the library's
+/// JSON), by its credential id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRow {
+    pub id: String,
+    pub card_token: String,
+    pub created_ms: i64,
+    pub last_used_ms: i64,
+    pub label: String,
+    pub credential: String,
 }
 
 /// A card's authenticator-app secret, encrypted.
@@ -346,6 +367,46 @@ impl SqliteStepUp {
         )? == 1)
     }
 
+    /// Adds a card's passkey, or replaces it (a credential whose counter moved).
+    pub fn put_passkey(&self, p: &PasskeyRow) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO passkeys (id, card_token, created_ms, last_used_ms, label, credential) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![p.id, p.card_token, p.created_ms, p.last_used_ms, p.label, p.credential],
+        )?;
+        Ok(())
+    }
+
+    /// A card's passkeys, the most recently used first.
+    pub fn passkeys(&self, card_token: &str) -> Result<Vec<PasskeyRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id, card_token, created_ms, last_used_ms, label, credential FROM passkeys \
+             WHERE card_token = ?1 ORDER BY last_used_ms DESC",
+        )?;
+        let rows = st
+            .query_map([card_token], |r| {
+                Ok(PasskeyRow {
+                    id: r.get(0)?,
+                    card_token: r.get(1)?,
+                    created_ms: r.get(2)?,
+                    last_used_ms: r.get(3)?,
+                    label: r.get(4)?,
+                    credential: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Removes a card's passkey; false when the card has no such passkey.
+    pub fn delete_passkey(&self, card_token: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM passkeys WHERE id = ?1 AND card_token = ?2",
+            params![id, card_token],
+        )? == 1)
+    }
+
     /// Stores a new, unconfirmed authenticator-app secret for a card (one that was there is
     /// replaced).
     pub fn put_totp(
@@ -504,5 +565,22 @@ mod tests {
         assert_eq!((t.confirmed_ms, t.last_step), (Some(5), Some(100)));
         assert!(s.delete_totp("tok").unwrap());
         assert!(s.totp("tok").unwrap().is_none());
+
+        let pk = |id: &str, used: i64| PasskeyRow {
+            id: id.into(),
+            card_token: "tok".into(),
+            created_ms: 1,
+            last_used_ms: used,
+            label: "Chrome".into(),
+            credential: "{}".into(),
+        };
+        s.put_passkey(&pk("pk_a", 5)).unwrap();
+        s.put_passkey(&pk("pk_b", 9)).unwrap();
+        s.put_passkey(&pk("pk_a", 12)).unwrap();
+        let ids: Vec<String> = s.passkeys("tok").unwrap().into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, ["pk_a", "pk_b"], "replaced, most recent first");
+        assert!(!s.delete_passkey("other", "pk_a").unwrap());
+        assert!(s.delete_passkey("tok", "pk_a").unwrap());
+        assert_eq!(s.passkeys("tok").unwrap().len(), 1);
     }
 }
