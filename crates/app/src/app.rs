@@ -964,15 +964,72 @@ impl App {
             user_agent,
             now,
         )?;
-        if let Some(rec) = event {
-            let rx = {
-                let mut core = self.core();
-                let (_, rx) = append(&mut core, Event::KIND_AUTHENTICATION, &rec)?;
-                core.since_snapshot += 1;
-                rx
-            };
-            durable(rx).await?;
-        }
+        self.log_authentication(event).await?;
+        Ok(answer)
+    }
+
+    /// Logs the end of a challenge, when it ended now, and waits until it is durable.
+    async fn log_authentication(
+        &self,
+        event: Option<cardguard_engine::AuthenticationRecord>,
+    ) -> Result<(), AppError> {
+        let Some(rec) = event else {
+            return Ok(());
+        };
+        let rx = {
+            let mut core = self.core();
+            let (_, rx) = append(&mut core, Event::KIND_AUTHENTICATION, &rec)?;
+            core.since_snapshot += 1;
+            rx
+        };
+        durable(rx).await
+    }
+
+    /// Starts registering a passkey after a passed challenge (the page's "create a
+    /// passkey"): the options for the browser.
+    pub fn passkey_register_start(
+        &self,
+        challenge_id: &str,
+    ) -> Result<serde_json::Value, AppError> {
+        self.stepup.passkey_register_start(
+            challenge_id,
+            &self.config.notify.issuer_name,
+            self.clock.now(),
+        )
+    }
+
+    /// Finishes registering a passkey with the browser's answer.
+    pub fn passkey_register_finish(
+        &self,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+        user_agent: Option<&str>,
+    ) -> Result<(), AppError> {
+        self.stepup
+            .passkey_register_finish(challenge_id, credential, user_agent, self.clock.now())
+    }
+
+    /// Starts using a passkey in an open challenge: the options for the browser.
+    pub fn passkey_auth_start(&self, challenge_id: &str) -> Result<serde_json::Value, AppError> {
+        self.stepup
+            .passkey_auth_start(challenge_id, self.clock.now())
+    }
+
+    /// Finishes using a passkey: the challenge's answer, as for a code.
+    pub async fn passkey_auth_finish(
+        &self,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+        user_agent: Option<&str>,
+    ) -> Result<crate::stepup::AuthenticationAnswer, AppError> {
+        let (answer, event) = self.stepup.passkey_auth_finish(
+            &self.keys,
+            challenge_id,
+            credential,
+            user_agent,
+            self.clock.now(),
+        )?;
+        self.log_authentication(event).await?;
         Ok(answer)
     }
 

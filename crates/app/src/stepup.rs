@@ -156,6 +156,10 @@ pub struct Challenge {
     pub expires_ms: i64,
     pub ended_ms: Option<i64>,
     pub end_reason: Option<String>,
+    /// The WebAuthn ceremony under way (its state, as webauthn-rs keeps it), between its
+    /// start and its finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_state: Option<String>,
 }
 
 /// One authentication as stored (`stepup.db`).
@@ -271,6 +275,9 @@ pub struct StepUp {
     factors: Vec<Factor>,
     sender: RwLock<Option<Arc<dyn CodeSender>>>,
     public_url: String,
+    /// The passkeys' relying party; none when the public URL's host is not a domain and
+    /// none was configured (passkeys are then not offered).
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 /// What the application found before the step-up assessment.
@@ -388,17 +395,24 @@ impl StepUp {
             .iter()
             .filter_map(|f| Factor::parse(f))
             .collect();
+        let webauthn = relying_party(&cfg, public_url)?;
         Ok(StepUp {
             store: SqliteStepUp::open(path)?,
             cfg,
             factors,
             sender: RwLock::new(None),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            webauthn,
         })
     }
 
     pub fn config(&self) -> &StepUpConfig {
         &self.cfg
+    }
+
+    /// Whether passkeys can be registered and used (a relying party is set).
+    pub fn passkeys_enabled(&self) -> bool {
+        self.webauthn.is_some()
     }
 
     pub fn store(&self) -> &SqliteStepUp {
@@ -467,13 +481,18 @@ impl StepUp {
             .totp(&card.token.to_string())
             .map_err(store_err)?
             .is_some_and(|t| t.confirmed_ms.is_some());
+        let passkeys = self.webauthn.is_some()
+            && !self
+                .store
+                .passkeys(&card.token.to_string())
+                .map_err(store_err)?
+                .is_empty();
         Ok(self
             .factors
             .iter()
             .copied()
             .filter(|f| match f {
-                // Passkeys are not offered yet (see the step-up issue's notes).
-                Factor::Passkey => false,
+                Factor::Passkey => passkeys,
                 Factor::Totp => totp,
                 Factor::Sms => sending.contains(f) && card.contact.phone.is_some(),
                 Factor::Email => sending.contains(f) && card.contact.email.is_some(),
@@ -689,6 +708,7 @@ impl StepUp {
                                 + i64::from(self.cfg.challenge_valid_minutes) * 60_000,
                             ended_ms: None,
                             end_reason: None,
+                            passkey_state: None,
                         };
                         if factor.sends_code() {
                             code = Some(self.new_code_for(keys, &mut ch, now)?);
@@ -865,33 +885,32 @@ impl StepUp {
             return Err(StepError::BadCode.into());
         }
         let mut totp_step = None;
-        let (auth, error, ended_now) =
-            self.attempt(keys, challenge_id, user_agent, now, |ch| {
-                Ok(match ch.factor {
-                    Factor::Totp => match totp_key {
-                        Some((key, last)) => {
-                            let t = cardguard_cardsec::otp::Totp::default();
-                            totp_step = t.verify(
-                                key,
-                                code,
-                                (now.0 / 1000).max(0) as u64,
-                                1,
-                                last.map(|l| l.max(0) as u64),
-                            );
-                            Verdict::of(totp_step.is_some())
-                        }
-                        None => Verdict::Wrong,
-                    },
-                    Factor::Passkey => Verdict::Wrong,
-                    _ => match &ch.code_hash {
-                        Some(h) if now.0 <= ch.code_expires_ms => {
-                            Verdict::of(same(h, &code_hash(keys, &ch.id, code)))
-                        }
-                        Some(_) => Verdict::Expired,
-                        None => Verdict::Wrong,
-                    },
-                })
-            })?;
+        let (auth, error, ended_now) = self.attempt(keys, challenge_id, user_agent, now, |ch| {
+            Ok(match ch.factor {
+                Factor::Totp => match totp_key {
+                    Some((key, last)) => {
+                        let t = cardguard_cardsec::otp::Totp::default();
+                        totp_step = t.verify(
+                            key,
+                            code,
+                            (now.0 / 1000).max(0) as u64,
+                            1,
+                            last.map(|l| l.max(0) as u64),
+                        );
+                        Verdict::of(totp_step.is_some())
+                    }
+                    None => Verdict::Wrong,
+                },
+                Factor::Passkey => Verdict::Wrong,
+                _ => match &ch.code_hash {
+                    Some(h) if now.0 <= ch.code_expires_ms => {
+                        Verdict::of(same(h, &code_hash(keys, &ch.id, code)))
+                    }
+                    Some(_) => Verdict::Expired,
+                    None => Verdict::Wrong,
+                },
+            })
+        })?;
         if let (Some(step), true) = (totp_step, auth.trans_status == TransStatus::Y) {
             // The time step is taken once, whichever challenge it was entered in.
             if !self
@@ -1062,6 +1081,234 @@ impl StepUp {
         Ok(self.answer(keys, auth, None))
     }
 
+    fn relying(&self) -> Result<&webauthn_rs::Webauthn, AppError> {
+        self.webauthn
+            .as_ref()
+            .ok_or_else(|| StepError::FactorUnavailable("passkey").into())
+    }
+
+    /// A card's passkeys as webauthn-rs takes them, with their rows.
+    fn passkeys_of(
+        &self,
+        card: &CardToken,
+    ) -> Result<Vec<(cardguard_store::PasskeyRow, webauthn_rs::prelude::Passkey)>, AppError> {
+        self.store
+            .passkeys(&card.to_string())
+            .map_err(store_err)?
+            .into_iter()
+            .map(|r| {
+                let p = serde_json::from_str(&r.credential).map_err(|e| {
+                    AppError::Internal(format!("stored passkey {} does not read: {e}", r.id))
+                })?;
+                Ok((r, p))
+            })
+            .collect()
+    }
+
+    /// Starts a passkey's registration for the card of a challenge the cardholder has just
+    /// passed (its link still valid): the options for `navigator.credentials.create`.
+    pub fn passkey_register_start(
+        &self,
+        challenge_id: &str,
+        issuer: &str,
+        now: Timestamp,
+    ) -> Result<serde_json::Value, AppError> {
+        let rp = self.relying()?;
+        let auth = self
+            .by_challenge(challenge_id)?
+            .ok_or(StepError::NotFound)?;
+        let existing: Vec<_> = self
+            .passkeys_of(&auth.card_token)?
+            .into_iter()
+            .map(|(_, p)| p.cred_id().clone())
+            .collect();
+        let user = webauthn_rs::prelude::Uuid::from_bytes(auth.card_token.0);
+        let name = format!("card-{}", auth.last4);
+        let display = format!("{issuer} •••• {}", auth.last4);
+        let (options, state) = rp
+            .start_passkey_registration(user, &name, &display, Some(existing))
+            .map_err(|e| AppError::Internal(format!("passkey registration: {e}")))?;
+        let state = serde_json::to_string(&state).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.store
+            .change(challenge_id, now.0, |tx| -> Result<(), AppError> {
+                let mut auth = parse_doc(&tx.doc)?;
+                let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+                // Only right after a success, while the page's link is valid.
+                if auth.trans_status != TransStatus::Y
+                    || ch.ended_ms.is_none()
+                    || now.0 > ch.expires_ms
+                {
+                    return Err(StepError::Ended.into());
+                }
+                ch.passkey_state = Some(state);
+                tx.doc = to_doc(&auth)?;
+                Ok(())
+            })
+            .map_err(store_err)?
+            .ok_or(StepError::NotFound)??;
+        serde_json::to_value(&options).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// Finishes a passkey's registration with what the browser made: the card's new
+    /// passkey, a factor from now on.
+    pub fn passkey_register_finish(
+        &self,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+        user_agent: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let rp = self.relying()?;
+        let reg: webauthn_rs::prelude::RegisterPublicKeyCredential =
+            serde_json::from_value(credential.clone()).map_err(|e| {
+                AppError::invalid("credential", format!("is not a WebAuthn registration: {e}"))
+            })?;
+        let (card, state) = self
+            .store
+            .change(
+                challenge_id,
+                now.0,
+                |tx| -> Result<(CardToken, String), AppError> {
+                    let mut auth = parse_doc(&tx.doc)?;
+                    let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+                    let state = ch.passkey_state.take().ok_or(StepError::Ended)?;
+                    tx.doc = to_doc(&auth)?;
+                    Ok((auth.card_token, state))
+                },
+            )
+            .map_err(store_err)?
+            .ok_or(StepError::NotFound)??;
+        let state: webauthn_rs::prelude::PasskeyRegistration =
+            serde_json::from_str(&state).map_err(|e| AppError::Internal(e.to_string()))?;
+        let passkey = rp.finish_passkey_registration(&reg, &state).map_err(|e| {
+            AppError::invalid(
+                "credential",
+                format!("the passkey registration does not verify: {e}"),
+            )
+        })?;
+        let id = {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(passkey.cred_id().as_ref() as &[u8])
+        };
+        self.store
+            .put_passkey(&cardguard_store::PasskeyRow {
+                id,
+                card_token: card.to_string(),
+                created_ms: now.0,
+                last_used_ms: now.0,
+                label: device_label(user_agent),
+                credential: serde_json::to_string(&passkey)
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+            })
+            .map_err(store_err)
+    }
+
+    /// Starts a passkey's use in an open challenge (switching it to the passkey): the
+    /// options for `navigator.credentials.get`.
+    pub fn passkey_auth_start(
+        &self,
+        challenge_id: &str,
+        now: Timestamp,
+    ) -> Result<serde_json::Value, AppError> {
+        let rp = self.relying()?;
+        let auth = self
+            .by_challenge(challenge_id)?
+            .ok_or(StepError::NotFound)?;
+        let keys: Vec<_> = self
+            .passkeys_of(&auth.card_token)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        if keys.is_empty() {
+            return Err(StepError::FactorUnavailable("passkey").into());
+        }
+        let (options, state) = rp
+            .start_passkey_authentication(&keys)
+            .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
+        let state = serde_json::to_string(&state).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.store
+            .change(challenge_id, now.0, |tx| -> Result<(), AppError> {
+                let mut auth = parse_doc(&tx.doc)?;
+                let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+                if ch.ended_ms.is_some() || now.0 > ch.expires_ms {
+                    return Err(StepError::Ended.into());
+                }
+                if !ch.factors.contains(&Factor::Passkey) {
+                    return Err(StepError::FactorUnavailable("passkey").into());
+                }
+                ch.factor = Factor::Passkey;
+                ch.code_hash = None;
+                ch.passkey_state = Some(state);
+                tx.doc = to_doc(&auth)?;
+                Ok(())
+            })
+            .map_err(store_err)?
+            .ok_or(StepError::NotFound)??;
+        serde_json::to_value(&options).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// Finishes a passkey's use: a signature that verifies ends the challenge with `Y`
+    /// (as a right code does); one that does not counts as a wrong try.
+    pub fn passkey_auth_finish(
+        &self,
+        keys: &KeyRing,
+        challenge_id: &str,
+        credential: &serde_json::Value,
+        user_agent: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(AuthenticationAnswer, Option<AuthenticationRecord>), AppError> {
+        let rp = self.relying()?;
+        let cred: webauthn_rs::prelude::PublicKeyCredential =
+            serde_json::from_value(credential.clone()).map_err(|e| {
+                AppError::invalid("credential", format!("is not a WebAuthn assertion: {e}"))
+            })?;
+        let auth = self
+            .by_challenge(challenge_id)?
+            .ok_or(StepError::NotFound)?;
+        let stored = self.passkeys_of(&auth.card_token)?;
+        let mut used = None;
+        let (auth, error, ended_now) = self.attempt(keys, challenge_id, user_agent, now, |ch| {
+            let Some(state) = ch.passkey_state.take() else {
+                return Ok(Verdict::Wrong);
+            };
+            if ch.factor != Factor::Passkey {
+                return Ok(Verdict::Wrong);
+            }
+            let state: webauthn_rs::prelude::PasskeyAuthentication =
+                serde_json::from_str(&state).map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok(match rp.finish_passkey_authentication(&cred, &state) {
+                Ok(result) => {
+                    used = Some(result);
+                    Verdict::Right
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "a passkey assertion did not verify");
+                    Verdict::Wrong
+                }
+            })
+        })?;
+        // The credential's counter moves on (a cloned authenticator shows as one going back).
+        if let Some(result) = used {
+            for (mut row, mut p) in stored {
+                if p.update_credential(&result).is_some() {
+                    row.last_used_ms = now.0;
+                    row.credential =
+                        serde_json::to_string(&p).map_err(|e| AppError::Internal(e.to_string()))?;
+                    self.store.put_passkey(&row).map_err(store_err)?;
+                }
+            }
+        }
+        let error = error.map(|e| {
+            if e == "wrong_code" {
+                "passkey_failed"
+            } else {
+                e
+            }
+        });
+        self.settle(keys, auth, error, ended_now, now)
+    }
+
     /// Uses an authentication value for an authorization, once: the authentication's id
     /// when it is bound to this card, amount and merchant and has not expired. A value that
     /// does not fit is used up all the same.
@@ -1095,6 +1342,39 @@ impl StepUp {
     }
 }
 
+/// The passkeys' relying party from the settings: its id and origin as configured, or the
+/// public URL's; `None` (passkeys off, said in the log) when that URL's host is no domain.
+fn relying_party(
+    cfg: &StepUpConfig,
+    public_url: &str,
+) -> Result<Option<webauthn_rs::Webauthn>, crate::OpenError> {
+    use webauthn_rs::prelude::Url;
+    let bad = |m: String| crate::OpenError::Config(crate::config::ConfigError::Invalid(m));
+    let origin = cfg.passkey_origin.as_deref().unwrap_or(public_url);
+    let origin = Url::parse(origin).map_err(|e| bad(format!("stepup.passkey_origin: {e}")))?;
+    let rp_id = match (&cfg.passkey_rp_id, origin.domain()) {
+        (Some(id), _) => id.clone(),
+        (None, Some(d)) => d.to_owned(),
+        (None, None) => {
+            tracing::info!(
+                "passkeys are off: web.public_url's host is not a domain (set stepup.passkey_rp_id and passkey_origin)"
+            );
+            return Ok(None);
+        }
+    };
+    let rp = webauthn_rs::WebauthnBuilder::new(&rp_id, &origin)
+        .map_err(|e| {
+            bad(format!(
+                "stepup.passkey_rp_id {rp_id} for origin {origin}: {e}"
+            ))
+        })?
+        .rp_name("cardguard")
+        .allow_any_port(cfg.passkey_any_port)
+        .build()
+        .map_err(|e| bad(format!("passkeys: {e}")))?;
+    Ok(Some(rp))
+}
+
 /// How a try at a challenge went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -1106,7 +1386,11 @@ enum Verdict {
 
 impl Verdict {
     fn of(right: bool) -> Verdict {
-        if right { Verdict::Right } else { Verdict::Wrong }
+        if right {
+            Verdict::Right
+        } else {
+            Verdict::Wrong
+        }
     }
 }
 

@@ -260,7 +260,9 @@ rule = "challenge if :channel: = 'ecommerce' and not :authenticated:"
         "another amount: {changed}"
     );
     // Another device, or a forged token, is challenged again.
-    let forged = format!("{}0", &device[..device.len() - 1]);
+    // The token with its last hex digit changed.
+    let last = if device.ends_with('0') { "1" } else { "0" };
+    let forged = format!("{}{last}", &device[..device.len() - 1]);
     let (_, other) = authenticate(&mut c, &authentication("3ds-3", PAN, 5000), Some(&forged)).await;
     assert_eq!(other["trans_status"], "C");
     assert!(
@@ -489,4 +491,102 @@ async fn the_challenge_page_in_a_real_browser_in_both_languages() {
         .await;
         assert_eq!(f["trans_status"], "Y", "{f}");
     }
+}
+
+#[tokio::test]
+async fn a_passkey_is_created_after_a_challenge_and_used_in_the_next() {
+    let Some((playwright, chromium)) = common::browser() else {
+        return;
+    };
+    let Some(sink) = common::Sink::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // WebAuthn needs a domain: the browser opens the pages at http://localhost:PORT.
+    let cfg = config(sink.port)
+        + "[stepup]\npasskey_rp_id = \"localhost\"\npasskey_origin = \"http://localhost\"\npasskey_any_port = true\n";
+    let (child, addr) = common::serve(dir.path(), &cfg);
+    let _server = common::Running(child);
+    let mut c = Client::connect(addr, KEY).await.unwrap();
+    let token = enroll(&mut c, PAN, "en", true).await;
+    let local = format!("http://localhost:{}", addr.port());
+    let (_, a) = authenticate(&mut c, &authentication("pk-1", PAN, 12800), None).await;
+    assert_eq!(
+        (a["trans_status"].as_str(), a["factor"].as_str()),
+        (Some("C"), Some("email")),
+        "{a}"
+    );
+    let url = a["challenge_url"].as_str().unwrap().replace(PUBLIC, &local);
+    let code = code_in(&sink.next(Duration::from_secs(5)).expect("the code"));
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/browser/passkey_page.mjs"
+    );
+    let mut node = Command::new("node")
+        .args([script, &url, &code])
+        .arg(&shots)
+        .arg("passkey")
+        .env("CARDGUARD_PLAYWRIGHT", &playwright)
+        .env("CARDGUARD_CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufRead::lines(std::io::BufReader::new(node.stdout.take().unwrap()));
+    let mut next = || -> Value {
+        match out.next() {
+            Some(Ok(l)) => serde_json::from_str(&l).unwrap(),
+            _ => {
+                let mut err = String::new();
+                std::io::Read::read_to_string(node.stderr.as_mut().unwrap(), &mut err).unwrap();
+                panic!("the browser script stopped: {err}");
+            }
+        }
+    };
+    let registered = next();
+    assert_eq!(registered["credentials"], 1, "{registered}");
+    assert!(
+        registered["message"]
+            .as_str()
+            .unwrap()
+            .contains("passkey is ready"),
+        "{registered}"
+    );
+
+    // The card's preferred factor is now its passkey: no code is sent.
+    let (_, b) = authenticate(&mut c, &authentication("pk-2", PAN, 8000), None).await;
+    assert_eq!(
+        (b["trans_status"].as_str(), b["factor"].as_str()),
+        (Some("C"), Some("passkey")),
+        "{b}"
+    );
+    assert!(
+        sink.next(Duration::from_millis(300)).is_none(),
+        "no code for a passkey"
+    );
+    let url2 = b["challenge_url"].as_str().unwrap().replace(PUBLIC, &local);
+    std::io::Write::write_all(node.stdin.as_mut().unwrap(), format!("{url2}\n").as_bytes())
+        .unwrap();
+    let done = next();
+    assert_eq!(done["status"], "Y", "{done}");
+    assert!(
+        done["before"]
+            .as_str()
+            .unwrap()
+            .contains("Use your passkey"),
+        "{done}"
+    );
+    assert!(done["cookie"].is_string(), "the device is trusted: {done}");
+    assert!(node.wait().unwrap().success());
+    for shot in ["offer", "created", "challenge", "done"] {
+        assert!(shots.join(format!("passkey-{shot}.png")).exists());
+    }
+    let (_, g) = c.get("/v1/authentications/pk-2").await.unwrap();
+    assert_eq!(g["trans_status"], "Y");
+    assert!(g["reasons"].to_string().contains("passkey_verified"), "{g}");
+    assert!(g["authentication_value"].is_string());
+    let _ = token;
 }

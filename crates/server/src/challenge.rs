@@ -5,10 +5,11 @@
 //! token as a cookie, so that the device is trusted for this card afterwards.
 
 use crate::api::Ctx;
-use crate::pages::{esc, page};
+use crate::api::error::{ApiError, decode};
+use crate::pages::{esc, page, page_with};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cardguard_app::AppError;
 use cardguard_app::format;
 use cardguard_app::links::{self, LinkError};
@@ -20,6 +21,10 @@ use serde::Deserialize;
 pub const CHALLENGE_PATH: &str = "/challenge";
 /// The cookie that carries the device's token.
 pub const DEVICE_COOKIE: &str = "cg_device";
+/// The page's script for passkeys.
+pub const PASSKEY_JS_PATH: &str = "/challenge/passkey.js";
+/// The challenge page's policy: the passkey script from this server, its requests to it.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
 
 #[derive(Debug, Deserialize)]
 pub struct ChallengeParams {
@@ -55,6 +60,11 @@ struct Words {
     back: &'static str,
     never: &'static str,
     attempts: &'static str,
+    use_passkey: &'static str,
+    passkey_intro: &'static str,
+    create_passkey: &'static str,
+    passkey_created: &'static str,
+    passkey_failed: &'static str,
 }
 
 const JA: Words = Words {
@@ -79,6 +89,11 @@ const JA: Words = Words {
     back: "お店に戻る",
     never: "認証コードは誰にも教えないでください。当社がおたずねすることはありません。",
     attempts: "あと{n}回入力できます。",
+    use_passkey: "パスキーで認証する",
+    passkey_intro: "この端末のパスキーで認証してください。",
+    create_passkey: "次回からパスキーで認証する（パスキーを作成）",
+    passkey_created: "パスキーを作成しました。次回からはパスキーで認証できます。",
+    passkey_failed: "パスキーで認証できませんでした。もう一度お試しいただくか、別の方法をお選びください。",
 };
 
 const EN: Words = Words {
@@ -103,6 +118,11 @@ const EN: Words = Words {
     back: "Back to the shop",
     never: "Never tell anyone this code: we will never ask you for it.",
     attempts: "{n} tries left.",
+    use_passkey: "Use your passkey",
+    passkey_intro: "Confirm with the passkey on this device.",
+    create_passkey: "Create a passkey for next time",
+    passkey_created: "Your passkey is ready: next time, confirm with it.",
+    passkey_failed: "That did not work. Try again, or choose another method.",
 };
 
 fn words(lang: &str) -> &'static Words {
@@ -192,7 +212,19 @@ fn open_page(
     let how = match ch.factor {
         Factor::Sms => format!("<p>{}</p>", w.sent_sms),
         Factor::Email => format!("<p>{}</p>", w.sent_email),
-        _ => format!("<p>{}</p>", w.totp),
+        Factor::Passkey => format!("<p>{}</p>", w.passkey_intro),
+        Factor::Totp => format!("<p>{}</p>", w.totp),
+    };
+    let passkey = if ch.factors.contains(&Factor::Passkey) {
+        format!(
+            "<p><button type=\"button\" class=\"primary\" id=\"use-passkey\" data-t=\"{}\" data-failed=\"{}\">{}</button></p>\
+<p id=\"passkey-status\" role=\"status\"></p>",
+            esc(t),
+            w.passkey_failed,
+            w.use_passkey
+        )
+    } else {
+        String::new()
     };
     let msg = match message {
         Some((m, true)) => format!("<p class=\"error\" role=\"alert\">{m}</p>"),
@@ -218,7 +250,7 @@ fn open_page(
     let others: String = ch
         .factors
         .iter()
-        .filter(|f| **f != ch.factor)
+        .filter(|f| **f != ch.factor && **f != Factor::Passkey)
         .map(|f| {
             format!(
                 "<form method=\"post\" action=\"{CHALLENGE_PATH}\"><input type=\"hidden\" name=\"t\" value=\"{t}\">\
@@ -235,24 +267,41 @@ fn open_page(
     } else {
         format!("<p>{}:</p>{others}", w.other)
     };
-    let main = format!(
-        "{STYLE}<p>{}</p>{}{how}{msg}{attempts}\
-<form method=\"post\" action=\"{CHALLENGE_PATH}\"><input type=\"hidden\" name=\"t\" value=\"{t}\">\
+    // A code form for the factors with a code; the passkey's button for a passkey.
+    let form = if ch.factor == Factor::Passkey {
+        String::new()
+    } else {
+        format!(
+            "<form method=\"post\" action=\"{CHALLENGE_PATH}\"><input type=\"hidden\" name=\"t\" value=\"{t}\">\
 <input type=\"hidden\" name=\"action\" value=\"verify\"><label for=\"code\">{}</label><br>\
 <input class=\"code\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
 pattern=\"[0-9]{{6}}\" maxlength=\"6\" required autofocus> \
-<button type=\"submit\" class=\"primary\" id=\"verify\">{}</button></form>{resend}{others}<p class=\"note\">{}</p>",
+<button type=\"submit\" class=\"primary\" id=\"verify\">{}</button></form>",
+            w.code_label, w.verify
+        )
+    };
+    let (passkey_first, passkey_later) = if ch.factor == Factor::Passkey {
+        (passkey, String::new())
+    } else {
+        (String::new(), passkey)
+    };
+    let main = format!(
+        "{STYLE}<p>{}</p>{}{how}{msg}{attempts}{passkey_first}{form}{resend}{passkey_later}{others}{}\
+<script src=\"{PASSKEY_JS_PATH}\" defer></script>",
         w.intro,
         details(a, w),
-        w.code_label,
-        w.verify,
-        w.never
+        if ch.factor.sends_code() {
+            format!("<p class=\"note\">{}</p>", w.never)
+        } else {
+            String::new()
+        }
     );
-    page(StatusCode::OK, w.lang, w.title, &main)
+    page_with(StatusCode::OK, w.lang, w.title, &main, CSP)
 }
 
-/// The page of an ended challenge.
-fn ended_page(a: &Authentication) -> Response {
+/// The page of an ended challenge; after a success, with the offer of a passkey (when
+/// passkeys are on and the link is still valid) for the next time.
+fn ended_page(a: &Authentication, t: Option<&str>) -> Response {
     let w = words(&a.language);
     let (text, class) = if a.trans_status == TransStatus::Y {
         (w.done_yes, "info")
@@ -264,12 +313,30 @@ fn ended_page(a: &Authentication) -> Response {
         .as_deref()
         .map(|u| format!("<p><a href=\"{}\" id=\"back\">{}</a></p>", esc(u), w.back))
         .unwrap_or_default();
+    let offer = match t {
+        Some(t)
+            if a.trans_status == TransStatus::Y
+                && a.challenge
+                    .as_ref()
+                    .is_some_and(|c| c.factor != Factor::Passkey) =>
+        {
+            format!(
+                "<p><button type=\"button\" id=\"create-passkey\" data-t=\"{}\" data-done=\"{}\" data-failed=\"{}\">{}</button></p>\
+<p id=\"passkey-status\" role=\"status\"></p><script src=\"{PASSKEY_JS_PATH}\" defer></script>",
+                esc(t),
+                w.passkey_created,
+                w.passkey_failed,
+                w.create_passkey
+            )
+        }
+        _ => String::new(),
+    };
     let main = format!(
-        "{STYLE}<p class=\"{class}\" id=\"result\" data-status=\"{}\">{text}</p>{}{back}",
+        "{STYLE}<p class=\"{class}\" id=\"result\" data-status=\"{}\">{text}</p>{}{back}{offer}",
         a.trans_status.as_str(),
         details(a, w)
     );
-    page(StatusCode::OK, w.lang, w.title, &main)
+    page_with(StatusCode::OK, w.lang, w.title, &main, CSP)
 }
 
 fn challenge_of(ctx: &Ctx, t: &str) -> Result<(String, Authentication), Box<Response>> {
@@ -286,7 +353,7 @@ pub async fn show(State(ctx): State<Ctx>, Query(p): Query<ChallengeParams>) -> R
         Err(r) => return *r,
     };
     if a.challenge.as_ref().is_some_and(|c| c.ended_ms.is_some()) {
-        return ended_page(&a);
+        return ended_page(&a, offer(&ctx, &p.t));
     }
     open_page(&p.t, &a, None, ctx.app.stepup().config())
 }
@@ -320,24 +387,11 @@ pub async fn submit(
                     };
                     open_page(&p.t, &ans.auth, Some((m, true)), cfg)
                 }
-                Ok(ans) => {
-                    let mut r = ended_page(&ans.auth);
-                    if let Some(token) = &ans.device_token {
-                        let secure = if ctx.app.config.web.public_url.starts_with("https://") {
-                            "; Secure"
-                        } else {
-                            ""
-                        };
-                        let cookie = format!(
-                            "{DEVICE_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-                            u64::from(cfg.device_trust_days) * 86_400
-                        );
-                        if let Ok(v) = HeaderValue::from_str(&cookie) {
-                            r.headers_mut().insert(header::SET_COOKIE, v);
-                        }
-                    }
-                    r
-                }
+                Ok(ans) => with_device_cookie(
+                    &ctx,
+                    ended_page(&ans.auth, offer(&ctx, &p.t)),
+                    ans.device_token.as_deref(),
+                ),
                 Err(AppError::Conflict(_)) => ended_or_open(&ctx, &p.t, &id, None),
                 Err(e) => failed(e),
             }
@@ -371,7 +425,9 @@ pub async fn submit(
 /// The page again after a step that was refused (too soon, too many, or it had ended).
 fn ended_or_open(ctx: &Ctx, t: &str, id: &str, message: Option<String>) -> Response {
     match ctx.app.challenge(id) {
-        Ok(a) if a.challenge.as_ref().is_some_and(|c| c.ended_ms.is_some()) => ended_page(&a),
+        Ok(a) if a.challenge.as_ref().is_some_and(|c| c.ended_ms.is_some()) => {
+            ended_page(&a, offer(ctx, t))
+        }
         Ok(a) => {
             let w = words(&a.language);
             let m = message.map(|m| localized(&m, w));
@@ -401,4 +457,113 @@ fn localized(m: &str, w: &Words) -> String {
         return "これ以上コードを再送できません。".into();
     }
     "この操作はできません。".into()
+}
+
+/// The link's token for the offer of a passkey, when passkeys are on.
+fn offer<'t>(ctx: &Ctx, t: &'t str) -> Option<&'t str> {
+    ctx.app.stepup().passkeys_enabled().then_some(t)
+}
+
+/// The device's token as its cookie (HttpOnly, SameSite=Lax, Secure on https), for as long
+/// as a device stays trusted.
+fn with_device_cookie(ctx: &Ctx, mut r: Response, token: Option<&str>) -> Response {
+    let Some(token) = token else {
+        return r;
+    };
+    let secure = if ctx.app.config.web.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let days = u64::from(ctx.app.stepup().config().device_trust_days);
+    let cookie = format!(
+        "{DEVICE_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        days * 86_400
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `GET /challenge/passkey.js`: the page's script.
+pub async fn passkey_js() -> Response {
+    let mut r = include_str!("../assets/passkey.js").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    );
+    r
+}
+
+/// A passkey step's body: the challenge link's token and, to finish, the browser's
+/// credential in WebAuthn's JSON form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyStep {
+    t: String,
+    #[serde(default)]
+    credential: Option<serde_json::Value>,
+}
+
+/// The path of the passkey steps, under the page's.
+pub const PASSKEY_PATH: &str = "/challenge/passkey/";
+
+fn step(ctx: &Ctx, raw: &[u8]) -> Result<(String, Option<serde_json::Value>), ApiError> {
+    let s: PasskeyStep = decode(raw)?;
+    let id = links::verify(ctx.app.keys(), &s.t, SystemClock.now()).map_err(|e| {
+        ApiError::new(
+            match e {
+                LinkError::Expired => StatusCode::GONE,
+                LinkError::Invalid => StatusCode::BAD_REQUEST,
+            },
+            "invalid_link",
+            e.to_string(),
+        )
+    })?;
+    Ok((id, s.credential))
+}
+
+fn credential(c: Option<serde_json::Value>) -> Result<serde_json::Value, ApiError> {
+    c.ok_or_else(|| ApiError::field("credential", "is required"))
+}
+
+/// `POST /challenge/passkey/{step}`: `register/start`, `register/finish`, `auth/start`,
+/// `auth/finish`; the link's token is the credential.
+pub async fn passkey(
+    State(ctx): State<Ctx>,
+    axum::extract::Path((what, stage)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+    raw: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let (id, cred) = step(&ctx, &raw)?;
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let json = |v: serde_json::Value| (StatusCode::OK, axum::Json(v)).into_response();
+    Ok(match (what.as_str(), stage.as_str()) {
+        ("register", "start") => json(ctx.app.passkey_register_start(&id)?),
+        ("register", "finish") => {
+            ctx.app
+                .passkey_register_finish(&id, &credential(cred)?, ua)?;
+            json(serde_json::json!({"registered": true}))
+        }
+        ("auth", "start") => json(ctx.app.passkey_auth_start(&id)?),
+        ("auth", "finish") => {
+            let a = ctx
+                .app
+                .passkey_auth_finish(&id, &credential(cred)?, ua)
+                .await?;
+            let body = serde_json::json!({
+                "trans_status": a.auth.trans_status.as_str(),
+                "error": a.error,
+            });
+            with_device_cookie(&ctx, json(body), a.device_token.as_deref())
+        }
+        _ => return Err(ApiError::not_found("no such passkey step")),
+    })
 }

@@ -90,7 +90,22 @@ const EN: Words = Words {
     never: "We never ask for your card number, PIN or password.",
 };
 
+/// The pages' content security policy: their own styles, forms to themselves, no framing.
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
 pub(crate) fn page(status: StatusCode, lang: &str, title: &str, main: &str) -> Response {
+    page_with(status, lang, title, main, CSP)
+}
+
+/// A page under the content security policy `csp`.
+pub(crate) fn page_with(
+    status: StatusCode,
+    lang: &str,
+    title: &str,
+    main: &str,
+    csp: &'static str,
+) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
@@ -116,9 +131,7 @@ button.yes{{background:#1a7f37;color:#fff;border-color:#1a7f37}}button.no{{backg
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(csp),
     );
     r
 }

@@ -577,7 +577,12 @@ mod tests {
         s.put_passkey(&pk("pk_a", 5)).unwrap();
         s.put_passkey(&pk("pk_b", 9)).unwrap();
         s.put_passkey(&pk("pk_a", 12)).unwrap();
-        let ids: Vec<String> = s.passkeys("tok").unwrap().into_iter().map(|p| p.id).collect();
+        let ids: Vec<String> = s
+            .passkeys("tok")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
         assert_eq!(ids, ["pk_a", "pk_b"], "replaced, most recent first");
         assert!(!s.delete_passkey("other", "pk_a").unwrap());
         assert!(s.delete_passkey("tok", "pk_a").unwrap());

@@ -118,6 +118,9 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         (&Method::POST, "/v1/passwords/check") => p(Some(ADMIN), Some(MAX_LABEL_BYTES)),
         // The challenge page: its signed link is its credential.
         (&Method::POST, crate::challenge::CHALLENGE_PATH) => p(None, Some(MAX_LABEL_BYTES)),
+        (&Method::POST, path) if path.starts_with(crate::challenge::PASSKEY_PATH) => {
+            p(None, Some(MAX_AUTHORIZATION_BYTES))
+        }
         // The SMS provider's webhook: its shared secret is its credential.
         (&Method::POST, crate::pages::SMS_INBOUND_PATH) => p(None, Some(MAX_LABEL_BYTES)),
         // The cardholder's answer page: its signed link is its credential.
@@ -265,6 +268,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/passwords/check"),
     ("get", "/challenge"),
     ("post", "/challenge"),
+    ("get", "/challenge/passkey.js"),
+    ("post", "/challenge/passkey/{what}/{stage}"),
 ];
 
 pub fn router(ctx: Ctx) -> Router {
@@ -324,6 +329,14 @@ pub fn router(ctx: Ctx) -> Router {
         .route(
             crate::challenge::CHALLENGE_PATH,
             get(crate::challenge::show).post(crate::challenge::submit),
+        )
+        .route(
+            crate::challenge::PASSKEY_JS_PATH,
+            get(crate::challenge::passkey_js),
+        )
+        .route(
+            "/challenge/passkey/{what}/{stage}",
+            post(crate::challenge::passkey),
         )
         .route("/v1/reversals", post(reverse))
         .route(
