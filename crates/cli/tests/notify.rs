@@ -213,8 +213,17 @@ async fn a_hold_sends_an_alert_and_a_large_purchase_a_notice_by_smtp() {
         .await
         .unwrap();
     assert_eq!(s, 400);
-    let (_, m) = c.get_raw("/metrics").await.unwrap();
-    let m = String::from_utf8_lossy(&m);
+    // The server marks a message sent once the SMTP server's answer reaches it, a moment
+    // after the sink has it.
+    let mut m = String::new();
+    for _ in 0..100 {
+        let (_, raw) = c.get_raw("/metrics").await.unwrap();
+        m = String::from_utf8_lossy(&raw).into_owned();
+        if m.contains("cardguard_notification_outbox{state=\"sent\"} 3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         m.contains("cardguard_notifications_sent_total{kind=\"fraud-alert\"} 2")
             && m.contains("cardguard_notification_outbox{state=\"sent\"} 3"),

@@ -443,10 +443,13 @@ async fn the_challenge_page_in_a_real_browser_in_both_languages() {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/browser/challenge_page.mjs"
         );
+        // In English the cardholder also removes the device from the page's list.
+        let remove = if lang == "en" { "remove" } else { "keep" };
         let out = Command::new("node")
             .args([script, &url, &code])
             .arg(&shots)
             .arg(format!("challenge-{lang}"))
+            .arg(remove)
             .env("CARDGUARD_PLAYWRIGHT", &playwright)
             .env("CARDGUARD_CHROMIUM", &chromium)
             .output()
@@ -481,7 +484,15 @@ async fn the_challenge_page_in_a_real_browser_in_both_languages() {
         for shot in ["open", "wrong", "done"] {
             assert!(shots.join(format!("challenge-{lang}-{shot}.png")).exists());
         }
-        // The cookie the page set is the device's token: the next time, frictionless.
+        assert_eq!(seen["httpOnly"], true);
+        let listed = seen["devices"].as_str().unwrap();
+        assert!(
+            listed.contains("Chrome")
+                && (listed.contains("this device") || listed.contains("この端末")),
+            "{listed}"
+        );
+        // The cookie the page set is the device's token: the next time, frictionless,
+        // unless the cardholder removed the device.
         let cookie = seen["cookie"].as_str().expect("the device cookie");
         let (_, f) = authenticate(
             &mut c,
@@ -489,7 +500,14 @@ async fn the_challenge_page_in_a_real_browser_in_both_languages() {
             Some(cookie),
         )
         .await;
-        assert_eq!(f["trans_status"], "Y", "{f}");
+        if lang == "en" {
+            assert_eq!(seen["removed"], 0, "the list is gone: {seen}");
+            assert_eq!(f["trans_status"], "C", "{f}");
+            assert!(f["reasons"].to_string().contains("device_revoked"), "{f}");
+            sink.next(Duration::from_secs(5)).expect("its code");
+        } else {
+            assert_eq!(f["trans_status"], "Y", "{f}");
+        }
     }
 }
 

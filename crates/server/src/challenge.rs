@@ -58,6 +58,10 @@ struct Words {
     done_yes: &'static str,
     done_no: &'static str,
     back: &'static str,
+    devices: &'static str,
+    this_device: &'static str,
+    remove: &'static str,
+    last_used: &'static str,
     never: &'static str,
     attempts: &'static str,
     use_passkey: &'static str,
@@ -87,6 +91,10 @@ const JA: Words = Words {
     done_yes: "本人認証が完了しました。お店の画面に戻ってお手続きを続けてください。",
     done_no: "本人認証ができませんでした。このお支払いは完了していません。お心当たりのない場合はカード会社にご連絡ください。",
     back: "お店に戻る",
+    devices: "認証を省略できる端末",
+    this_device: "この端末",
+    remove: "削除",
+    last_used: "最終利用",
     never: "認証コードは誰にも教えないでください。当社がおたずねすることはありません。",
     attempts: "あと{n}回入力できます。",
     use_passkey: "パスキーで認証する",
@@ -116,6 +124,10 @@ const EN: Words = Words {
     done_yes: "You are verified. Go back to the shop to finish your purchase.",
     done_no: "We could not verify you, so this payment did not go through. If it was not you, please call your card issuer.",
     back: "Back to the shop",
+    devices: "Devices that can skip this step",
+    this_device: "this device",
+    remove: "Remove",
+    last_used: "last used",
     never: "Never tell anyone this code: we will never ask you for it.",
     attempts: "{n} tries left.",
     use_passkey: "Use your passkey",
@@ -299,9 +311,68 @@ pattern=\"[0-9]{{6}}\" maxlength=\"6\" required autofocus> \
     page_with(StatusCode::OK, w.lang, w.title, &main, CSP)
 }
 
-/// The page of an ended challenge; after a success, with the offer of a passkey (when
-/// passkeys are on and the link is still valid) for the next time.
-fn ended_page(a: &Authentication, t: Option<&str>) -> Response {
+/// The page of an ended challenge: after a success, the card's trusted devices (each can be
+/// removed: the cardholder has just proved it is them) and the offer of a passkey for the
+/// next time (when passkeys are on).
+fn done_page(ctx: &Ctx, a: &Authentication, t: &str) -> Response {
+    let devices = if a.trans_status == TransStatus::Y {
+        match ctx.app.devices(&a.card_token) {
+            Ok(d) => d,
+            Err(e) => return failed(e),
+        }
+    } else {
+        Vec::new()
+    };
+    ended_page(a, t, &devices, ctx.app.stepup().passkeys_enabled())
+}
+
+/// The card's trusted devices, each with its remove button.
+fn device_list(
+    a: &Authentication,
+    t: &str,
+    devices: &[cardguard_store::DeviceRow],
+    w: &Words,
+) -> String {
+    let live: Vec<_> = devices.iter().filter(|d| d.revoked_ms.is_none()).collect();
+    if live.is_empty() {
+        return String::new();
+    }
+    let items: String = live
+        .iter()
+        .map(|d| {
+            let mine = if a.device_id.as_deref() == Some(d.id.as_str()) {
+                format!(" ({})", w.this_device)
+            } else {
+                String::new()
+            };
+            let day = cardguard_core::Timestamp(d.last_used_ms).to_rfc3339();
+            format!(
+                "<li>{}{mine} <span class=\"note\">{} {}</span> \
+<form method=\"post\" action=\"{CHALLENGE_PATH}\" style=\"display:inline;margin:0\"><input type=\"hidden\" name=\"t\" value=\"{}\">\
+<input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"factor\" value=\"{}\">\
+<button type=\"submit\" class=\"link\" data-device=\"{}\">{}</button></form></li>",
+                esc(&d.label),
+                w.last_used,
+                esc(day.get(..10).unwrap_or(&day)),
+                esc(t),
+                esc(&d.id),
+                esc(&d.id),
+                w.remove
+            )
+        })
+        .collect();
+    format!(
+        "<h2 style=\"font-size:1.1rem\">{}</h2><ul id=\"devices\">{items}</ul>",
+        w.devices
+    )
+}
+
+fn ended_page(
+    a: &Authentication,
+    t: &str,
+    devices: &[cardguard_store::DeviceRow],
+    passkeys: bool,
+) -> Response {
     let w = words(&a.language);
     let (text, class) = if a.trans_status == TransStatus::Y {
         (w.done_yes, "info")
@@ -313,12 +384,17 @@ fn ended_page(a: &Authentication, t: Option<&str>) -> Response {
         .as_deref()
         .map(|u| format!("<p><a href=\"{}\" id=\"back\">{}</a></p>", esc(u), w.back))
         .unwrap_or_default();
-    let offer = match t {
-        Some(t)
-            if a.trans_status == TransStatus::Y
-                && a.challenge
-                    .as_ref()
-                    .is_some_and(|c| c.factor != Factor::Passkey) =>
+    let passed = a.trans_status == TransStatus::Y;
+    let list = if passed {
+        device_list(a, t, devices, w)
+    } else {
+        String::new()
+    };
+    let offer = match passkeys {
+        true if passed
+            && a.challenge
+                .as_ref()
+                .is_some_and(|c| c.factor != Factor::Passkey) =>
         {
             format!(
                 "<p><button type=\"button\" id=\"create-passkey\" data-t=\"{}\" data-done=\"{}\" data-failed=\"{}\">{}</button></p>\
@@ -332,7 +408,7 @@ fn ended_page(a: &Authentication, t: Option<&str>) -> Response {
         _ => String::new(),
     };
     let main = format!(
-        "{STYLE}<p class=\"{class}\" id=\"result\" data-status=\"{}\">{text}</p>{}{back}{offer}",
+        "{STYLE}<p class=\"{class}\" id=\"result\" data-status=\"{}\">{text}</p>{}{back}{offer}{list}",
         a.trans_status.as_str(),
         details(a, w)
     );
@@ -353,7 +429,7 @@ pub async fn show(State(ctx): State<Ctx>, Query(p): Query<ChallengeParams>) -> R
         Err(r) => return *r,
     };
     if a.challenge.as_ref().is_some_and(|c| c.ended_ms.is_some()) {
-        return ended_page(&a, offer(&ctx, &p.t));
+        return done_page(&ctx, &a, &p.t);
     }
     open_page(&p.t, &a, None, ctx.app.stepup().config())
 }
@@ -389,10 +465,20 @@ pub async fn submit(
                 }
                 Ok(ans) => with_device_cookie(
                     &ctx,
-                    ended_page(&ans.auth, offer(&ctx, &p.t)),
+                    done_page(&ctx, &ans.auth, &p.t),
                     ans.device_token.as_deref(),
                 ),
                 Err(AppError::Conflict(_)) => ended_or_open(&ctx, &p.t, &id, None),
+                Err(e) => failed(e),
+            }
+        }
+        // The cardholder removes a trusted device, right after proving it is them.
+        "revoke" => {
+            if a.trans_status != TransStatus::Y {
+                return refused(LinkError::Invalid);
+            }
+            match ctx.app.revoke_device(&a.card_token, &p.factor) {
+                Ok(()) | Err(AppError::NotFound(_)) => done_page(&ctx, &a, &p.t),
                 Err(e) => failed(e),
             }
         }
@@ -426,7 +512,7 @@ pub async fn submit(
 fn ended_or_open(ctx: &Ctx, t: &str, id: &str, message: Option<String>) -> Response {
     match ctx.app.challenge(id) {
         Ok(a) if a.challenge.as_ref().is_some_and(|c| c.ended_ms.is_some()) => {
-            ended_page(&a, offer(ctx, t))
+            done_page(ctx, &a, t)
         }
         Ok(a) => {
             let w = words(&a.language);
@@ -457,11 +543,6 @@ fn localized(m: &str, w: &Words) -> String {
         return "これ以上コードを再送できません。".into();
     }
     "この操作はできません。".into()
-}
-
-/// The link's token for the offer of a passkey, when passkeys are on.
-fn offer<'t>(ctx: &Ctx, t: &'t str) -> Option<&'t str> {
-    ctx.app.stepup().passkeys_enabled().then_some(t)
 }
 
 /// The device's token as its cookie (HttpOnly, SameSite=Lax, Secure on https), for as long

@@ -1,11 +1,12 @@
 // The step-up challenge page in a real browser (Debian's Chromium, headless, driven by
 // playwright-core; no browser is downloaded), at a phone's size: opens the challenge URL,
 // enters a wrong code, then the right one, with a screenshot at each step, and prints what
-// it saw and the device cookie the page set, as JSON.
-// Usage: node challenge_page.mjs URL CODE SCREENSHOT_DIR NAME
+// it saw and the device cookie the page set, as JSON. With a fifth argument `remove`, the
+// cardholder then removes the device from the list the page shows.
+// Usage: node challenge_page.mjs URL CODE SCREENSHOT_DIR NAME [remove]
 const playwright = process.env.CARDGUARD_PLAYWRIGHT;
 const { chromium } = await import(`${playwright}/index.mjs`);
-const [url, code, shots, name] = process.argv.slice(2);
+const [url, code, shots, name, remove] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CARDGUARD_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox'],
@@ -28,6 +29,13 @@ try {
   const status = await page.getAttribute('#result', 'data-status');
   const cookies = await context.cookies();
   const device = cookies.find((c) => c.name === 'cg_device');
+  const devices = await page.innerText('#devices');
+  let removed = null;
+  if (remove === 'remove') {
+    await Promise.all([page.waitForNavigation(), page.click('#devices button')]);
+    await page.screenshot({ path: `${shots}/${name}-removed.png`, fullPage: true });
+    removed = await page.locator('#devices').count();
+  }
   console.log(JSON.stringify({
     lang: await page.getAttribute('html', 'lang'),
     before,
@@ -36,6 +44,8 @@ try {
     status,
     cookie: device ? device.value : null,
     httpOnly: device ? device.httpOnly : null,
+    devices,
+    removed,
   }));
 } finally {
   await browser.close();
