@@ -255,6 +255,8 @@ pub struct App {
     stepup: crate::stepup::StepUp,
     /// The online account's password policy.
     passwords: crate::password::PasswordPolicy,
+    /// Every analyst and cardholder action, rule change and key change (`audit.log`).
+    audit: cardguard_store::AuditLog,
     /// The ruleset in force, its versions, and the lists (`policy.db`).
     rules: crate::rules::RuleBook,
     /// The candidate model of shadow mode (`engine.shadow_model_file`).
@@ -364,6 +366,7 @@ impl App {
         let holds = Arc::new(cardguard_store::SqliteHolds::open(&notify_db)?);
         let outbox = Arc::new(cardguard_store::SqliteOutbox::open(&notify_db)?);
         let passwords = config.passwords.policy()?;
+        let audit = cardguard_store::AuditLog::open(&data_dir.join("audit.log"))?;
         let stepup = crate::stepup::StepUp::open(
             &data_dir.join("stepup.db"),
             config.stepup.clone(),
@@ -450,7 +453,7 @@ impl App {
             replayed,
             log_frames: report.frames,
             truncated_bytes: report.truncated,
-            created_keys,
+            created_keys: created_keys.clone(),
             cards_ms,
             snapshot_ms,
             replay_ms: t_log.elapsed().as_millis(),
@@ -484,6 +487,7 @@ impl App {
             outbox,
             stepup,
             passwords,
+            audit,
             rules,
             shadow_model: RwLock::new(shadow_model),
             drift: RwLock::new(drift),
@@ -495,6 +499,14 @@ impl App {
             metric_sources: RwLock::new(Vec::new()),
             _lock: lock,
         };
+        if !created_keys.is_empty() {
+            app.audit(
+                "server",
+                "data keys created",
+                "keys.toml",
+                &created_keys.join(" "),
+            );
+        }
         if app.config.rules.file.is_some()
             && let Err(e) = app.sync_rules_file()
         {
@@ -680,6 +692,12 @@ impl App {
         {
             Ok(v) => {
                 tracing::info!(version = v.row.version, file = %path.display(), "ruleset in force");
+                self.audit(
+                    "server",
+                    "rules from file",
+                    &path.display().to_string(),
+                    &format!("version {}", v.row.version),
+                );
                 Ok(Some(v.row.version))
             }
             Err(AppError::Rules(errors)) => Err(format!(
@@ -841,6 +859,18 @@ impl App {
 
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Appends an entry to the audit trail (synced to disk; blocking). A trail that cannot
+    /// be written is logged as an error: the action it records has happened.
+    pub fn audit(&self, actor: &str, action: &str, target: &str, outcome: &str) {
+        let target = mask_numbers(target);
+        if let Err(e) = self
+            .audit
+            .append(self.clock.now().0, actor, action, &target, outcome)
+        {
+            tracing::error!(error = %e, action, "the audit trail cannot be written");
+        }
     }
 
     /// The online account's password policy.
@@ -1931,6 +1961,31 @@ impl App {
             now: Timestamp::to_rfc3339(self.clock.now()),
         }
     }
+}
+
+/// Text with every run of 12 or more digits (a card number sent where it does not belong)
+/// replaced, for the audit trail.
+pub fn mask_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 12 {
+            out.push_str("[number]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// The request in one canonical form, for its digest: every field the caller sent, the

@@ -35,12 +35,25 @@ pub fn run(cmd: KeysCmd) -> Result<()> {
                 .iter()
                 .map(|s| {
                     Scope::parse(s.trim()).with_context(|| {
-                        format!("unknown scope {s:?} (admin, authorize, label, mail, metrics)")
+                        format!(
+                            "unknown scope {s:?} (admin, authorize, authenticate, label, mail, metrics)"
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let (key, hash) = cardguard_app::access::create_key(&data_dir, &name, &scopes)?;
             let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
+            // A key change is audited, beside a running server if there is one.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            cardguard_store::AuditLog::open(&data_dir.join("audit.log"))?.append(
+                now,
+                "cli",
+                "keys create",
+                &name,
+                &names.join(" "),
+            )?;
             println!(
                 "API key {name:?} with scopes {} (shown only this once):",
                 names.join(", ")

@@ -2,6 +2,7 @@
 //! `bench` measures the engine, the HTTP path and a restart; `mail` is the phishing analyzer;
 //! `ml` trains and evaluates the fraud model.
 
+mod audit;
 mod backtest;
 mod bench;
 mod bench_iso;
@@ -44,6 +45,9 @@ enum Cmd {
     /// Cards: `import` enrolls a portfolio from a CSV or JSON Lines file.
     #[command(subcommand)]
     Cards(cards::CardsCmd),
+    /// The audit trail: `verify` checks its hash chain, `show` prints its last entries.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// API keys: `create` mints one for a data directory (only its hash is kept).
     #[command(subcommand)]
     Keys(keys::KeysCmd),
@@ -149,6 +153,7 @@ fn run(cmd: Cmd) -> Result<std::process::ExitCode> {
         Cmd::Bench(b) => ok(bench::run(b)),
         Cmd::Cards(c) => ok(cards::run(c)),
         Cmd::Keys(k) => ok(keys::run(k)),
+        Cmd::Audit(a) => ok(audit::run(a)),
         Cmd::Log(l) => ok(log::run(l)),
         Cmd::Mail(m) => mail::run(m),
         Cmd::Ml(m) => ok(ml::run(m)),

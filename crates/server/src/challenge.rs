@@ -478,7 +478,18 @@ pub async fn submit(
                 return refused(LinkError::Invalid);
             }
             match ctx.app.revoke_device(&a.card_token, &p.factor) {
-                Ok(()) | Err(AppError::NotFound(_)) => done_page(&ctx, &a, &p.t),
+                Ok(()) => {
+                    crate::api::audit(
+                        &ctx,
+                        "cardholder:web".into(),
+                        "remove device".into(),
+                        format!("card {} device {}", a.card_token, p.factor),
+                        "removed".into(),
+                    )
+                    .await;
+                    done_page(&ctx, &a, &p.t)
+                }
+                Err(AppError::NotFound(_)) => done_page(&ctx, &a, &p.t),
                 Err(e) => failed(e),
             }
         }
@@ -631,6 +642,14 @@ pub async fn passkey(
         ("register", "finish") => {
             ctx.app
                 .passkey_register_finish(&id, &credential(cred)?, ua)?;
+            crate::api::audit(
+                &ctx,
+                "cardholder:web".into(),
+                "create passkey".into(),
+                format!("challenge {id}"),
+                "registered".into(),
+            )
+            .await;
             json(serde_json::json!({"registered": true}))
         }
         ("auth", "start") => json(ctx.app.passkey_auth_start(&id)?),

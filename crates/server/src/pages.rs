@@ -257,6 +257,14 @@ pub async fn answer(State(ctx): State<Ctx>, Form(p): Form<AnswerParams>) -> Resp
         Ok(a) => a,
         Err(e) => return app_error(e),
     };
+    crate::api::audit(
+        &ctx,
+        "cardholder:web".into(),
+        "answer".into(),
+        id.clone(),
+        answer_text(done.first, yes).into(),
+    )
+    .await;
     let view = match ctx.app.answer_view(&id).await {
         Ok(v) => v,
         Err(e) => return app_error(e),
@@ -350,10 +358,28 @@ pub async fn sms_inbound(
     .flatten();
     match found {
         Some(h) => match ctx.app.answer(&h.authorization_id, yes, "sms").await {
-            Ok(_) => {}
+            Ok(a) => {
+                crate::api::audit(
+                    &ctx,
+                    "cardholder:sms".into(),
+                    "answer".into(),
+                    h.authorization_id.clone(),
+                    answer_text(a.first, yes).into(),
+                )
+                .await;
+            }
             Err(e) => tracing::info!(error = %e, "SMS reply not taken"),
         },
         None => tracing::info!("SMS reply names no open hold of its sender"),
     }
     StatusCode::OK.into_response()
+}
+
+/// An answer as the audit trail records it.
+fn answer_text(first: bool, yes: bool) -> &'static str {
+    match (first, yes) {
+        (true, true) => "yes",
+        (true, false) => "no",
+        (false, _) => "answered before",
+    }
 }

@@ -3,6 +3,7 @@
 //! - [`log`]: the append-only event log, checksummed frames, group commit on a writer
 //!   thread, torn-tail detection at open;
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
+//! - [`audit`]: the audit trail, JSON lines in a hash chain;
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
 //! - [`cursor`]: the durable positions of the log's consumers;
 //! - [`outbox`]: the notification outbox in SQLite, one row per message to a cardholder;
@@ -17,6 +18,7 @@
 //! The application uses them through the narrow traits in [`traits`]. The crate knows bytes
 //! and rows, not the engine: the application decides what goes in them.
 
+pub mod audit;
 pub mod cards;
 pub mod cursor;
 pub mod holds;
@@ -29,6 +31,7 @@ pub mod snapshot;
 pub mod stepup;
 pub mod traits;
 
+pub use audit::{AuditEntry, AuditLog, AuditReport};
 pub use cards::{CardRow, SqliteCards};
 pub use cursor::FileCursors;
 pub use holds::{CaseRow, HoldRow, SqliteHolds};

@@ -360,6 +360,11 @@ pub fn router(ctx: Ctx) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // The gate reads and limits every body, per route.
         .layer(DefaultBodyLimit::disable())
+        // Inside the gate: it sees the key the gate found.
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            audit_actions,
+        ))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), gate))
         .layer(axum::middleware::map_response_with_state(
             ctx.clone(),
@@ -597,6 +602,57 @@ async fn mail_scan(
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string()))?;
     Ok(Json(report))
+}
+
+/// Routes whose calls are the traffic cardguard serves, not actions of the issuer's people:
+/// left out of the audit trail (their events are in the event log).
+fn is_traffic(path: &str) -> bool {
+    matches!(
+        path,
+        "/v1/authorizations"
+            | "/v1/reversals"
+            | "/v1/authentications"
+            | "/v1/mail/scan"
+            | "/v1/passwords/check"
+    ) || (path.starts_with("/v1/authentications/")
+        && (path.ends_with("/challenge") || path.ends_with("/resend")))
+}
+
+/// Appends every change an API key made (POST, PUT, DELETE, other than the traffic) to the
+/// audit trail: the key's name, the method, the path (card numbers masked) and the status.
+async fn audit_actions(
+    State(ctx): State<Ctx>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::Method;
+    let changes = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
+    let who = req.extensions().get::<ClientId>().cloned();
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let r = next.run(req).await;
+    if let (true, Some(who)) = (changes, who)
+        && !is_traffic(&path)
+    {
+        let status = r.status().as_u16().to_string();
+        audit(&ctx, format!("key:{}", who.as_str()), method, path, status).await;
+    }
+    r
+}
+
+/// Appends an entry to the audit trail off the async workers (it syncs to disk).
+pub(crate) async fn audit(
+    ctx: &Ctx,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+) {
+    let app = Arc::clone(&ctx.app);
+    let done =
+        tokio::task::spawn_blocking(move || app.audit(&actor, &action, &target, &outcome)).await;
+    if let Err(e) = done {
+        tracing::error!(error = %e, "audit task");
+    }
 }
 
 /// Counts every answer with an error status.
