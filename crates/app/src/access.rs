@@ -23,16 +23,19 @@ pub enum Scope {
     Mail,
     /// Send step-up authentication requests (a 3-D Secure server).
     Authenticate,
+    /// Work cases: read them and the card's transactions, act on them.
+    Analyst,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Admin,
         Scope::Authorize,
         Scope::Label,
         Scope::Metrics,
         Scope::Mail,
         Scope::Authenticate,
+        Scope::Analyst,
     ];
 
     pub fn parse(s: &str) -> Option<Scope> {
@@ -46,6 +49,7 @@ impl Scope {
             Scope::Metrics => "metrics",
             Scope::Mail => "mail",
             Scope::Authenticate => "authenticate",
+            Scope::Analyst => "analyst",
         }
     }
     fn bit(&self) -> u8 {

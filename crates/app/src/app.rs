@@ -257,6 +257,8 @@ pub struct App {
     passwords: crate::password::PasswordPolicy,
     /// Every analyst and cardholder action, rule change and key change (`audit.log`).
     audit: cardguard_store::AuditLog,
+    /// Cases and the card transactions they are about (`cases.db`).
+    cases: cardguard_store::SqliteCases,
     /// The ruleset in force, its versions, and the lists (`policy.db`).
     rules: crate::rules::RuleBook,
     /// The candidate model of shadow mode (`engine.shadow_model_file`).
@@ -367,6 +369,7 @@ impl App {
         let outbox = Arc::new(cardguard_store::SqliteOutbox::open(&notify_db)?);
         let passwords = config.passwords.policy()?;
         let audit = cardguard_store::AuditLog::open(&data_dir.join("audit.log"))?;
+        let cases = cardguard_store::SqliteCases::open(&data_dir.join("cases.db"))?;
         let stepup = crate::stepup::StepUp::open(
             &data_dir.join("stepup.db"),
             config.stepup.clone(),
@@ -488,6 +491,7 @@ impl App {
             stepup,
             passwords,
             audit,
+            cases,
             rules,
             shadow_model: RwLock::new(shadow_model),
             drift: RwLock::new(drift),
@@ -871,6 +875,35 @@ impl App {
         {
             tracing::error!(error = %e, action, "the audit trail cannot be written");
         }
+    }
+
+    /// The cases and card transactions (`cases.db`); see [`crate::cases`].
+    pub fn cases_store(&self) -> &cardguard_store::SqliteCases {
+        &self.cases
+    }
+
+    /// The server's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Blocks a card (its status `blocked`: every authorization declined 62), stored in the
+    /// card registry. Blocking: call it off an async worker.
+    pub fn block_card(&self, card: &CardToken) -> Result<(), AppError> {
+        let info = self.enrolled_card(card)?;
+        let row = self
+            .cards_db
+            .get(&card.to_string())
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
+            .ok_or_else(|| AppError::NotFound(format!("no card {card}")))?;
+        let mut next = (*info).clone();
+        next.status = cardguard_engine::CardStatus::Blocked;
+        let row = next.to_row(row.pan_ciphertext, row.pan_nonce, self.clock.now());
+        self.cards_db
+            .upsert(&row)
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
+        self.registry.insert(next);
+        Ok(())
     }
 
     /// The online account's password policy.

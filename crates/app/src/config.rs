@@ -39,6 +39,24 @@ pub struct Config {
     pub rules: RulesConfig,
     pub stepup: StepUpConfig,
     pub passwords: PasswordsConfig,
+    pub cases: CasesConfig,
+}
+
+/// Cases (`cases.db`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// Days a resolved case stays resolved (for a late word from the cardholder or the
+    /// acquirer) before it closes by itself.
+    pub close_after_days: u32,
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        CasesConfig {
+            close_after_days: 30,
+        }
+    }
 }
 
 /// The online account's password policy (`POST /v1/passwords/check`), NIST SP 800-63B.

@@ -10,6 +10,8 @@
 //! - [`app`]: `App` (open/replay, enroll, authorize, reverse, label, reload, snapshots,
 //!   stats);
 //! - [`consumer`]: tailing readers of the log with durable cursors;
+//! - [`cases`]: cases (opened from holds, answers, labels, analysts), their lifecycle and
+//!   timers, the card transactions they are about;
 //! - [`password`]: the online account's password policy (NIST SP 800-63B);
 //! - [`links`]: signed, expiring links to the cardholder's pages; [`format`]: amounts and
 //!   times as the cardholder reads them;
@@ -22,6 +24,7 @@
 
 pub mod access;
 pub mod app;
+pub mod cases;
 pub mod config;
 pub mod consumer;
 pub mod drift;

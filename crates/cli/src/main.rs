@@ -243,6 +243,10 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     }
     // Notifications start before the doors open: a bad template or sender fails the start.
     let notifier = Some(cardguard_notify::Notifier::start(&app)?);
+    // Cases follow the log from its start (every transaction is kept for the timelines
+    // and disputes); their timers run on a thread of their own.
+    let cases = cardguard_app::cases::spawn_consumer(&app)?;
+    cardguard_app::cases::spawn_timers(&app).context("starting the case timers")?;
     let local = listener.local_addr()?;
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");
@@ -304,6 +308,9 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     cardguard_server::serve(listener, Arc::clone(&app), keys, stopped(stop_rx)).await?;
     if let Some(t) = iso_task {
         t.await??;
+    }
+    if let Err(e) = tokio::task::spawn_blocking(move || cases.stop()).await? {
+        tracing::error!(error = %e, "cases consumer");
     }
     if let Some(n) = notifier {
         n.stop().await;

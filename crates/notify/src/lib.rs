@@ -208,13 +208,7 @@ impl Notifier {
                         }
                         Event::Answer(ans) => {
                             holds
-                                .answer(
-                                    &ans.authorization_id,
-                                    &ans.original.card_token.to_string(),
-                                    ans.yes,
-                                    ans.received.0,
-                                    &ans.via,
-                                )
+                                .answer(&ans.authorization_id, ans.yes, ans.received.0, &ans.via)
                                 .map_err(|e| failed(&e))?;
                             // "Not me" blocked the card: the cardholder is told so.
                             if let Some(card) = a.card(&ans.original.card_token).filter(|_| sending)

@@ -1,6 +1,7 @@
-//! Holds and cases in SQLite (beside the outbox in `notify.db`): a row per held
-//! authorization, waiting for the cardholder's answer until it expires, and a minimal case
-//! per "it was not me" (card, authorization, answer, time) for the cases work to build on.
+//! Holds in SQLite (beside the outbox in `notify.db`): a row per held authorization,
+//! waiting for the cardholder's answer until it expires. (The cases an answer opens are the
+//! cases consumer's, in `cases.db`; a `cases` table an earlier version kept here is left
+//! unused.)
 //! Written by the notifications consumer from the event log (idempotent: an event seen
 //! again changes nothing), read by the API.
 
@@ -24,13 +25,6 @@ CREATE TABLE IF NOT EXISTS holds (
     via TEXT
 );
 CREATE INDEX IF NOT EXISTS holds_created ON holds (created_ms);
-CREATE TABLE IF NOT EXISTS cases (
-    authorization_id TEXT PRIMARY KEY,
-    card_token TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    opened_ms INTEGER NOT NULL,
-    via TEXT NOT NULL
-);
 ";
 
 /// A held authorization and what became of it.
@@ -62,16 +56,6 @@ impl HoldRow {
             None => "open",
         }
     }
-}
-
-/// A case opened by a cardholder's "it was not me".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseRow {
-    pub authorization_id: String,
-    pub card_token: String,
-    pub answer: String,
-    pub opened_ms: i64,
-    pub via: String,
 }
 
 pub struct SqliteHolds {
@@ -149,32 +133,20 @@ impl SqliteHolds {
         )? == 1)
     }
 
-    /// Records the cardholder's answer to a hold, and for "no" the case it opens, in one
-    /// transaction; an answer recorded before is left as it is.
+    /// Records the cardholder's answer to a hold; an answer recorded before is left as it is.
     pub fn answer(
         &self,
         authorization_id: &str,
-        card_token: &str,
         yes: bool,
         at_ms: i64,
         via: &str,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
         let answer = if yes { "yes" } else { "no" };
-        tx.execute(
+        self.conn().execute(
             "UPDATE holds SET answer = ?2, answered_ms = ?3, via = ?4 \
              WHERE authorization_id = ?1 AND answer IS NULL",
             params![authorization_id, answer, at_ms, via],
         )?;
-        if !yes {
-            tx.execute(
-                "INSERT OR IGNORE INTO cases (authorization_id, card_token, answer, opened_ms, via) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![authorization_id, card_token, answer, at_ms, via],
-            )?;
-        }
-        tx.commit()?;
         Ok(())
     }
 
@@ -201,26 +173,6 @@ impl SqliteHolds {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
-
-    pub fn case(&self, authorization_id: &str) -> Result<Option<CaseRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT authorization_id, card_token, answer, opened_ms, via FROM cases \
-                 WHERE authorization_id = ?1",
-                params![authorization_id],
-                |r| {
-                    Ok(CaseRow {
-                        authorization_id: r.get(0)?,
-                        card_token: r.get(1)?,
-                        answer: r.get(2)?,
-                        opened_ms: r.get(3)?,
-                        via: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
 }
 
 #[cfg(test)]
@@ -244,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_is_answered_once_and_a_no_opens_a_case() {
+    fn a_hold_is_answered_once() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteHolds::open(&dir.path().join("notify.db")).unwrap();
         assert!(s.insert(&h("au_1", 1000)).unwrap());
@@ -255,18 +207,15 @@ mod tests {
         assert!(s.insert(&h("au_2", 2000)).unwrap());
         assert_eq!(s.get("au_1").unwrap().unwrap().state(2000), "open");
         assert_eq!(s.get("au_1").unwrap().unwrap().state(1_801_001), "expired");
-        s.answer("au_1", "ab", false, 3000, "web").unwrap();
-        s.answer("au_1", "ab", true, 4000, "api").unwrap();
+        s.answer("au_1", false, 3000, "web").unwrap();
+        s.answer("au_1", true, 4000, "api").unwrap();
         let a = s.get("au_1").unwrap().unwrap();
         assert_eq!(
             (a.state(9_999_999), a.via.as_deref()),
             ("refused", Some("web"))
         );
-        let c = s.case("au_1").unwrap().unwrap();
-        assert_eq!((c.answer.as_str(), c.opened_ms), ("no", 3000));
-        s.answer("au_2", "ab", true, 3000, "sms").unwrap();
+        s.answer("au_2", true, 3000, "sms").unwrap();
         assert_eq!(s.get("au_2").unwrap().unwrap().state(0), "released");
-        assert!(s.case("au_2").unwrap().is_none(), "a yes opens no case");
         let ids: Vec<String> = s
             .recent(0, 10)
             .unwrap()

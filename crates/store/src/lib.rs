@@ -4,6 +4,7 @@
 //!   thread, torn-tail detection at open;
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
 //! - [`audit`]: the audit trail, JSON lines in a hash chain;
+//! - [`cases`]: cases with their steps and timers, and the card transactions they are about;
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
 //! - [`cursor`]: the durable positions of the log's consumers;
 //! - [`outbox`]: the notification outbox in SQLite, one row per message to a cardholder;
@@ -20,6 +21,7 @@
 
 pub mod audit;
 pub mod cards;
+pub mod cases;
 pub mod cursor;
 pub mod holds;
 pub mod lock;
@@ -33,8 +35,9 @@ pub mod traits;
 
 pub use audit::{AuditEntry, AuditLog, AuditReport};
 pub use cards::{CardRow, SqliteCards};
+pub use cases::{CaseRow, SqliteCases, StepRow, Transition, TxRow};
 pub use cursor::FileCursors;
-pub use holds::{CaseRow, HoldRow, SqliteHolds};
+pub use holds::{HoldRow, SqliteHolds};
 pub use lock::DirLock;
 pub use log::{
     Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     sent_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (state, next_ms);
+CREATE INDEX IF NOT EXISTS notifications_card ON notifications (card_token, created_ms);
 ";
 
 /// The kind of row whose text is a secret (a one-time code): erased once it is sent or
@@ -275,6 +276,24 @@ impl SqliteOutbox {
         ))?;
         let rows = st
             .query_map(params![state.as_str(), limit as i64], row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A card's notifications from `since_ms` on, newest first, at most `limit`.
+    pub fn for_card(
+        &self,
+        card_token: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE card_token = ?1 AND created_ms >= ?2 \
+             ORDER BY created_ms DESC LIMIT ?3"
+        ))?;
+        let rows = st
+            .query_map(params![card_token, since_ms, limit as i64], row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

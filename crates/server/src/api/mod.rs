@@ -1,6 +1,7 @@
 //! The HTTP/JSON API (axum): routes, credentials, body limits and the handlers.
 
 pub mod auth;
+pub mod cases;
 pub mod dto;
 pub mod error;
 pub mod rules;
@@ -45,6 +46,7 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
     use axum::http::Method;
     let p = |scopes: Option<&'static [Scope]>, body: Option<usize>| Policy { scopes, body };
     const ADMIN: &[Scope] = &[Scope::Admin];
+    const CASEWORK: &[Scope] = &[Scope::Admin, Scope::Analyst];
     match (method, path) {
         (&Method::POST, "/v1/cards") => p(Some(ADMIN), Some(max_body)),
         (&Method::POST, "/v1/cards:batch") => p(Some(ADMIN), Some(dto::MAX_BATCH_BYTES)),
@@ -108,6 +110,17 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             Some(&[Scope::Authenticate, Scope::Authorize]),
             Some(max_body.min(MAX_LABEL_BYTES)),
         ),
+        // Casework: the issuer's, or an analyst's.
+        (&Method::GET, path)
+            if path == "/v1/cases"
+                || path.starts_with("/v1/cases/")
+                || (path.starts_with("/v1/cards/") && path.ends_with("/transactions")) =>
+        {
+            p(Some(CASEWORK), None)
+        }
+        (&Method::POST, path) if path == "/v1/cases" || path.starts_with("/v1/cases/") => {
+            p(Some(CASEWORK), Some(max_body.min(MAX_LABEL_BYTES)))
+        }
         // A card's devices, authenticator app and lockout: the issuer's.
         (&Method::GET | &Method::DELETE, path) if path.starts_with("/v1/cards/") => {
             p(Some(ADMIN), None)
@@ -266,6 +279,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/cards/{token}/stepup/unlock"),
     ("post", "/v1/cards/{token}/pin"),
     ("post", "/v1/passwords/check"),
+    ("get", "/v1/cases"),
+    ("post", "/v1/cases"),
+    ("get", "/v1/cases/{id}"),
+    ("post", "/v1/cases/{id}/actions"),
+    ("get", "/v1/cards/{token}/transactions"),
     ("get", "/challenge"),
     ("post", "/challenge"),
     ("get", "/challenge/passkey.js"),
@@ -326,6 +344,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cards/{token}/stepup/unlock", post(stepup::unlock))
         .route("/v1/cards/{token}/pin", post(stepup::set_pin))
         .route("/v1/passwords/check", post(stepup::check_password))
+        .route("/v1/cases", get(cases::list).post(cases::open))
+        .route("/v1/cases/{id}", get(cases::get))
+        .route("/v1/cases/{id}/actions", post(cases::act))
+        .route("/v1/cards/{token}/transactions", get(cases::transactions))
         .route(
             crate::challenge::CHALLENGE_PATH,
             get(crate::challenge::show).post(crate::challenge::submit),

@@ -1,0 +1,548 @@
+//! Cases: what follows a suspicion, from the alert to the resolution. A consumer of the event
+//! log (`cases`, from the log's start) keeps every authorization as a card transaction
+//! (for the timeline and for disputes) and opens cases by itself: a hold (awaiting the
+//! cardholder until the hold expires), a "not me" answer, a fraud label; analysts open
+//! others (a phishing report, their own suspicion). A case moves through
+//! open → awaiting cardholder → investigating → resolved fraud | resolved genuine → closed,
+//! each step with who did it and when; timers move it on by themselves (no answer in time:
+//! investigating; resolved for `cases.close_after_days`: closed).
+
+use crate::consumer::{ConsumerHandle, ConsumerOptions, HandlerError, Start};
+use crate::{App, AppError};
+use cardguard_core::Decision;
+use cardguard_engine::{AuthRecord, Event};
+use cardguard_store::{CaseRow, StepRow, Transition, TxRow};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+
+/// The consumer's name (`consumers/cases.cursor`).
+pub const CONSUMER: &str = "cases";
+
+/// Where a case is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseStatus {
+    Open,
+    AwaitingCardholder,
+    Investigating,
+    ResolvedFraud,
+    ResolvedGenuine,
+    Closed,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 6] = [
+        CaseStatus::Open,
+        CaseStatus::AwaitingCardholder,
+        CaseStatus::Investigating,
+        CaseStatus::ResolvedFraud,
+        CaseStatus::ResolvedGenuine,
+        CaseStatus::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::AwaitingCardholder => "awaiting_cardholder",
+            CaseStatus::Investigating => "investigating",
+            CaseStatus::ResolvedFraud => "resolved_fraud",
+            CaseStatus::ResolvedGenuine => "resolved_genuine",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CaseStatus> {
+        CaseStatus::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The statuses a case is still being worked in.
+const UNRESOLVED: &[&str] = &["open", "awaiting_cardholder", "investigating"];
+const WAITING: &[&str] = &["open", "awaiting_cardholder"];
+const RESOLVED: &[&str] = &["resolved_fraud", "resolved_genuine"];
+
+/// Where a case can come from.
+pub const SOURCES: [&str; 6] = [
+    "hold",
+    "not_me",
+    "fraud_label",
+    "dispute",
+    "phishing_report",
+    "analyst",
+];
+
+/// A transaction as the cases show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxDoc {
+    pub last4: String,
+    pub amount: cardguard_core::Money,
+    pub merchant: String,
+    pub merchant_id: String,
+    pub city: String,
+    pub country: String,
+    pub mcc: u16,
+    pub channel: String,
+    #[serde(rename = "type")]
+    pub tx_type: String,
+    pub decision: String,
+    pub response_code: String,
+    pub risk_score: u8,
+    pub reasons: Vec<(String, String)>,
+}
+
+fn tx_row(rec: &AuthRecord) -> TxRow {
+    let t = &rec.tx;
+    let o = &rec.outcome;
+    let doc = TxDoc {
+        last4: t.last4.to_string(),
+        amount: t.amount,
+        merchant: t.merchant.name.clone(),
+        merchant_id: t.merchant.id.clone(),
+        city: t.merchant.city.clone(),
+        country: t.merchant.country.as_str().to_owned(),
+        mcc: t.merchant.mcc.code(),
+        channel: t.channel.as_str().to_owned(),
+        tx_type: t.tx_type.as_str().to_owned(),
+        decision: o.decision.as_str().to_owned(),
+        response_code: o.response_code.as_str().to_owned(),
+        risk_score: o.risk_score,
+        reasons: o
+            .reasons
+            .iter()
+            .map(|r| (r.code.as_str().to_owned(), r.detail.clone()))
+            .collect(),
+    };
+    TxRow {
+        authorization_id: rec.authorization_id.clone(),
+        card_token: t.card_token.to_string(),
+        at_ms: t.ts.0,
+        billing: if o.decision == Decision::Approve {
+            "billable"
+        } else {
+            "not_billed"
+        }
+        .into(),
+        doc: serde_json::to_string(&doc).unwrap_or_default(),
+    }
+}
+
+/// A case with its steps and the card's timeline.
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    pub case: CaseRow,
+    pub steps: Vec<StepRow>,
+    pub transactions: Vec<TxRow>,
+    pub notifications: Vec<cardguard_store::OutboxRow>,
+}
+
+/// An analyst's action on a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseAction {
+    /// The held authorization goes through (as the cardholder's "it was me").
+    Release,
+    /// The card is blocked.
+    Block,
+    /// The case's authorization gets a label.
+    Label {
+        fraud: bool,
+    },
+    Resolve {
+        fraud: bool,
+    },
+    Close,
+}
+
+fn store_err(e: cardguard_store::StoreError) -> AppError {
+    AppError::Unavailable(format!("cases: {e}"))
+}
+
+fn not_allowed(status: &str, action: &str) -> AppError {
+    AppError::Conflict(format!("the case is {status}: {action} is not allowed"))
+}
+
+/// Starts the cases consumer: transactions kept in batches (written, then synced, before
+/// the consumer's position moves), cases opened and moved as the events say.
+pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
+    let buffer: Arc<Mutex<Vec<TxRow>>> = Arc::default();
+    let flush = {
+        let (app, buffer) = (Arc::clone(app), Arc::clone(&buffer));
+        move || -> Result<(), HandlerError> {
+            let rows = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
+            app.cases_store()
+                .put_transactions(&rows)
+                .map_err(|e| HandlerError::from(e.to_string()))
+        }
+    };
+    let flush = Arc::new(flush);
+    let (before, f2) = (Arc::clone(&flush), Arc::clone(&flush));
+    let sync_app = Arc::clone(app);
+    let a = Arc::clone(app);
+    let hold_ms = i64::from(app.config.notify.hold_expiry_minutes) * 60_000;
+    app.spawn_consumer(
+        CONSUMER,
+        ConsumerOptions {
+            start: Start::Beginning,
+            before_save: Some(Arc::new(move || {
+                before()?;
+                sync_app
+                    .cases_store()
+                    .sync()
+                    .map_err(|e| HandlerError::from(e.to_string()))
+            })),
+            ..ConsumerOptions::default()
+        },
+        move |d| {
+            let s = a.cases_store();
+            let failed = |e: cardguard_store::StoreError| HandlerError::from(e.to_string());
+            match d.event {
+                Event::Auth(rec) => {
+                    let row = tx_row(rec);
+                    let full = {
+                        let mut b = buffer.lock().unwrap_or_else(|e| e.into_inner());
+                        b.push(row);
+                        b.len() >= 1024
+                    };
+                    if rec.outcome.decision == Decision::Hold {
+                        f2()?;
+                        let at = rec.tx.now().0;
+                        s.open_case(
+                            &rec.tx.card_token.to_string(),
+                            Some(&rec.authorization_id),
+                            "hold",
+                            CaseStatus::AwaitingCardholder.as_str(),
+                            Some(at + hold_ms),
+                            "system",
+                            "held: waiting for the cardholder's answer",
+                            at,
+                        )
+                        .map_err(failed)?;
+                    } else if full {
+                        f2()?;
+                    }
+                }
+                Event::Answer(ans) => {
+                    f2()?;
+                    let at = ans.received.0;
+                    let actor = format!("cardholder:{}", ans.via);
+                    let cases = s
+                        .cases_of_authorization(&ans.authorization_id)
+                        .map_err(failed)?;
+                    let mut moved = false;
+                    for c in cases.iter().filter(|c| c.source == "hold") {
+                        let (to, note) = if ans.yes {
+                            ("resolved_genuine", "the cardholder said it was them")
+                        } else {
+                            (
+                                "investigating",
+                                "the cardholder said it was not them: card blocked",
+                            )
+                        };
+                        let t = Transition {
+                            from: WAITING,
+                            to,
+                            actor: &actor,
+                            action: if ans.yes { "answer yes" } else { "answer no" },
+                            note,
+                            due_ms: None,
+                            at_ms: at,
+                        };
+                        moved |= matches!(s.transition(c.id, &t).map_err(failed)?, Some(Ok(_)));
+                    }
+                    if !ans.yes && !moved {
+                        s.open_case(
+                            &ans.original.card_token.to_string(),
+                            Some(&ans.authorization_id),
+                            "not_me",
+                            CaseStatus::Investigating.as_str(),
+                            None,
+                            &actor,
+                            "the cardholder said it was not them: card blocked",
+                            at,
+                        )
+                        .map_err(failed)?;
+                    }
+                }
+                Event::Label(l) if l.fraud => {
+                    f2()?;
+                    let source = l.source.as_deref().unwrap_or("label");
+                    let open: Vec<CaseRow> = s
+                        .cases_of_authorization(&l.authorization_id)
+                        .map_err(failed)?
+                        .into_iter()
+                        .filter(|c| UNRESOLVED.contains(&c.status.as_str()))
+                        .collect();
+                    let note = format!("fraud label ({source})");
+                    if open.is_empty() {
+                        if let Some(tx) = s.transaction(&l.authorization_id).map_err(failed)? {
+                            s.open_case(
+                                &tx.card_token,
+                                Some(&l.authorization_id),
+                                "fraud_label",
+                                CaseStatus::Investigating.as_str(),
+                                None,
+                                &format!("label:{source}"),
+                                &note,
+                                l.ts.0,
+                            )
+                            .map_err(failed)?;
+                        }
+                    } else {
+                        for c in open {
+                            s.note_step(c.id, &format!("label:{source}"), "label", &note, l.ts.0)
+                                .map_err(failed)?;
+                        }
+                    }
+                    // An approved charge labelled fraud is not billed while it is looked into.
+                    if let Some(tx) = s.transaction(&l.authorization_id).map_err(failed)?
+                        && tx.billing == "billable"
+                    {
+                        s.set_billing(&l.authorization_id, "withheld")
+                            .map_err(failed)?;
+                    }
+                }
+                Event::Reversal(r) => {
+                    f2()?;
+                    s.set_billing(&r.authorization_id, "not_billed")
+                        .map_err(failed)?;
+                }
+                _ => {}
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// Moves the cases whose timer ran out: no answer in time → investigating; resolved long
+/// enough → closed. Returns how many moved.
+pub fn run_timers(app: &App) -> Result<usize, AppError> {
+    let s = app.cases_store();
+    let now = app.now().0;
+    let mut moved = 0;
+    for c in s.due(now, 1000).map_err(store_err)? {
+        let t = if WAITING.contains(&c.status.as_str()) {
+            Transition {
+                from: WAITING,
+                to: "investigating",
+                actor: "system",
+                action: "timer",
+                note: "no answer from the cardholder in time",
+                due_ms: None,
+                at_ms: now,
+            }
+        } else if RESOLVED.contains(&c.status.as_str()) {
+            Transition {
+                from: RESOLVED,
+                to: "closed",
+                actor: "system",
+                action: "timer",
+                note: "closed after its resolution period",
+                due_ms: None,
+                at_ms: now,
+            }
+        } else {
+            continue;
+        };
+        if let Some(Ok(_)) = s.transition(c.id, &t).map_err(store_err)? {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Runs the timers every second on a thread of its own until the application is dropped.
+pub fn spawn_timers(app: &Arc<App>) -> std::io::Result<()> {
+    let weak = Arc::downgrade(app);
+    std::thread::Builder::new()
+        .name("case-timers".into())
+        .spawn(move || {
+            while let Some(app) = weak.upgrade() {
+                if let Err(e) = run_timers(&app) {
+                    tracing::warn!(error = %e, "case timers");
+                }
+                drop(app);
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        })
+        .map(|_| ())
+}
+
+impl App {
+    /// Opens a case by hand (an analyst's suspicion, a phishing report).
+    pub fn open_case(
+        &self,
+        card: &cardguard_core::CardToken,
+        authorization_id: Option<&str>,
+        source: &str,
+        note: &str,
+        actor: &str,
+    ) -> Result<(CaseRow, bool), AppError> {
+        if !["analyst", "phishing_report"].contains(&source) {
+            return Err(AppError::invalid(
+                "source",
+                "must be analyst or phishing_report",
+            ));
+        }
+        if self.card(card).is_none() {
+            return Err(AppError::NotFound(format!("no card {card}")));
+        }
+        if let Some(a) = authorization_id {
+            let tx = self
+                .cases_store()
+                .transaction(a)
+                .map_err(store_err)?
+                .ok_or_else(|| AppError::NotFound(format!("no authorization {a} (yet)")))?;
+            if tx.card_token != card.to_string() {
+                return Err(AppError::invalid("authorization_id", "is another card's"));
+            }
+        }
+        self.cases_store()
+            .open_case(
+                &card.to_string(),
+                authorization_id,
+                source,
+                CaseStatus::Investigating.as_str(),
+                None,
+                actor,
+                note,
+                self.now().0,
+            )
+            .map_err(store_err)
+    }
+
+    /// A case with its steps, and the card's transactions and notifications from 30 days
+    /// before it opened: its timeline.
+    pub fn case_view(&self, id: i64) -> Result<CaseView, AppError> {
+        let s = self.cases_store();
+        let case = s
+            .case(id)
+            .map_err(store_err)?
+            .ok_or_else(|| AppError::NotFound(format!("no case {id}")))?;
+        let since = case.opened_ms - 30 * 86_400_000;
+        Ok(CaseView {
+            steps: s.steps(id).map_err(store_err)?,
+            transactions: s
+                .transactions(&case.card_token, since, 200)
+                .map_err(store_err)?,
+            notifications: self
+                .outbox()
+                .for_card(&case.card_token, since, 200)
+                .map_err(store_err)?,
+            case,
+        })
+    }
+
+    /// An analyst's action on a case, allowed by its status; the step is recorded.
+    pub async fn case_action(
+        self: &Arc<Self>,
+        id: i64,
+        action: CaseAction,
+        note: &str,
+        actor: &str,
+    ) -> Result<CaseRow, AppError> {
+        let s = self.cases_store();
+        let case = s
+            .case(id)
+            .map_err(store_err)?
+            .ok_or_else(|| AppError::NotFound(format!("no case {id}")))?;
+        let now = self.now().0;
+        let close_ms = i64::from(self.config.cases.close_after_days) * 86_400_000;
+        let move_to =
+            |from: &[&str], to: &str, name: &str, due: Option<i64>| -> Result<CaseRow, AppError> {
+                match s
+                    .transition(
+                        id,
+                        &Transition {
+                            from,
+                            to,
+                            actor,
+                            action: name,
+                            note,
+                            due_ms: due,
+                            at_ms: now,
+                        },
+                    )
+                    .map_err(store_err)?
+                {
+                    Some(Ok(c)) => Ok(c),
+                    Some(Err(status)) => Err(not_allowed(&status, name)),
+                    None => Err(AppError::NotFound(format!("no case {id}"))),
+                }
+            };
+        let authorization = || {
+            case.authorization_id
+                .clone()
+                .ok_or_else(|| AppError::Conflict("the case is about no authorization".into()))
+        };
+        match action {
+            CaseAction::Release => {
+                if case.source != "hold" || !WAITING.contains(&case.status.as_str()) {
+                    return Err(not_allowed(&case.status, "release"));
+                }
+                self.answer(&authorization()?, true, "analyst").await?;
+                move_to(WAITING, "resolved_genuine", "release", Some(now + close_ms))
+            }
+            CaseAction::Block => {
+                if !UNRESOLVED.contains(&case.status.as_str()) {
+                    return Err(not_allowed(&case.status, "block"));
+                }
+                let card = cardguard_core::CardToken::parse(&case.card_token)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                self.block_card(&card)?;
+                if WAITING.contains(&case.status.as_str()) {
+                    move_to(WAITING, "investigating", "block", None)
+                } else {
+                    s.note_step(id, actor, "block", note, now)
+                        .map_err(store_err)?;
+                    self.case_row(id)
+                }
+            }
+            CaseAction::Label { fraud } => {
+                if case.status == "closed" {
+                    return Err(not_allowed(&case.status, "label"));
+                }
+                self.label(&authorization()?, fraud, Some("analyst".into()))
+                    .await?;
+                let what = if fraud { "fraud" } else { "genuine" };
+                s.note_step(id, actor, "label", &format!("{what}: {note}"), now)
+                    .map_err(store_err)?;
+                self.case_row(id)
+            }
+            CaseAction::Resolve { fraud } => {
+                let to = if fraud {
+                    "resolved_fraud"
+                } else {
+                    "resolved_genuine"
+                };
+                move_to(UNRESOLVED, to, "resolve", Some(now + close_ms))
+            }
+            CaseAction::Close => move_to(RESOLVED, "closed", "close", None),
+        }
+    }
+
+    fn case_row(&self, id: i64) -> Result<CaseRow, AppError> {
+        self.cases_store()
+            .case(id)
+            .map_err(store_err)?
+            .ok_or_else(|| AppError::NotFound(format!("no case {id}")))
+    }
+
+    /// A card's transactions of the last `days` days, newest first.
+    pub fn card_transactions(
+        &self,
+        card: &cardguard_core::CardToken,
+        days: u32,
+    ) -> Result<Vec<TxRow>, AppError> {
+        if self.card(card).is_none() {
+            return Err(AppError::NotFound(format!("no card {card}")));
+        }
+        let since = self.now().0 - i64::from(days) * 86_400_000;
+        self.cases_store()
+            .transactions(&card.to_string(), since, 10_000)
+            .map_err(store_err)
+    }
+}
+
+/// Reads a stored transaction's document.
+pub fn tx_doc(row: &TxRow) -> Option<TxDoc> {
+    serde_json::from_str(&row.doc).ok()
+}

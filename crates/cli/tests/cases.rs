@@ -1,0 +1,347 @@
+//! Cases end to end: a hold opens a case awaiting the cardholder, with the card's
+//! transactions and alerts in its timeline; an analyst (the `analyst` scope) releases it or
+//! blocks the card and resolves it, each step recorded and only where the status allows it;
+//! a "not me" answer moves the case on, a fraud label opens one and withholds the charge
+//! from billing; an analyst opens a case by hand; a hold nobody answers moves on by its timer.
+
+mod common;
+
+use cardguard_server::client::Client;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ADMIN: &str = "cases-admin-key-0123456789abcdef";
+const ANALYST: &str = "cases-analyst-key-0123456789abcd";
+const PAN: &str = "4123456789012349";
+
+fn config(hold_minutes: u32) -> String {
+    format!(
+        r#"[[auth.api_keys]]
+key = "{ADMIN}"
+scopes = ["admin", "authorize"]
+[[auth.api_keys]]
+key = "{ANALYST}"
+scopes = ["analyst"]
+[engine]
+max_clock_skew_secs = 0
+[notify]
+hold_expiry_minutes = {hold_minutes}
+"#
+    )
+}
+
+fn authorization(id: &str, at: &str, city: (&str, &str, f64, f64), yen: u64) -> Value {
+    json!({"id": id, "timestamp": at,
+     "card": {"number": PAN, "expiry": "2029-12"},
+     "amount": {"value": yen, "currency": "JPY"},
+     "merchant": {"id": format!("m-{}", city.1.replace(' ', "-")), "terminal_id": "t-1", "name": "BIC CAMERA", "mcc": "5732",
+                  "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
+     "channel": "card_present", "type": "purchase"})
+}
+
+const TOKYO: (&str, &str, f64, f64) = ("JP", "Tokyo", 35.68, 139.76);
+const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
+const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
+
+/// The cases of `query` once there are `n` (the consumer follows the log).
+async fn cases(c: &mut Client, query: &str, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let (s, v) = c.get(&format!("/v1/cases?{query}")).await.unwrap();
+        assert_eq!(s, 200, "{v}");
+        if v.as_array().unwrap().len() >= n {
+            return v.as_array().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no {n} cases for {query}");
+}
+
+async fn act(c: &mut Client, id: i64, body: Value) -> (u16, Value) {
+    c.post(&format!("/v1/cases/{id}/actions"), &body)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(30));
+    let _server = common::Running(child);
+    let mut admin = Client::connect(addr, ADMIN).await.unwrap();
+    let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
+    let (_, card) = admin
+        .post("/v1/cards", &common::tokyo_card(PAN))
+        .await
+        .unwrap();
+    let token = card["card_token"].as_str().unwrap().to_owned();
+
+    // New York, then Los Angeles five minutes later: held.
+    admin
+        .post(
+            "/v1/authorizations",
+            &authorization("c-1", "2026-12-01T15:00:00Z", NY, 4000),
+        )
+        .await
+        .unwrap();
+    let (_, held) = admin
+        .post(
+            "/v1/authorizations",
+            &authorization("c-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold");
+    let held_id = held["authorization_id"].as_str().unwrap().to_owned();
+    let open = cases(&mut analyst, "status=awaiting_cardholder", 1).await;
+    assert_eq!(open[0]["source"], "hold");
+    assert_eq!(open[0]["authorization_id"], held_id.as_str());
+    assert!(
+        open[0]["due_at"].is_string(),
+        "the hold's expiry is its timer"
+    );
+    let id = open[0]["id"].as_i64().unwrap();
+
+    // Its timeline: both authorizations (with decisions and reasons) and the opening step.
+    let (s, v) = analyst.get(&format!("/v1/cases/{id}")).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    let kinds: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "authorization").count(),
+        2,
+        "{v}"
+    );
+    let hold = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["authorization_id"] == held_id.as_str())
+        .unwrap();
+    assert_eq!(hold["decision"], "hold");
+    assert!(
+        hold["reasons"].to_string().contains("IMPOSSIBLE_TRAVEL")
+            || hold["reasons"].to_string().contains("travel"),
+        "{hold}"
+    );
+    assert!(!v.to_string().contains(PAN));
+
+    // Not allowed in this status: nothing changes.
+    let (s, e) = act(&mut analyst, id, json!({"action": "close"})).await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("awaiting_cardholder")
+    );
+    let (s, _) = act(&mut analyst, id, json!({"action": "reissue"})).await;
+    assert_eq!(s, 400);
+    // Released: the same purchase again is approved; the case is resolved, then closed.
+    let (s, r) = act(
+        &mut analyst,
+        id,
+        json!({"action": "release", "note": "called the cardholder"}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["status"].as_str()),
+        (200, Some("resolved_genuine")),
+        "{r}"
+    );
+    let (_, again) = admin
+        .post(
+            "/v1/authorizations",
+            &authorization("c-3", "2026-12-01T15:06:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again["decision"], "approve", "{again}");
+    let (s, r) = act(&mut analyst, id, json!({"action": "close"})).await;
+    assert_eq!((s, r["status"].as_str()), (200, Some("closed")));
+    let (s, _) = act(&mut analyst, id, json!({"action": "label", "fraud": true})).await;
+    assert_eq!(s, 409, "a closed case takes no action");
+    let (_, v) = analyst.get(&format!("/v1/cases/{id}")).await.unwrap();
+    let steps: Vec<(&str, &str)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["action"].as_str().unwrap(), s["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("open", "awaiting_cardholder"),
+            ("release", "resolved_genuine"),
+            ("close", "closed")
+        ],
+        "{v}"
+    );
+    assert!(
+        v["steps"][1]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:k")
+    );
+
+    // A second hold: the cardholder says "not me"; the case moves to investigating; the
+    // analyst blocks the card and resolves it as fraud.
+    admin
+        .post(
+            "/v1/authorizations",
+            &authorization("c-4", "2026-12-01T16:00:00Z", TOKYO, 4000),
+        )
+        .await
+        .unwrap();
+    let (_, held) = admin
+        .post(
+            "/v1/authorizations",
+            &authorization("c-5", "2026-12-01T16:04:00Z", NY, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold", "{held}");
+    let held2 = held["authorization_id"].as_str().unwrap().to_owned();
+    let (s, _) = admin
+        .post(
+            &format!("/v1/holds/{held2}/answer"),
+            &json!({"answer": "no"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let inv = cases(&mut analyst, "status=investigating", 1).await;
+    let id2 = inv[0]["id"].as_i64().unwrap();
+    assert_eq!(inv[0]["authorization_id"], held2.as_str());
+    let (s, r) = act(&mut analyst, id2, json!({"action": "block"})).await;
+    assert_eq!(
+        (s, r["status"].as_str()),
+        (200, Some("investigating")),
+        "{r}"
+    );
+    let (s, r) = act(
+        &mut analyst,
+        id2,
+        json!({"action": "resolve", "outcome": "fraud"}),
+    )
+    .await;
+    assert_eq!((s, r["status"].as_str()), (200, Some("resolved_fraud")));
+    assert!(r["due_at"].is_string(), "closes by itself later");
+
+    // An analyst's own case; a fraud label on an approved charge opens one and withholds it.
+    let (s, c) = analyst
+        .post("/v1/cases", &json!({"card_token": token, "source": "phishing_report", "note": "typed the card into a flagged page"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, c["status"].as_str()),
+        (201, Some("investigating")),
+        "{c}"
+    );
+    let (s, _) = analyst
+        .post("/v1/cases", &json!({"card_token": token, "source": "hold"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 400, "holds are opened by the system");
+    let approved = again["authorization_id"].as_str().unwrap().to_owned();
+    admin
+        .post(
+            "/v1/labels",
+            &json!({"authorization_id": approved, "fraud": true, "source": "chargeback"}),
+        )
+        .await
+        .unwrap();
+    let labelled = cases(
+        &mut analyst,
+        &format!("card_token={token}&status=investigating"),
+        2,
+    )
+    .await;
+    assert!(
+        labelled
+            .iter()
+            .any(|c| c["source"] == "fraud_label" && c["authorization_id"] == approved.as_str()),
+        "{labelled:?}"
+    );
+    let (s, txs) = analyst
+        .get(&format!("/v1/cards/{token}/transactions?days=400"))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{txs}");
+    let row = txs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["authorization_id"] == approved.as_str())
+        .unwrap();
+    assert_eq!(row["billing"], "withheld", "{row}");
+    assert_eq!(row["merchant"]["city"], "Los Angeles");
+    // The blocked card declines.
+    let (_, blocked) = admin
+        .post(
+            "/v1/authorizations",
+            &authorization("c-6", "2026-12-01T18:00:00Z", TOKYO, 1000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocked["response_code"], "62", "{blocked}");
+
+    // Scopes: the analyst cannot authorize; no key, no cases.
+    assert_eq!(
+        analyst
+            .post(
+                "/v1/authorizations",
+                &authorization("x", "2026-12-01T18:00:00Z", TOKYO, 1)
+            )
+            .await
+            .unwrap()
+            .0,
+        403
+    );
+    let mut anon = Client::connect(addr, "nobody-0123456789abcdef")
+        .await
+        .unwrap();
+    assert_eq!(anon.get("/v1/cases").await.unwrap().0, 401);
+    assert_eq!(analyst.get("/v1/cases?status=lost").await.unwrap().0, 400);
+}
+
+#[tokio::test]
+async fn a_hold_nobody_answers_moves_on_by_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    // Holds expire at once: the timer moves the case to investigating within a second or two.
+    let (child, addr) = common::serve(dir.path(), &config(0));
+    let _server = common::Running(child);
+    let mut admin = Client::connect(addr, ADMIN).await.unwrap();
+    admin
+        .post("/v1/cards", &common::tokyo_card(PAN))
+        .await
+        .unwrap();
+    admin
+        .post(
+            "/v1/authorizations",
+            &authorization("t-1", "2026-12-01T15:00:00Z", NY, 4000),
+        )
+        .await
+        .unwrap();
+    admin
+        .post(
+            "/v1/authorizations",
+            &authorization("t-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    let moved = cases(&mut admin, "status=investigating", 1).await;
+    let (_, v) = admin
+        .get(&format!("/v1/cases/{}", moved[0]["id"]))
+        .await
+        .unwrap();
+    let last = v["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["action"].as_str()),
+        (Some("system"), Some("timer")),
+        "{v}"
+    );
+}

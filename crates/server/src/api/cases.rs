@@ -1,0 +1,288 @@
+//! The cases API (admin or the `analyst` scope): the case queue, a case with its timeline,
+//! opening a case by hand, actions on a case, and a card's transactions.
+
+use super::error::{ApiError, decode};
+use super::{Answer, Ctx};
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use cardguard_app::ClientId;
+use cardguard_app::cases::{CaseAction, CaseStatus, CaseView, tx_doc};
+use cardguard_core::{CardToken, Timestamp};
+use cardguard_store::{CaseRow, TxRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CaseResp {
+    pub id: i64,
+    pub card_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_id: Option<String>,
+    pub source: String,
+    pub status: String,
+    pub opened_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+}
+
+fn at(ms: i64) -> String {
+    Timestamp(ms).to_rfc3339()
+}
+
+impl From<&CaseRow> for CaseResp {
+    fn from(c: &CaseRow) -> Self {
+        CaseResp {
+            id: c.id,
+            card_token: c.card_token.clone(),
+            authorization_id: c.authorization_id.clone(),
+            source: c.source.clone(),
+            status: c.status.clone(),
+            opened_at: at(c.opened_ms),
+            updated_at: at(c.updated_ms),
+            due_at: c.due_ms.map(at),
+        }
+    }
+}
+
+/// A transaction as the API shows it.
+fn transaction(t: &TxRow) -> Value {
+    let mut v = json!({
+        "authorization_id": t.authorization_id,
+        "at": at(t.at_ms),
+        "billing": t.billing,
+    });
+    if let Some(d) = tx_doc(t) {
+        v["last4"] = json!(d.last4);
+        v["amount"] = json!({"value": d.amount.value, "currency": d.amount.currency.code()});
+        v["merchant"] = json!({"id": d.merchant_id, "name": d.merchant, "city": d.city, "country": d.country, "mcc": format!("{:04}", d.mcc)});
+        v["channel"] = json!(d.channel);
+        v["type"] = json!(d.tx_type);
+        v["decision"] = json!(d.decision);
+        v["response_code"] = json!(d.response_code);
+        v["risk_score"] = json!(d.risk_score);
+        v["reasons"] = d
+            .reasons
+            .iter()
+            .map(|(code, detail)| json!({"code": code, "detail": detail}))
+            .collect();
+    }
+    v
+}
+
+/// A case, its steps and the card's timeline (transactions, notifications and steps in
+/// time order).
+fn view(v: &CaseView) -> Value {
+    let mut timeline: Vec<(i64, Value)> = Vec::new();
+    for s in &v.steps {
+        timeline.push((
+            s.at_ms,
+            json!({"kind": "step", "at": at(s.at_ms), "actor": s.actor, "action": s.action,
+                   "from": s.from_status, "to": s.to_status, "note": s.note}),
+        ));
+    }
+    for t in &v.transactions {
+        let mut e = transaction(t);
+        e["kind"] = json!("authorization");
+        timeline.push((t.at_ms, e));
+    }
+    for n in &v.notifications {
+        timeline.push((
+            n.created_ms,
+            json!({"kind": "notification", "at": at(n.created_ms), "notification": n.kind,
+                   "channel": n.channel, "authorization_id": n.authorization_id,
+                   "state": n.state.as_str()}),
+        ));
+    }
+    timeline.sort_by_key(|(t, _)| *t);
+    let mut out = serde_json::to_value(CaseResp::from(&v.case)).unwrap_or(Value::Null);
+    out["steps"] = v
+        .steps
+        .iter()
+        .map(|s| json!({"at": at(s.at_ms), "actor": s.actor, "action": s.action, "from": s.from_status, "to": s.to_status, "note": s.note}))
+        .collect();
+    out["timeline"] = timeline.into_iter().map(|(_, e)| e).collect();
+    out
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    card_token: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/cases?status=…&card_token=…&limit=N`: the queue, newest first.
+pub async fn list(State(ctx): State<Ctx>, Query(q): Query<CasesQuery>) -> Answer<Vec<CaseResp>> {
+    if let Some(s) = &q.status
+        && CaseStatus::parse(s).is_none()
+    {
+        return Err(ApiError::field(
+            "status",
+            "must be open, awaiting_cardholder, investigating, resolved_fraud, resolved_genuine or closed",
+        ));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 1000"));
+    }
+    let app = std::sync::Arc::clone(&ctx.app);
+    let rows = tokio::task::spawn_blocking(move || {
+        app.cases_store()
+            .list(q.status.as_deref(), q.card_token.as_deref(), limit)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        Json(rows.iter().map(CaseResp::from).collect()),
+    ))
+}
+
+/// `GET /v1/cases/{id}`: the case with its steps and timeline.
+pub async fn get(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Answer<Value> {
+    let app = std::sync::Arc::clone(&ctx.app);
+    let v = tokio::task::spawn_blocking(move || app.case_view(id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((StatusCode::OK, Json(view(&v))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenReq {
+    pub card_token: String,
+    #[serde(default)]
+    pub authorization_id: Option<String>,
+    pub source: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+fn card(token: &str, field: &str) -> Result<CardToken, ApiError> {
+    CardToken::parse(token)
+        .map_err(|_| ApiError::field(field, "must be a card token (32 hex digits)"))
+}
+
+/// `POST /v1/cases`: an analyst opens a case (`analyst`, `phishing_report`).
+pub async fn open(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    raw: Bytes,
+) -> Answer<CaseResp> {
+    let req: OpenReq = decode(&raw)?;
+    let token = card(&req.card_token, "card_token")?;
+    let note = cardguard_app::validate::text("note", &req.note, 1000).or_else(|e| {
+        if req.note.is_empty() {
+            Ok(String::new())
+        } else {
+            Err(e)
+        }
+    })?;
+    let actor = format!("key:{}", client.as_str());
+    let (row, created) = ctx.app.open_case(
+        &token,
+        req.authorization_id.as_deref(),
+        &req.source,
+        &note,
+        &actor,
+    )?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(CaseResp::from(&row))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionReq {
+    pub action: String,
+    /// `label`: the label; `resolve`: the outcome (`fraud` or `genuine`).
+    #[serde(default)]
+    pub fraud: Option<bool>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /v1/cases/{id}/actions`: `release`, `block`, `label`, `resolve`, `close`.
+pub async fn act(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> Answer<CaseResp> {
+    let req: ActionReq = decode(&raw)?;
+    let action = match req.action.as_str() {
+        "release" => CaseAction::Release,
+        "block" => CaseAction::Block,
+        "label" => CaseAction::Label {
+            fraud: req
+                .fraud
+                .ok_or_else(|| ApiError::field("fraud", "is required for label"))?,
+        },
+        "resolve" => CaseAction::Resolve {
+            fraud: match req.outcome.as_deref() {
+                Some("fraud") => true,
+                Some("genuine") => false,
+                _ => return Err(ApiError::field("outcome", "must be fraud or genuine")),
+            },
+        },
+        "close" => CaseAction::Close,
+        "reissue" => {
+            return Err(ApiError::field(
+                "action",
+                "reissue is not available yet: block the card, then enroll its new number",
+            ));
+        }
+        _ => {
+            return Err(ApiError::field(
+                "action",
+                "must be one of release, block, label, resolve, close",
+            ));
+        }
+    };
+    if req.note.chars().count() > 1000 {
+        return Err(ApiError::field("note", "must be at most 1000 characters"));
+    }
+    let actor = format!("key:{}", client.as_str());
+    let row = ctx.app.case_action(id, action, &req.note, &actor).await?;
+    Ok((StatusCode::OK, Json(CaseResp::from(&row))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaysQuery {
+    #[serde(default)]
+    days: Option<u32>,
+}
+
+/// `GET /v1/cards/{token}/transactions?days=60`: the card's transactions, newest first.
+pub async fn transactions(
+    State(ctx): State<Ctx>,
+    Path(token): Path<String>,
+    Query(q): Query<DaysQuery>,
+) -> Answer<Vec<Value>> {
+    let days = q.days.unwrap_or(60);
+    if !(1..=400).contains(&days) {
+        return Err(ApiError::field("days", "must be 1 to 400"));
+    }
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let rows = tokio::task::spawn_blocking(move || app.card_transactions(&token, days))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((StatusCode::OK, Json(rows.iter().map(transaction).collect())))
+}

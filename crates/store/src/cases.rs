@@ -1,0 +1,492 @@
+//! Cases and the card transactions they are about, in SQLite (`cases.db`), written by the
+//! cases consumer of the event log and the analysts' actions: every authorization as a row
+//! (its facts and decision as the application's JSON, its billing status), the cases with
+//! their status and timer, and every step of a case (who, when, from which status to which).
+//! A status changes only in a transaction that first checks the status it changes from.
+
+use crate::StoreError;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS transactions (
+    authorization_id TEXT PRIMARY KEY,
+    card_token TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    billing TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_card ON transactions (card_token, at_ms);
+CREATE TABLE IF NOT EXISTS cases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    card_token TEXT NOT NULL,
+    authorization_id TEXT,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    due_ms INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cases_origin ON cases (source, authorization_id)
+    WHERE authorization_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cases_status ON cases (status, opened_ms);
+CREATE INDEX IF NOT EXISTS cases_card ON cases (card_token);
+CREATE INDEX IF NOT EXISTS cases_authorization ON cases (authorization_id);
+CREATE INDEX IF NOT EXISTS cases_due ON cases (due_ms) WHERE due_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS case_steps (
+    case_id INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS case_steps_case ON case_steps (case_id, at_ms);
+";
+
+/// One authorization as the cases keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRow {
+    pub authorization_id: String,
+    pub card_token: String,
+    pub at_ms: i64,
+    /// `billable`, `withheld`, `credited`, `charged_back`, or `not_billed` (not approved,
+    /// reversed).
+    pub billing: String,
+    /// The application's JSON of its facts and decision.
+    pub doc: String,
+}
+
+/// A case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    pub id: i64,
+    pub card_token: String,
+    pub authorization_id: Option<String>,
+    pub source: String,
+    pub status: String,
+    pub opened_ms: i64,
+    pub updated_ms: i64,
+    /// When the status moves on by itself (a timer), if it does.
+    pub due_ms: Option<i64>,
+}
+
+/// A step of a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub note: String,
+}
+
+/// A change of a case's status: allowed only from `from`.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub from: &'a [&'a str],
+    pub to: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub note: &'a str,
+    pub due_ms: Option<i64>,
+    pub at_ms: i64,
+}
+
+const CASE_COLUMNS: &str =
+    "id, card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms";
+
+fn case(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+    Ok(CaseRow {
+        id: r.get(0)?,
+        card_token: r.get(1)?,
+        authorization_id: r.get(2)?,
+        source: r.get(3)?,
+        status: r.get(4)?,
+        opened_ms: r.get(5)?,
+        updated_ms: r.get(6)?,
+        due_ms: r.get(7)?,
+    })
+}
+
+pub struct SqliteCases {
+    wal: std::path::PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteCases {
+    /// Opens (or creates, owner-only) the cases at `path`. Commits are written, not synced;
+    /// [`SqliteCases::sync`] makes them durable (the consumer does before it saves its
+    /// position).
+    pub fn open(path: &Path) -> Result<SqliteCases, StoreError> {
+        let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(SqliteCases {
+            wal: wal.into(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes every commit so far durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        match std::fs::File::open(&self.wal) {
+            Ok(f) => f.sync_data().map_err(crate::io_err(&self.wal)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(crate::io_err(&self.wal)(e)),
+        }
+    }
+
+    /// Adds transactions in one transaction (one already there is left as it is).
+    pub fn put_transactions(&self, rows: &[TxRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO transactions (authorization_id, card_token, at_ms, billing, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for r in rows {
+                st.execute(params![
+                    r.authorization_id,
+                    r.card_token,
+                    r.at_ms,
+                    r.billing,
+                    r.doc
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets a transaction's billing status; false when there is no such transaction.
+    pub fn set_billing(&self, authorization_id: &str, billing: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE transactions SET billing = ?2 WHERE authorization_id = ?1",
+            params![authorization_id, billing],
+        )? == 1)
+    }
+
+    pub fn transaction(&self, authorization_id: &str) -> Result<Option<TxRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
+                 WHERE authorization_id = ?1",
+                [authorization_id],
+                tx_row,
+            )
+            .optional()?)
+    }
+
+    /// A card's transactions from `since_ms` on, newest first, at most `limit`.
+    pub fn transactions(
+        &self,
+        card_token: &str,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TxRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
+             WHERE card_token = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(params![card_token, since_ms, limit as i64], tx_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Opens a case with its first step; a case of the same source about the same
+    /// authorization is not opened twice (the one there is returned, `false`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_case(
+        &self,
+        card_token: &str,
+        authorization_id: Option<&str>,
+        source: &str,
+        status: &str,
+        due_ms: Option<i64>,
+        actor: &str,
+        note: &str,
+        at_ms: i64,
+    ) -> Result<(CaseRow, bool), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(a) = authorization_id
+            && let Some(existing) = tx
+                .query_row(
+                    &format!("SELECT {CASE_COLUMNS} FROM cases WHERE source = ?1 AND authorization_id = ?2"),
+                    params![source, a],
+                    case,
+                )
+                .optional()?
+        {
+            return Ok((existing, false));
+        }
+        tx.execute(
+            "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![card_token, authorization_id, source, status, at_ms, due_ms],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+             VALUES (?1, ?2, ?3, 'open', NULL, ?4, ?5)",
+            params![id, at_ms, actor, status, note],
+        )?;
+        let row = tx.query_row(
+            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+            [id],
+            case,
+        )?;
+        tx.commit()?;
+        Ok((row, true))
+    }
+
+    pub fn case(&self, id: i64) -> Result<Option<CaseRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+                [id],
+                case,
+            )
+            .optional()?)
+    }
+
+    /// The cases about an authorization.
+    pub fn cases_of_authorization(
+        &self,
+        authorization_id: &str,
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE authorization_id = ?1 ORDER BY id"
+        ))?;
+        let rows = st
+            .query_map([authorization_id], case)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Cases, newest first: of a status and a card when given, at most `limit`.
+    pub fn list(
+        &self,
+        status: Option<&str>,
+        card_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE (?1 IS NULL OR status = ?1) \
+             AND (?2 IS NULL OR card_token = ?2) ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let rows = st
+            .query_map(params![status, card_token, limit as i64], case)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A case's steps, oldest first.
+    pub fn steps(&self, id: i64) -> Result<Vec<StepRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT at_ms, actor, action, from_status, to_status, note FROM case_steps \
+             WHERE case_id = ?1 ORDER BY at_ms, rowid",
+        )?;
+        let rows = st
+            .query_map([id], |r| {
+                Ok(StepRow {
+                    at_ms: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    from_status: r.get(3)?,
+                    to_status: r.get(4)?,
+                    note: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Moves a case to `t.to` if its status is one of `t.from`, with its step, in one
+    /// transaction: the case after it, or its status when that does not allow the move
+    /// (nothing changed); `None` for no such case.
+    pub fn transition(
+        &self,
+        id: i64,
+        t: &Transition<'_>,
+    ) -> Result<Option<Result<CaseRow, String>>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(current) = tx
+            .query_row(
+                &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+                [id],
+                case,
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if !t.from.contains(&current.status.as_str()) {
+            return Ok(Some(Err(current.status)));
+        }
+        tx.execute(
+            "UPDATE cases SET status = ?2, updated_ms = ?3, due_ms = ?4 WHERE id = ?1",
+            params![id, t.to, t.at_ms, t.due_ms],
+        )?;
+        tx.execute(
+            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, t.at_ms, t.actor, t.action, current.status, t.to, t.note],
+        )?;
+        let row = tx.query_row(
+            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+            [id],
+            case,
+        )?;
+        tx.commit()?;
+        Ok(Some(Ok(row)))
+    }
+
+    /// Adds a step that does not change the status (a label, a block).
+    pub fn note_step(
+        &self,
+        id: i64,
+        actor: &str,
+        action: &str,
+        note: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+             SELECT id, ?2, ?3, ?4, status, status, ?5 FROM cases WHERE id = ?1",
+            params![id, at_ms, actor, action, note],
+        )? == 1)
+    }
+
+    /// Cases whose timer has run out at `now_ms`, at most `limit`.
+    pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<CaseRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2"
+        ))?;
+        let rows = st
+            .query_map(params![now_ms, limit as i64], case)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+fn tx_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxRow> {
+    Ok(TxRow {
+        authorization_id: r.get(0)?,
+        card_token: r.get(1)?,
+        at_ms: r.get(2)?,
+        billing: r.get(3)?,
+        doc: r.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_opens_once_moves_only_from_allowed_states_and_keeps_its_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteCases::open(&dir.path().join("cases.db")).unwrap();
+        s.put_transactions(&[TxRow {
+            authorization_id: "au_1".into(),
+            card_token: "tok".into(),
+            at_ms: 10,
+            billing: "billable".into(),
+            doc: "{}".into(),
+        }])
+        .unwrap();
+        assert_eq!(s.transactions("tok", 0, 10).unwrap().len(), 1);
+        assert_eq!(s.transactions("tok", 11, 10).unwrap().len(), 0);
+        assert!(s.set_billing("au_1", "withheld").unwrap());
+        assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
+
+        let (c, new) = s
+            .open_case(
+                "tok",
+                Some("au_1"),
+                "hold",
+                "awaiting_cardholder",
+                Some(100),
+                "system",
+                "held",
+                20,
+            )
+            .unwrap();
+        assert!(new);
+        let (again, new) = s
+            .open_case(
+                "tok",
+                Some("au_1"),
+                "hold",
+                "awaiting_cardholder",
+                Some(100),
+                "system",
+                "held",
+                21,
+            )
+            .unwrap();
+        assert_eq!((again.id, new), (c.id, false));
+        assert_eq!(s.due(99, 10).unwrap().len(), 0);
+        assert_eq!(s.due(100, 10).unwrap()[0].id, c.id);
+
+        let t = |from: &'static [&'static str], to: &'static str| Transition {
+            from,
+            to,
+            actor: "key:ops",
+            action: "resolve",
+            note: "",
+            due_ms: None,
+            at_ms: 30,
+        };
+        assert_eq!(
+            s.transition(c.id, &t(&["investigating"], "resolved_fraud"))
+                .unwrap(),
+            Some(Err("awaiting_cardholder".into())),
+            "not from this status: nothing changes"
+        );
+        let moved = s
+            .transition(c.id, &t(&["awaiting_cardholder"], "investigating"))
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (moved.status.as_str(), moved.due_ms),
+            ("investigating", None)
+        );
+        assert!(s.note_step(c.id, "key:ops", "label", "fraud", 31).unwrap());
+        let steps = s.steps(c.id).unwrap();
+        let actions: Vec<&str> = steps.iter().map(|x| x.action.as_str()).collect();
+        assert_eq!(actions, ["open", "resolve", "label"]);
+        assert_eq!(steps[1].from_status.as_deref(), Some("awaiting_cardholder"));
+        assert_eq!(s.list(Some("investigating"), None, 10).unwrap().len(), 1);
+        assert_eq!(s.list(None, Some("other"), 10).unwrap().len(), 0);
+        assert!(
+            s.transition(999, &t(&["open"], "closed"))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(s.cases_of_authorization("au_1").unwrap().len(), 1);
+    }
+}
