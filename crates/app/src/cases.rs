@@ -55,6 +55,9 @@ impl CaseStatus {
     }
 }
 
+/// How an analyst's release reaches the log (the answer's `via`).
+const RELEASED_BY_ANALYST: &str = "analyst";
+
 /// The statuses a case is still being worked in.
 const UNRESOLVED: &[&str] = &["open", "awaiting_cardholder", "investigating"];
 const WAITING: &[&str] = &["open", "awaiting_cardholder"];
@@ -219,7 +222,8 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                         f2()?;
                     }
                 }
-                Event::Answer(ans) => {
+                // An analyst's release moves its case itself (with the analyst as the actor).
+                Event::Answer(ans) if ans.via != RELEASED_BY_ANALYST => {
                     f2()?;
                     let at = ans.received.0;
                     let actor = format!("cardholder:{}", ans.via);
@@ -478,7 +482,8 @@ impl App {
                 if case.source != "hold" || !WAITING.contains(&case.status.as_str()) {
                     return Err(not_allowed(&case.status, "release"));
                 }
-                self.answer(&authorization()?, true, "analyst").await?;
+                self.answer(&authorization()?, true, RELEASED_BY_ANALYST)
+                    .await?;
                 move_to(WAITING, "resolved_genuine", "release", Some(now + close_ms))
             }
             CaseAction::Block => {
