@@ -267,6 +267,15 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                 }
                 Event::Label(l) if l.fraud => {
                     f2()?;
+                    let Some(tx) = s.transaction(&l.authorization_id).map_err(failed)? else {
+                        return Ok(());
+                    };
+                    // An approved charge labelled fraud is not billed while it is looked
+                    // into (before its case shows).
+                    if tx.billing == "billable" {
+                        s.set_billing(&l.authorization_id, "withheld")
+                            .map_err(failed)?;
+                    }
                     let source = l.source.as_deref().unwrap_or("label");
                     let open: Vec<CaseRow> = s
                         .cases_of_authorization(&l.authorization_id)
@@ -276,31 +285,22 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                         .collect();
                     let note = format!("fraud label ({source})");
                     if open.is_empty() {
-                        if let Some(tx) = s.transaction(&l.authorization_id).map_err(failed)? {
-                            s.open_case(
-                                &tx.card_token,
-                                Some(&l.authorization_id),
-                                "fraud_label",
-                                CaseStatus::Investigating.as_str(),
-                                None,
-                                &format!("label:{source}"),
-                                &note,
-                                l.ts.0,
-                            )
-                            .map_err(failed)?;
-                        }
+                        s.open_case(
+                            &tx.card_token,
+                            Some(&l.authorization_id),
+                            "fraud_label",
+                            CaseStatus::Investigating.as_str(),
+                            None,
+                            &format!("label:{source}"),
+                            &note,
+                            l.ts.0,
+                        )
+                        .map_err(failed)?;
                     } else {
                         for c in open {
                             s.note_step(c.id, &format!("label:{source}"), "label", &note, l.ts.0)
                                 .map_err(failed)?;
                         }
-                    }
-                    // An approved charge labelled fraud is not billed while it is looked into.
-                    if let Some(tx) = s.transaction(&l.authorization_id).map_err(failed)?
-                        && tx.billing == "billable"
-                    {
-                        s.set_billing(&l.authorization_id, "withheld")
-                            .map_err(failed)?;
                     }
                 }
                 Event::Reversal(r) => {
