@@ -55,6 +55,11 @@ impl CaseStatus {
     }
 }
 
+/// The source of the labels a dispute gives its charges.
+const DISPUTE_LABEL: &str = "dispute";
+/// How far back a cardholder may dispute a charge.
+pub const DISPUTE_WINDOW_DAYS: i64 = 60;
+
 /// How an analyst's release reaches the log (the answer's `via`).
 const RELEASED_BY_ANALYST: &str = "analyst";
 
@@ -135,6 +140,8 @@ pub struct CaseView {
     pub steps: Vec<StepRow>,
     pub transactions: Vec<TxRow>,
     pub notifications: Vec<cardguard_store::OutboxRow>,
+    /// A dispute's chargebacks.
+    pub chargebacks: Vec<cardguard_store::ChargebackRow>,
 }
 
 /// An analyst's action on a case.
@@ -277,6 +284,10 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                             .map_err(failed)?;
                     }
                     let source = l.source.as_deref().unwrap_or("label");
+                    // A dispute's labels: its case and chargebacks are there already.
+                    if source == DISPUTE_LABEL {
+                        return Ok(());
+                    }
                     let open: Vec<CaseRow> = s
                         .cases_of_authorization(&l.authorization_id)
                         .map_err(failed)?
@@ -431,6 +442,7 @@ impl App {
                 .outbox()
                 .for_card(&case.card_token, since, 200)
                 .map_err(store_err)?,
+            chargebacks: s.chargebacks(id).map_err(store_err)?,
             case,
         })
     }
@@ -550,4 +562,166 @@ impl App {
 /// Reads a stored transaction's document.
 pub fn tx_doc(row: &TxRow) -> Option<TxDoc> {
     serde_json::from_str(&row.doc).ok()
+}
+
+/// A dispute taken: its case and the chargebacks for the acquirer.
+#[derive(Debug, Clone)]
+pub struct Disputed {
+    pub case: CaseRow,
+    pub chargebacks: Vec<cardguard_store::ChargebackRow>,
+}
+
+/// A month's statement of a card, in the cardholder's time zone.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub month: String,
+    pub time_zone: String,
+    /// The charges (approved authorizations) of the month, oldest first.
+    pub lines: Vec<TxRow>,
+    /// Per currency and billing status, the total in minor units.
+    pub totals: std::collections::BTreeMap<(String, String), u64>,
+}
+
+impl App {
+    /// The cardholder disputes charges of the card ("not me"): each must be this card's,
+    /// approved, of the last 60 days, and not disputed before; otherwise nothing changes
+    /// and the error says which and why. Taken: the charges are withheld from billing with
+    /// a chargeback record each and a case (one transaction), then labelled fraud (feeding
+    /// the model and the terminals' risk).
+    pub async fn dispute(
+        self: &Arc<Self>,
+        card: &cardguard_core::CardToken,
+        authorization_ids: &[String],
+        reason: &str,
+        actor: &str,
+    ) -> Result<Disputed, AppError> {
+        if reason != "not_me" {
+            return Err(AppError::invalid("reason", "must be not_me"));
+        }
+        if authorization_ids.is_empty() || authorization_ids.len() > 50 {
+            return Err(AppError::invalid(
+                "authorization_ids",
+                "must hold 1 to 50 ids",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(d) = authorization_ids.iter().find(|a| !seen.insert(a.as_str())) {
+            return Err(AppError::invalid(
+                "authorization_ids",
+                format!("{d} is named twice"),
+            ));
+        }
+        if self.card(card).is_none() {
+            return Err(AppError::NotFound(format!("no card {card}")));
+        }
+        let now = self.now().0;
+        let oldest = now - DISPUTE_WINDOW_DAYS * 86_400_000;
+        let s = self.cases_store();
+        let mut charges = Vec::with_capacity(authorization_ids.len());
+        for id in authorization_ids {
+            let field = "authorization_ids";
+            let tx = s
+                .transaction(id)
+                .map_err(store_err)?
+                .filter(|t| t.card_token == card.to_string())
+                .ok_or_else(|| {
+                    AppError::invalid(field, format!("{id} is not a charge of this card"))
+                })?;
+            let doc = tx_doc(&tx)
+                .ok_or_else(|| AppError::Internal(format!("transaction {id} does not read")))?;
+            if doc.decision != "approve" || tx.billing == "not_billed" {
+                return Err(AppError::invalid(field, format!("{id} was not charged")));
+            }
+            if tx.at_ms < oldest {
+                return Err(AppError::invalid(
+                    field,
+                    format!("{id} is older than the {DISPUTE_WINDOW_DAYS}-day window"),
+                ));
+            }
+            charges.push(cardguard_store::ChargebackRow {
+                authorization_id: id.clone(),
+                case_id: 0,
+                card_token: card.to_string(),
+                reason: if doc.channel == "card_present" || doc.channel == "atm" {
+                    "fraud_card_present"
+                } else {
+                    "fraud_card_absent"
+                }
+                .into(),
+                amount: doc.amount.value as i64,
+                currency: doc.amount.currency.code().to_owned(),
+                transaction_ms: tx.at_ms,
+                disputed_ms: now,
+                status: "pending".into(),
+            });
+        }
+        let note = format!("{} charge(s) disputed: {reason}", charges.len());
+        let (case, chargebacks) = match s
+            .dispute(&card.to_string(), &charges, actor, &note, now)
+            .map_err(store_err)?
+        {
+            Ok(x) => x,
+            Err(id) => {
+                return Err(AppError::Conflict(format!("{id} was disputed before")));
+            }
+        };
+        for id in authorization_ids {
+            self.label(id, true, Some(DISPUTE_LABEL.into())).await?;
+        }
+        Ok(Disputed { case, chargebacks })
+    }
+
+    /// A card's statement for `month` (`YYYY-MM`) in the cardholder's time zone: its
+    /// charges with their billing status and the totals per status.
+    pub fn statement(
+        &self,
+        card: &cardguard_core::CardToken,
+        month: &str,
+    ) -> Result<Statement, AppError> {
+        let info = self
+            .card(card)
+            .ok_or_else(|| AppError::NotFound(format!("no card {card}")))?;
+        let bad = || AppError::invalid("month", "must be YYYY-MM");
+        let (y, m) = month.split_once('-').ok_or_else(bad)?;
+        let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if y.to_string().len() != 4 || !(1..=12).contains(&m) {
+            return Err(bad());
+        }
+        let tz = crate::format::zone(
+            info.contact.time_zone.as_deref(),
+            info.home.as_ref().map(|h| h.country.as_str()),
+        );
+        let start = jiff::civil::date(y, m, 1);
+        let end = start
+            .checked_add(jiff::Span::new().months(1))
+            .map_err(|_| bad())?;
+        let ms = |d: jiff::civil::Date| -> Result<i64, AppError> {
+            Ok(d.to_zoned_datetime(tz.clone())
+                .map_err(|e| AppError::Internal(e.to_string()))?
+                .timestamp()
+                .as_millisecond())
+        };
+        let rows = self
+            .cases_store()
+            .transactions_between(&card.to_string(), ms(start)?, ms(end)?)
+            .map_err(store_err)?;
+        let lines: Vec<TxRow> = rows
+            .into_iter()
+            .filter(|t| t.billing != "not_billed")
+            .collect();
+        let mut totals = std::collections::BTreeMap::new();
+        for t in &lines {
+            if let Some(d) = tx_doc(t) {
+                *totals
+                    .entry((d.amount.currency.code().to_owned(), t.billing.clone()))
+                    .or_insert(0u64) += d.amount.value;
+            }
+        }
+        Ok(Statement {
+            month: format!("{y:04}-{m:02}"),
+            time_zone: tz.iana_name().unwrap_or("UTC").to_owned(),
+            lines,
+            totals,
+        })
+    }
 }

@@ -345,3 +345,182 @@ async fn a_hold_nobody_answers_moves_on_by_its_timer() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(30));
+    let _server = common::Running(child);
+    let mut admin = Client::connect(addr, ADMIN).await.unwrap();
+    let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
+    let (_, card) = admin
+        .post("/v1/cards", &common::tokyo_card(PAN))
+        .await
+        .unwrap();
+    let token = card["card_token"].as_str().unwrap().to_owned();
+    let other = "4000000000000002";
+    let (_, o) = admin
+        .post("/v1/cards", &common::tokyo_card(other))
+        .await
+        .unwrap();
+    let other_token = o["card_token"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (i, (at, yen)) in [
+        ("2026-12-01T10:00:00+09:00", 3000),
+        ("2026-12-02T11:00:00+09:00", 5000),
+        ("2026-12-03T12:00:00+09:00", 700),
+        ("2026-09-01T10:00:00+09:00", 1000),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (_, a) = admin
+            .post(
+                "/v1/authorizations",
+                &authorization(&format!("d-{i}"), at, TOKYO, *yen),
+            )
+            .await
+            .unwrap();
+        assert_eq!(a["decision"], "approve", "{a}");
+        ids.push(a["authorization_id"].as_str().unwrap().to_owned());
+    }
+    let mut expired = authorization("d-x", "2026-12-03T13:00:00+09:00", TOKYO, 900);
+    expired["card"]["expiry"] = json!("2028-01");
+    let (_, declined) = admin.post("/v1/authorizations", &expired).await.unwrap();
+    assert_eq!(declined["decision"], "decline");
+    let declined = declined["authorization_id"].as_str().unwrap().to_owned();
+    let mut theirs = authorization("d-o", "2026-12-03T14:00:00+09:00", TOKYO, 800);
+    theirs["card"]["number"] = json!(other);
+    let (_, theirs) = admin.post("/v1/authorizations", &theirs).await.unwrap();
+    let theirs = theirs["authorization_id"].as_str().unwrap().to_owned();
+    // The transactions are indexed by the cases consumer.
+    for _ in 0..200 {
+        let (_, t) = analyst
+            .get(&format!("/v1/cards/{token}/transactions?days=400"))
+            .await
+            .unwrap();
+        if t.as_array().unwrap().len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let dispute = |ids: &[&str]| json!({"authorization_ids": ids, "reason": "not_me"});
+    let path = format!("/v1/cards/{token}/disputes");
+    // Refused, naming why, and nothing changes.
+    for (body, why) in [
+        (dispute(&[&ids[0], &ids[3]]), "older than the 60-day window"),
+        (dispute(&[&declined]), "was not charged"),
+        (dispute(&[&theirs]), "not a charge of this card"),
+        (dispute(&["au_999999999999"]), "not a charge of this card"),
+        (dispute(&[&ids[0], &ids[0]]), "named twice"),
+        (
+            json!({"authorization_ids": [ids[0]], "reason": "changed_my_mind"}),
+            "not_me",
+        ),
+    ] {
+        let (s, e) = admin.post(&path, &body).await.unwrap();
+        assert_eq!(s, 400, "{body}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(why),
+            "{why}: {e}"
+        );
+    }
+    assert_eq!(
+        analyst
+            .get("/v1/cases")
+            .await
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let t0 = std::time::Instant::now();
+    let (s, d) = admin
+        .post(&path, &dispute(&[&ids[0], &ids[1]]))
+        .await
+        .unwrap();
+    eprintln!("a dispute of 2 charges took {:?}", t0.elapsed());
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(
+        (d["case"]["source"].as_str(), d["case"]["status"].as_str()),
+        (Some("dispute"), Some("investigating"))
+    );
+    let charges = d["charges"].as_array().unwrap();
+    assert_eq!(charges.len(), 2);
+    assert_eq!(charges[0]["chargeback"]["reason"], "fraud_card_present");
+    assert_eq!(
+        charges[0]["chargeback"]["amount"],
+        json!({"value": 3000, "currency": "JPY"})
+    );
+    let (s, e) = admin
+        .post(&path, &dispute(&[&ids[2], &ids[1]]))
+        .await
+        .unwrap();
+    assert_eq!(s, 409, "disputed twice: {e}");
+    // Labelled fraud (the decision record shows it), no other case opened for them.
+    let (_, rec) = admin
+        .get(&format!("/v1/authorizations/{}", ids[0]))
+        .await
+        .unwrap();
+    assert_eq!(rec["label"], "fraud", "{rec}");
+    let (_, list) = analyst.get("/v1/cases").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, later) = analyst.get("/v1/cases").await.unwrap();
+    assert_eq!(
+        (
+            list.as_array().unwrap().len(),
+            later.as_array().unwrap().len()
+        ),
+        (1, 1),
+        "{later}"
+    );
+    let (_, v) = analyst
+        .get(&format!("/v1/cases/{}", d["case"]["id"]))
+        .await
+        .unwrap();
+    assert_eq!(v["chargebacks"].as_array().unwrap().len(), 2, "{v}");
+
+    // The statement of December (Tokyo time): the two disputed charges withheld, the third
+    // billable; September's charge in September's.
+    let (s, st) = analyst
+        .get(&format!("/v1/cards/{token}/statement?month=2026-12"))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{st}");
+    assert_eq!(st["time_zone"], "Asia/Tokyo");
+    assert_eq!(
+        st["lines"].as_array().unwrap().len(),
+        3,
+        "declined ones are not charges: {st}"
+    );
+    assert_eq!(
+        st["totals"]["JPY"],
+        json!({"withheld": 8000, "billable": 700}),
+        "{st}"
+    );
+    let (_, sep) = analyst
+        .get(&format!("/v1/cards/{token}/statement?month=2026-09"))
+        .await
+        .unwrap();
+    assert_eq!(sep["totals"]["JPY"], json!({"billable": 1000}));
+    assert_eq!(
+        analyst
+            .get(&format!("/v1/cards/{token}/statement?month=2026-13"))
+            .await
+            .unwrap()
+            .0,
+        400
+    );
+    assert_eq!(
+        analyst
+            .get(&format!("/v1/cards/{other_token}/statement?month=2026-12"))
+            .await
+            .unwrap()
+            .1["totals"]["JPY"],
+        json!({"billable": 800})
+    );
+}

@@ -44,7 +44,35 @@ CREATE TABLE IF NOT EXISTS case_steps (
     note TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS case_steps_case ON case_steps (case_id, at_ms);
+CREATE TABLE IF NOT EXISTS chargebacks (
+    authorization_id TEXT PRIMARY KEY,
+    case_id INTEGER NOT NULL,
+    card_token TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    transaction_ms INTEGER NOT NULL,
+    disputed_ms INTEGER NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chargebacks_case ON chargebacks (case_id);
 ";
+
+/// A chargeback record for the acquirer: a disputed charge, why, how much, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargebackRow {
+    pub authorization_id: String,
+    pub case_id: i64,
+    pub card_token: String,
+    /// `fraud_card_absent` or `fraud_card_present`.
+    pub reason: String,
+    pub amount: i64,
+    pub currency: String,
+    pub transaction_ms: i64,
+    pub disputed_ms: i64,
+    /// `pending` until the acquirer answers.
+    pub status: String,
+}
 
 /// One authorization as the cases keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +406,123 @@ impl SqliteCases {
         )? == 1)
     }
 
+    /// Records a dispute in one transaction: a case (source `dispute`, investigating), a
+    /// chargeback per charge, each charge withheld from billing. A charge disputed before
+    /// refuses the whole dispute (its id is returned; nothing changed).
+    pub fn dispute(
+        &self,
+        card_token: &str,
+        charges: &[ChargebackRow],
+        actor: &str,
+        note: &str,
+        at_ms: i64,
+    ) -> Result<Result<(CaseRow, Vec<ChargebackRow>), String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for c in charges {
+            let seen: Option<i64> = tx
+                .query_row(
+                    "SELECT case_id FROM chargebacks WHERE authorization_id = ?1",
+                    [&c.authorization_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if seen.is_some() {
+                return Ok(Err(c.authorization_id.clone()));
+            }
+        }
+        tx.execute(
+            "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
+             VALUES (?1, NULL, 'dispute', 'investigating', ?2, ?2, NULL)",
+            params![card_token, at_ms],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+             VALUES (?1, ?2, ?3, 'open', NULL, 'investigating', ?4)",
+            params![id, at_ms, actor, note],
+        )?;
+        let mut out = Vec::with_capacity(charges.len());
+        for c in charges {
+            let c = ChargebackRow {
+                case_id: id,
+                disputed_ms: at_ms,
+                status: "pending".into(),
+                ..c.clone()
+            };
+            tx.execute(
+                "INSERT INTO chargebacks (authorization_id, case_id, card_token, reason, amount, currency, \
+                 transaction_ms, disputed_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    c.authorization_id,
+                    c.case_id,
+                    c.card_token,
+                    c.reason,
+                    c.amount,
+                    c.currency,
+                    c.transaction_ms,
+                    c.disputed_ms,
+                    c.status
+                ],
+            )?;
+            tx.execute(
+                "UPDATE transactions SET billing = 'withheld' WHERE authorization_id = ?1",
+                [&c.authorization_id],
+            )?;
+            out.push(c);
+        }
+        let row = tx.query_row(
+            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+            [id],
+            case,
+        )?;
+        tx.commit()?;
+        Ok(Ok((row, out)))
+    }
+
+    /// The chargebacks of a case.
+    pub fn chargebacks(&self, case_id: i64) -> Result<Vec<ChargebackRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT authorization_id, case_id, card_token, reason, amount, currency, transaction_ms, \
+             disputed_ms, status FROM chargebacks WHERE case_id = ?1 ORDER BY transaction_ms",
+        )?;
+        let rows = st
+            .query_map([case_id], |r| {
+                Ok(ChargebackRow {
+                    authorization_id: r.get(0)?,
+                    case_id: r.get(1)?,
+                    card_token: r.get(2)?,
+                    reason: r.get(3)?,
+                    amount: r.get(4)?,
+                    currency: r.get(5)?,
+                    transaction_ms: r.get(6)?,
+                    disputed_ms: r.get(7)?,
+                    status: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A card's transactions in `[from_ms, to_ms)`, oldest first.
+    pub fn transactions_between(
+        &self,
+        card_token: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<TxRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
+             WHERE card_token = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms",
+        )?;
+        let rows = st
+            .query_map(params![card_token, from_ms, to_ms], tx_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Cases whose timer has run out at `now_ms`, at most `limit`.
     pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<CaseRow>, StoreError> {
         let conn = self.conn();
@@ -488,5 +633,39 @@ mod tests {
                 .is_none()
         );
         assert_eq!(s.cases_of_authorization("au_1").unwrap().len(), 1);
+
+        let cb = |id: &str| ChargebackRow {
+            authorization_id: id.into(),
+            case_id: 0,
+            card_token: "tok".into(),
+            reason: "fraud_card_absent".into(),
+            amount: 1200,
+            currency: "JPY".into(),
+            transaction_ms: 10,
+            disputed_ms: 0,
+            status: String::new(),
+        };
+        let (d, rows) = s
+            .dispute("tok", &[cb("au_1")], "key:app", "not me", 50)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.source.as_str(), d.status.as_str(), rows[0].case_id),
+            ("dispute", "investigating", d.id)
+        );
+        assert_eq!(s.chargebacks(d.id).unwrap().len(), 1);
+        assert_eq!(
+            s.dispute("tok", &[cb("au_2"), cb("au_1")], "key:app", "again", 60)
+                .unwrap(),
+            Err("au_1".into()),
+            "disputed twice: refused whole"
+        );
+        assert_eq!(
+            s.list(None, None, 10).unwrap().len(),
+            2,
+            "no case for the refusal"
+        );
+        assert_eq!(s.transactions_between("tok", 0, 11).unwrap().len(), 1);
+        assert_eq!(s.transactions_between("tok", 0, 10).unwrap().len(), 0);
     }
 }

@@ -105,6 +105,7 @@ fn view(v: &CaseView) -> Value {
         .map(|s| json!({"at": at(s.at_ms), "actor": s.actor, "action": s.action, "from": s.from_status, "to": s.to_status, "note": s.note}))
         .collect();
     out["timeline"] = timeline.into_iter().map(|(_, e)| e).collect();
+    out["chargebacks"] = v.chargebacks.iter().map(chargeback).collect();
     out
 }
 
@@ -285,4 +286,80 @@ pub async fn transactions(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok((StatusCode::OK, Json(rows.iter().map(transaction).collect())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeReq {
+    pub authorization_ids: Vec<String>,
+    pub reason: String,
+}
+
+fn chargeback(c: &cardguard_store::ChargebackRow) -> Value {
+    json!({"authorization_id": c.authorization_id, "reason": c.reason,
+           "amount": {"value": c.amount, "currency": c.currency},
+           "transaction_date": at(c.transaction_ms), "dispute_date": at(c.disputed_ms),
+           "status": c.status})
+}
+
+/// `POST /v1/cards/{token}/disputes`: the cardholder's "not me" for charges of the last 60
+/// days (through the issuer's app): withheld, labelled fraud, a case and chargebacks.
+pub async fn dispute(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    Path(token): Path<String>,
+    raw: Bytes,
+) -> Answer<Value> {
+    let req: DisputeReq = decode(&raw)?;
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let actor = format!("key:{}", client.as_str());
+    let d = ctx
+        .app
+        .dispute(&token, &req.authorization_ids, &req.reason, &actor)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "case": CaseResp::from(&d.case),
+            "charges": d.chargebacks.iter().map(|c| json!({
+                "authorization_id": c.authorization_id, "billing": "withheld", "chargeback": chargeback(c)
+            })).collect::<Vec<_>>(),
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonthQuery {
+    month: String,
+}
+
+/// `GET /v1/cards/{token}/statement?month=YYYY-MM`: the month's charges in the
+/// cardholder's time zone, their billing status, and the totals (what is due: billable).
+pub async fn statement(
+    State(ctx): State<Ctx>,
+    Path(token): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> Answer<Value> {
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let st = tokio::task::spawn_blocking(move || app.statement(&token, &q.month))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let mut totals = serde_json::Map::new();
+    for ((currency, billing), v) in &st.totals {
+        let e = totals.entry(currency.clone()).or_insert_with(|| json!({}));
+        e[billing] = json!(v);
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "month": st.month,
+            "time_zone": st.time_zone,
+            "lines": st.lines.iter().map(transaction).collect::<Vec<_>>(),
+            "totals": totals,
+        })),
+    ))
 }

@@ -114,11 +114,16 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         (&Method::GET, path)
             if path == "/v1/cases"
                 || path.starts_with("/v1/cases/")
-                || (path.starts_with("/v1/cards/") && path.ends_with("/transactions")) =>
+                || (path.starts_with("/v1/cards/")
+                    && (path.ends_with("/transactions") || path.ends_with("/statement"))) =>
         {
             p(Some(CASEWORK), None)
         }
-        (&Method::POST, path) if path == "/v1/cases" || path.starts_with("/v1/cases/") => {
+        (&Method::POST, path)
+            if path == "/v1/cases"
+                || path.starts_with("/v1/cases/")
+                || (path.starts_with("/v1/cards/") && path.ends_with("/disputes")) =>
+        {
             p(Some(CASEWORK), Some(max_body.min(MAX_LABEL_BYTES)))
         }
         // A card's devices, authenticator app and lockout: the issuer's.
@@ -284,6 +289,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/cases/{id}"),
     ("post", "/v1/cases/{id}/actions"),
     ("get", "/v1/cards/{token}/transactions"),
+    ("post", "/v1/cards/{token}/disputes"),
+    ("get", "/v1/cards/{token}/statement"),
     ("get", "/challenge"),
     ("post", "/challenge"),
     ("get", "/challenge/passkey.js"),
@@ -348,6 +355,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cases/{id}", get(cases::get))
         .route("/v1/cases/{id}/actions", post(cases::act))
         .route("/v1/cards/{token}/transactions", get(cases::transactions))
+        .route("/v1/cards/{token}/disputes", post(cases::dispute))
+        .route("/v1/cards/{token}/statement", get(cases::statement))
         .route(
             crate::challenge::CHALLENGE_PATH,
             get(crate::challenge::show).post(crate::challenge::submit),
