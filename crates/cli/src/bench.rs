@@ -40,6 +40,8 @@ pub enum BenchCmd {
     /// Step-up authentication: codes by email to a real SMTP server, then frictionless
     /// answers for trusted devices.
     Stepup(crate::bench_stepup::StepUpArgs),
+    /// The case queue and case timelines with many cases and authorizations (SQLite).
+    Cases(crate::bench_cases::CasesArgs),
     /// Phishing analyzer throughput on one core over the messages under PATH.
     Mail {
         path: std::path::PathBuf,
@@ -81,6 +83,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(crate::bench_stepup::run(args)),
+        BenchCmd::Cases(args) => crate::bench_cases::run(args),
         BenchCmd::Mail { path, rounds } => bench_mail(&path, rounds),
         BenchCmd::Restart { events, cards } => {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,7 @@
 mod audit;
 mod backtest;
 mod bench;
+mod bench_cases;
 mod bench_iso;
 mod bench_notify;
 mod bench_stepup;

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS cases (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS cases_origin ON cases (source, authorization_id)
     WHERE authorization_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS cases_status ON cases (status, opened_ms);
+CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, id);
 CREATE INDEX IF NOT EXISTS cases_card ON cases (card_token);
 CREATE INDEX IF NOT EXISTS cases_authorization ON cases (authorization_id);
 CREATE INDEX IF NOT EXISTS cases_due ON cases (due_ms) WHERE due_ms IS NOT NULL;

@@ -1,0 +1,141 @@
+//! `cardguard bench cases`: the case queue and a case's timeline at scale, on the embedded
+//! store (`cases.db` in a temporary directory): `--authorizations` transactions over
+//! `--cards` cards, `--cases` cases with their steps (a fifth still being worked), then the
+//! open-case queue (the newest 100 investigating) and case timelines (the case, its steps,
+//! its chargebacks and the card's transactions of 30 days before it) read again and again.
+
+use crate::bench::report;
+use anyhow::Result;
+use cardguard_store::{ChargebackRow, SqliteCases, Transition, TxRow};
+use hdrhistogram::Histogram;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct CasesArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    authorizations: u64,
+    #[arg(long, default_value_t = 100_000)]
+    cards: u64,
+    #[arg(long, default_value_t = 100_000)]
+    cases: u64,
+    /// Reads of each kind measured.
+    #[arg(long, default_value_t = 5_000)]
+    reads: u64,
+}
+
+fn token(card: u64) -> String {
+    format!("{card:032x}")
+}
+
+pub fn run(a: CasesArgs) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = SqliteCases::open(&dir.path().join("cases.db"))?;
+    let day = 86_400_000i64;
+    let now = 1_796_000_000_000i64;
+    let t0 = Instant::now();
+    let doc = r#"{"last4":"2349","amount":{"value":12800,"currency":"JPY"},"merchant":"BIC CAMERA","merchant_id":"m-1","city":"Tokyo","country":"JP","mcc":5732,"channel":"card_present","type":"purchase","decision":"approve","response_code":"00","risk_score":12,"reasons":[]}"#;
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..a.authorizations {
+        batch.push(TxRow {
+            authorization_id: format!("au_{i:012}"),
+            card_token: token(i % a.cards),
+            // Spread over the last 90 days.
+            at_ms: now - ((i * 7_919) % 90) as i64 * day - (i % 86_400) as i64 * 1000,
+            billing: "billable".into(),
+            doc: doc.into(),
+        });
+        if batch.len() == 10_000 {
+            s.put_transactions(&batch)?;
+            batch.clear();
+        }
+    }
+    s.put_transactions(&batch)?;
+    let loaded_tx = t0.elapsed();
+    let t1 = Instant::now();
+    for c in 0..a.cases {
+        let card = c % a.cards;
+        let auth = format!("au_{c:012}");
+        let (row, _) = s.open_case(
+            &token(card),
+            Some(&auth),
+            "hold",
+            "awaiting_cardholder",
+            None,
+            "system",
+            "held",
+            now - day,
+        )?;
+        let step = |to: &'static str, from: &'static [&'static str]| Transition {
+            from,
+            to,
+            actor: "key:bench",
+            action: "bench",
+            note: "",
+            due_ms: None,
+            at_ms: now - day / 2,
+        };
+        // Four in five resolved and closed, one in five still investigated.
+        let _ = s.transition(row.id, &step("investigating", &["awaiting_cardholder"]))?;
+        if c % 5 != 0 {
+            let _ = s.transition(row.id, &step("resolved_fraud", &["investigating"]))?;
+            let _ = s.transition(row.id, &step("closed", &["resolved_fraud"]))?;
+        }
+        if c % 50 == 0 {
+            let _ = s.dispute(
+                &token(card),
+                &[ChargebackRow {
+                    authorization_id: format!("au_{:012}", c + a.cards),
+                    case_id: 0,
+                    card_token: token(card),
+                    reason: "fraud_card_absent".into(),
+                    amount: 12_800,
+                    currency: "JPY".into(),
+                    transaction_ms: now - day,
+                    disputed_ms: now,
+                    status: "pending".into(),
+                }],
+                "key:bench",
+                "bench",
+                now,
+            )?;
+        }
+    }
+    println!(
+        "{} transactions over {} cards in {:.1} s, {} cases with their steps in {:.1} s",
+        a.authorizations,
+        a.cards,
+        loaded_tx.as_secs_f64(),
+        a.cases,
+        t1.elapsed().as_secs_f64()
+    );
+    let mut queue = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    for _ in 0..a.reads {
+        let t = Instant::now();
+        let rows = s.list(Some("investigating"), None, 100)?;
+        queue.record(t.elapsed().as_nanos().max(1) as u64)?;
+        std::hint::black_box(rows);
+    }
+    println!(
+        "open-case queue (the newest 100 investigating): {}",
+        report(&queue)
+    );
+    let mut timeline = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut x = 12_345u64;
+    for _ in 0..a.reads {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let id = (x >> 33) as i64 % a.cases as i64 + 1;
+        let t = Instant::now();
+        if let Some(c) = s.case(id)? {
+            let steps = s.steps(id)?;
+            let cbs = s.chargebacks(id)?;
+            let txs = s.transactions(&c.card_token, c.opened_ms - 30 * day, 200)?;
+            std::hint::black_box((steps, cbs, txs));
+        }
+        timeline.record(t.elapsed().as_nanos().max(1) as u64)?;
+    }
+    println!(
+        "a case's timeline (case, steps, chargebacks, 30 days of the card): {}",
+        report(&timeline)
+    );
+    Ok(())
+}
