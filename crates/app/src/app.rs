@@ -888,8 +888,29 @@ impl App {
     }
 
     /// Blocks a card (its status `blocked`: every authorization declined 62), stored in the
-    /// card registry. Blocking: call it off an async worker.
-    pub fn block_card(&self, card: &CardToken) -> Result<(), AppError> {
+    /// card registry, and logs the change (the cardholder is told) once it is stored.
+    pub async fn block_card(&self, card: &CardToken, actor: &str) -> Result<(), AppError> {
+        let info = self.enrolled_card(card)?;
+        self.set_blocked(card)?;
+        let rec = cardguard_engine::CardStatusRecord {
+            card_token: *card,
+            last4: cardguard_core::Last4::parse(&info.last4)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            status: "blocked".into(),
+            reason: "suspected_fraud".into(),
+            actor: actor.to_owned(),
+            received: self.clock.now(),
+        };
+        let rx = {
+            let mut core = self.core();
+            let (_, rx) = append(&mut core, Event::KIND_CARD_STATUS, &rec)?;
+            core.since_snapshot += 1;
+            rx
+        };
+        durable(rx).await
+    }
+
+    fn set_blocked(&self, card: &CardToken) -> Result<(), AppError> {
         let info = self.enrolled_card(card)?;
         let row = self
             .cards_db

@@ -504,7 +504,7 @@ impl App {
                 }
                 let card = cardguard_core::CardToken::parse(&case.card_token)
                     .map_err(|e| AppError::Internal(e.to_string()))?;
-                self.block_card(&card)?;
+                self.block_card(&card, actor).await?;
                 if WAITING.contains(&case.status.as_str()) {
                     move_to(WAITING, "investigating", "block", None)
                 } else {

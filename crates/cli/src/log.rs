@@ -68,6 +68,7 @@ struct Audit {
     reversals: u64,
     answers: u64,
     authentications: u64,
+    card_statuses: u64,
     /// Frames standing where a repair set damaged bytes aside.
     set_aside: u64,
     /// The number the next authorization should have.
@@ -119,6 +120,7 @@ impl Audit {
             Ok(Event::Reversal(_)) => self.reversals += 1,
             Ok(Event::Answer(_)) => self.answers += 1,
             Ok(Event::Authentication(_)) => self.authentications += 1,
+            Ok(Event::CardStatus(_)) => self.card_statuses += 1,
             Err(e) => self.bad_events.push((f.offset, e.to_string())),
         }
     }
@@ -169,7 +171,7 @@ impl Audit {
 
     fn print(&self, path: &Path) {
         println!(
-            "{}: {} frames ({} authorizations, {} labels, {} reversals, {} answers, {} authentications), valid through offset {}",
+            "{}: {} frames ({} authorizations, {} labels, {} reversals, {} answers, {} authentications, {} card status changes), valid through offset {}",
             path.display(),
             self.frames,
             self.authorizations,
@@ -177,6 +179,7 @@ impl Audit {
             self.reversals,
             self.answers,
             self.authentications,
+            self.card_statuses,
             self.end
         );
         if let Some(s) = self.snapshot {
@@ -315,6 +318,7 @@ fn tail(data_dir: PathBuf, name: Option<String>, from_end: bool, follow: bool) -
                 Event::Reversal(r) => ("reversal", serde_json::to_value(r)?),
                 Event::Answer(a) => ("answer", serde_json::to_value(a)?),
                 Event::Authentication(a) => ("authentication", serde_json::to_value(a)?),
+                Event::CardStatus(c) => ("card_status", serde_json::to_value(c)?),
             };
             let line = serde_json::json!({"offset": d.offset, "next": d.next, "kind": kind, "event": event});
             // Written through before the cursor may move past it.

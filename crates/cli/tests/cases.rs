@@ -524,3 +524,61 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
         json!({"billable": 800})
     );
 }
+
+#[tokio::test]
+async fn an_analysts_block_tells_the_cardholder() {
+    let Some(sink) = common::Sink::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(30)
+        + &format!(
+            "[notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"Example Card <alerts@cards.example>\"\ntls = \"none\"\n",
+            sink.port
+        );
+    let (child, addr) = common::serve(dir.path(), &cfg);
+    let _server = common::Running(child);
+    let mut admin = Client::connect(addr, ADMIN).await.unwrap();
+    let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
+    admin
+        .post("/v1/cards", &common::tokyo_card(PAN))
+        .await
+        .unwrap();
+    admin
+        .post(
+            "/v1/authorizations",
+            &authorization("b-1", "2026-12-01T15:00:00Z", NY, 4000),
+        )
+        .await
+        .unwrap();
+    admin
+        .post(
+            "/v1/authorizations",
+            &authorization("b-2", "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    let alert = sink.next(Duration::from_secs(10)).expect("the fraud alert");
+    assert!(alert["subject"].as_str().unwrap().contains("2349"));
+    let open = cases(&mut analyst, "status=awaiting_cardholder", 1).await;
+    let (s, r) = act(
+        &mut analyst,
+        open[0]["id"].as_i64().unwrap(),
+        json!({"action": "block"}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["status"].as_str()),
+        (200, Some("investigating")),
+        "{r}"
+    );
+    let notice = sink
+        .next(Duration::from_secs(10))
+        .expect("the notice of the block");
+    let subject = notice["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("カードのご利用停止") && subject.contains("2349"),
+        "{notice}"
+    );
+    assert!(!notice["body"].as_str().unwrap().contains(PAN));
+}

@@ -193,6 +193,21 @@ pub struct AuthenticationRecord {
     pub received: Timestamp,
 }
 
+/// A card's status changed by the issuer (an analyst's block): the cardholder is told. It
+/// changes no engine state (the status lives in the card registry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardStatusRecord {
+    pub card_token: CardToken,
+    pub last4: Last4,
+    /// The new status (`blocked`).
+    pub status: String,
+    /// Why, as the cardholder may read it (`suspected_fraud`).
+    pub reason: String,
+    /// Who changed it (an API key's client).
+    pub actor: String,
+    pub received: Timestamp,
+}
+
 /// One event of the log: the domain schema every writer and reader of the log shares (the
 /// application appends them, a replay applies them, consumers follow them).
 #[derive(Debug, Clone, PartialEq)]
@@ -202,6 +217,7 @@ pub enum Event {
     Reversal(Box<ReversalRecord>),
     Answer(Box<AnswerRecord>),
     Authentication(Box<AuthenticationRecord>),
+    CardStatus(Box<CardStatusRecord>),
 }
 
 /// Why an event could not be encoded or decoded.
@@ -226,6 +242,8 @@ impl Event {
     pub const KIND_ANSWER: u8 = 4;
     /// Frame kind of the end of a challenged step-up authentication.
     pub const KIND_AUTHENTICATION: u8 = 5;
+    /// Frame kind of a card status change.
+    pub const KIND_CARD_STATUS: u8 = 6;
 
     pub fn kind(&self) -> u8 {
         match self {
@@ -234,6 +252,7 @@ impl Event {
             Event::Reversal(_) => Event::KIND_REVERSAL,
             Event::Answer(_) => Event::KIND_ANSWER,
             Event::Authentication(_) => Event::KIND_AUTHENTICATION,
+            Event::CardStatus(_) => Event::KIND_CARD_STATUS,
         }
     }
 
@@ -245,6 +264,7 @@ impl Event {
             Event::Reversal(r) => &r.authorization_id,
             Event::Answer(a) => &a.authorization_id,
             Event::Authentication(a) => &a.authentication_id,
+            Event::CardStatus(_) => "",
         }
     }
 
@@ -256,6 +276,7 @@ impl Event {
             Event::Reversal(r) => encode(r.as_ref()),
             Event::Answer(a) => encode(a.as_ref()),
             Event::Authentication(a) => encode(a.as_ref()),
+            Event::CardStatus(c) => encode(c.as_ref()),
         }
     }
 
@@ -276,6 +297,9 @@ impl Event {
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             Event::KIND_AUTHENTICATION => Ok(Event::Authentication(Box::new(
+                serde_json::from_slice(payload).map_err(bad)?,
+            ))),
+            Event::KIND_CARD_STATUS => Ok(Event::CardStatus(Box::new(
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             k => Err(EventError::UnknownKind(k)),

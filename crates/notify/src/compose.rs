@@ -315,6 +315,35 @@ impl Composer {
     }
 }
 
+impl Composer {
+    /// The notice that the issuer stopped the card (an analyst's block).
+    pub fn stopped(
+        &self,
+        rec: &cardguard_engine::CardStatusRecord,
+        card: &CardInfo,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        if rec.status != "blocked" {
+            return Ok(Vec::new());
+        }
+        let (lang, tz) = self.reader(card);
+        let ctx = context! {
+            issuer => self.issuer.as_str(),
+            last4 => rec.last4.to_string(),
+            time => format::local_time(rec.received, &tz, lang),
+        };
+        let id = format!("cs-{}-{}", rec.card_token, rec.received.0);
+        self.emit(
+            "card-stopped",
+            &id,
+            card,
+            &ctx,
+            rec.received.0,
+            None,
+            &card.notifications.channels,
+        )
+    }
+}
+
 fn merchant_text(m: &cardguard_core::Merchant) -> String {
     if m.city.is_empty() {
         m.name.clone()

@@ -216,6 +216,11 @@ impl Notifier {
                                 queue(composer.blocked(ans, &card).map_err(|e| failed(&e))?)?;
                             }
                         }
+                        Event::CardStatus(rec) => {
+                            if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
+                                queue(composer.stopped(rec, &card).map_err(|e| failed(&e))?)?;
+                            }
+                        }
                         Event::Authentication(rec) => {
                             if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
                                 queue(

@@ -9,17 +9,34 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use std::path::Path;
 
 /// Kinds of notification.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "fraud-alert",
     "usage-notice",
     "card-blocked",
     "one-time-code",
     "authentication-failed",
+    "card-stopped",
 ];
 /// Languages a card may choose.
 pub const LANGUAGES: [&str; 2] = ["ja", "en"];
 
-const BUILT_IN: [(&str, &str); 20] = [
+const BUILT_IN: [(&str, &str); 24] = [
+    (
+        "card-stopped.en.txt",
+        include_str!("../templates/card-stopped.en.txt"),
+    ),
+    (
+        "card-stopped.en.sms.txt",
+        include_str!("../templates/card-stopped.en.sms.txt"),
+    ),
+    (
+        "card-stopped.ja.txt",
+        include_str!("../templates/card-stopped.ja.txt"),
+    ),
+    (
+        "card-stopped.ja.sms.txt",
+        include_str!("../templates/card-stopped.ja.sms.txt"),
+    ),
     (
         "one-time-code.en.txt",
         include_str!("../templates/one-time-code.en.txt"),
