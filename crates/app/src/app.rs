@@ -900,10 +900,20 @@ impl App {
             reason: "suspected_fraud".into(),
             actor: actor.to_owned(),
             received: self.clock.now(),
+            replacement_last4: None,
+            expected: None,
         };
+        self.log_card_status(&rec).await
+    }
+
+    /// Logs a card status change and waits until it is durable.
+    async fn log_card_status(
+        &self,
+        rec: &cardguard_engine::CardStatusRecord,
+    ) -> Result<(), AppError> {
         let rx = {
             let mut core = self.core();
-            let (_, rx) = append(&mut core, Event::KIND_CARD_STATUS, &rec)?;
+            let (_, rx) = append(&mut core, Event::KIND_CARD_STATUS, rec)?;
             core.since_snapshot += 1;
             rx
         };
@@ -911,6 +921,15 @@ impl App {
     }
 
     fn set_blocked(&self, card: &CardToken) -> Result<(), AppError> {
+        self.set_status(card, cardguard_engine::CardStatus::Blocked)
+    }
+
+    /// Sets a card's status in the registry and its database.
+    fn set_status(
+        &self,
+        card: &CardToken,
+        status: cardguard_engine::CardStatus,
+    ) -> Result<(), AppError> {
         let info = self.enrolled_card(card)?;
         let row = self
             .cards_db
@@ -918,13 +937,183 @@ impl App {
             .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
             .ok_or_else(|| AppError::NotFound(format!("no card {card}")))?;
         let mut next = (*info).clone();
-        next.status = cardguard_engine::CardStatus::Blocked;
+        next.status = status;
         let row = next.to_row(row.pan_ciphertext, row.pan_nonce, self.clock.now());
         self.cards_db
             .upsert(&row)
             .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
         self.registry.insert(next);
         Ok(())
+    }
+
+    /// Replaces a card: a new number of the same product and brand (the old number's BIN,
+    /// random digits, the Luhn digit; not enrolled yet), expiring in five years, inactive
+    /// until activated, with the old card's security-code method (a stored-code card gets a
+    /// new random code, kept as its hash) and no PIN yet (set it with `set_pin`); the old card
+    /// blocked in full, or for card-not-present use only (its chip still works in shops)
+    /// until the new card is activated. The cardholder is told (a logged status change).
+    pub async fn reissue(
+        &self,
+        old: &CardToken,
+        block: &str,
+        delivery_days: u32,
+        actor: &str,
+    ) -> Result<crate::cases::Reissued, AppError> {
+        use crate::registry::CscMethod;
+        use cardguard_engine::CardStatus;
+        let full = match block {
+            "full" => true,
+            "card_not_present" => false,
+            _ => {
+                return Err(AppError::invalid(
+                    "block",
+                    "must be full or card_not_present",
+                ));
+            }
+        };
+        let info = self.enrolled_card(old)?;
+        if matches!(info.status, CardStatus::Closed) {
+            return Err(AppError::Conflict(
+                "the card is closed: a closed card is not reissued".into(),
+            ));
+        }
+        if let Some(r) = self
+            .cases
+            .reissue_of(&old.to_string())
+            .map_err(|e| AppError::Unavailable(e.to_string()))?
+        {
+            return Err(AppError::Conflict(if r.old_token == old.to_string() {
+                format!(
+                    "the card was reissued before: its new card ends {}",
+                    r.new_last4
+                )
+            } else {
+                "the card is itself a replacement waiting for activation".into()
+            }));
+        }
+        let row = self
+            .cards_db
+            .get(&old.to_string())
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
+            .ok_or_else(|| AppError::NotFound(format!("no card {old}")))?;
+        let old_pan = self
+            .keys
+            .decrypt_pan(&row.pan_ciphertext, &row.pan_nonce, old)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let digits = old_pan.expose();
+        let bin = &digits[..if digits.len() >= 16 { 8 } else { 6 }];
+        let random = |n: usize| -> Result<String, AppError> {
+            let mut out = String::with_capacity(n);
+            while out.len() < n {
+                for b in crate::keys::random_bytes::<16>()
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+                {
+                    // 250 = 25 × 10: a uniform digit.
+                    if b < 250 && out.len() < n {
+                        out.push(char::from(b'0' + b % 10));
+                    }
+                }
+            }
+            Ok(out)
+        };
+        let (pan, token) = loop {
+            let body = format!("{bin}{}", random(digits.len() - bin.len() - 1)?);
+            let check = cardguard_cardsec::luhn::check_digit(&body)
+                .ok_or_else(|| AppError::Internal("check digit".into()))?;
+            let pan = cardguard_core::Pan::parse(&format!("{body}{check}"))
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let token = self.keys.token(&pan);
+            if pan != old_pan && self.registry.get(&token).is_none() {
+                break (pan, token);
+            }
+        };
+        let now = self.clock.now();
+        let today = jiff::Timestamp::from_millisecond(now.0)
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date();
+        let expiry = cardguard_core::Expiry {
+            year: today.year() as u16 + 5,
+            month: today.month() as u8,
+        };
+        let mut next = (*info).clone();
+        next.token = token;
+        next.last4 = pan.last4().to_string();
+        next.expiry = expiry;
+        next.status = CardStatus::Inactive;
+        next.pin = None;
+        if let CscMethod::Stored { .. } = next.csc {
+            next.csc = CscMethod::Stored {
+                hash: registry::stored_csc_hash(&self.keys, &token, &random(3)?),
+            };
+        }
+        let (ct, nonce) = self
+            .keys
+            .encrypt_pan(&pan, &token)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        self.cards_db
+            .upsert(&next.to_row(ct, nonce, now))
+            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
+        let new_last4 = next.last4.clone();
+        self.registry.insert(next);
+        let expected = now.0 + i64::from(delivery_days) * 86_400_000;
+        let r = cardguard_store::ReissueRow {
+            old_token: old.to_string(),
+            new_token: token.to_string(),
+            new_last4: new_last4.clone(),
+            new_expiry: format!("{:04}-{:02}", expiry.year, expiry.month),
+            block: block.to_owned(),
+            requested_ms: now.0,
+            expected_ms: expected,
+            activated_ms: None,
+        };
+        self.cases
+            .put_reissue(&r)
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        self.set_status(
+            old,
+            if full {
+                CardStatus::Blocked
+            } else {
+                CardStatus::CnpBlocked
+            },
+        )?;
+        self.log_card_status(&cardguard_engine::CardStatusRecord {
+            card_token: *old,
+            last4: old_pan.last4(),
+            status: "reissued".into(),
+            reason: block.to_owned(),
+            actor: actor.to_owned(),
+            received: now,
+            replacement_last4: Some(new_last4),
+            expected: Some(Timestamp(expected)),
+        })
+        .await?;
+        Ok(crate::cases::Reissued { row: r, expiry })
+    }
+
+    /// Activates a reissued card: it is active, the card it replaces is closed.
+    pub fn activate(&self, card: &CardToken) -> Result<cardguard_store::ReissueRow, AppError> {
+        let r = self
+            .cases
+            .reissue_of(&card.to_string())
+            .map_err(|e| AppError::Unavailable(e.to_string()))?
+            .filter(|r| r.new_token == card.to_string())
+            .ok_or_else(|| AppError::NotFound(format!("card {card} is not a replacement card")))?;
+        if r.activated_ms.is_some() {
+            return Err(AppError::Conflict("the card was activated before".into()));
+        }
+        let old = CardToken::parse(&r.old_token).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.set_status(card, cardguard_engine::CardStatus::Active)?;
+        self.set_status(&old, cardguard_engine::CardStatus::Closed)?;
+        let now = self.clock.now().0;
+        self.cases
+            .activate_reissue(&r.new_token, now)
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        Ok(cardguard_store::ReissueRow {
+            activated_ms: Some(now),
+            ..r
+        })
     }
 
     /// The online account's password policy.

@@ -159,6 +159,10 @@ pub enum CaseAction {
         fraud: bool,
     },
     Close,
+    /// The card is replaced (`full` block, or `card_not_present`).
+    Reissue {
+        block: String,
+    },
 }
 
 fn store_err(e: cardguard_store::StoreError) -> AppError {
@@ -533,6 +537,28 @@ impl App {
                 move_to(UNRESOLVED, to, "resolve", Some(now + close_ms))
             }
             CaseAction::Close => move_to(RESOLVED, "closed", "close", None),
+            CaseAction::Reissue { block } => {
+                if case.status == "closed" {
+                    return Err(not_allowed(&case.status, "reissue"));
+                }
+                let card = cardguard_core::CardToken::parse(&case.card_token)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                let r = self
+                    .reissue(
+                        &card,
+                        &block,
+                        self.config.cases.reissue_delivery_days,
+                        actor,
+                    )
+                    .await?;
+                let step = format!(
+                    "new card ending {} ({} block); {note}",
+                    r.row.new_last4, r.row.block
+                );
+                s.note_step(id, actor, "reissue", &step, now)
+                    .map_err(store_err)?;
+                self.case_row(id)
+            }
         }
     }
 
@@ -723,5 +749,60 @@ impl App {
             lines,
             totals,
         })
+    }
+}
+
+/// A card replaced: the reissue's record and the new card's expiry.
+#[derive(Debug, Clone)]
+pub struct Reissued {
+    pub row: cardguard_store::ReissueRow,
+    pub expiry: cardguard_core::Expiry,
+}
+
+/// A merchant that charged the card again and again (a subscription, a utility): the
+/// cardholder tells it the new card, unless it takes the account updater's feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recurring {
+    pub merchant_id: String,
+    pub merchant: String,
+    pub charges: usize,
+    pub last_ms: i64,
+}
+
+impl App {
+    /// The merchants that charged the card at least twice online in the last 180 days.
+    pub fn recurring_merchants(
+        &self,
+        card: &cardguard_core::CardToken,
+    ) -> Result<Vec<Recurring>, AppError> {
+        if self.card(card).is_none() {
+            return Err(AppError::NotFound(format!("no card {card}")));
+        }
+        let since = self.now().0 - 180 * 86_400_000;
+        let rows = self
+            .cases_store()
+            .transactions(&card.to_string(), since, 10_000)
+            .map_err(store_err)?;
+        let mut by: std::collections::BTreeMap<String, Recurring> =
+            std::collections::BTreeMap::new();
+        for t in &rows {
+            let Some(d) = tx_doc(t) else { continue };
+            if d.decision != "approve" || !(d.channel == "ecommerce" || d.channel == "moto") {
+                continue;
+            }
+            let e = by
+                .entry(d.merchant_id.clone())
+                .or_insert_with(|| Recurring {
+                    merchant_id: d.merchant_id.clone(),
+                    merchant: d.merchant.clone(),
+                    charges: 0,
+                    last_ms: t.at_ms,
+                });
+            e.charges += 1;
+            e.last_ms = e.last_ms.max(t.at_ms);
+        }
+        let mut out: Vec<Recurring> = by.into_values().filter(|r| r.charges >= 2).collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.last_ms));
+        Ok(out)
     }
 }

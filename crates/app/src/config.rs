@@ -49,12 +49,15 @@ pub struct CasesConfig {
     /// Days a resolved case stays resolved (for a late word from the cardholder or the
     /// acquirer) before it closes by itself.
     pub close_after_days: u32,
+    /// Days until a reissued card is expected at the cardholder's.
+    pub reissue_delivery_days: u32,
 }
 
 impl Default for CasesConfig {
     fn default() -> Self {
         CasesConfig {
             close_after_days: 30,
+            reissue_delivery_days: 7,
         }
     }
 }

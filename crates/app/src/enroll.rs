@@ -232,7 +232,7 @@ impl CardRecord {
         let status = cardguard_engine::CardStatus::parse(&self.status).ok_or_else(|| {
             FieldError::new(
                 "status",
-                "must be one of active, inactive, blocked, lost, stolen, closed",
+                "must be one of active, inactive, blocked, cnp_blocked, lost, stolen, closed",
             )
         })?;
         let service_code = digits("service_code", &self.service_code, 3, 3)?;

@@ -555,7 +555,11 @@ impl StepUp {
             TransStatus::N
         } else if matches!(
             c.status,
-            CardStatus::Blocked | CardStatus::Lost | CardStatus::Stolen | CardStatus::Closed
+            CardStatus::Blocked
+                | CardStatus::Lost
+                | CardStatus::Stolen
+                | CardStatus::Closed
+                | CardStatus::CnpBlocked
         ) {
             reasons.push(reason(
                 "card_blocked",

@@ -138,7 +138,7 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
             .unwrap()
             .contains("awaiting_cardholder")
     );
-    let (s, _) = act(&mut analyst, id, json!({"action": "reissue"})).await;
+    let (s, _) = act(&mut analyst, id, json!({"action": "escalate"})).await;
     assert_eq!(s, 400);
     // Released: the same purchase again is approved; the case is resolved, then closed.
     let (s, r) = act(
@@ -581,4 +581,181 @@ async fn an_analysts_block_tells_the_cardholder() {
         "{notice}"
     );
     assert!(!notice["body"].as_str().unwrap().contains(PAN));
+    // The analyst replaces the card from the case: a step says which new card.
+    let id = open[0]["id"].as_i64().unwrap();
+    let (s, r) = act(
+        &mut analyst,
+        id,
+        json!({"action": "reissue", "block": "full"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let (_, v) = analyst.get(&format!("/v1/cases/{id}")).await.unwrap();
+    let last = v["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "reissue");
+    assert!(
+        last["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("new card ending "),
+        "{last}"
+    );
+    let reissued = sink
+        .next(Duration::from_secs(10))
+        .expect("the reissue notice");
+    assert!(
+        reissued["subject"].as_str().unwrap().contains("再発行"),
+        "{reissued}"
+    );
+}
+
+fn online(id: &str, at: &str, merchant: &str, yen: u64) -> Value {
+    json!({"id": id, "timestamp": at,
+     "card": {"number": PAN, "expiry": "2029-12", "csc": "123"},
+     "amount": {"value": yen, "currency": "JPY"},
+     "merchant": {"id": merchant, "terminal_id": "web", "name": merchant.to_uppercase(), "mcc": "4899",
+                  "country": "JP", "city": "Tokyo"},
+     "channel": "ecommerce", "type": "purchase"})
+}
+
+#[tokio::test]
+async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
+    let Some(sink) = common::Sink::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(30)
+        + &format!(
+            "[notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"Example Card <alerts@cards.example>\"\ntls = \"none\"\n",
+            sink.port
+        );
+    let (child, addr) = common::serve(dir.path(), &cfg);
+    let _server = common::Running(child);
+    let mut admin = Client::connect(addr, ADMIN).await.unwrap();
+    let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
+    let mut card = common::tokyo_card(PAN);
+    card["notifications"] =
+        json!({"channels": ["email"], "usage_threshold": {"value": 10_000_000, "currency": "JPY"}});
+    let (_, c) = admin.post("/v1/cards", &card).await.unwrap();
+    let token = c["card_token"].as_str().unwrap().to_owned();
+    // A subscription charged twice, and a one-off purchase.
+    for (i, (at, m)) in [
+        ("2026-10-05T09:00:00+09:00", "m-video"),
+        ("2026-11-05T09:00:00+09:00", "m-video"),
+        ("2026-11-20T09:00:00+09:00", "m-shop"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (_, a) = admin
+            .post(
+                "/v1/authorizations",
+                &online(&format!("r-{i}"), at, m, 1490),
+            )
+            .await
+            .unwrap();
+        assert_eq!(a["decision"], "approve", "{a}");
+    }
+
+    let path = format!("/v1/cards/{token}/reissue");
+    let (s, e) = admin.post(&path, &json!({"block": "half"})).await.unwrap();
+    assert_eq!((s, e["error"]["field"].as_str()), (400, Some("block")));
+    let (s, r) = admin
+        .post(&path, &json!({"block": "card_not_present"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{r}");
+    let new_token = r["card_token"].as_str().unwrap().to_owned();
+    let new_last4 = r["last4"].as_str().unwrap().to_owned();
+    assert_ne!(new_token, token);
+    assert!(
+        r["expected_delivery"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-1"),
+        "{r}"
+    );
+    assert_eq!(r["expiry"].as_str().unwrap().len(), 7);
+    let (s, _) = admin.post(&path, &json!({"block": "full"})).await.unwrap();
+    assert_eq!(s, 409, "reissued once");
+    // The cardholder is told, in Japanese, with the new card's last four digits.
+    let notice = sink
+        .next(Duration::from_secs(10))
+        .expect("the reissue notice");
+    let body = notice["body"].as_str().unwrap();
+    assert!(
+        body.contains(&new_last4) && body.contains("ICチップ"),
+        "{body}"
+    );
+    // Until the new card is active: online declined (62), in shops approved.
+    let (_, web) = admin
+        .post(
+            "/v1/authorizations",
+            &online("r-9", "2026-12-05T10:00:00+09:00", "m-shop", 500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(web["response_code"], "62", "{web}");
+    let (_, shop) = admin
+        .post(
+            "/v1/authorizations",
+            &authorization("r-10", "2026-12-05T11:00:00+09:00", TOKYO, 500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shop["decision"], "approve", "{shop}");
+    // The merchants that charge the card again and again, and the account updater's feed.
+    let (_, rec) = analyst
+        .get(&format!("/v1/cards/{token}/recurring-merchants"))
+        .await
+        .unwrap();
+    assert_eq!(rec.as_array().unwrap().len(), 1, "{rec}");
+    assert_eq!(
+        (rec[0]["merchant_id"].as_str(), rec[0]["charges"].as_u64()),
+        (Some("m-video"), Some(2))
+    );
+    assert_eq!(
+        admin.get("/v1/account-updater").await.unwrap().1,
+        json!([]),
+        "not active yet"
+    );
+    let (s, a) = admin
+        .post(&format!("/v1/cards/{new_token}/activate"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        admin
+            .post(&format!("/v1/cards/{new_token}/activate"), &json!({}))
+            .await
+            .unwrap()
+            .0,
+        409
+    );
+    assert_eq!(
+        admin
+            .post(&format!("/v1/cards/{token}/activate"), &json!({}))
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    let (_, feed) = admin
+        .get("/v1/account-updater?since=2026-01-01T00:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(feed[0]["old_card_token"], token.as_str());
+    assert_eq!(feed[0]["card_token"], new_token.as_str());
+    assert_eq!(feed[0]["last4"], new_last4.as_str());
+    // The old card is closed; a closed card is not reissued.
+    let (_, shop) = admin
+        .post(
+            "/v1/authorizations",
+            &authorization("r-11", "2026-12-05T12:00:00+09:00", TOKYO, 500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shop["decision"], "decline", "{shop}");
+    let (s, e) = admin.post(&path, &json!({"block": "full"})).await.unwrap();
+    assert_eq!(s, 409, "{e}");
 }

@@ -25,6 +25,9 @@ pub enum CardStatus {
     Lost,
     Stolen,
     Closed,
+    /// Blocked for card-not-present use (its number leaked online) while its replacement is
+    /// on the way: card-present use (the chip) still goes through.
+    CnpBlocked,
 }
 
 impl CardStatus {
@@ -36,6 +39,7 @@ impl CardStatus {
             "lost" => CardStatus::Lost,
             "stolen" => CardStatus::Stolen,
             "closed" => CardStatus::Closed,
+            "cnp_blocked" => CardStatus::CnpBlocked,
             _ => return None,
         })
     }
@@ -48,6 +52,7 @@ impl CardStatus {
             CardStatus::Lost => "lost",
             CardStatus::Stolen => "stolen",
             CardStatus::Closed => "closed",
+            CardStatus::CnpBlocked => "cnp_blocked",
         }
     }
 }
@@ -251,6 +256,8 @@ pub(crate) fn decide(
         CardStatus::Stolen => Some(R::StolenCard),
         CardStatus::Blocked => Some(R::RestrictedCard),
         CardStatus::Inactive | CardStatus::Closed => Some(R::DoNotHonour),
+        CardStatus::CnpBlocked if facts.channel.is_physical() => None,
+        CardStatus::CnpBlocked => Some(R::RestrictedCard),
     };
     if let Some(code) = status_code {
         return out(

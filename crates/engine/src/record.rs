@@ -206,6 +206,11 @@ pub struct CardStatusRecord {
     /// Who changed it (an API key's client).
     pub actor: String,
     pub received: Timestamp,
+    /// For a reissue: the new card's last four digits and when it is expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_last4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Timestamp>,
 }
 
 /// One event of the log: the domain schema every writer and reader of the log shares (the

@@ -316,24 +316,29 @@ impl Composer {
 }
 
 impl Composer {
-    /// The notice that the issuer stopped the card (an analyst's block).
+    /// The notice that the issuer stopped the card (an analyst's block) or is replacing it.
     pub fn stopped(
         &self,
         rec: &cardguard_engine::CardStatusRecord,
         card: &CardInfo,
     ) -> Result<Vec<OutboxRow>, TemplateError> {
-        if rec.status != "blocked" {
-            return Ok(Vec::new());
-        }
+        let kind = match rec.status.as_str() {
+            "blocked" => "card-stopped",
+            "reissued" => "card-reissued",
+            _ => return Ok(Vec::new()),
+        };
         let (lang, tz) = self.reader(card);
         let ctx = context! {
             issuer => self.issuer.as_str(),
             last4 => rec.last4.to_string(),
             time => format::local_time(rec.received, &tz, lang),
+            new_last4 => rec.replacement_last4.clone().unwrap_or_default(),
+            expected => rec.expected.map(|e| format::local_time(e, &tz, lang)).unwrap_or_default(),
+            cnp => rec.reason == "card_not_present",
         };
         let id = format!("cs-{}-{}", rec.card_token, rec.received.0);
         self.emit(
-            "card-stopped",
+            kind,
             &id,
             card,
             &ctx,

@@ -9,18 +9,35 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use std::path::Path;
 
 /// Kinds of notification.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "fraud-alert",
     "usage-notice",
     "card-blocked",
     "one-time-code",
     "authentication-failed",
     "card-stopped",
+    "card-reissued",
 ];
 /// Languages a card may choose.
 pub const LANGUAGES: [&str; 2] = ["ja", "en"];
 
-const BUILT_IN: [(&str, &str); 24] = [
+const BUILT_IN: [(&str, &str); 28] = [
+    (
+        "card-reissued.en.txt",
+        include_str!("../templates/card-reissued.en.txt"),
+    ),
+    (
+        "card-reissued.en.sms.txt",
+        include_str!("../templates/card-reissued.en.sms.txt"),
+    ),
+    (
+        "card-reissued.ja.txt",
+        include_str!("../templates/card-reissued.ja.txt"),
+    ),
+    (
+        "card-reissued.ja.sms.txt",
+        include_str!("../templates/card-reissued.ja.sms.txt"),
+    ),
     (
         "card-stopped.en.txt",
         include_str!("../templates/card-stopped.en.txt"),
@@ -157,6 +174,9 @@ pub fn sample(held: bool) -> Value {
         otp => "123456",
         valid_minutes => 10,
         why => "too many wrong codes",
+        new_last4 => "8812",
+        expected => "2026年12月8日 10:15 (JST)",
+        cnp => held,
     }
 }
 

@@ -56,7 +56,49 @@ CREATE TABLE IF NOT EXISTS chargebacks (
     status TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chargebacks_case ON chargebacks (case_id);
+CREATE TABLE IF NOT EXISTS reissues (
+    old_token TEXT PRIMARY KEY,
+    new_token TEXT NOT NULL UNIQUE,
+    new_last4 TEXT NOT NULL,
+    new_expiry TEXT NOT NULL,
+    block TEXT NOT NULL,
+    requested_ms INTEGER NOT NULL,
+    expected_ms INTEGER NOT NULL,
+    activated_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS reissues_activated ON reissues (activated_ms);
 ";
+
+/// A card replaced by a new one: the block on the old card, when the new one is expected,
+/// when it was activated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReissueRow {
+    pub old_token: String,
+    pub new_token: String,
+    pub new_last4: String,
+    pub new_expiry: String,
+    /// `full` or `card_not_present`.
+    pub block: String,
+    pub requested_ms: i64,
+    pub expected_ms: i64,
+    pub activated_ms: Option<i64>,
+}
+
+const REISSUE_COLUMNS: &str =
+    "old_token, new_token, new_last4, new_expiry, block, requested_ms, expected_ms, activated_ms";
+
+fn reissue(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReissueRow> {
+    Ok(ReissueRow {
+        old_token: r.get(0)?,
+        new_token: r.get(1)?,
+        new_last4: r.get(2)?,
+        new_expiry: r.get(3)?,
+        block: r.get(4)?,
+        requested_ms: r.get(5)?,
+        expected_ms: r.get(6)?,
+        activated_ms: r.get(7)?,
+    })
+}
 
 /// A chargeback record for the acquirer: a disputed charge, why, how much, when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,6 +561,52 @@ impl SqliteCases {
         )?;
         let rows = st
             .query_map(params![card_token, from_ms, to_ms], tx_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records a reissue; false when the old card was reissued before.
+    pub fn put_reissue(&self, r: &ReissueRow) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            &format!("INSERT OR IGNORE INTO reissues ({REISSUE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![r.old_token, r.new_token, r.new_last4, r.new_expiry, r.block, r.requested_ms, r.expected_ms, r.activated_ms],
+        )? == 1)
+    }
+
+    /// The reissue that replaced `old_token`, or that made `new_token`.
+    pub fn reissue_of(&self, token: &str) -> Result<Option<ReissueRow>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {REISSUE_COLUMNS} FROM reissues WHERE old_token = ?1 OR new_token = ?1"
+                ),
+                [token],
+                reissue,
+            )
+            .optional()?)
+    }
+
+    /// Marks the new card of a reissue activated; false when it was before.
+    pub fn activate_reissue(&self, new_token: &str, at_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE reissues SET activated_ms = ?2 WHERE new_token = ?1 AND activated_ms IS NULL",
+            params![new_token, at_ms],
+        )? == 1)
+    }
+
+    /// Reissues activated at or after `since_ms`, oldest first (the account updater's feed).
+    pub fn activated_since(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ReissueRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {REISSUE_COLUMNS} FROM reissues WHERE activated_ms >= ?1 ORDER BY activated_ms LIMIT ?2"
+        ))?;
+        let rows = st
+            .query_map(params![since_ms, limit as i64], reissue)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

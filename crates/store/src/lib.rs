@@ -35,7 +35,7 @@ pub mod traits;
 
 pub use audit::{AuditEntry, AuditLog, AuditReport};
 pub use cards::{CardRow, SqliteCards};
-pub use cases::{CaseRow, ChargebackRow, SqliteCases, StepRow, Transition, TxRow};
+pub use cases::{CaseRow, ChargebackRow, ReissueRow, SqliteCases, StepRow, Transition, TxRow};
 pub use cursor::FileCursors;
 pub use holds::{HoldRow, SqliteHolds};
 pub use lock::DirLock;

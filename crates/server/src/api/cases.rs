@@ -213,6 +213,9 @@ pub struct ActionReq {
     pub fraud: Option<bool>,
     #[serde(default)]
     pub outcome: Option<String>,
+    /// `reissue`: `full` (default) or `card_not_present`.
+    #[serde(default)]
+    pub block: Option<String>,
     #[serde(default)]
     pub note: String,
 }
@@ -241,16 +244,13 @@ pub async fn act(
             },
         },
         "close" => CaseAction::Close,
-        "reissue" => {
-            return Err(ApiError::field(
-                "action",
-                "reissue is not available yet: block the card, then enroll its new number",
-            ));
-        }
+        "reissue" => CaseAction::Reissue {
+            block: req.block.clone().unwrap_or_else(|| "full".into()),
+        },
         _ => {
             return Err(ApiError::field(
                 "action",
-                "must be one of release, block, label, resolve, close",
+                "must be one of release, block, label, resolve, close, reissue",
             ));
         }
     };
@@ -361,5 +361,109 @@ pub async fn statement(
             "lines": st.lines.iter().map(transaction).collect::<Vec<_>>(),
             "totals": totals,
         })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueReq {
+    pub block: String,
+}
+
+fn reissue_json(r: &cardguard_store::ReissueRow) -> Value {
+    json!({
+        "old_card_token": r.old_token,
+        "card_token": r.new_token,
+        "last4": r.new_last4,
+        "expiry": r.new_expiry,
+        "block": r.block,
+        "expected_delivery": at(r.expected_ms),
+        "activated_at": r.activated_ms.map(at),
+    })
+}
+
+/// `POST /v1/cards/{token}/reissue` (admin): a new card for the old one, which is blocked
+/// in full or for card-not-present use until the new card is activated.
+pub async fn reissue(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    Path(token): Path<String>,
+    raw: Bytes,
+) -> Answer<Value> {
+    let req: ReissueReq = decode(&raw)?;
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let actor = format!("key:{}", client.as_str());
+    let days = ctx.app.config.cases.reissue_delivery_days;
+    let r = ctx.app.reissue(&token, &req.block, days, &actor).await?;
+    Ok((StatusCode::CREATED, Json(reissue_json(&r.row))))
+}
+
+/// `POST /v1/cards/{token}/activate` (admin): the replacement card is active; the card it
+/// replaces is closed.
+pub async fn activate(State(ctx): State<Ctx>, Path(token): Path<String>) -> Answer<Value> {
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let r = tokio::task::spawn_blocking(move || app.activate(&token))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((StatusCode::OK, Json(reissue_json(&r))))
+}
+
+/// `GET /v1/cards/{token}/recurring-merchants`: the merchants that charged the card online
+/// at least twice in 180 days, for the cardholder to tell of a new card.
+pub async fn recurring(State(ctx): State<Ctx>, Path(token): Path<String>) -> Answer<Vec<Value>> {
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let rows = tokio::task::spawn_blocking(move || app.recurring_merchants(&token))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((
+        StatusCode::OK,
+        Json(
+            rows.iter()
+                .map(|r| json!({"merchant_id": r.merchant_id, "merchant": r.merchant, "charges": r.charges, "last_charge": at(r.last_ms)}))
+                .collect(),
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinceQuery {
+    #[serde(default)]
+    since: Option<String>,
+}
+
+/// `GET /v1/account-updater?since=RFC3339` (admin): replacement cards activated since then
+/// (old card token → new token, last four, expiry), oldest first, for merchants that
+/// subscribe.
+pub async fn account_updater(
+    State(ctx): State<Ctx>,
+    Query(q): Query<SinceQuery>,
+) -> Answer<Vec<Value>> {
+    let since = match &q.since {
+        Some(s) => {
+            Timestamp::parse_rfc3339(s)
+                .map_err(|_| ApiError::field("since", "must be an RFC 3339 time"))?
+                .0
+        }
+        None => 0,
+    };
+    let app = std::sync::Arc::clone(&ctx.app);
+    let rows =
+        tokio::task::spawn_blocking(move || app.cases_store().activated_since(since, 10_000))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        Json(
+            rows.iter()
+                .map(|r| json!({"old_card_token": r.old_token, "card_token": r.new_token, "last4": r.new_last4, "expiry": r.new_expiry, "activated_at": r.activated_ms.map(at)}))
+                .collect(),
+        ),
     ))
 }

@@ -91,7 +91,9 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             p(Some(ADMIN), Some(max_body.min(MAX_LABEL_BYTES)))
         }
         (&Method::DELETE, path) if path.starts_with("/v1/lists/") => p(Some(ADMIN), None),
-        (&Method::GET, "/v1/holds" | "/v1/notifications") => p(Some(ADMIN), None),
+        (&Method::GET, "/v1/holds" | "/v1/notifications" | "/v1/account-updater") => {
+            p(Some(ADMIN), None)
+        }
         (&Method::POST, path)
             if (path.starts_with("/v1/holds/") && path.ends_with("/answer"))
                 || (path.starts_with("/v1/notifications/") && path.ends_with("/retry")) =>
@@ -115,7 +117,9 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             if path == "/v1/cases"
                 || path.starts_with("/v1/cases/")
                 || (path.starts_with("/v1/cards/")
-                    && (path.ends_with("/transactions") || path.ends_with("/statement"))) =>
+                    && (path.ends_with("/transactions")
+                        || path.ends_with("/statement")
+                        || path.ends_with("/recurring-merchants"))) =>
         {
             p(Some(CASEWORK), None)
         }
@@ -291,6 +295,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/cards/{token}/transactions"),
     ("post", "/v1/cards/{token}/disputes"),
     ("get", "/v1/cards/{token}/statement"),
+    ("post", "/v1/cards/{token}/reissue"),
+    ("post", "/v1/cards/{token}/activate"),
+    ("get", "/v1/cards/{token}/recurring-merchants"),
+    ("get", "/v1/account-updater"),
     ("get", "/challenge"),
     ("post", "/challenge"),
     ("get", "/challenge/passkey.js"),
@@ -357,6 +365,13 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cards/{token}/transactions", get(cases::transactions))
         .route("/v1/cards/{token}/disputes", post(cases::dispute))
         .route("/v1/cards/{token}/statement", get(cases::statement))
+        .route("/v1/cards/{token}/reissue", post(cases::reissue))
+        .route("/v1/cards/{token}/activate", post(cases::activate))
+        .route(
+            "/v1/cards/{token}/recurring-merchants",
+            get(cases::recurring),
+        )
+        .route("/v1/account-updater", get(cases::account_updater))
         .route(
             crate::challenge::CHALLENGE_PATH,
             get(crate::challenge::show).post(crate::challenge::submit),
