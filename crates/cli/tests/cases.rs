@@ -581,6 +581,7 @@ async fn an_analysts_block_tells_the_cardholder() {
         "{notice}"
     );
     assert!(!notice["body"].as_str().unwrap().contains(PAN));
+    common::assert_clean(&notice);
     // The analyst replaces the card from the case: a step says which new card.
     let id = open[0]["id"].as_i64().unwrap();
     let (s, r) = act(
@@ -607,6 +608,7 @@ async fn an_analysts_block_tells_the_cardholder() {
         reissued["subject"].as_str().unwrap().contains("再発行"),
         "{reissued}"
     );
+    common::assert_clean(&reissued);
 }
 
 fn online(id: &str, at: &str, merchant: &str, yen: u64) -> Value {

@@ -171,6 +171,7 @@ rule = "challenge if :channel: = 'ecommerce' and not :authenticated:"
         "{body}"
     );
     assert!(!body.contains(PAN) && body.contains("ending 2349"));
+    common::assert_clean(&mail);
     let code = code_in(&mail);
     // The same request again: the first answer, no second code.
     let (_, again) = authenticate(&mut c, &authentication("3ds-1", PAN, 12800), None).await;
@@ -315,6 +316,7 @@ rule = "challenge if :channel: = 'ecommerce' and not :authenticated:"
             .unwrap()
             .contains("too many wrong codes")
     );
+    common::assert_clean(&alert);
 
     // Without credentials, nothing.
     let mut anon = Client::connect(addr, "wrong-key-0123456789abcdef")

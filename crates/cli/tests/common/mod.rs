@@ -176,3 +176,23 @@ pub fn browser() -> Option<(String, String)> {
     }
     Some((playwright.unwrap_or_default(), chromium))
 }
+
+/// Asserts that cardguard's own phishing analyzer finds a message the SMTP sink took clean
+/// (our notices must not look like the phishing we flag).
+pub fn assert_clean(message: &Value) {
+    let raw: Vec<u8> = message["raw"]
+        .as_str()
+        .expect("the raw message")
+        .chars()
+        .map(|c| c as u8)
+        .collect();
+    let report =
+        cardguard_phish::analyze(&raw, &cardguard_phish::BrandRegistry::builtin()).unwrap();
+    assert_eq!(
+        report.verdict,
+        cardguard_phish::analyze::Verdict::Clean,
+        "{} {:?}",
+        message["subject"],
+        report.reasons
+    );
+}
