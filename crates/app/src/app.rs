@@ -891,7 +891,7 @@ impl App {
     /// card registry, and logs the change (the cardholder is told) once it is stored.
     pub async fn block_card(&self, card: &CardToken, actor: &str) -> Result<(), AppError> {
         let info = self.enrolled_card(card)?;
-        self.set_blocked(card)?;
+        self.set_status(card, cardguard_engine::CardStatus::Blocked)?;
         let rec = cardguard_engine::CardStatusRecord {
             card_token: *card,
             last4: cardguard_core::Last4::parse(&info.last4)
@@ -920,24 +920,45 @@ impl App {
         durable(rx).await
     }
 
-    fn set_blocked(&self, card: &CardToken) -> Result<(), AppError> {
-        self.set_status(card, cardguard_engine::CardStatus::Blocked)
-    }
-
     /// Sets a card's status in the registry and its database.
     fn set_status(
         &self,
         card: &CardToken,
         status: cardguard_engine::CardStatus,
     ) -> Result<(), AppError> {
+        let (info, row) = self.stored_card(card)?;
+        let mut next = (*info).clone();
+        next.status = status;
+        self.save_card(next, row)
+    }
+
+    /// An enrolled card with its stored row (which holds its PAN's ciphertext).
+    fn stored_card(
+        &self,
+        card: &CardToken,
+    ) -> Result<(Arc<CardInfo>, cardguard_store::CardRow), AppError> {
         let info = self.enrolled_card(card)?;
         let row = self
             .cards_db
             .get(&card.to_string())
             .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
             .ok_or_else(|| AppError::NotFound(format!("no card {card}")))?;
-        let mut next = (*info).clone();
-        next.status = status;
+        Ok((info, row))
+    }
+
+    /// The PAN of a card's stored row.
+    fn row_pan(
+        &self,
+        card: &CardToken,
+        row: &cardguard_store::CardRow,
+    ) -> Result<cardguard_core::Pan, AppError> {
+        self.keys
+            .decrypt_pan(&row.pan_ciphertext, &row.pan_nonce, card)
+            .map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// Stores a changed card with the PAN of its stored row, and puts it in the registry.
+    fn save_card(&self, next: CardInfo, row: cardguard_store::CardRow) -> Result<(), AppError> {
         let row = next.to_row(row.pan_ciphertext, row.pan_nonce, self.clock.now());
         self.cards_db
             .upsert(&row)
@@ -971,7 +992,7 @@ impl App {
                 ));
             }
         };
-        let info = self.enrolled_card(old)?;
+        let (info, row) = self.stored_card(old)?;
         if matches!(info.status, CardStatus::Closed) {
             return Err(AppError::Conflict(
                 "the card is closed: a closed card is not reissued".into(),
@@ -991,15 +1012,7 @@ impl App {
                 "the card is itself a replacement waiting for activation".into()
             }));
         }
-        let row = self
-            .cards_db
-            .get(&old.to_string())
-            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
-            .ok_or_else(|| AppError::NotFound(format!("no card {old}")))?;
-        let old_pan = self
-            .keys
-            .decrypt_pan(&row.pan_ciphertext, &row.pan_nonce, old)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let old_pan = self.row_pan(old, &row)?;
         let digits = old_pan.expose();
         let bin = &digits[..if digits.len() >= 16 { 8 } else { 6 }];
         let random = |n: usize| -> Result<String, AppError> {
@@ -1939,22 +1952,14 @@ impl App {
         birth_date: Option<cardguard_cardsec::pin_policy::BirthDate>,
     ) -> Result<(), AppError> {
         use crate::registry::PinMethod;
-        let info = self.enrolled_card(card)?;
+        let (info, row) = self.stored_card(card)?;
         let method = info.pin.clone().ok_or_else(|| {
             AppError::invalid(
                 "pin_block",
                 "the card has no PIN method (enroll it with pin.method and its key)",
             )
         })?;
-        let row = self
-            .cards_db
-            .get(&card.to_string())
-            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?
-            .ok_or_else(|| AppError::NotFound(format!("no card {card}")))?;
-        let pan = self
-            .keys
-            .decrypt_pan(&row.pan_ciphertext, &row.pan_nonce, card)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let pan = self.row_pan(card, &row)?;
         let pan = pan.expose();
         let pin = match registry::decode_pin_block(block, pan, &self.keys) {
             Some(Ok(p)) => p,
@@ -2031,12 +2036,7 @@ impl App {
         };
         let mut next = (*info).clone();
         next.pin = Some(method);
-        let row = next.to_row(row.pan_ciphertext, row.pan_nonce, self.clock.now());
-        self.cards_db
-            .upsert(&row)
-            .map_err(|e| AppError::Unavailable(format!("card registry: {e}")))?;
-        self.registry.insert(next);
-        Ok(())
+        self.save_card(next, row)
     }
 
     pub fn enroll(&self, record: &CardRecord) -> Result<Enrolled, AppError> {

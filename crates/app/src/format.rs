@@ -17,6 +17,15 @@ fn grouped(n: u64) -> String {
     out
 }
 
+/// A merchant as the cardholder reads it: its name, and its city when it has one.
+pub fn merchant(m: &cardguard_core::Merchant) -> String {
+    if m.city.is_empty() {
+        m.name.clone()
+    } else {
+        format!("{} ({})", m.name, m.city)
+    }
+}
+
 /// The amount as cardholders read it: the currency's sign where it has a common one
 /// (¥, US$, €, £, A$, C$, HK$, S$, ₩), otherwise the ISO code after the number; digits
 /// grouped by thousands, as many decimals as the currency has.

@@ -942,63 +942,74 @@ impl StepUp {
         verify: impl FnOnce(&mut Challenge) -> Result<Verdict, AppError>,
     ) -> Result<(Authentication, Option<&'static str>, bool), AppError> {
         let cfg = &self.cfg;
-        self.store
-            .change(
-                challenge_id,
-                now.0,
-                |tx| -> Result<(Authentication, Option<&'static str>, bool), AppError> {
-                    let mut auth = parse_doc(&tx.doc)?;
-                    let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
-                    if ch.ended_ms.is_some() {
-                        return Err(StepError::Ended.into());
-                    }
-                    let (error, ended) = if now.0 > ch.expires_ms {
-                        end(&mut auth, TransStatus::N, "challenge_expired", now);
-                        (None, true)
-                    } else {
-                        match verify(ch)? {
-                            Verdict::Right => {
-                                let id = random_bytes::<16>()
-                                    .map_err(|e| AppError::Internal(e.to_string()))?;
-                                auth.device_id = Some(format!("dv_{}", hex(&id)));
-                                if let Some(ua) = user_agent {
-                                    auth.device_label = device_label(Some(ua));
-                                }
-                                auth.value_expires_ms =
-                                    Some(now.0 + i64::from(cfg.value_valid_minutes) * 60_000);
-                                let why = if ch.factor == Factor::Passkey {
-                                    "passkey_verified"
-                                } else {
-                                    "code_accepted"
-                                };
-                                end(&mut auth, TransStatus::Y, why, now);
-                                tx.card_failures = 0;
-                                tx.value_hash = Some(value_hash(
-                                    keys,
-                                    &auth_value(keys, &store_key(&auth.client, &auth.id)),
-                                ));
-                                (None, true)
-                            }
-                            Verdict::Expired => (Some("code_expired"), false),
-                            Verdict::Wrong => {
-                                ch.wrong += 1;
-                                tx.card_failures = tx.card_failures.saturating_add(1);
-                                if ch.wrong >= cfg.max_wrong_codes {
-                                    end(&mut auth, TransStatus::N, "too_many_wrong_codes", now);
-                                    (None, true)
-                                } else if tx.card_failures >= cfg.max_card_failures {
-                                    end(&mut auth, TransStatus::N, "card_locked_out", now);
-                                    (None, true)
-                                } else {
-                                    (Some("wrong_code"), false)
-                                }
-                            }
+        let ((error, ended), auth) = self.change_auth(challenge_id, now, |auth, tx| {
+            let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+            if ch.ended_ms.is_some() {
+                return Err(StepError::Ended.into());
+            }
+            Ok(if now.0 > ch.expires_ms {
+                end(auth, TransStatus::N, "challenge_expired", now);
+                (None, true)
+            } else {
+                match verify(ch)? {
+                    Verdict::Right => {
+                        let id =
+                            random_bytes::<16>().map_err(|e| AppError::Internal(e.to_string()))?;
+                        auth.device_id = Some(format!("dv_{}", hex(&id)));
+                        if let Some(ua) = user_agent {
+                            auth.device_label = device_label(Some(ua));
                         }
-                    };
-                    tx.doc = to_doc(&auth)?;
-                    Ok((auth, error, ended))
-                },
-            )
+                        auth.value_expires_ms =
+                            Some(now.0 + i64::from(cfg.value_valid_minutes) * 60_000);
+                        let why = if ch.factor == Factor::Passkey {
+                            "passkey_verified"
+                        } else {
+                            "code_accepted"
+                        };
+                        end(auth, TransStatus::Y, why, now);
+                        tx.card_failures = 0;
+                        tx.value_hash = Some(value_hash(
+                            keys,
+                            &auth_value(keys, &store_key(&auth.client, &auth.id)),
+                        ));
+                        (None, true)
+                    }
+                    Verdict::Expired => (Some("code_expired"), false),
+                    Verdict::Wrong => {
+                        ch.wrong += 1;
+                        tx.card_failures = tx.card_failures.saturating_add(1);
+                        if ch.wrong >= cfg.max_wrong_codes {
+                            end(auth, TransStatus::N, "too_many_wrong_codes", now);
+                            (None, true)
+                        } else if tx.card_failures >= cfg.max_card_failures {
+                            end(auth, TransStatus::N, "card_locked_out", now);
+                            (None, true)
+                        } else {
+                            (Some("wrong_code"), false)
+                        }
+                    }
+                }
+            })
+        })?;
+        Ok((auth, error, ended))
+    }
+
+    /// Changes the authentication of a challenge in one transaction: `f` gets it (and the
+    /// transaction's card failures and value hash); what it leaves is stored, unless it
+    /// fails. Its result and the authentication after it.
+    fn change_auth<T>(
+        &self,
+        challenge_id: &str,
+        now: Timestamp,
+        f: impl FnOnce(&mut Authentication, &mut cardguard_store::ChallengeTx) -> Result<T, AppError>,
+    ) -> Result<(T, Authentication), AppError> {
+        self.store
+            .change(challenge_id, now.0, |tx| {
+                let mut auth = parse_doc(&tx.doc)?;
+                let out = f(&mut auth, tx)?;
+                tx.doc = to_doc(&auth)?;
+                Ok((out, auth))
+            })
             .map_err(store_err)?
             .ok_or(StepError::NotFound)?
     }
@@ -1042,43 +1053,32 @@ impl StepUp {
         let cfg = &self.cfg;
         let available = self.factors_of(card)?;
         let mut code = None;
-        let auth = self
-            .store
-            .change(
-                challenge_id,
-                now.0,
-                |tx| -> Result<Authentication, AppError> {
-                    let mut auth = parse_doc(&tx.doc)?;
-                    let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
-                    if ch.ended_ms.is_some() || now.0 > ch.expires_ms {
-                        return Err(StepError::Ended.into());
-                    }
-                    let factor = to.unwrap_or(ch.factor);
-                    if !available.contains(&factor) {
-                        return Err(StepError::FactorUnavailable(factor.as_str()).into());
-                    }
-                    let switching = factor != ch.factor;
-                    ch.factor = factor;
-                    if factor.sends_code() {
-                        if ch.sends > cfg.max_resends {
-                            return Err(StepError::TooManySends.into());
-                        }
-                        let wait = (ch.last_sent_ms + cfg.resend_interval_secs as i64 * 1000
-                            - now.0)
-                            / 1000;
-                        if !switching && ch.sends > 0 && wait > 0 {
-                            return Err(StepError::TooSoon(wait as u64).into());
-                        }
-                        code = Some(self.new_code_for(keys, ch, now)?);
-                    } else {
-                        ch.code_hash = None;
-                    }
-                    tx.doc = to_doc(&auth)?;
-                    Ok(auth)
-                },
-            )
-            .map_err(store_err)?
-            .ok_or(StepError::NotFound)??;
+        let ((), auth) = self.change_auth(challenge_id, now, |auth, _| {
+            let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+            if ch.ended_ms.is_some() || now.0 > ch.expires_ms {
+                return Err(StepError::Ended.into());
+            }
+            let factor = to.unwrap_or(ch.factor);
+            if !available.contains(&factor) {
+                return Err(StepError::FactorUnavailable(factor.as_str()).into());
+            }
+            let switching = factor != ch.factor;
+            ch.factor = factor;
+            if factor.sends_code() {
+                if ch.sends > cfg.max_resends {
+                    return Err(StepError::TooManySends.into());
+                }
+                let wait =
+                    (ch.last_sent_ms + cfg.resend_interval_secs as i64 * 1000 - now.0) / 1000;
+                if !switching && ch.sends > 0 && wait > 0 {
+                    return Err(StepError::TooSoon(wait as u64).into());
+                }
+                code = Some(self.new_code_for(keys, ch, now)?);
+            } else {
+                ch.code_hash = None;
+            }
+            Ok(())
+        })?;
         if let Some(code) = code {
             self.send_code(&auth, card, &code, now)?;
         }
@@ -1133,23 +1133,16 @@ impl StepUp {
             .start_passkey_registration(user, &name, &display, Some(existing))
             .map_err(|e| AppError::Internal(format!("passkey registration: {e}")))?;
         let state = serde_json::to_string(&state).map_err(|e| AppError::Internal(e.to_string()))?;
-        self.store
-            .change(challenge_id, now.0, |tx| -> Result<(), AppError> {
-                let mut auth = parse_doc(&tx.doc)?;
-                let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
-                // Only right after a success, while the page's link is valid.
-                if auth.trans_status != TransStatus::Y
-                    || ch.ended_ms.is_none()
-                    || now.0 > ch.expires_ms
-                {
-                    return Err(StepError::Ended.into());
-                }
-                ch.passkey_state = Some(state);
-                tx.doc = to_doc(&auth)?;
-                Ok(())
-            })
-            .map_err(store_err)?
-            .ok_or(StepError::NotFound)??;
+        self.change_auth(challenge_id, now, |auth, _| {
+            let passed = auth.trans_status == TransStatus::Y;
+            let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+            // Only right after a success, while the page's link is valid.
+            if !passed || ch.ended_ms.is_none() || now.0 > ch.expires_ms {
+                return Err(StepError::Ended.into());
+            }
+            ch.passkey_state = Some(state);
+            Ok(())
+        })?;
         serde_json::to_value(&options).map_err(|e| AppError::Internal(e.to_string()))
     }
 
@@ -1167,21 +1160,11 @@ impl StepUp {
             serde_json::from_value(credential.clone()).map_err(|e| {
                 AppError::invalid("credential", format!("is not a WebAuthn registration: {e}"))
             })?;
-        let (card, state) = self
-            .store
-            .change(
-                challenge_id,
-                now.0,
-                |tx| -> Result<(CardToken, String), AppError> {
-                    let mut auth = parse_doc(&tx.doc)?;
-                    let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
-                    let state = ch.passkey_state.take().ok_or(StepError::Ended)?;
-                    tx.doc = to_doc(&auth)?;
-                    Ok((auth.card_token, state))
-                },
-            )
-            .map_err(store_err)?
-            .ok_or(StepError::NotFound)??;
+        let (state, auth) = self.change_auth(challenge_id, now, |auth, _| {
+            let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+            Ok(ch.passkey_state.take().ok_or(StepError::Ended)?)
+        })?;
+        let card = auth.card_token;
         let state: webauthn_rs::prelude::PasskeyRegistration =
             serde_json::from_str(&state).map_err(|e| AppError::Internal(e.to_string()))?;
         let passkey = rp.finish_passkey_registration(&reg, &state).map_err(|e| {
@@ -1231,24 +1214,19 @@ impl StepUp {
             .start_passkey_authentication(&keys)
             .map_err(|e| AppError::Internal(format!("passkey authentication: {e}")))?;
         let state = serde_json::to_string(&state).map_err(|e| AppError::Internal(e.to_string()))?;
-        self.store
-            .change(challenge_id, now.0, |tx| -> Result<(), AppError> {
-                let mut auth = parse_doc(&tx.doc)?;
-                let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
-                if ch.ended_ms.is_some() || now.0 > ch.expires_ms {
-                    return Err(StepError::Ended.into());
-                }
-                if !ch.factors.contains(&Factor::Passkey) {
-                    return Err(StepError::FactorUnavailable("passkey").into());
-                }
-                ch.factor = Factor::Passkey;
-                ch.code_hash = None;
-                ch.passkey_state = Some(state);
-                tx.doc = to_doc(&auth)?;
-                Ok(())
-            })
-            .map_err(store_err)?
-            .ok_or(StepError::NotFound)??;
+        self.change_auth(challenge_id, now, |auth, _| {
+            let ch = auth.challenge.as_mut().ok_or(StepError::NotFound)?;
+            if ch.ended_ms.is_some() || now.0 > ch.expires_ms {
+                return Err(StepError::Ended.into());
+            }
+            if !ch.factors.contains(&Factor::Passkey) {
+                return Err(StepError::FactorUnavailable("passkey").into());
+            }
+            ch.factor = Factor::Passkey;
+            ch.code_hash = None;
+            ch.passkey_state = Some(state);
+            Ok(())
+        })?;
         serde_json::to_value(&options).map_err(|e| AppError::Internal(e.to_string()))
     }
 

@@ -45,6 +45,28 @@ pub fn text(field: &str, v: &str, max: usize) -> Result<String, FieldError> {
     Ok(v.to_owned())
 }
 
+/// An optional text field, checked as [`text`] when present.
+pub fn optional_text(
+    field: &str,
+    v: &Option<String>,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    v.as_deref().map(|s| text(field, s, max)).transpose()
+}
+
+/// An optional IPv4 or IPv6 address.
+pub fn optional_ip(
+    field: &str,
+    v: &Option<String>,
+) -> Result<Option<std::net::IpAddr>, FieldError> {
+    v.as_deref()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| FieldError::new(field, "must be an IPv4 or IPv6 address"))
+        })
+        .transpose()
+}
+
 /// Identifiers: 1 to 64 characters of letters, digits and `._:-`.
 pub fn ident(field: &str, v: &str) -> Result<String, FieldError> {
     if v.is_empty() || v.len() > 64 {

@@ -7,6 +7,7 @@
 mod common;
 
 use cardguard_server::client::Client;
+use common::{LA, NY, TOKYO};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -30,18 +31,9 @@ hold_expiry_minutes = {hold_minutes}
     )
 }
 
-fn authorization(id: &str, at: &str, city: (&str, &str, f64, f64), yen: u64) -> Value {
-    json!({"id": id, "timestamp": at,
-     "card": {"number": PAN, "expiry": "2029-12"},
-     "amount": {"value": yen, "currency": "JPY"},
-     "merchant": {"id": format!("m-{}", city.1.replace(' ', "-")), "terminal_id": "t-1", "name": "BIC CAMERA", "mcc": "5732",
-                  "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
-     "channel": "card_present", "type": "purchase"})
+fn authorization(id: &str, at: &str, city: common::City, yen: u64) -> Value {
+    common::shop_purchase(PAN, id, at, city, yen)
 }
-
-const TOKYO: (&str, &str, f64, f64) = ("JP", "Tokyo", 35.68, 139.76);
-const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
-const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
 
 /// The cases of `query` once there are `n` (the consumer follows the log).
 async fn cases(c: &mut Client, query: &str, n: usize) -> Vec<Value> {
@@ -54,6 +46,26 @@ async fn cases(c: &mut Client, query: &str, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("no {n} cases for {query}");
+}
+
+/// New York, then Los Angeles five minutes later: the second is held (impossible travel).
+/// Its answer.
+async fn held_in_la(c: &mut Client, prefix: &str) -> Value {
+    c.post(
+        "/v1/authorizations",
+        &authorization(&format!("{prefix}-1"), "2026-12-01T15:00:00Z", NY, 4000),
+    )
+    .await
+    .unwrap();
+    let (_, held) = c
+        .post(
+            "/v1/authorizations",
+            &authorization(&format!("{prefix}-2"), "2026-12-01T15:05:00Z", LA, 4000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held["decision"], "hold", "{held}");
+    held
 }
 
 async fn act(c: &mut Client, id: i64, body: Value) -> (u16, Value) {
@@ -75,22 +87,7 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
         .unwrap();
     let token = card["card_token"].as_str().unwrap().to_owned();
 
-    // New York, then Los Angeles five minutes later: held.
-    admin
-        .post(
-            "/v1/authorizations",
-            &authorization("c-1", "2026-12-01T15:00:00Z", NY, 4000),
-        )
-        .await
-        .unwrap();
-    let (_, held) = admin
-        .post(
-            "/v1/authorizations",
-            &authorization("c-2", "2026-12-01T15:05:00Z", LA, 4000),
-        )
-        .await
-        .unwrap();
-    assert_eq!(held["decision"], "hold");
+    let held = held_in_la(&mut admin, "c").await;
     let held_id = held["authorization_id"].as_str().unwrap().to_owned();
     let open = cases(&mut analyst, "status=awaiting_cardholder", 1).await;
     assert_eq!(open[0]["source"], "hold");
@@ -319,20 +316,7 @@ async fn a_hold_nobody_answers_moves_on_by_its_timer() {
         .post("/v1/cards", &common::tokyo_card(PAN))
         .await
         .unwrap();
-    admin
-        .post(
-            "/v1/authorizations",
-            &authorization("t-1", "2026-12-01T15:00:00Z", NY, 4000),
-        )
-        .await
-        .unwrap();
-    admin
-        .post(
-            "/v1/authorizations",
-            &authorization("t-2", "2026-12-01T15:05:00Z", LA, 4000),
-        )
-        .await
-        .unwrap();
+    held_in_la(&mut admin, "t").await;
     let moved = cases(&mut admin, "status=investigating", 1).await;
     let (_, v) = admin
         .get(&format!("/v1/cases/{}", moved[0]["id"]))
@@ -531,11 +515,7 @@ async fn an_analysts_block_tells_the_cardholder() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(30)
-        + &format!(
-            "[notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"Example Card <alerts@cards.example>\"\ntls = \"none\"\n",
-            sink.port
-        );
+    let cfg = config(30) + &common::smtp_section(sink.port);
     let (child, addr) = common::serve(dir.path(), &cfg);
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
@@ -544,20 +524,7 @@ async fn an_analysts_block_tells_the_cardholder() {
         .post("/v1/cards", &common::tokyo_card(PAN))
         .await
         .unwrap();
-    admin
-        .post(
-            "/v1/authorizations",
-            &authorization("b-1", "2026-12-01T15:00:00Z", NY, 4000),
-        )
-        .await
-        .unwrap();
-    admin
-        .post(
-            "/v1/authorizations",
-            &authorization("b-2", "2026-12-01T15:05:00Z", LA, 4000),
-        )
-        .await
-        .unwrap();
+    held_in_la(&mut admin, "b").await;
     let alert = sink.next(Duration::from_secs(10)).expect("the fraud alert");
     assert!(alert["subject"].as_str().unwrap().contains("2349"));
     let open = cases(&mut analyst, "status=awaiting_cardholder", 1).await;
@@ -626,11 +593,7 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(30)
-        + &format!(
-            "[notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"Example Card <alerts@cards.example>\"\ntls = \"none\"\n",
-            sink.port
-        );
+    let cfg = config(30) + &common::smtp_section(sink.port);
     let (child, addr) = common::serve(dir.path(), &cfg);
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();

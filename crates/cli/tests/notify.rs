@@ -10,6 +10,7 @@
 mod common;
 
 use cardguard_server::client::Client;
+use common::{LA, NY, TOKYO};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -40,18 +41,9 @@ public_url = "https://cards.example/"
     )
 }
 
-fn authorization(id: &str, at: &str, city: (&str, &str, f64, f64), yen: u64) -> Value {
-    json!({"id": id, "timestamp": at,
-     "card": {"number": PAN, "expiry": "2029-12"},
-     "amount": {"value": yen, "currency": "JPY"},
-     "merchant": {"id": format!("m-{}", city.1.replace(' ', "-")), "terminal_id": "t-1", "name": "BIC CAMERA", "mcc": "5732",
-                  "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
-     "channel": "card_present", "type": "purchase"})
+fn authorization(id: &str, at: &str, city: common::City, yen: u64) -> Value {
+    common::shop_purchase(PAN, id, at, city, yen)
 }
-
-const TOKYO: (&str, &str, f64, f64) = ("JP", "Tokyo", 35.68, 139.76);
-const NY: (&str, &str, f64, f64) = ("US", "New York", 40.71, -74.01);
-const LA: (&str, &str, f64, f64) = ("US", "Los Angeles", 34.05, -118.24);
 
 async fn enroll(c: &mut Client, language: &str) {
     let card = json!({"number": PAN, "expiry": "2029-12", "cardholder_id": "ch-1", "product": "gold",

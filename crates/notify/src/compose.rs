@@ -120,7 +120,7 @@ impl Composer {
         let ctx = context! {
             issuer => self.issuer.as_str(),
             last4 => tx.last4.to_string(),
-            merchant => merchant_text(&tx.merchant),
+            merchant => format::merchant(&tx.merchant),
             amount => format::money(&tx.amount),
             time => format::local_time(tx.ts, &tz, lang),
             held => held,
@@ -346,14 +346,6 @@ impl Composer {
             None,
             &card.notifications.channels,
         )
-    }
-}
-
-fn merchant_text(m: &cardguard_core::Merchant) -> String {
-    if m.city.is_empty() {
-        m.name.clone()
-    } else {
-        format!("{} ({})", m.name, m.city)
     }
 }
 

@@ -58,11 +58,7 @@ fn hold_row(rec: &cardguard_engine::AuthRecord, expiry_ms: i64) -> HoldRow {
         authorization_id: rec.authorization_id.clone(),
         card_token: rec.tx.card_token.to_string(),
         last4: rec.tx.last4.to_string(),
-        merchant: if m.city.is_empty() {
-            m.name.clone()
-        } else {
-            format!("{} ({})", m.name, m.city)
-        },
+        merchant: cardguard_app::format::merchant(m),
         amount: rec.tx.amount.value,
         currency: rec.tx.amount.currency.code().to_owned(),
         created_ms: received,

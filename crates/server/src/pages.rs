@@ -173,12 +173,7 @@ fn details(view: &AnswerView, w: &Words) -> String {
         card.and_then(|c| c.home.as_ref())
             .map(|h| h.country.as_str()),
     );
-    let m = &tx.merchant;
-    let merchant = if m.city.is_empty() {
-        m.name.clone()
-    } else {
-        format!("{} ({})", m.name, m.city)
-    };
+    let merchant = format::merchant(&tx.merchant);
     format!(
         "<dl><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>",
         w.merchant,

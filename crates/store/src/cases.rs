@@ -267,15 +267,13 @@ impl SqliteCases {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<TxRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
+        crate::query_rows(
+            &self.conn(),
             "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
              WHERE card_token = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3",
-        )?;
-        let rows = st
-            .query_map(params![card_token, since_ms, limit as i64], tx_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            params![card_token, since_ms, limit as i64],
+            tx_row,
+        )
     }
 
     /// Opens a case with its first step; a case of the same source about the same
@@ -305,21 +303,18 @@ impl SqliteCases {
         {
             return Ok((existing, false));
         }
-        tx.execute(
-            "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![card_token, authorization_id, source, status, at_ms, due_ms],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
-             VALUES (?1, ?2, ?3, 'open', NULL, ?4, ?5)",
-            params![id, at_ms, actor, status, note],
-        )?;
-        let row = tx.query_row(
-            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-            [id],
-            case,
+        let row = insert_case(
+            &tx,
+            &NewCase {
+                card_token,
+                authorization_id,
+                source,
+                status,
+                due_ms,
+                actor,
+                note,
+                at_ms,
+            },
         )?;
         tx.commit()?;
         Ok((row, true))
@@ -341,14 +336,12 @@ impl SqliteCases {
         &self,
         authorization_id: &str,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE authorization_id = ?1 ORDER BY id"
-        ))?;
-        let rows = st
-            .query_map([authorization_id], case)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        crate::query_rows(
+            &self.conn(),
+            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE authorization_id = ?1 ORDER BY id"),
+            [authorization_id],
+            case,
+        )
     }
 
     /// Cases, newest first: of a status and a card when given, at most `limit`.
@@ -358,26 +351,25 @@ impl SqliteCases {
         card_token: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE (?1 IS NULL OR status = ?1) \
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE (?1 IS NULL OR status = ?1) \
              AND (?2 IS NULL OR card_token = ?2) ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let rows = st
-            .query_map(params![status, card_token, limit as i64], case)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            ),
+            params![status, card_token, limit as i64],
+            case,
+        )
     }
 
     /// A case's steps, oldest first.
     pub fn steps(&self, id: i64) -> Result<Vec<StepRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
+        crate::query_rows(
+            &self.conn(),
             "SELECT at_ms, actor, action, from_status, to_status, note FROM case_steps \
              WHERE case_id = ?1 ORDER BY at_ms, rowid",
-        )?;
-        let rows = st
-            .query_map([id], |r| {
+            [id],
+            |r| {
                 Ok(StepRow {
                     at_ms: r.get(0)?,
                     actor: r.get(1)?,
@@ -386,9 +378,8 @@ impl SqliteCases {
                     to_status: r.get(4)?,
                     note: r.get(5)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Moves a case to `t.to` if its status is one of `t.from`, with its step, in one
@@ -473,17 +464,20 @@ impl SqliteCases {
                 return Ok(Err(c.authorization_id.clone()));
             }
         }
-        tx.execute(
-            "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
-             VALUES (?1, NULL, 'dispute', 'investigating', ?2, ?2, NULL)",
-            params![card_token, at_ms],
+        let row = insert_case(
+            &tx,
+            &NewCase {
+                card_token,
+                authorization_id: None,
+                source: "dispute",
+                status: "investigating",
+                due_ms: None,
+                actor,
+                note,
+                at_ms,
+            },
         )?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
-             VALUES (?1, ?2, ?3, 'open', NULL, 'investigating', ?4)",
-            params![id, at_ms, actor, note],
-        )?;
+        let id = row.id;
         let mut out = Vec::with_capacity(charges.len());
         for c in charges {
             let c = ChargebackRow {
@@ -513,24 +507,18 @@ impl SqliteCases {
             )?;
             out.push(c);
         }
-        let row = tx.query_row(
-            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-            [id],
-            case,
-        )?;
         tx.commit()?;
         Ok(Ok((row, out)))
     }
 
     /// The chargebacks of a case.
     pub fn chargebacks(&self, case_id: i64) -> Result<Vec<ChargebackRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
+        crate::query_rows(
+            &self.conn(),
             "SELECT authorization_id, case_id, card_token, reason, amount, currency, transaction_ms, \
              disputed_ms, status FROM chargebacks WHERE case_id = ?1 ORDER BY transaction_ms",
-        )?;
-        let rows = st
-            .query_map([case_id], |r| {
+            [case_id],
+            |r| {
                 Ok(ChargebackRow {
                     authorization_id: r.get(0)?,
                     case_id: r.get(1)?,
@@ -542,9 +530,8 @@ impl SqliteCases {
                     disputed_ms: r.get(7)?,
                     status: r.get(8)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// A card's transactions in `[from_ms, to_ms)`, oldest first.
@@ -554,15 +541,13 @@ impl SqliteCases {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TxRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
+        crate::query_rows(
+            &self.conn(),
             "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
              WHERE card_token = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms",
-        )?;
-        let rows = st
-            .query_map(params![card_token, from_ms, to_ms], tx_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            params![card_token, from_ms, to_ms],
+            tx_row,
+        )
     }
 
     /// Records a reissue; false when the old card was reissued before.
@@ -601,27 +586,59 @@ impl SqliteCases {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<ReissueRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {REISSUE_COLUMNS} FROM reissues WHERE activated_ms >= ?1 ORDER BY activated_ms LIMIT ?2"
-        ))?;
-        let rows = st
-            .query_map(params![since_ms, limit as i64], reissue)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {REISSUE_COLUMNS} FROM reissues WHERE activated_ms >= ?1 ORDER BY activated_ms LIMIT ?2"
+            ),
+            params![since_ms, limit as i64],
+            reissue,
+        )
     }
 
     /// Cases whose timer has run out at `now_ms`, at most `limit`.
     pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<CaseRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2"
-        ))?;
-        let rows = st
-            .query_map(params![now_ms, limit as i64], case)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2"
+            ),
+            params![now_ms, limit as i64],
+            case,
+        )
     }
+}
+
+/// A case to open.
+struct NewCase<'a> {
+    card_token: &'a str,
+    authorization_id: Option<&'a str>,
+    source: &'a str,
+    status: &'a str,
+    due_ms: Option<i64>,
+    actor: &'a str,
+    note: &'a str,
+    at_ms: i64,
+}
+
+/// Opens a case with its first step, inside the caller's transaction.
+fn insert_case(tx: &rusqlite::Transaction<'_>, c: &NewCase<'_>) -> Result<CaseRow, StoreError> {
+    tx.execute(
+        "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+        params![c.card_token, c.authorization_id, c.source, c.status, c.at_ms, c.due_ms],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+         VALUES (?1, ?2, ?3, 'open', NULL, ?4, ?5)",
+        params![id, c.at_ms, c.actor, c.status, c.note],
+    )?;
+    Ok(tx.query_row(
+        &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+        [id],
+        case,
+    )?)
 }
 
 fn tx_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxRow> {

@@ -124,6 +124,18 @@ pub(crate) fn open_sqlite(
     Ok(conn)
 }
 
+/// The rows a query gives, each made by `f` (prepared once per connection and cached).
+pub(crate) fn query_rows<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map(params, f)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.display().to_string(),

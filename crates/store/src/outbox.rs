@@ -194,15 +194,15 @@ impl SqliteOutbox {
 
     /// Pending notifications due at `now_ms`, oldest first, at most `limit`.
     pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE state = 'pending' AND next_ms <= ?1 \
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {COLUMNS} FROM notifications WHERE state = 'pending' AND next_ms <= ?1 \
              ORDER BY next_ms, created_ms LIMIT ?2"
-        ))?;
-        let rows = st
-            .query_map(params![now_ms, limit as i64], row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            ),
+            params![now_ms, limit as i64],
+            row,
+        )
     }
 
     /// When the next pending notification falls due, if any is pending.
@@ -269,15 +269,15 @@ impl SqliteOutbox {
 
     /// Notifications in `state`, newest first, at most `limit`.
     pub fn list(&self, state: OutboxState, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE state = ?1 \
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {COLUMNS} FROM notifications WHERE state = ?1 \
              ORDER BY created_ms DESC LIMIT ?2"
-        ))?;
-        let rows = st
-            .query_map(params![state.as_str(), limit as i64], row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            ),
+            params![state.as_str(), limit as i64],
+            row,
+        )
     }
 
     /// A card's notifications from `since_ms` on, newest first, at most `limit`.
@@ -287,15 +287,15 @@ impl SqliteOutbox {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE card_token = ?1 AND created_ms >= ?2 \
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {COLUMNS} FROM notifications WHERE card_token = ?1 AND created_ms >= ?2 \
              ORDER BY created_ms DESC LIMIT ?3"
-        ))?;
-        let rows = st
-            .query_map(params![card_token, since_ms, limit as i64], row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            ),
+            params![card_token, since_ms, limit as i64],
+            row,
+        )
     }
 
     pub fn counts(&self) -> Result<OutboxCounts, StoreError> {

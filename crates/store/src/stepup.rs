@@ -103,7 +103,7 @@ pub struct TotpRow {
 pub struct SqliteStepUp {
     conn: Mutex<Connection>,
     /// Stops the checkpointer thread when the store is dropped.
-    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 const DEVICE_COLUMNS: &str = "id, card_token, created_ms, last_used_ms, label, revoked_ms";
@@ -147,7 +147,7 @@ impl SqliteStepUp {
             .map_err(crate::io_err(path))?;
         Ok(SqliteStepUp {
             conn: Mutex::new(conn),
-            _checkpointer: Some(stop),
+            _checkpointer: stop,
         })
     }
 
@@ -335,14 +335,14 @@ impl SqliteStepUp {
 
     /// A card's devices, the most recently used first (revoked ones too).
     pub fn devices(&self, card_token: &str) -> Result<Vec<DeviceRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices WHERE card_token = ?1 ORDER BY last_used_ms DESC"
-        ))?;
-        let rows = st
-            .query_map([card_token], device)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        crate::query_rows(
+            &self.conn(),
+            &format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE card_token = ?1 ORDER BY last_used_ms DESC"
+            ),
+            [card_token],
+            device,
+        )
     }
 
     /// Notes that a device was used now.
@@ -379,13 +379,12 @@ impl SqliteStepUp {
 
     /// A card's passkeys, the most recently used first.
     pub fn passkeys(&self, card_token: &str) -> Result<Vec<PasskeyRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
+        crate::query_rows(
+            &self.conn(),
             "SELECT id, card_token, created_ms, last_used_ms, label, credential FROM passkeys \
              WHERE card_token = ?1 ORDER BY last_used_ms DESC",
-        )?;
-        let rows = st
-            .query_map([card_token], |r| {
+            [card_token],
+            |r| {
                 Ok(PasskeyRow {
                     id: r.get(0)?,
                     card_token: r.get(1)?,
@@ -394,9 +393,8 @@ impl SqliteStepUp {
                     label: r.get(4)?,
                     credential: r.get(5)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Removes a card's passkey; false when the card has no such passkey.

@@ -196,3 +196,26 @@ pub fn assert_clean(message: &Value) {
         report.reasons
     );
 }
+
+/// A city as the tests' merchants stand in it: country, name, latitude, longitude.
+pub type City = (&'static str, &'static str, f64, f64);
+pub const TOKYO: City = ("JP", "Tokyo", 35.68, 139.76);
+pub const NY: City = ("US", "New York", 40.71, -74.01);
+pub const LA: City = ("US", "Los Angeles", 34.05, -118.24);
+
+/// A card-present purchase of `yen` with the card `pan` at an electronics shop in `city`.
+pub fn shop_purchase(pan: &str, id: &str, at: &str, city: City, yen: u64) -> Value {
+    serde_json::json!({"id": id, "timestamp": at,
+     "card": {"number": pan, "expiry": "2029-12"},
+     "amount": {"value": yen, "currency": "JPY"},
+     "merchant": {"id": format!("m-{}", city.1.replace(' ', "-")), "terminal_id": "t-1", "name": "BIC CAMERA", "mcc": "5732",
+                  "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
+     "channel": "card_present", "type": "purchase"})
+}
+
+/// The `[notify.smtp]` section that sends a server's email to the sink on `port`.
+pub fn smtp_section(port: u16) -> String {
+    format!(
+        "[notify.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nfrom = \"Example Card <alerts@cards.example>\"\ntls = \"none\"\n"
+    )
+}

@@ -2,7 +2,9 @@
 //! Every field is checked; errors name the field; unknown fields are refused.
 
 use super::error::ApiError;
-use cardguard_app::validate::{digits, hex_bytes, ident, location, money, parsed, text};
+use cardguard_app::validate::{
+    digits, hex_bytes, ident, location, money, optional_ip, optional_text, parsed, text,
+};
 use cardguard_core::{
     Authorization, CardData, Channel, Country, Device, Expiry, Mcc, Merchant, Money, Pan,
     Timestamp, TxType,
@@ -161,20 +163,12 @@ impl AuthorizationReq {
         let device = match &self.device {
             Some(d) => Some(Device {
                 id: ident("device.id", &d.id)?,
-                ip: match &d.ip {
-                    Some(ip) => Some(ip.parse().map_err(|_| {
-                        ApiError::field("device.ip", "must be an IPv4 or IPv6 address")
-                    })?),
-                    None => None,
-                },
+                ip: optional_ip("device.ip", &d.ip)?,
                 ip_country: match &d.ip_country {
                     Some(c) => Some(parsed("device.ip_country", Country::parse(c))?),
                     None => None,
                 },
-                user_agent: match &d.user_agent {
-                    Some(u) => Some(text("device.user_agent", u, 512)?),
-                    None => None,
-                },
+                user_agent: optional_text("device.user_agent", &d.user_agent, 512)?,
             }),
             None => None,
         };

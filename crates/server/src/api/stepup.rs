@@ -15,7 +15,7 @@ use cardguard_app::stepup::{
     AccountInfo, AuthenticationAnswer, AuthenticationRequest, BrowserInfo, DeviceChannel, Factor,
     StepReason,
 };
-use cardguard_app::validate::{ident, parsed, text};
+use cardguard_app::validate::{ident, optional_ip, optional_text, parsed, text};
 use cardguard_core::{CardData, CardToken, Country, Expiry, Mcc, Merchant, Pan};
 use serde::{Deserialize, Serialize};
 
@@ -84,13 +84,6 @@ pub struct AccountReq {
     pub purchases_24h: Option<u32>,
 }
 
-fn optional(field: &str, v: &Option<String>, max: usize) -> Result<Option<String>, ApiError> {
-    Ok(match v {
-        Some(s) => Some(text(field, s, max)?),
-        None => None,
-    })
-}
-
 impl AuthenticationReq {
     pub fn validate(
         &self,
@@ -106,7 +99,7 @@ impl AuthenticationReq {
             ));
         }
         let m = &self.merchant;
-        let url = optional("merchant.url", &m.url, 2048)?;
+        let url = optional_text("merchant.url", &m.url, 2048)?;
         if let Some(u) = &url
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
@@ -129,16 +122,11 @@ impl AuthenticationReq {
         let b = self.browser.as_ref();
         let browser = match b {
             Some(b) => BrowserInfo {
-                user_agent: optional("browser.user_agent", &b.user_agent, 512)?,
-                ip: match &b.ip {
-                    Some(ip) => Some(ip.parse().map_err(|_| {
-                        ApiError::field("browser.ip", "must be an IPv4 or IPv6 address")
-                    })?),
-                    None => None,
-                },
-                accept_language: optional("browser.accept_language", &b.accept_language, 256)?,
-                screen: optional("browser.screen", &b.screen, 32)?,
-                time_zone: optional("browser.time_zone", &b.time_zone, 64)?,
+                user_agent: optional_text("browser.user_agent", &b.user_agent, 512)?,
+                ip: optional_ip("browser.ip", &b.ip)?,
+                accept_language: optional_text("browser.accept_language", &b.accept_language, 256)?,
+                screen: optional_text("browser.screen", &b.screen, 32)?,
+                time_zone: optional_text("browser.time_zone", &b.time_zone, 64)?,
             },
             None => BrowserInfo::default(),
         };
