@@ -1,7 +1,7 @@
 //! Cardholder notifications: a consumer of the event log (its own durable cursor, never a
 //! side effect of the request path) keeps the holds waiting for the cardholder's answer and
-//! the cases a "not me" opens, and turns each authorization that calls for it into rows of
-//! a durable outbox, which a delivery task sends.
+//! turns each event that calls for a message into rows of a durable outbox, which a
+//! delivery task sends; step-up challenges put their one-time codes in the same outbox.
 //!
 //! - [`compose`]: what an authorization tells its cardholder (fraud alert, usage notice)
 //!   and the signed answer links;
@@ -96,7 +96,7 @@ impl cardguard_app::stepup::CodeSender for Codes {
 }
 
 impl Notifier {
-    /// Starts the consumer of `app`'s log that keeps the holds and cases and, when a
+    /// Starts the consumer of `app`'s log that keeps the holds and, when a
     /// channel is configured (`[notify.smtp]`), fills the outbox, and the delivery of the
     /// outbox. A consumer that has no cursor yet starts at the end of the log: turning
     /// notifications on does not send alerts for the whole history.
