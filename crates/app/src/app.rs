@@ -369,6 +369,7 @@ impl App {
         let outbox = Arc::new(cardguard_store::SqliteOutbox::open(&notify_db)?);
         let passwords = config.passwords.policy()?;
         let audit = cardguard_store::AuditLog::open(&data_dir.join("audit.log"))?;
+        config.cases.check()?;
         let cases = cardguard_store::SqliteCases::open(&data_dir.join("cases.db"))?;
         let stepup = crate::stepup::StepUp::open(
             &data_dir.join("stepup.db"),
@@ -911,9 +912,26 @@ impl App {
         &self,
         rec: &cardguard_engine::CardStatusRecord,
     ) -> Result<(), AppError> {
+        self.log_notice_event(Event::KIND_CARD_STATUS, rec).await
+    }
+
+    /// Logs a decision on covering a cardholder's loss (the cardholder is told).
+    pub(crate) async fn log_coverage(
+        &self,
+        rec: &cardguard_engine::CoverageRecord,
+    ) -> Result<(), AppError> {
+        self.log_notice_event(Event::KIND_COVERAGE, rec).await
+    }
+
+    /// Appends an event that changes no engine state and waits until it is durable.
+    async fn log_notice_event<T: serde::Serialize>(
+        &self,
+        kind: u8,
+        rec: &T,
+    ) -> Result<(), AppError> {
         let rx = {
             let mut core = self.core();
-            let (_, rx) = append(&mut core, Event::KIND_CARD_STATUS, rec)?;
+            let (_, rx) = append(&mut core, kind, rec)?;
             core.since_snapshot += 1;
             rx
         };

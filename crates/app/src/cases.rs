@@ -64,7 +64,7 @@ pub const DISPUTE_WINDOW_DAYS: i64 = 60;
 const RELEASED_BY_ANALYST: &str = "analyst";
 
 /// The statuses a case is still being worked in.
-const UNRESOLVED: &[&str] = &["open", "awaiting_cardholder", "investigating"];
+pub(crate) const UNRESOLVED: &[&str] = &["open", "awaiting_cardholder", "investigating"];
 const WAITING: &[&str] = &["open", "awaiting_cardholder"];
 const RESOLVED: &[&str] = &["resolved_fraud", "resolved_genuine"];
 
@@ -142,6 +142,15 @@ pub struct CaseView {
     pub notifications: Vec<cardguard_store::OutboxRow>,
     /// A dispute's chargebacks.
     pub chargebacks: Vec<cardguard_store::ChargebackRow>,
+    /// The ledger postings made for the case.
+    pub postings: Vec<cardguard_store::Posting>,
+}
+
+/// A case after an action, with the compensation decision when it was resolved.
+#[derive(Debug, Clone)]
+pub struct ActionDone {
+    pub case: CaseRow,
+    pub compensation: Option<crate::coverage::Compensation>,
 }
 
 /// An analyst's action on a case.
@@ -155,8 +164,11 @@ pub enum CaseAction {
     Label {
         fraud: bool,
     },
+    /// Resolved as fraud (compensated as the card product's policy and the investigation's
+    /// findings say) or genuine (withheld charges billed again).
     Resolve {
         fraud: bool,
+        findings: Vec<String>,
     },
     Close,
     /// The card is replaced (`full` block, or `card_not_present`).
@@ -176,13 +188,15 @@ fn not_allowed(status: &str, action: &str) -> AppError {
 /// Starts the cases consumer: transactions kept in batches (written, then synced, before
 /// the consumer's position moves), cases opened and moved as the events say.
 pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
-    let buffer: Arc<Mutex<Vec<TxRow>>> = Arc::default();
+    type Batch = (Vec<TxRow>, Vec<cardguard_store::Posting>);
+    let buffer: Arc<Mutex<Batch>> = Arc::default();
     let flush = {
         let (app, buffer) = (Arc::clone(app), Arc::clone(&buffer));
         move || -> Result<(), HandlerError> {
-            let rows = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
+            let (rows, charges) =
+                std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
             app.cases_store()
-                .put_transactions(&rows)
+                .put_transactions(&rows, &charges)
                 .map_err(|e| HandlerError::from(e.to_string()))
         }
     };
@@ -212,8 +226,11 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                     let row = tx_row(rec);
                     let full = {
                         let mut b = buffer.lock().unwrap_or_else(|e| e.into_inner());
-                        b.push(row);
-                        b.len() >= 1024
+                        if row.billing == "billable" {
+                            b.1.push(crate::coverage::charge(&row, &rec.tx.amount));
+                        }
+                        b.0.push(row);
+                        b.0.len() >= 1024
                     };
                     if rec.outcome.decision == Decision::Hold {
                         f2()?;
@@ -283,9 +300,18 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                     };
                     // An approved charge labelled fraud is not billed while it is looked
                     // into (before its case shows).
-                    if tx.billing == "billable" {
-                        s.set_billing(&l.authorization_id, "withheld")
-                            .map_err(failed)?;
+                    if tx.billing == "billable"
+                        && let Some(doc) = tx_doc(&tx)
+                    {
+                        let m = crate::coverage::withhold(
+                            &tx.authorization_id,
+                            &tx.card_token,
+                            &doc.amount,
+                            None,
+                            l.ts.0,
+                        );
+                        // Refused only when the charge moved meanwhile: it stays as it is.
+                        let _ = s.post_moves(&[m]).map_err(failed)?;
                     }
                     let source = l.source.as_deref().unwrap_or("label");
                     // A dispute's labels: its case and chargebacks are there already.
@@ -320,8 +346,12 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
                 }
                 Event::Reversal(r) => {
                     f2()?;
-                    s.set_billing(&r.authorization_id, "not_billed")
-                        .map_err(failed)?;
+                    if let Some(tx) = s.transaction(&r.authorization_id).map_err(failed)?
+                        && let Some(doc) = tx_doc(&tx)
+                        && let Some(m) = crate::coverage::reversal(&tx, &doc.amount, r.received.0)
+                    {
+                        let _ = s.post_moves(&[m]).map_err(failed)?;
+                    }
                 }
                 _ => {}
             }
@@ -447,12 +477,38 @@ impl App {
                 .for_card(&case.card_token, since, 200)
                 .map_err(store_err)?,
             chargebacks: s.chargebacks(id).map_err(store_err)?,
+            postings: s.postings_of_case(id).map_err(store_err)?,
             case,
         })
     }
 
     /// An analyst's action on a case, allowed by its status; the step is recorded.
     pub async fn case_action(
+        self: &Arc<Self>,
+        id: i64,
+        action: CaseAction,
+        note: &str,
+        actor: &str,
+    ) -> Result<ActionDone, AppError> {
+        if let CaseAction::Resolve { fraud, findings } = &action {
+            let case = self.case_row(id)?;
+            let (case, c) = self
+                .resolve_case(&case, *fraud, findings, note, actor)
+                .await?;
+            return Ok(ActionDone {
+                case,
+                compensation: Some(c),
+            });
+        }
+        self.case_act(id, action, note, actor)
+            .await
+            .map(|case| ActionDone {
+                case,
+                compensation: None,
+            })
+    }
+
+    async fn case_act(
         self: &Arc<Self>,
         id: i64,
         action: CaseAction,
@@ -528,14 +584,7 @@ impl App {
                     .map_err(store_err)?;
                 self.case_row(id)
             }
-            CaseAction::Resolve { fraud } => {
-                let to = if fraud {
-                    "resolved_fraud"
-                } else {
-                    "resolved_genuine"
-                };
-                move_to(UNRESOLVED, to, "resolve", Some(now + close_ms))
-            }
+            CaseAction::Resolve { .. } => Err(AppError::Internal("resolve is not here".into())),
             CaseAction::Close => move_to(RESOLVED, "closed", "close", None),
             CaseAction::Reissue { block } => {
                 if case.status == "closed" {
@@ -606,6 +655,12 @@ pub struct Statement {
     pub lines: Vec<TxRow>,
     /// Per currency and billing status, the total in minor units.
     pub totals: std::collections::BTreeMap<(String, String), u64>,
+    /// The ledger's postings on the cardholder's account in the month (charges, and the
+    /// credits and rebillings of disputes, compensation, chargebacks and claims).
+    pub postings: Vec<cardguard_store::Posting>,
+    /// Per currency, what the month's postings add to what the cardholder owes (minor
+    /// units; negative: a credit).
+    pub due: std::collections::BTreeMap<String, i64>,
 }
 
 impl App {
@@ -682,8 +737,23 @@ impl App {
             });
         }
         let note = format!("{} charge(s) disputed: {reason}", charges.len());
+        let withhold = |c: &cardguard_store::ChargebackRow, case_id: i64| {
+            let amount = cardguard_core::Money {
+                value: c.amount as u64,
+                currency: cardguard_core::Currency::parse(&c.currency)
+                    .unwrap_or(cardguard_core::Currency::JPY),
+            };
+            crate::coverage::withhold(
+                &c.authorization_id,
+                &c.card_token,
+                &amount,
+                Some(case_id),
+                now,
+            )
+            .posting
+        };
         let (case, chargebacks) = match s
-            .dispute(&card.to_string(), &charges, actor, &note, now)
+            .dispute(&card.to_string(), &charges, withhold, actor, &note, now)
             .map_err(store_err)?
         {
             Ok(x) => x,
@@ -727,10 +797,30 @@ impl App {
                 .timestamp()
                 .as_millisecond())
         };
+        let (from, to) = (ms(start)?, ms(end)?);
         let rows = self
             .cases_store()
-            .transactions_between(&card.to_string(), ms(start)?, ms(end)?)
+            .transactions_between(&card.to_string(), from, to)
             .map_err(store_err)?;
+        let postings: Vec<cardguard_store::Posting> = self
+            .cases_store()
+            .postings_of_card(&card.to_string(), from, to)
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|p| {
+                p.debit == cardguard_store::ledger::CARDHOLDER
+                    || p.credit == cardguard_store::ledger::CARDHOLDER
+            })
+            .collect();
+        let mut due = std::collections::BTreeMap::new();
+        for p in &postings {
+            let sign = if p.debit == cardguard_store::ledger::CARDHOLDER {
+                1
+            } else {
+                -1
+            };
+            *due.entry(p.currency.clone()).or_insert(0i64) += sign * p.amount;
+        }
         let lines: Vec<TxRow> = rows
             .into_iter()
             .filter(|t| t.billing != "not_billed")
@@ -748,6 +838,8 @@ impl App {
             time_zone: tz.iana_name().unwrap_or("UTC").to_owned(),
             lines,
             totals,
+            postings,
+            due,
         })
     }
 }

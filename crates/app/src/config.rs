@@ -51,6 +51,14 @@ pub struct CasesConfig {
     pub close_after_days: u32,
     /// Days until a reissued card is expected at the cardholder's.
     pub reissue_delivery_days: u32,
+    /// The month (1-12) a shopping-protection policy year starts in.
+    pub policy_year_starts: u8,
+    /// Most documents a claim takes, and the largest one in bytes.
+    pub claim_documents: u32,
+    pub claim_document_max_bytes: u64,
+    /// Fraud compensation and shopping protection per card product (`[cases.products.gold]`);
+    /// a product not named here has the defaults, and a section's missing fields too.
+    pub products: BTreeMap<String, ProductPolicy>,
 }
 
 impl Default for CasesConfig {
@@ -58,7 +66,88 @@ impl Default for CasesConfig {
         CasesConfig {
             close_after_days: 30,
             reissue_delivery_days: 7,
+            policy_year_starts: 1,
+            claim_documents: 10,
+            claim_document_max_bytes: 10 * 1024 * 1024,
+            products: BTreeMap::new(),
         }
+    }
+}
+
+/// What a cardholder of a card product is covered for. Amounts are minor units of the base
+/// currency.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProductPolicy {
+    /// Fraudulent charges this many days before the report (the case's opening) are covered.
+    pub compensation_window_days: u32,
+    /// What the cardholder bears of a compensated case, from its base-currency charges.
+    pub compensation_deductible: u64,
+    /// Most a case compensates (0: no cap).
+    pub compensation_cap: u64,
+    /// An investigation's findings that void compensation (gross negligence), of
+    /// [`NEGLIGENCE_FINDINGS`].
+    pub gross_negligence: Vec<String>,
+    /// Damage or theft within this many days of the purchase is covered.
+    pub protection_window_days: u32,
+    /// Most shopping protection pays per card and policy year.
+    pub protection_annual_cap: u64,
+    /// What the cardholder bears of each claim.
+    pub protection_deductible: u64,
+}
+
+/// The findings an investigation may record that a product can count as gross negligence.
+pub const NEGLIGENCE_FINDINGS: [&str; 5] = [
+    "pin_written_on_card",
+    "pin_shared",
+    "card_lent",
+    "card_details_shared",
+    "late_report",
+];
+
+impl Default for ProductPolicy {
+    fn default() -> Self {
+        ProductPolicy {
+            compensation_window_days: 60,
+            compensation_deductible: 0,
+            compensation_cap: 0,
+            gross_negligence: ["pin_written_on_card", "pin_shared", "card_lent"]
+                .map(String::from)
+                .to_vec(),
+            protection_window_days: 90,
+            protection_annual_cap: 5_000_000,
+            protection_deductible: 3_000,
+        }
+    }
+}
+
+impl CasesConfig {
+    /// The policy of a card product.
+    pub fn product(&self, product: &str) -> ProductPolicy {
+        self.products.get(product).cloned().unwrap_or_default()
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("cases.{m}")));
+        if !(1..=12).contains(&self.policy_year_starts) {
+            return bad("policy_year_starts must be a month, 1 to 12".into());
+        }
+        for (name, p) in &self.products {
+            for f in &p.gross_negligence {
+                if !NEGLIGENCE_FINDINGS.contains(&f.as_str()) {
+                    return bad(format!(
+                        "products.{name}.gross_negligence: {f:?} is not one of {}",
+                        NEGLIGENCE_FINDINGS.join(", ")
+                    ));
+                }
+            }
+            if p.compensation_window_days == 0 || p.protection_window_days == 0 {
+                return bad(format!(
+                    "products.{name}: a window must be at least one day"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

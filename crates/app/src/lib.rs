@@ -25,8 +25,10 @@
 pub mod access;
 pub mod app;
 pub mod cases;
+pub mod claims;
 pub mod config;
 pub mod consumer;
+pub mod coverage;
 pub mod drift;
 pub mod enroll;
 pub mod error;

@@ -350,7 +350,7 @@ pub(crate) fn start_server_with(
 
 pub(crate) struct BenchCard {
     pub(crate) pan: String,
-    csc: String,
+    pub(crate) csc: String,
     pub(crate) city: usize,
 }
 

@@ -21,6 +21,12 @@ pub struct CasesArgs {
     /// Reads of each kind measured.
     #[arg(long, default_value_t = 5_000)]
     reads: u64,
+    /// Disputes of `--dispute-charges` charges each, through HTTP against a server started
+    /// here (0: none).
+    #[arg(long, default_value_t = 200)]
+    disputes: u64,
+    #[arg(long, default_value_t = 10)]
+    dispute_charges: u64,
 }
 
 fn token(card: u64) -> String {
@@ -35,6 +41,11 @@ pub fn run(a: CasesArgs) -> Result<()> {
     let t0 = Instant::now();
     let doc = r#"{"last4":"2349","amount":{"value":12800,"currency":"JPY"},"merchant":"BIC CAMERA","merchant_id":"m-1","city":"Tokyo","country":"JP","mcc":5732,"channel":"card_present","type":"purchase","decision":"approve","response_code":"00","risk_score":12,"reasons":[]}"#;
     let mut batch = Vec::with_capacity(10_000);
+    let mut charges = Vec::with_capacity(10_000);
+    let amount = cardguard_core::Money {
+        value: 12_800,
+        currency: cardguard_core::Currency::JPY,
+    };
     for i in 0..a.authorizations {
         batch.push(TxRow {
             authorization_id: format!("au_{i:012}"),
@@ -44,12 +55,17 @@ pub fn run(a: CasesArgs) -> Result<()> {
             billing: "billable".into(),
             doc: doc.into(),
         });
+        charges.push(cardguard_app::coverage::charge(
+            batch.last().expect("pushed"),
+            &amount,
+        ));
         if batch.len() == 10_000 {
-            s.put_transactions(&batch)?;
+            s.put_transactions(&batch, &charges)?;
             batch.clear();
+            charges.clear();
         }
     }
-    s.put_transactions(&batch)?;
+    s.put_transactions(&batch, &charges)?;
     let loaded_tx = t0.elapsed();
     let t1 = Instant::now();
     for c in 0..a.cases {
@@ -94,6 +110,16 @@ pub fn run(a: CasesArgs) -> Result<()> {
                     disputed_ms: now,
                     status: "pending".into(),
                 }],
+                |c: &ChargebackRow, case_id| {
+                    cardguard_app::coverage::withhold(
+                        &c.authorization_id,
+                        &c.card_token,
+                        &amount,
+                        Some(case_id),
+                        now,
+                    )
+                    .posting
+                },
                 "key:bench",
                 "bench",
                 now,
@@ -137,5 +163,82 @@ pub fn run(a: CasesArgs) -> Result<()> {
         "a case's timeline (case, steps, chargebacks, 30 days of the card): {}",
         report(&timeline)
     );
+    drop(s);
+    if a.disputes > 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(disputes(a.disputes, a.dispute_charges))?;
+    }
+    Ok(())
+}
+
+/// Disputes through HTTP: `n` cards with `charges` approved charges each (a day apart, in
+/// the last weeks), then each card's charges disputed at once; from the request to the
+/// answer, by which they are withheld with their chargebacks, the case opened and the fraud
+/// labels durable in the log.
+async fn disputes(n: u64, charges: u64) -> Result<()> {
+    use anyhow::{Context, bail};
+    use cardguard_server::client::Client;
+    use serde_json::json;
+    let key = "bench-disputes-key-0123456789abcdef";
+    let (server, http, _) = crate::bench::start_server(key, None, None, false)?;
+    println!("server: http://{http} (pid {})", server.child.id());
+    let cards = crate::bench::enroll(http, key, n).await?;
+    let mut c = Client::connect(http, key).await?;
+    let now = cardguard_core::Clock::now(&cardguard_core::SystemClock).0;
+    let mut per_card: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, card) in cards.iter().enumerate() {
+        let city = crate::bench::CITIES[card.city];
+        let (mut token, mut ids) = (String::new(), Vec::new());
+        for k in 0..charges {
+            let at = cardguard_core::Timestamp(now - (k as i64 + 1) * 86_400_000 - 3_600_000);
+            let body = json!({
+                "id": format!("dispute-{i}-{k}"), "timestamp": at.to_rfc3339(),
+                "card": {"number": card.pan, "expiry": "2029-12", "csc": card.csc},
+                "amount": {"value": 1000 + k * 100, "currency": city.4},
+                "merchant": {"id": format!("m-{k}"), "terminal_id": "t-1", "name": "BENCH SHOP",
+                             "mcc": "5411", "country": city.0, "city": city.1, "lat": city.2, "lon": city.3},
+                "channel": "card_present", "type": "purchase",
+            });
+            let (s, v) = c.post("/v1/authorizations", &body).await?;
+            if s != 200 || v["decision"] != "approve" {
+                bail!("authorizing a charge to dispute: {s} {v}");
+            }
+            token = v["card_token"].as_str().context("card_token")?.to_owned();
+            ids.push(v["authorization_id"].as_str().context("id")?.to_owned());
+        }
+        per_card.push((token, ids));
+    }
+    // The cases consumer indexes them.
+    let (last_token, _) = per_card.last().context("no cards")?;
+    for _ in 0..2000 {
+        let (_, v) = c
+            .get(&format!("/v1/cards/{last_token}/transactions?days=60"))
+            .await?;
+        if v.as_array().map_or(0, Vec::len) as u64 == charges {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    for (token, ids) in &per_card {
+        let t = Instant::now();
+        let (s, v) = c
+            .post(
+                &format!("/v1/cards/{token}/disputes"),
+                &json!({"authorization_ids": ids, "reason": "not_me"}),
+            )
+            .await?;
+        h.record(t.elapsed().as_nanos().max(1) as u64)?;
+        if s != 201 {
+            bail!("dispute: {s} {v}");
+        }
+    }
+    println!(
+        "a dispute of {charges} charges through HTTP (withheld, chargebacks, case, fraud labels durable), {n} disputes: {}",
+        report(&h)
+    );
+    drop(server);
     Ok(())
 }

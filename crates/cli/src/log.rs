@@ -69,6 +69,7 @@ struct Audit {
     answers: u64,
     authentications: u64,
     card_statuses: u64,
+    coverage_decisions: u64,
     /// Frames standing where a repair set damaged bytes aside.
     set_aside: u64,
     /// The number the next authorization should have.
@@ -121,6 +122,7 @@ impl Audit {
             Ok(Event::Answer(_)) => self.answers += 1,
             Ok(Event::Authentication(_)) => self.authentications += 1,
             Ok(Event::CardStatus(_)) => self.card_statuses += 1,
+            Ok(Event::Coverage(_)) => self.coverage_decisions += 1,
             Err(e) => self.bad_events.push((f.offset, e.to_string())),
         }
     }
@@ -171,7 +173,7 @@ impl Audit {
 
     fn print(&self, path: &Path) {
         println!(
-            "{}: {} frames ({} authorizations, {} labels, {} reversals, {} answers, {} authentications, {} card status changes), valid through offset {}",
+            "{}: {} frames ({} authorizations, {} labels, {} reversals, {} answers, {} authentications, {} card status changes, {} coverage decisions), valid through offset {}",
             path.display(),
             self.frames,
             self.authorizations,
@@ -180,6 +182,7 @@ impl Audit {
             self.answers,
             self.authentications,
             self.card_statuses,
+            self.coverage_decisions,
             self.end
         );
         if let Some(s) = self.snapshot {
@@ -319,6 +322,7 @@ fn tail(data_dir: PathBuf, name: Option<String>, from_end: bool, follow: bool) -
                 Event::Answer(a) => ("answer", serde_json::to_value(a)?),
                 Event::Authentication(a) => ("authentication", serde_json::to_value(a)?),
                 Event::CardStatus(c) => ("card_status", serde_json::to_value(c)?),
+                Event::Coverage(c) => ("coverage", serde_json::to_value(c)?),
             };
             let line = serde_json::json!({"offset": d.offset, "next": d.next, "kind": kind, "event": event});
             // Written through before the cursor may move past it.

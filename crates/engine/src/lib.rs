@@ -38,8 +38,8 @@ pub use lists::{ListError, ListKind, ListSet};
 pub use model_file::{Model, ModelError, StumpLeaf};
 pub use policy::{DEFAULT_RULES, ListHit, Policy};
 pub use record::{
-    AnswerRecord, AuthRecord, AuthenticationRecord, CardStatusRecord, Event, EventError,
-    LabelRecord, ReversalRecord, TxFacts, encode as encode_event,
+    AnswerRecord, AuthRecord, AuthenticationRecord, CardStatusRecord, CoverageRecord, Event,
+    EventError, LabelRecord, ReversalRecord, TxFacts, encode as encode_event,
 };
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{

@@ -213,6 +213,29 @@ pub struct CardStatusRecord {
     pub expected: Option<Timestamp>,
 }
 
+/// The issuer's decision on covering a cardholder's loss: fraud compensation after a case is
+/// resolved, or a shopping-protection claim. The cardholder is told; it changes no engine
+/// state (the money is in the ledger).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverageRecord {
+    pub card_token: CardToken,
+    pub last4: Last4,
+    /// `fraud_compensation` or `shopping_protection`.
+    pub scheme: String,
+    /// The case's or the claim's id.
+    pub reference: i64,
+    /// Whether anything is covered.
+    pub covered: bool,
+    /// What is credited to the card, per currency.
+    pub credited: Vec<Money>,
+    /// What is billed to the cardholder after all (not covered, or a deductible).
+    pub billed: Vec<Money>,
+    /// The decision's reasons, as the cardholder may read them.
+    pub reasons: Vec<String>,
+    pub actor: String,
+    pub received: Timestamp,
+}
+
 /// One event of the log: the domain schema every writer and reader of the log shares (the
 /// application appends them, a replay applies them, consumers follow them).
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +246,7 @@ pub enum Event {
     Answer(Box<AnswerRecord>),
     Authentication(Box<AuthenticationRecord>),
     CardStatus(Box<CardStatusRecord>),
+    Coverage(Box<CoverageRecord>),
 }
 
 /// Why an event could not be encoded or decoded.
@@ -249,6 +273,8 @@ impl Event {
     pub const KIND_AUTHENTICATION: u8 = 5;
     /// Frame kind of a card status change.
     pub const KIND_CARD_STATUS: u8 = 6;
+    /// Frame kind of a decision on covering a cardholder's loss.
+    pub const KIND_COVERAGE: u8 = 7;
 
     pub fn kind(&self) -> u8 {
         match self {
@@ -258,6 +284,7 @@ impl Event {
             Event::Answer(_) => Event::KIND_ANSWER,
             Event::Authentication(_) => Event::KIND_AUTHENTICATION,
             Event::CardStatus(_) => Event::KIND_CARD_STATUS,
+            Event::Coverage(_) => Event::KIND_COVERAGE,
         }
     }
 
@@ -269,7 +296,7 @@ impl Event {
             Event::Reversal(r) => &r.authorization_id,
             Event::Answer(a) => &a.authorization_id,
             Event::Authentication(a) => &a.authentication_id,
-            Event::CardStatus(_) => "",
+            Event::CardStatus(_) | Event::Coverage(_) => "",
         }
     }
 
@@ -282,6 +309,7 @@ impl Event {
             Event::Answer(a) => encode(a.as_ref()),
             Event::Authentication(a) => encode(a.as_ref()),
             Event::CardStatus(c) => encode(c.as_ref()),
+            Event::Coverage(c) => encode(c.as_ref()),
         }
     }
 
@@ -305,6 +333,9 @@ impl Event {
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             Event::KIND_CARD_STATUS => Ok(Event::CardStatus(Box::new(
+                serde_json::from_slice(payload).map_err(bad)?,
+            ))),
+            Event::KIND_COVERAGE => Ok(Event::Coverage(Box::new(
                 serde_json::from_slice(payload).map_err(bad)?,
             ))),
             k => Err(EventError::UnknownKind(k)),

@@ -688,7 +688,9 @@ impl Engine {
             crate::record::Event::Label(l) => self.apply_label(l),
             crate::record::Event::Reversal(r) => self.apply_reversal(r).map(|_| ()),
             crate::record::Event::Answer(a) => self.apply_answer(a).map(|_| ()),
-            crate::record::Event::Authentication(_) | crate::record::Event::CardStatus(_) => Ok(()),
+            crate::record::Event::Authentication(_)
+            | crate::record::Event::CardStatus(_)
+            | crate::record::Event::Coverage(_) => Ok(()),
         }
     }
 

@@ -232,7 +232,10 @@ pub fn replay_log(
             Event::Reversal(r) => {
                 reversed.insert(&r.authorization_id);
             }
-            Event::Auth(_) | Event::Authentication(_) | Event::CardStatus(_) => {}
+            Event::Auth(_)
+            | Event::Authentication(_)
+            | Event::CardStatus(_)
+            | Event::Coverage(_) => {}
         }
     }
     let mut ecfg = cfg.engine.clone();
@@ -282,7 +285,10 @@ pub fn replay_log(
             }
             // Labels arrive by the delay above, as in training on a dataset; a step-up
             // authentication changes no state.
-            Event::Label(_) | Event::Authentication(_) | Event::CardStatus(_) => {}
+            Event::Label(_)
+            | Event::Authentication(_)
+            | Event::CardStatus(_)
+            | Event::Coverage(_) => {}
         }
         if i % 65_536 == 0 {
             progress(i, n);

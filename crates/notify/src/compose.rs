@@ -349,6 +349,40 @@ impl Composer {
     }
 }
 
+impl Composer {
+    /// The notice of a decision on covering the cardholder's loss (fraud compensation, a
+    /// shopping-protection claim).
+    pub fn coverage(
+        &self,
+        rec: &cardguard_engine::CoverageRecord,
+        card: &CardInfo,
+    ) -> Result<Vec<OutboxRow>, TemplateError> {
+        let (lang, tz) = self.reader(card);
+        let sum = |m: &[Money]| m.iter().map(format::money).collect::<Vec<_>>().join(" + ");
+        let ctx = context! {
+            issuer => self.issuer.as_str(),
+            last4 => rec.last4.to_string(),
+            time => format::local_time(rec.received, &tz, lang),
+            scheme => rec.scheme.as_str(),
+            reference => rec.reference,
+            covered => rec.covered,
+            credited => sum(&rec.credited),
+            billed => sum(&rec.billed),
+            reasons => rec.reasons.clone(),
+        };
+        let id = format!("cov-{}-{}-{}", rec.scheme, rec.reference, rec.received.0);
+        self.emit(
+            "coverage-decision",
+            &id,
+            card,
+            &ctx,
+            rec.received.0,
+            None,
+            &card.notifications.channels,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -217,6 +217,11 @@ impl Notifier {
                                 queue(composer.stopped(rec, &card).map_err(|e| failed(&e))?)?;
                             }
                         }
+                        Event::Coverage(rec) => {
+                            if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
+                                queue(composer.coverage(rec, &card).map_err(|e| failed(&e))?)?;
+                            }
+                        }
                         Event::Authentication(rec) => {
                             if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
                                 queue(

@@ -9,7 +9,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use std::path::Path;
 
 /// Kinds of notification.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "fraud-alert",
     "usage-notice",
     "card-blocked",
@@ -17,11 +17,28 @@ pub const KINDS: [&str; 7] = [
     "authentication-failed",
     "card-stopped",
     "card-reissued",
+    "coverage-decision",
 ];
 /// Languages a card may choose.
 pub const LANGUAGES: [&str; 2] = ["ja", "en"];
 
-const BUILT_IN: [(&str, &str); 28] = [
+const BUILT_IN: [(&str, &str); 32] = [
+    (
+        "coverage-decision.en.txt",
+        include_str!("../templates/coverage-decision.en.txt"),
+    ),
+    (
+        "coverage-decision.en.sms.txt",
+        include_str!("../templates/coverage-decision.en.sms.txt"),
+    ),
+    (
+        "coverage-decision.ja.txt",
+        include_str!("../templates/coverage-decision.ja.txt"),
+    ),
+    (
+        "coverage-decision.ja.sms.txt",
+        include_str!("../templates/coverage-decision.ja.sms.txt"),
+    ),
     (
         "card-reissued.en.txt",
         include_str!("../templates/card-reissued.en.txt"),
@@ -177,6 +194,12 @@ pub fn sample(held: bool) -> Value {
         new_last4 => "8812",
         expected => "2026年12月8日 10:15 (JST)",
         cnp => held,
+        scheme => if held { "fraud_compensation" } else { "shopping_protection" },
+        reference => 7,
+        covered => held,
+        credited => "¥12,800",
+        billed => "¥3,000",
+        reasons => vec!["within_window", "deductible"],
     }
 }
 

@@ -27,6 +27,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let ctx = api::Ctx {
         max_body: app.config.server.max_body_bytes,
+        max_document: usize::try_from(app.config.cases.claim_document_max_bytes)
+            .unwrap_or(usize::MAX),
         body_timeout: std::time::Duration::from_millis(app.config.server.body_timeout_ms),
         app: Arc::clone(&app),
         keys: Arc::new(keys),

@@ -112,8 +112,26 @@ pub struct ChargebackRow {
     pub currency: String,
     pub transaction_ms: i64,
     pub disputed_ms: i64,
-    /// `pending` until the acquirer answers.
+    /// `pending` until the acquirer answers (`accepted`, `rejected`), or `withdrawn` (the
+    /// charge was found genuine).
     pub status: String,
+}
+
+pub(crate) const CHARGEBACK_COLUMNS: &str = "authorization_id, case_id, card_token, reason, \
+    amount, currency, transaction_ms, disputed_ms, status";
+
+pub(crate) fn chargeback(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChargebackRow> {
+    Ok(ChargebackRow {
+        authorization_id: r.get(0)?,
+        case_id: r.get(1)?,
+        card_token: r.get(2)?,
+        reason: r.get(3)?,
+        amount: r.get(4)?,
+        currency: r.get(5)?,
+        transaction_ms: r.get(6)?,
+        disputed_ms: r.get(7)?,
+        status: r.get(8)?,
+    })
 }
 
 /// One authorization as the cases keep it.
@@ -192,7 +210,11 @@ impl SqliteCases {
     /// [`SqliteCases::sync`] makes them durable (the consumer does before it saves its
     /// position).
     pub fn open(path: &Path) -> Result<SqliteCases, StoreError> {
-        let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
+        let conn = crate::open_sqlite(
+            path,
+            crate::Sync::Normal,
+            &format!("{SCHEMA}{}", crate::ledger::SCHEMA),
+        )?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(SqliteCases {
@@ -201,7 +223,7 @@ impl SqliteCases {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -214,9 +236,14 @@ impl SqliteCases {
         }
     }
 
-    /// Adds transactions in one transaction (one already there is left as it is).
-    pub fn put_transactions(&self, rows: &[TxRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+    /// Adds transactions with their charges' postings in one transaction (one already there
+    /// is left as it is).
+    pub fn put_transactions(
+        &self,
+        rows: &[TxRow],
+        charges: &[crate::Posting],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() && charges.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn();
@@ -236,16 +263,11 @@ impl SqliteCases {
                 ])?;
             }
         }
+        for p in charges {
+            crate::ledger::insert_posting(&tx, p)?;
+        }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Sets a transaction's billing status; false when there is no such transaction.
-    pub fn set_billing(&self, authorization_id: &str, billing: &str) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
-            "UPDATE transactions SET billing = ?2 WHERE authorization_id = ?1",
-            params![authorization_id, billing],
-        )? == 1)
     }
 
     pub fn transaction(&self, authorization_id: &str) -> Result<Option<TxRow>, StoreError> {
@@ -392,35 +414,11 @@ impl SqliteCases {
     ) -> Result<Option<Result<CaseRow, String>>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let Some(current) = tx
-            .query_row(
-                &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-                [id],
-                case,
-            )
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        if !t.from.contains(&current.status.as_str()) {
-            return Ok(Some(Err(current.status)));
+        let out = move_case(&tx, id, t)?;
+        if let Some(Ok(_)) = out {
+            tx.commit()?;
         }
-        tx.execute(
-            "UPDATE cases SET status = ?2, updated_ms = ?3, due_ms = ?4 WHERE id = ?1",
-            params![id, t.to, t.at_ms, t.due_ms],
-        )?;
-        tx.execute(
-            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, t.at_ms, t.actor, t.action, current.status, t.to, t.note],
-        )?;
-        let row = tx.query_row(
-            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-            [id],
-            case,
-        )?;
-        tx.commit()?;
-        Ok(Some(Ok(row)))
+        Ok(out)
     }
 
     /// Adds a step that does not change the status (a label, a block).
@@ -440,12 +438,14 @@ impl SqliteCases {
     }
 
     /// Records a dispute in one transaction: a case (source `dispute`, investigating), a
-    /// chargeback per charge, each charge withheld from billing. A charge disputed before
-    /// refuses the whole dispute (its id is returned; nothing changed).
+    /// chargeback per charge, each charge withheld from billing by `withhold(charge, case
+    /// id)`'s posting (a charge withheld before, by a fraud label, stays so). A charge
+    /// disputed before refuses the whole dispute (its id is returned; nothing changed).
     pub fn dispute(
         &self,
         card_token: &str,
         charges: &[ChargebackRow],
+        withhold: impl Fn(&ChargebackRow, i64) -> crate::Posting,
         actor: &str,
         note: &str,
         at_ms: i64,
@@ -501,10 +501,18 @@ impl SqliteCases {
                     c.status
                 ],
             )?;
-            tx.execute(
-                "UPDATE transactions SET billing = 'withheld' WHERE authorization_id = ?1",
-                [&c.authorization_id],
-            )?;
+            let m = crate::BillingMove {
+                posting: withhold(&c, id),
+                from: &["billable"],
+                to: "withheld",
+            };
+            match crate::ledger::apply_moves(&tx, std::slice::from_ref(&m))? {
+                Ok(_) => {}
+                Err(crate::Refused::Billing {
+                    billing: Some(b), ..
+                }) if b == "withheld" => {}
+                Err(_) => return Ok(Err(c.authorization_id.clone())),
+            }
             out.push(c);
         }
         tx.commit()?;
@@ -515,22 +523,11 @@ impl SqliteCases {
     pub fn chargebacks(&self, case_id: i64) -> Result<Vec<ChargebackRow>, StoreError> {
         crate::query_rows(
             &self.conn(),
-            "SELECT authorization_id, case_id, card_token, reason, amount, currency, transaction_ms, \
-             disputed_ms, status FROM chargebacks WHERE case_id = ?1 ORDER BY transaction_ms",
+            &format!(
+                "SELECT {CHARGEBACK_COLUMNS} FROM chargebacks WHERE case_id = ?1 ORDER BY transaction_ms"
+            ),
             [case_id],
-            |r| {
-                Ok(ChargebackRow {
-                    authorization_id: r.get(0)?,
-                    case_id: r.get(1)?,
-                    card_token: r.get(2)?,
-                    reason: r.get(3)?,
-                    amount: r.get(4)?,
-                    currency: r.get(5)?,
-                    transaction_ms: r.get(6)?,
-                    disputed_ms: r.get(7)?,
-                    status: r.get(8)?,
-                })
-            },
+            chargeback,
         )
     }
 
@@ -609,6 +606,41 @@ impl SqliteCases {
     }
 }
 
+/// Moves a case inside the caller's transaction (see [`SqliteCases::transition`]).
+pub(crate) fn move_case(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    t: &Transition<'_>,
+) -> Result<Option<Result<CaseRow, String>>, StoreError> {
+    let Some(current) = tx
+        .query_row(
+            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+            [id],
+            case,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if !t.from.contains(&current.status.as_str()) {
+        return Ok(Some(Err(current.status)));
+    }
+    tx.execute(
+        "UPDATE cases SET status = ?2, updated_ms = ?3, due_ms = ?4 WHERE id = ?1",
+        params![id, t.to, t.at_ms, t.due_ms],
+    )?;
+    tx.execute(
+        "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, t.at_ms, t.actor, t.action, current.status, t.to, t.note],
+    )?;
+    Ok(Some(Ok(tx.query_row(
+        &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+        [id],
+        case,
+    )?)))
+}
+
 /// A case to open.
 struct NewCase<'a> {
     card_token: &'a str,
@@ -659,18 +691,19 @@ mod tests {
     fn a_case_opens_once_moves_only_from_allowed_states_and_keeps_its_steps() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteCases::open(&dir.path().join("cases.db")).unwrap();
-        s.put_transactions(&[TxRow {
-            authorization_id: "au_1".into(),
-            card_token: "tok".into(),
-            at_ms: 10,
-            billing: "billable".into(),
-            doc: "{}".into(),
-        }])
+        s.put_transactions(
+            &[TxRow {
+                authorization_id: "au_1".into(),
+                card_token: "tok".into(),
+                at_ms: 10,
+                billing: "billable".into(),
+                doc: "{}".into(),
+            }],
+            &[],
+        )
         .unwrap();
         assert_eq!(s.transactions("tok", 0, 10).unwrap().len(), 1);
         assert_eq!(s.transactions("tok", 11, 10).unwrap().len(), 0);
-        assert!(s.set_billing("au_1", "withheld").unwrap());
-        assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
 
         let (c, new) = s
             .open_case(
@@ -750,8 +783,21 @@ mod tests {
             disputed_ms: 0,
             status: String::new(),
         };
+        let withhold = |c: &ChargebackRow, case_id: i64| crate::Posting {
+            id: format!("withhold:{}", c.authorization_id),
+            kind: "withhold".into(),
+            debit: crate::ledger::DISPUTED.into(),
+            credit: crate::ledger::CARDHOLDER.into(),
+            amount: c.amount,
+            currency: c.currency.clone(),
+            card_token: c.card_token.clone(),
+            authorization_id: Some(c.authorization_id.clone()),
+            case_id: Some(case_id),
+            claim_id: None,
+            at_ms: 50,
+        };
         let (d, rows) = s
-            .dispute("tok", &[cb("au_1")], "key:app", "not me", 50)
+            .dispute("tok", &[cb("au_1")], withhold, "key:app", "not me", 50)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -759,9 +805,18 @@ mod tests {
             ("dispute", "investigating", d.id)
         );
         assert_eq!(s.chargebacks(d.id).unwrap().len(), 1);
+        assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
+        assert_eq!(s.postings_of_case(d.id).unwrap().len(), 1);
         assert_eq!(
-            s.dispute("tok", &[cb("au_2"), cb("au_1")], "key:app", "again", 60)
-                .unwrap(),
+            s.dispute(
+                "tok",
+                &[cb("au_2"), cb("au_1")],
+                withhold,
+                "key:app",
+                "again",
+                60
+            )
+            .unwrap(),
             Err("au_1".into()),
             "disputed twice: refused whole"
         );

@@ -5,6 +5,8 @@
 //! - [`snapshot`]: atomic snapshots of the engine state with the log offset they cover;
 //! - [`audit`]: the audit trail, JSON lines in a hash chain;
 //! - [`cases`]: cases with their steps and timers, and the card transactions they are about;
+//! - [`ledger`]: the double-entry ledger of what cardholders are billed, and shopping-protection
+//!   claims with their documents (in `cases.db`);
 //! - [`cards`]: the card registry in SQLite (the PAN arrives here already encrypted);
 //! - [`cursor`]: the durable positions of the log's consumers;
 //! - [`outbox`]: the notification outbox in SQLite, one row per message to a cardholder;
@@ -24,6 +26,7 @@ pub mod cards;
 pub mod cases;
 pub mod cursor;
 pub mod holds;
+pub mod ledger;
 pub mod lock;
 pub mod log;
 pub mod outbox;
@@ -38,6 +41,7 @@ pub use cards::{CardRow, SqliteCards};
 pub use cases::{CaseRow, ChargebackRow, ReissueRow, SqliteCases, StepRow, Transition, TxRow};
 pub use cursor::FileCursors;
 pub use holds::{HoldRow, SqliteHolds};
+pub use ledger::{Balance, BillingMove, ClaimRefused, ClaimRow, DocumentRow, Posting, Refused};
 pub use lock::DirLock;
 pub use log::{
     Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,
@@ -84,6 +88,8 @@ pub enum StoreError {
     Locked { dir: String, holder: String },
     #[error("consumer cursor {0} is damaged")]
     BadCursor(String),
+    #[error("invalid change: {0}")]
+    Invalid(String),
 }
 
 /// How a SQLite database syncs its commits.

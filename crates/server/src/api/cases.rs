@@ -106,7 +106,22 @@ fn view(v: &CaseView) -> Value {
         .collect();
     out["timeline"] = timeline.into_iter().map(|(_, e)| e).collect();
     out["chargebacks"] = v.chargebacks.iter().map(chargeback).collect();
+    out["postings"] = v.postings.iter().map(posting).collect();
     out
+}
+
+/// A ledger posting as the API shows it.
+pub(crate) fn posting(p: &cardguard_store::Posting) -> Value {
+    json!({"id": p.id, "kind": p.kind, "debit": p.debit, "credit": p.credit,
+           "amount": {"value": p.amount, "currency": p.currency}, "at": at(p.at_ms),
+           "authorization_id": p.authorization_id, "case_id": p.case_id, "claim_id": p.claim_id})
+}
+
+/// A decision's reasons as the API shows them.
+pub(crate) fn reasons(r: &[cardguard_app::coverage::Reason]) -> Vec<Value> {
+    r.iter()
+        .map(|r| json!({"code": r.code, "detail": r.detail}))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +231,10 @@ pub struct ActionReq {
     /// `reissue`: `full` (default) or `card_not_present`.
     #[serde(default)]
     pub block: Option<String>,
+    /// `resolve` as fraud: what the investigation found that a card product may count as
+    /// gross negligence (`pin_written_on_card`, `pin_shared`, `card_lent`, …).
+    #[serde(default)]
+    pub findings: Vec<String>,
     #[serde(default)]
     pub note: String,
 }
@@ -226,7 +245,7 @@ pub async fn act(
     Extension(client): Extension<ClientId>,
     Path(id): Path<i64>,
     raw: Bytes,
-) -> Answer<CaseResp> {
+) -> Answer<Value> {
     let req: ActionReq = decode(&raw)?;
     let action = match req.action.as_str() {
         "release" => CaseAction::Release,
@@ -242,6 +261,7 @@ pub async fn act(
                 Some("genuine") => false,
                 _ => return Err(ApiError::field("outcome", "must be fraud or genuine")),
             },
+            findings: req.findings.clone(),
         },
         "close" => CaseAction::Close,
         "reissue" => CaseAction::Reissue {
@@ -258,8 +278,22 @@ pub async fn act(
         return Err(ApiError::field("note", "must be at most 1000 characters"));
     }
     let actor = format!("key:{}", client.as_str());
-    let row = ctx.app.case_action(id, action, &req.note, &actor).await?;
-    Ok((StatusCode::OK, Json(CaseResp::from(&row))))
+    let done = ctx.app.case_action(id, action, &req.note, &actor).await?;
+    let mut out = serde_json::to_value(CaseResp::from(&done.case)).unwrap_or(Value::Null);
+    if let Some(c) = &done.compensation {
+        out["compensation"] = json!({
+            "covered": c.covered,
+            "charges": c.charges.iter().map(|x| json!({
+                "authorization_id": x.authorization_id,
+                "amount": {"value": x.amount.value, "currency": x.amount.currency.code()},
+                "outcome": x.outcome,
+                "credited": {"value": x.credited.value, "currency": x.credited.currency.code()},
+            })).collect::<Vec<_>>(),
+            "reasons": reasons(&c.reasons),
+            "postings": c.moves.iter().map(|m| posting(&m.posting)).collect::<Vec<_>>(),
+        });
+    }
+    Ok((StatusCode::OK, Json(out)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,6 +394,8 @@ pub async fn statement(
             "time_zone": st.time_zone,
             "lines": st.lines.iter().map(transaction).collect::<Vec<_>>(),
             "totals": totals,
+            "postings": st.postings.iter().map(posting).collect::<Vec<_>>(),
+            "due": st.due,
         })),
     ))
 }
@@ -465,5 +501,60 @@ pub async fn account_updater(
                 .map(|r| json!({"old_card_token": r.old_token, "card_token": r.new_token, "last4": r.new_last4, "expiry": r.new_expiry, "activated_at": r.activated_ms.map(at)}))
                 .collect(),
         ),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargebackReq {
+    pub outcome: String,
+}
+
+/// `POST /v1/chargebacks/{authorization_id}`: the acquirer's answer to a pending chargeback
+/// (`accepted`: charged back; `rejected`).
+pub async fn chargeback_outcome(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    Path(authorization_id): Path<String>,
+    raw: Bytes,
+) -> Answer<Value> {
+    let req: ChargebackReq = decode(&raw)?;
+    let actor = format!("key:{}", client.as_str());
+    let app = std::sync::Arc::clone(&ctx.app);
+    let cb = tokio::task::spawn_blocking(move || {
+        app.chargeback_outcome(&authorization_id, &req.outcome, &actor)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((StatusCode::OK, Json(chargeback(&cb))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    #[serde(default)]
+    card_token: Option<String>,
+}
+
+/// `GET /v1/ledger?card_token=…`: every account's debits, credits and balance per currency,
+/// of one card or of all.
+pub async fn ledger(State(ctx): State<Ctx>, Query(q): Query<LedgerQuery>) -> Answer<Value> {
+    if let Some(t) = &q.card_token {
+        card(t, "card_token")?;
+    }
+    let app = std::sync::Arc::clone(&ctx.app);
+    let rows =
+        tokio::task::spawn_blocking(move || app.cases_store().balances(q.card_token.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "accounts": rows.iter().map(|b| json!({
+                "account": b.account, "currency": b.currency, "debits": b.debits,
+                "credits": b.credits, "balance": b.debits - b.credits,
+            })).collect::<Vec<_>>(),
+        })),
     ))
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cases;
+pub mod claims;
 pub mod dto;
 pub mod error;
 pub mod rules;
@@ -24,6 +25,8 @@ pub struct Ctx {
     pub app: Arc<App>,
     pub keys: Arc<ApiKeys>,
     pub max_body: usize,
+    /// The largest claim document (`cases.claim_document_max_bytes`).
+    pub max_document: usize,
     /// A body must arrive within this once its headers have (zero: no limit).
     pub body_timeout: std::time::Duration,
 }
@@ -42,7 +45,7 @@ struct Policy {
     body: Option<usize>,
 }
 
-fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
+fn policy(method: &axum::http::Method, path: &str, max_body: usize, document: usize) -> Policy {
     use axum::http::Method;
     let p = |scopes: Option<&'static [Scope]>, body: Option<usize>| Policy { scopes, body };
     const ADMIN: &[Scope] = &[Scope::Admin];
@@ -113,9 +116,17 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
             Some(max_body.min(MAX_LABEL_BYTES)),
         ),
         // Casework: the issuer's, or an analyst's.
+        (&Method::POST, path)
+            if path.starts_with("/v1/claims/") && path.ends_with("/documents") =>
+        {
+            p(Some(CASEWORK), Some(document))
+        }
         (&Method::GET, path)
             if path == "/v1/cases"
                 || path.starts_with("/v1/cases/")
+                || path == "/v1/claims"
+                || path.starts_with("/v1/claims/")
+                || path == "/v1/ledger"
                 || (path.starts_with("/v1/cards/")
                     && (path.ends_with("/transactions")
                         || path.ends_with("/statement")
@@ -126,6 +137,9 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize) -> Policy {
         (&Method::POST, path)
             if path == "/v1/cases"
                 || path.starts_with("/v1/cases/")
+                || path == "/v1/claims"
+                || path.starts_with("/v1/claims/")
+                || path.starts_with("/v1/chargebacks/")
                 || (path.starts_with("/v1/cards/") && path.ends_with("/disputes")) =>
         {
             p(Some(CASEWORK), Some(max_body.min(MAX_LABEL_BYTES)))
@@ -164,7 +178,12 @@ async fn gate(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let rule = policy(req.method(), req.uri().path(), ctx.max_body);
+    let rule = policy(
+        req.method(),
+        req.uri().path(),
+        ctx.max_body,
+        ctx.max_document,
+    );
     if let Some(scopes) = rule.scopes {
         match require(&ctx.keys, req.headers(), scopes) {
             Ok(client) => {
@@ -294,6 +313,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/cases/{id}/actions"),
     ("get", "/v1/cards/{token}/transactions"),
     ("post", "/v1/cards/{token}/disputes"),
+    ("post", "/v1/chargebacks/{authorization_id}"),
+    ("get", "/v1/ledger"),
+    ("get", "/v1/claims"),
+    ("post", "/v1/claims"),
+    ("get", "/v1/claims/{id}"),
+    ("post", "/v1/claims/{id}/documents"),
+    ("post", "/v1/claims/{id}/decision"),
     ("get", "/v1/cards/{token}/statement"),
     ("post", "/v1/cards/{token}/reissue"),
     ("post", "/v1/cards/{token}/activate"),
@@ -364,6 +390,15 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cases/{id}/actions", post(cases::act))
         .route("/v1/cards/{token}/transactions", get(cases::transactions))
         .route("/v1/cards/{token}/disputes", post(cases::dispute))
+        .route(
+            "/v1/chargebacks/{authorization_id}",
+            post(cases::chargeback_outcome),
+        )
+        .route("/v1/ledger", get(cases::ledger))
+        .route("/v1/claims", get(claims::list).post(claims::file))
+        .route("/v1/claims/{id}", get(claims::get))
+        .route("/v1/claims/{id}/documents", post(claims::document))
+        .route("/v1/claims/{id}/decision", post(claims::decide))
         .route("/v1/cards/{token}/statement", get(cases::statement))
         .route("/v1/cards/{token}/reissue", post(cases::reissue))
         .route("/v1/cards/{token}/activate", post(cases::activate))
