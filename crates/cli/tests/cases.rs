@@ -53,14 +53,14 @@ async fn cases(c: &mut Client, query: &str, n: usize) -> Vec<Value> {
 async fn held_in_la(c: &mut Client, prefix: &str) -> Value {
     c.post(
         "/v1/authorizations",
-        &authorization(&format!("{prefix}-1"), "2026-12-01T15:00:00Z", NY, 4000),
+        &authorization(&format!("{prefix}-1"), &common::tokyo_time(2, 0), NY, 4000),
     )
     .await
     .unwrap();
     let (_, held) = c
         .post(
             "/v1/authorizations",
-            &authorization(&format!("{prefix}-2"), "2026-12-01T15:05:00Z", LA, 4000),
+            &authorization(&format!("{prefix}-2"), &common::tokyo_time(2, 5), LA, 4000),
         )
         .await
         .unwrap();
@@ -152,7 +152,7 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
     let (_, again) = admin
         .post(
             "/v1/authorizations",
-            &authorization("c-3", "2026-12-01T15:06:00Z", LA, 4000),
+            &authorization("c-3", &common::tokyo_time(2, 6), LA, 4000),
         )
         .await
         .unwrap();
@@ -189,14 +189,14 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
     admin
         .post(
             "/v1/authorizations",
-            &authorization("c-4", "2026-12-01T16:00:00Z", TOKYO, 4000),
+            &authorization("c-4", &common::tokyo_time(2, 60), TOKYO, 4000),
         )
         .await
         .unwrap();
     let (_, held) = admin
         .post(
             "/v1/authorizations",
-            &authorization("c-5", "2026-12-01T16:04:00Z", NY, 4000),
+            &authorization("c-5", &common::tokyo_time(2, 64), NY, 4000),
         )
         .await
         .unwrap();
@@ -280,7 +280,7 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
     let (_, blocked) = admin
         .post(
             "/v1/authorizations",
-            &authorization("c-6", "2026-12-01T18:00:00Z", TOKYO, 1000),
+            &authorization("c-6", &common::tokyo_time(2, 180), TOKYO, 1000),
         )
         .await
         .unwrap();
@@ -291,7 +291,7 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
         analyst
             .post(
                 "/v1/authorizations",
-                &authorization("x", "2026-12-01T18:00:00Z", TOKYO, 1)
+                &authorization("x", &common::tokyo_time(2, 180), TOKYO, 1)
             )
             .await
             .unwrap()
@@ -350,10 +350,10 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
     let other_token = o["card_token"].as_str().unwrap().to_owned();
     let mut ids = Vec::new();
     for (i, (at, yen)) in [
-        ("2026-12-01T10:00:00+09:00", 3000),
-        ("2026-12-02T11:00:00+09:00", 5000),
-        ("2026-12-03T12:00:00+09:00", 700),
-        ("2026-09-01T10:00:00+09:00", 1000),
+        (common::tokyo_time(5, 0), 3000),
+        (common::tokyo_time(5, 10), 5000),
+        (common::tokyo_time(5, 20), 700),
+        (common::tokyo_time(100, 0), 1000),
     ]
     .iter()
     .enumerate()
@@ -368,12 +368,12 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
         assert_eq!(a["decision"], "approve", "{a}");
         ids.push(a["authorization_id"].as_str().unwrap().to_owned());
     }
-    let mut expired = authorization("d-x", "2026-12-03T13:00:00+09:00", TOKYO, 900);
+    let mut expired = authorization("d-x", &common::tokyo_time(5, 30), TOKYO, 900);
     expired["card"]["expiry"] = json!("2028-01");
     let (_, declined) = admin.post("/v1/authorizations", &expired).await.unwrap();
     assert_eq!(declined["decision"], "decline");
     let declined = declined["authorization_id"].as_str().unwrap().to_owned();
-    let mut theirs = authorization("d-o", "2026-12-03T14:00:00+09:00", TOKYO, 800);
+    let mut theirs = authorization("d-o", &common::tokyo_time(5, 40), TOKYO, 800);
     theirs["card"]["number"] = json!(other);
     let (_, theirs) = admin.post("/v1/authorizations", &theirs).await.unwrap();
     let theirs = theirs["authorization_id"].as_str().unwrap().to_owned();
@@ -471,7 +471,10 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
     // The statement of December (Tokyo time): the two disputed charges withheld, the third
     // billable; September's charge in September's.
     let (s, st) = analyst
-        .get(&format!("/v1/cards/{token}/statement?month=2026-12"))
+        .get(&format!(
+            "/v1/cards/{token}/statement?month={}",
+            common::tokyo_month(5)
+        ))
         .await
         .unwrap();
     assert_eq!(s, 200, "{st}");
@@ -487,7 +490,10 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
         "{st}"
     );
     let (_, sep) = analyst
-        .get(&format!("/v1/cards/{token}/statement?month=2026-09"))
+        .get(&format!(
+            "/v1/cards/{token}/statement?month={}",
+            common::tokyo_month(100)
+        ))
         .await
         .unwrap();
     assert_eq!(sep["totals"]["JPY"], json!({"billable": 1000}));
@@ -501,7 +507,10 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
     );
     assert_eq!(
         analyst
-            .get(&format!("/v1/cards/{other_token}/statement?month=2026-12"))
+            .get(&format!(
+                "/v1/cards/{other_token}/statement?month={}",
+                common::tokyo_month(5)
+            ))
             .await
             .unwrap()
             .1["totals"]["JPY"],
@@ -605,9 +614,9 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
     let token = c["card_token"].as_str().unwrap().to_owned();
     // A subscription charged twice, and a one-off purchase.
     for (i, (at, m)) in [
-        ("2026-10-05T09:00:00+09:00", "m-video"),
-        ("2026-11-05T09:00:00+09:00", "m-video"),
-        ("2026-11-20T09:00:00+09:00", "m-shop"),
+        (common::tokyo_time(62, 0), "m-video"),
+        (common::tokyo_time(32, 0), "m-video"),
+        (common::tokyo_time(16, 0), "m-shop"),
     ]
     .iter()
     .enumerate()
@@ -633,13 +642,13 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
     let new_token = r["card_token"].as_str().unwrap().to_owned();
     let new_last4 = r["last4"].as_str().unwrap().to_owned();
     assert_ne!(new_token, token);
-    assert!(
-        r["expected_delivery"]
-            .as_str()
+    // Expected in seven days.
+    let expected =
+        cardguard_core::Timestamp::parse_rfc3339(r["expected_delivery"].as_str().unwrap())
             .unwrap()
-            .starts_with("2026-12-1"),
-        "{r}"
-    );
+            .0;
+    let now = cardguard_core::Clock::now(&cardguard_core::SystemClock).0;
+    assert!((expected - (now + 7 * 86_400_000)).abs() < 60_000, "{r}");
     assert_eq!(r["expiry"].as_str().unwrap().len(), 7);
     let (s, _) = admin.post(&path, &json!({"block": "full"})).await.unwrap();
     assert_eq!(s, 409, "reissued once");
@@ -656,7 +665,7 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
     let (_, web) = admin
         .post(
             "/v1/authorizations",
-            &online("r-9", "2026-12-05T10:00:00+09:00", "m-shop", 500),
+            &online("r-9", &common::tokyo_time(1, 0), "m-shop", 500),
         )
         .await
         .unwrap();
@@ -664,7 +673,7 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
     let (_, shop) = admin
         .post(
             "/v1/authorizations",
-            &authorization("r-10", "2026-12-05T11:00:00+09:00", TOKYO, 500),
+            &authorization("r-10", &common::tokyo_time(1, 60), TOKYO, 500),
         )
         .await
         .unwrap();
@@ -716,7 +725,7 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
     let (_, shop) = admin
         .post(
             "/v1/authorizations",
-            &authorization("r-11", "2026-12-05T12:00:00+09:00", TOKYO, 500),
+            &authorization("r-11", &common::tokyo_time(1, 120), TOKYO, 500),
         )
         .await
         .unwrap();

@@ -65,17 +65,6 @@ async fn wait_for_case(c: &mut Client, authorization_id: &str) -> i64 {
     panic!("no case for {authorization_id}")
 }
 
-/// `days` before now (plus `hours`), as RFC 3339.
-fn ago(days: i64, hours: i64) -> String {
-    let now = cardguard_core::Clock::now(&cardguard_core::SystemClock).0;
-    cardguard_core::Timestamp(now - days * 86_400_000 + hours * 3_600_000).to_rfc3339()
-}
-
-/// The month (`YYYY-MM`, Tokyo time) `days` before now.
-fn tokyo_month(days: i64) -> String {
-    ago(days, 9)[..7].to_owned()
-}
-
 #[tokio::test]
 async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
     let sink = common::Sink::start(&[]);
@@ -95,12 +84,12 @@ async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
     let token = card["card_token"].as_str().unwrap().to_owned();
     let mut ids = Vec::new();
     for (i, (at, yen)) in [
-        (ago(5, 0), 3000),
-        (ago(4, 0), 5000),
-        (ago(3, 0), 700),
-        (ago(100, 0), 1000),
-        (ago(2, 0), 300_000),
-        (ago(2, 1), 1_900_000),
+        (common::tokyo_time(5, 0), 3000),
+        (common::tokyo_time(4, 0), 5000),
+        (common::tokyo_time(3, 0), 700),
+        (common::tokyo_time(100, 0), 1000),
+        (common::tokyo_time(2, 0), 300_000),
+        (common::tokyo_time(2, 60), 1_900_000),
     ]
     .iter()
     .enumerate()
@@ -269,7 +258,7 @@ async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
     // The statements of the last days' months: what their postings leave due.
     // 3,000 + 5,000 + 700 + 300,000 + 1,900,000 charged; 8,000 withheld; 1,000 deductible,
     // refunded by the chargeback; 700 and the old 1,000 withheld and billed again.
-    let mut months = vec![tokyo_month(5), tokyo_month(0)];
+    let mut months = vec![common::tokyo_month(5), common::tokyo_month(0)];
     months.dedup();
     let mut due = 0;
     for m in &months {
@@ -328,19 +317,35 @@ async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
     };
     for (body, status, why) in [
         (
-            claim(&ids[3], 1000, &ago(1, 0)),
+            claim(&ids[3], 1000, &common::tokyo_time(1, 0)),
             400,
             "shopping protection covers 90 days",
         ),
-        (claim(&ids[1], 5000, &ago(1, 0)), 400, "disputed as fraud"),
         (
-            claim(&ids[4], 400_000, &ago(1, 0)),
+            claim(&ids[1], 5000, &common::tokyo_time(1, 0)),
+            400,
+            "disputed as fraud",
+        ),
+        (
+            claim(&ids[4], 400_000, &common::tokyo_time(1, 0)),
             400,
             "at most the purchase's",
         ),
-        (claim(&ids[4], 3000, &ago(1, 0)), 400, "deductible"),
-        (claim(&ids[4], 1000, &ago(3, 0)), 400, "before the purchase"),
-        (claim(&ids[4], 1000, &ago(-3, 0)), 400, "in the future"),
+        (
+            claim(&ids[4], 3000, &common::tokyo_time(1, 0)),
+            400,
+            "deductible",
+        ),
+        (
+            claim(&ids[4], 1000, &common::tokyo_time(3, 0)),
+            400,
+            "before the purchase",
+        ),
+        (
+            claim(&ids[4], 1000, &common::tokyo_time(-3, 0)),
+            400,
+            "in the future",
+        ),
     ] {
         let (s, e) = admin.post("/v1/claims", &body).await.unwrap();
         assert_eq!(s, status, "{body}: {e}");
@@ -350,7 +355,10 @@ async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
         );
     }
     let (s, c1) = admin
-        .post("/v1/claims", &claim(&ids[4], 300_000, &ago(1, 0)))
+        .post(
+            "/v1/claims",
+            &claim(&ids[4], 300_000, &common::tokyo_time(1, 0)),
+        )
         .await
         .unwrap();
     assert_eq!(s, 201, "{c1}");
@@ -364,12 +372,18 @@ async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
         "held against the cap: {c1}"
     );
     let (s, e) = admin
-        .post("/v1/claims", &claim(&ids[4], 10_000, &ago(1, 0)))
+        .post(
+            "/v1/claims",
+            &claim(&ids[4], 10_000, &common::tokyo_time(1, 0)),
+        )
         .await
         .unwrap();
     assert_eq!(s, 409, "one claim per purchase: {e}");
     let (s, e) = admin
-        .post("/v1/claims", &claim(&ids[5], 1_900_000, &ago(1, 0)))
+        .post(
+            "/v1/claims",
+            &claim(&ids[5], 1_900_000, &common::tokyo_time(1, 0)),
+        )
         .await
         .unwrap();
     assert_eq!(s, 400, "{e}");

@@ -219,3 +219,21 @@ pub fn smtp_section(port: u16) -> String {
         "[notify.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nfrom = \"Example Card <alerts@cards.example>\"\ntls = \"none\"\n"
     )
 }
+
+/// 10:00 Tokyo time `days` days ago (negative: ahead) plus `minutes`, as RFC 3339: recent
+/// moments for requests, so that windows counted from the server's clock (60 days for
+/// disputes, 90 for claims, 180 for recurring merchants) keep holding whenever the tests run.
+pub fn tokyo_time(days: i64, minutes: i64) -> String {
+    const DAY: i64 = 86_400_000;
+    const JST: i64 = 9 * 3_600_000;
+    let now = cardguard_core::Clock::now(&cardguard_core::SystemClock).0;
+    let local = now - days * DAY + JST;
+    let midnight = local - local.rem_euclid(DAY) - JST;
+    cardguard_core::Timestamp(midnight + 10 * 3_600_000 + minutes * 60_000).to_rfc3339()
+}
+
+/// The month (`YYYY-MM`, Tokyo time) of [`tokyo_time`]`(days, 0)`.
+pub fn tokyo_month(days: i64) -> String {
+    let t = cardguard_core::Timestamp::parse_rfc3339(&tokyo_time(days, 0)).expect("a time");
+    cardguard_core::Timestamp(t.0 + 9 * 3_600_000).to_rfc3339()[..7].to_owned()
+}
