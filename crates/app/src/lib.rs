@@ -38,6 +38,7 @@ pub mod links;
 pub mod metrics;
 pub mod password;
 pub mod registry;
+pub mod reports;
 pub mod rules;
 pub mod snapshots;
 pub mod stepup;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use cardguard_server::client::Client;
+use cardguard_server::client::{Client, Method};
 use common::{LA, NY, TOKYO};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -732,4 +732,86 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
     assert_eq!(shop["decision"], "decline", "{shop}");
     let (s, e) = admin.post(&path, &json!({"block": "full"})).await.unwrap();
     assert_eq!(s, 409, "{e}");
+}
+
+#[tokio::test]
+async fn a_phishing_report_opens_a_case_when_card_data_was_entered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = common::serve(dir.path(), &config(30));
+    let _server = common::Running(child);
+    let mut admin = Client::connect(addr, ADMIN).await.unwrap();
+    let (_, card) = admin
+        .post("/v1/cards", &common::tokyo_card(PAN))
+        .await
+        .unwrap();
+    let token = card["card_token"].as_str().unwrap().to_owned();
+    let phish = include_bytes!("../../phish/tests/fixtures/rakuten-sjis-phish.eml").to_vec();
+    let genuine = include_bytes!("../../phish/tests/fixtures/paypal-genuine-receipt.eml").to_vec();
+    let report = |entered: &str| format!("/v1/cards/{token}/phishing-reports?entered={entered}");
+    let send = |path: String, body: Vec<u8>| async move {
+        let mut c = Client::connect(addr, ANALYST).await.unwrap();
+        let (s, b) = c
+            .request(Method::POST, &path, Some(("message/rfc822", body)))
+            .await
+            .unwrap();
+        (s, serde_json::from_slice::<Value>(&b).unwrap())
+    };
+    // Refused: an unknown entry, a body that is not a mail, another card.
+    let (s, e) = send(report("card_number,mothers_maiden_name"), phish.clone()).await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("entered")),
+        "{e}"
+    );
+    let (s, _) = send(report("card_number"), b"no headers here".to_vec()).await;
+    assert_eq!(s, 400);
+    let (s, _) = send(
+        "/v1/cards/00000000000000000000000000000000/phishing-reports".into(),
+        phish.clone(),
+    )
+    .await;
+    assert_eq!(s, 404);
+    // A genuine mail, or a phish where nothing was typed in: no case.
+    let (s, r) = send(report("card_number,csc"), genuine).await;
+    assert_eq!(
+        (s, r["report"]["verdict"].as_str()),
+        (200, Some("clean")),
+        "{r}"
+    );
+    assert!(r["case"].is_null());
+    let (s, r) = send(report(""), phish.clone()).await;
+    assert_eq!(
+        (s, r["report"]["verdict"].as_str()),
+        (200, Some("phishing")),
+        "{r}"
+    );
+    assert!(r["case"].is_null());
+    let (_, list) = admin.get("/v1/cases").await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0);
+    // The number and the security code typed into the phishing page: a case, and a reissue
+    // advised.
+    let (s, r) = send(report("card_number,expiry,csc"), phish).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(
+        (r["case"]["source"].as_str(), r["case"]["status"].as_str()),
+        (Some("phishing_report"), Some("investigating"))
+    );
+    assert!(
+        r["advice"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("reissue the card"),
+        "{r}"
+    );
+    let (_, v) = admin
+        .get(&format!("/v1/cases/{}", r["case"]["id"]))
+        .await
+        .unwrap();
+    let note = v["steps"][0]["note"].as_str().unwrap();
+    assert!(
+        note.contains("card_number, expiry, csc")
+            && note.contains("phishing")
+            && note.contains("SENDER_NOT_OFFICIAL_DOMAIN"),
+        "{note}"
+    );
 }

@@ -558,3 +558,51 @@ pub async fn ledger(State(ctx): State<Ctx>, Query(q): Query<LedgerQuery>) -> Ans
         })),
     ))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    #[serde(default)]
+    entered: Option<String>,
+}
+
+/// `POST /v1/cards/{token}/phishing-reports?entered=card_number,csc`: the mail a cardholder
+/// reports (the body, RFC 5322) and what they typed into the page it led to: the analyzer's
+/// report, the case opened when it flags the mail and card data was entered, and advice.
+pub async fn phishing_report(
+    State(ctx): State<Ctx>,
+    Extension(client): Extension<ClientId>,
+    Path(token): Path<String>,
+    Query(q): Query<ReportQuery>,
+    raw: Bytes,
+) -> Answer<Value> {
+    let token =
+        CardToken::parse(&token).map_err(|_| ApiError::not_found(format!("no card {token}")))?;
+    let entered: Vec<String> = q
+        .entered
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let actor = format!("key:{}", client.as_str());
+    let r = ctx
+        .app
+        .phishing_report(&token, raw.to_vec(), &entered, &actor)
+        .await?;
+    let status = if r.case.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "report": r.report,
+            "case": r.case.as_ref().map(CaseResp::from),
+            "advice": r.advice,
+        })),
+    ))
+}

@@ -117,6 +117,14 @@ fn policy(method: &axum::http::Method, path: &str, max_body: usize, document: us
         ),
         // Casework: the issuer's, or an analyst's.
         (&Method::POST, path)
+            if path.starts_with("/v1/cards/") && path.ends_with("/phishing-reports") =>
+        {
+            p(
+                Some(CASEWORK),
+                Some(cardguard_phish::analyze::MAX_MESSAGE_BYTES),
+            )
+        }
+        (&Method::POST, path)
             if path.starts_with("/v1/claims/") && path.ends_with("/documents") =>
         {
             p(Some(CASEWORK), Some(document))
@@ -313,6 +321,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/cases/{id}/actions"),
     ("get", "/v1/cards/{token}/transactions"),
     ("post", "/v1/cards/{token}/disputes"),
+    ("post", "/v1/cards/{token}/phishing-reports"),
     ("post", "/v1/chargebacks/{authorization_id}"),
     ("get", "/v1/ledger"),
     ("get", "/v1/claims"),
@@ -390,6 +399,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/cases/{id}/actions", post(cases::act))
         .route("/v1/cards/{token}/transactions", get(cases::transactions))
         .route("/v1/cards/{token}/disputes", post(cases::dispute))
+        .route(
+            "/v1/cards/{token}/phishing-reports",
+            post(cases::phishing_report),
+        )
         .route(
             "/v1/chargebacks/{authorization_id}",
             post(cases::chargeback_outcome),
