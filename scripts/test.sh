@@ -6,7 +6,8 @@
 # tests, then the whole workspace's tests. Tests that need the
 # shared data (../shared/data: the mail corpus, the fraud handbook's transactions) are
 # #[ignore]d: they run when the data is there, and the closing line counts them as skipped,
-# by name, when it is not. Needs only cargo and python3 (with venv; installed with apt-get
+# by name, when it is not. PostgreSQL's tests get a throwaway server (scripts/postgres.sh).
+# Needs only cargo and python3 (with venv; installed with apt-get
 # when missing and the script runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,15 @@ fi
 # The oracle tests fail instead of passing quietly when the oracle is missing.
 export CARDGUARD_REQUIRE_ORACLES=1
 
+# The repositories' tests run on SQLite and on PostgreSQL: a throwaway cluster of Debian's
+# postgresql (installed when missing) on a free port, stopped at the end.
+if pg_url=$(scripts/postgres.sh start | tail -1); then
+  export CARDGUARD_TEST_DATABASE_URL="$pg_url"
+  export CARDGUARD_REQUIRE_POSTGRES=1
+else
+  echo "PostgreSQL could not be started: its tests are skipped" >&2
+fi
+
 shared=../shared/data
 harness=()
 if [ -d "$shared" ]; then
@@ -66,7 +76,7 @@ else
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; scripts/postgres.sh stop || true' EXIT
 cargo test --workspace --locked "$@" -- "${harness[@]}" 2>&1 | tee "$log"
 # One closing line for the whole run (cargo ends with the doc tests' own count), with the
 # skipped tests by name.

@@ -370,7 +370,10 @@ impl App {
         let passwords = config.passwords.policy()?;
         let audit = cardguard_store::AuditLog::open(&data_dir.join("audit.log"))?;
         config.cases.check()?;
-        let cases = cardguard_store::SqliteCases::open(&data_dir.join("cases.db"))?;
+        let cases = match &config.storage.database_url {
+            Some(url) => cardguard_store::Cases::connect(url)?,
+            None => cardguard_store::Cases::open(&data_dir.join("cases.db"))?,
+        };
         let stepup = crate::stepup::StepUp::open(
             &data_dir.join("stepup.db"),
             config.stepup.clone(),

@@ -753,7 +753,7 @@ impl App {
             .posting
         };
         let (case, chargebacks) = match s
-            .dispute(&card.to_string(), &charges, withhold, actor, &note, now)
+            .dispute(&card.to_string(), &charges, &withhold, actor, &note, now)
             .map_err(store_err)?
         {
             Ok(x) => x,

@@ -628,6 +628,10 @@ pub struct StorageConfig {
     pub sync_every_ms: u64,
     /// Events between snapshots of the engine state.
     pub snapshot_every: u64,
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`: the cases, the ledger and the claims
+    /// in PostgreSQL (its schema made by `cardguard migrate`) instead of the data
+    /// directory's `cases.db`.
+    pub database_url: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -636,6 +640,7 @@ impl Default for StorageConfig {
             durability: DurabilitySetting::Write,
             sync_every_ms: 10,
             snapshot_every: 250_000,
+            database_url: None,
         }
     }
 }

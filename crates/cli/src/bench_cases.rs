@@ -6,7 +6,7 @@
 
 use crate::bench::report;
 use anyhow::Result;
-use cardguard_store::{ChargebackRow, SqliteCases, Transition, TxRow};
+use cardguard_store::{Cases, ChargebackRow, Transition, TxRow};
 use hdrhistogram::Histogram;
 use std::time::Instant;
 
@@ -27,6 +27,10 @@ pub struct CasesArgs {
     disputes: u64,
     #[arg(long, default_value_t = 10)]
     dispute_charges: u64,
+    /// Measures on PostgreSQL instead of SQLite: a scratch database made on this server
+    /// (`postgres://…/postgres`) and dropped afterwards.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 fn token(card: u64) -> String {
@@ -35,7 +39,15 @@ fn token(card: u64) -> String {
 
 pub fn run(a: CasesArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let s = SqliteCases::open(&dir.path().join("cases.db"))?;
+    let scratch = format!("cardguard_bench_{}", std::process::id());
+    let s = match &a.database_url {
+        Some(url) => {
+            let db = cardguard_store::sql::create_database(url, &scratch)?;
+            Cases::connect(&db)?
+        }
+        None => Cases::open(&dir.path().join("cases.db"))?,
+    };
+    println!("store: {}", s.backend());
     let day = 86_400_000i64;
     let now = 1_796_000_000_000i64;
     let t0 = Instant::now();
@@ -110,7 +122,7 @@ pub fn run(a: CasesArgs) -> Result<()> {
                     disputed_ms: now,
                     status: "pending".into(),
                 }],
-                |c: &ChargebackRow, case_id| {
+                &|c: &ChargebackRow, case_id| {
                     cardguard_app::coverage::withhold(
                         &c.authorization_id,
                         &c.card_token,
@@ -164,11 +176,18 @@ pub fn run(a: CasesArgs) -> Result<()> {
         report(&timeline)
     );
     drop(s);
+    if let Some(url) = &a.database_url {
+        cardguard_store::sql::drop_database(url, &scratch)?;
+    }
     if a.disputes > 0 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(disputes(a.disputes, a.dispute_charges))?;
+            .block_on(disputes(
+                a.disputes,
+                a.dispute_charges,
+                a.database_url.as_deref(),
+            ))?;
     }
     Ok(())
 }
@@ -177,12 +196,23 @@ pub fn run(a: CasesArgs) -> Result<()> {
 /// the last weeks), then each card's charges disputed at once; from the request to the
 /// answer, by which they are withheld with their chargebacks, the case opened and the fraud
 /// labels durable in the log.
-async fn disputes(n: u64, charges: u64) -> Result<()> {
+async fn disputes(n: u64, charges: u64, database_url: Option<&str>) -> Result<()> {
     use anyhow::{Context, bail};
     use cardguard_server::client::Client;
     use serde_json::json;
     let key = "bench-disputes-key-0123456789abcdef";
-    let (server, http, _) = crate::bench::start_server(key, None, None, false)?;
+    let scratch = format!("cardguard_bench_disputes_{}", std::process::id());
+    let env = match database_url {
+        Some(url) => vec![(
+            "CARDGUARD__STORAGE__DATABASE_URL",
+            format!(
+                "{:?}",
+                cardguard_store::sql::create_database(url, &scratch)?
+            ),
+        )],
+        None => Vec::new(),
+    };
+    let (server, http, _) = crate::bench::start_server_with(key, None, None, false, &env)?;
     println!("server: http://{http} (pid {})", server.child.id());
     let cards = crate::bench::enroll(http, key, n).await?;
     let mut c = Client::connect(http, key).await?;
@@ -240,5 +270,8 @@ async fn disputes(n: u64, charges: u64) -> Result<()> {
         report(&h)
     );
     drop(server);
+    if let Some(url) = database_url {
+        cardguard_store::sql::drop_database(url, &scratch)?;
+    }
     Ok(())
 }

@@ -69,9 +69,21 @@ enum Cmd {
     /// one a new data directory starts with.
     #[command(subcommand)]
     Rules(rules::RulesCmd),
+    /// Bring the database's schema up to this version: PostgreSQL's
+    /// (`storage.database_url`) by its numbered migrations; the embedded SQLite store applies
+    /// its own when it opens.
+    Migrate(MigrateArgs),
     /// Write simulated labelled transactions (the engine's CSV schema) with seven fraud
     /// scenarios.
     Simulate(ml::SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// TOML config file; CARDGUARD__SECTION__KEY variables override it
+    /// (`CARDGUARD__STORAGE__DATABASE_URL`).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -161,6 +173,7 @@ fn run(cmd: Cmd) -> Result<std::process::ExitCode> {
         Cmd::Rules(r) => ok(rules::run(r)),
         Cmd::Backtest(b) => ok(backtest::run(b)),
         Cmd::Simulate(a) => ok(ml::simulate_cmd(a)),
+        Cmd::Migrate(a) => ok(migrate(a)),
     }
 }
 
@@ -337,4 +350,27 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests, writing a snapshot");
+}
+
+/// `cardguard migrate`.
+fn migrate(a: MigrateArgs) -> Result<()> {
+    let config = Config::load(a.config.as_deref(), std::env::vars())?;
+    let Some(url) = &config.storage.database_url else {
+        println!(
+            "storage.database_url is not set: the embedded SQLite store applies its schema when it opens; nothing to migrate"
+        );
+        return Ok(());
+    };
+    let applied = cardguard_store::sql::Db::migrate_postgres(url)?;
+    let version = cardguard_store::sql::MIGRATIONS.len();
+    if applied.is_empty() {
+        println!("PostgreSQL: the schema is current (version {version})");
+    } else {
+        let list: Vec<String> = applied.iter().map(i64::to_string).collect();
+        println!(
+            "PostgreSQL: applied migration(s) {}; the schema is at version {version}",
+            list.join(", ")
+        );
+    }
+    Ok(())
 }

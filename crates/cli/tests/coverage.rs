@@ -67,9 +67,52 @@ async fn wait_for_case(c: &mut Client, authorization_id: &str) -> i64 {
 
 #[tokio::test]
 async fn fraud_is_compensated_in_the_ledger_and_claims_pay_within_the_cap() {
+    scenario("").await;
+}
+
+/// The same on PostgreSQL, its schema made by `cardguard migrate` (a server refuses the
+/// database before).
+#[tokio::test]
+async fn the_same_on_postgres_after_cardguard_migrate() {
+    let Some(admin_url) = std::env::var("CARDGUARD_TEST_DATABASE_URL").ok() else {
+        assert!(
+            std::env::var_os("CARDGUARD_REQUIRE_POSTGRES").is_none(),
+            "CARDGUARD_TEST_DATABASE_URL is not set: PostgreSQL is required"
+        );
+        eprintln!("CARDGUARD_TEST_DATABASE_URL is not set (scripts/postgres.sh): not tested");
+        return;
+    };
+    let name = format!("cg_coverage_{}", std::process::id());
+    let url = cardguard_store::sql::create_empty_database(&admin_url, &name).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = ("CARDGUARD__STORAGE__DATABASE_URL", url.as_str());
+    // Before the migration: refused, with the way out.
+    let refused = common::cardguard()
+        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{out}");
+    assert!(out.contains("run `cardguard migrate`"), "{out}");
+    assert!(
+        !out.contains("postgres://"),
+        "no database URL in errors: {out}"
+    );
+    let out = common::ok(common::cardguard().arg("migrate").env(env.0, env.1));
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("applied migration(s) 1"), "{out}");
+    let out = common::ok(common::cardguard().arg("migrate").env(env.0, env.1));
+    assert!(String::from_utf8_lossy(&out).contains("the schema is current"));
+    scenario(&format!("[storage]\ndatabase_url = {url:?}\n")).await;
+    cardguard_store::sql::drop_database(&admin_url, &name).unwrap();
+}
+
+async fn scenario(extra: &str) {
     let sink = common::Sink::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config();
+    let mut cfg = config() + extra;
     if let Some(s) = &sink {
         cfg += &common::smtp_section(s.port);
     }

@@ -1,13 +1,14 @@
-//! Cases and the card transactions they are about, in SQLite (`cases.db`), written by the
+//! Cases and the card transactions they are about, in SQLite (`cases.db`) or PostgreSQL
+//! (the same statements, see [`crate::sql`]), written by the
 //! cases consumer of the event log and the analysts' actions: every authorization as a row
 //! (its facts and decision as the application's JSON, its billing status), the cases with
 //! their status and timer, and every step of a case (who, when, from which status to which).
 //! A status changes only in a transaction that first checks the status it changes from.
 
 use crate::StoreError;
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::sql::{Db, End, Row, Tx, Val};
+use crate::vals;
 use std::path::Path;
-use std::sync::Mutex;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS transactions (
@@ -87,16 +88,16 @@ pub struct ReissueRow {
 const REISSUE_COLUMNS: &str =
     "old_token, new_token, new_last4, new_expiry, block, requested_ms, expected_ms, activated_ms";
 
-fn reissue(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReissueRow> {
+fn reissue(r: &Row) -> Result<ReissueRow, StoreError> {
     Ok(ReissueRow {
-        old_token: r.get(0)?,
-        new_token: r.get(1)?,
-        new_last4: r.get(2)?,
-        new_expiry: r.get(3)?,
-        block: r.get(4)?,
-        requested_ms: r.get(5)?,
-        expected_ms: r.get(6)?,
-        activated_ms: r.get(7)?,
+        old_token: r.s(0)?,
+        new_token: r.s(1)?,
+        new_last4: r.s(2)?,
+        new_expiry: r.s(3)?,
+        block: r.s(4)?,
+        requested_ms: r.i(5)?,
+        expected_ms: r.i(6)?,
+        activated_ms: r.oi(7)?,
     })
 }
 
@@ -120,17 +121,17 @@ pub struct ChargebackRow {
 pub(crate) const CHARGEBACK_COLUMNS: &str = "authorization_id, case_id, card_token, reason, \
     amount, currency, transaction_ms, disputed_ms, status";
 
-pub(crate) fn chargeback(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChargebackRow> {
+pub(crate) fn chargeback(r: &Row) -> Result<ChargebackRow, StoreError> {
     Ok(ChargebackRow {
-        authorization_id: r.get(0)?,
-        case_id: r.get(1)?,
-        card_token: r.get(2)?,
-        reason: r.get(3)?,
-        amount: r.get(4)?,
-        currency: r.get(5)?,
-        transaction_ms: r.get(6)?,
-        disputed_ms: r.get(7)?,
-        status: r.get(8)?,
+        authorization_id: r.s(0)?,
+        case_id: r.i(1)?,
+        card_token: r.s(2)?,
+        reason: r.s(3)?,
+        amount: r.i(4)?,
+        currency: r.s(5)?,
+        transaction_ms: r.i(6)?,
+        disputed_ms: r.i(7)?,
+        status: r.s(8)?,
     })
 }
 
@@ -187,29 +188,54 @@ pub struct Transition<'a> {
 const CASE_COLUMNS: &str =
     "id, card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms";
 
-fn case(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+fn case(r: &Row) -> Result<CaseRow, StoreError> {
     Ok(CaseRow {
-        id: r.get(0)?,
-        card_token: r.get(1)?,
-        authorization_id: r.get(2)?,
-        source: r.get(3)?,
-        status: r.get(4)?,
-        opened_ms: r.get(5)?,
-        updated_ms: r.get(6)?,
-        due_ms: r.get(7)?,
+        id: r.i(0)?,
+        card_token: r.s(1)?,
+        authorization_id: r.os(2)?,
+        source: r.s(3)?,
+        status: r.s(4)?,
+        opened_ms: r.i(5)?,
+        updated_ms: r.i(6)?,
+        due_ms: r.oi(7)?,
     })
 }
 
-pub struct SqliteCases {
-    wal: std::path::PathBuf,
-    conn: Mutex<Connection>,
+/// The rows a query gives, each made by `f`.
+pub(crate) fn all<T>(
+    t: &mut dyn Tx,
+    sql: &str,
+    params: &[Val<'_>],
+    f: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    t.rows(sql, params)?.iter().map(f).collect()
 }
 
-impl SqliteCases {
+/// The first row a query gives, made by `f`.
+pub(crate) fn one<T>(
+    t: &mut dyn Tx,
+    sql: &str,
+    params: &[Val<'_>],
+    f: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    t.row(sql, params)?.as_ref().map(f).transpose()
+}
+
+/// The cases repository: the embedded SQLite database (`cases.db`) or PostgreSQL
+/// (`storage.database_url`), the same statements on both (see [`crate::sql`]).
+pub struct Cases {
+    /// SQLite's write-ahead log, synced by [`Cases::sync`].
+    wal: Option<std::path::PathBuf>,
+    pub(crate) db: Db,
+}
+
+/// The embedded default's name, kept for its callers.
+pub type SqliteCases = Cases;
+
+impl Cases {
     /// Opens (or creates, owner-only) the cases at `path`. Commits are written, not synced;
-    /// [`SqliteCases::sync`] makes them durable (the consumer does before it saves its
-    /// position).
-    pub fn open(path: &Path) -> Result<SqliteCases, StoreError> {
+    /// [`Cases::sync`] makes them durable (the consumer does before it saves its position).
+    pub fn open(path: &Path) -> Result<Cases, StoreError> {
         let conn = crate::open_sqlite(
             path,
             crate::Sync::Normal,
@@ -217,22 +243,38 @@ impl SqliteCases {
         )?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(SqliteCases {
-            wal: wal.into(),
-            conn: Mutex::new(conn),
+        Ok(Cases {
+            wal: Some(wal.into()),
+            db: Db::Sqlite(std::sync::Mutex::new(conn)),
         })
     }
 
-    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// Connects to PostgreSQL (`postgres://…`), whose schema `cardguard migrate` made.
+    pub fn connect(url: &str) -> Result<Cases, StoreError> {
+        Ok(Cases {
+            wal: None,
+            db: Db::postgres(url)?,
+        })
     }
 
-    /// Makes every commit so far durable.
+    /// Which database this is (`sqlite`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        if self.db.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// Makes every commit so far durable (PostgreSQL's are when they return).
     pub fn sync(&self) -> Result<(), StoreError> {
-        match std::fs::File::open(&self.wal) {
-            Ok(f) => f.sync_data().map_err(crate::io_err(&self.wal)),
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        match std::fs::File::open(wal) {
+            Ok(f) => f.sync_data().map_err(crate::io_err(wal)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(crate::io_err(&self.wal)(e)),
+            Err(e) => Err(crate::io_err(wal)(e)),
         }
     }
 
@@ -246,40 +288,38 @@ impl SqliteCases {
         if rows.is_empty() && charges.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO transactions (authorization_id, card_token, at_ms, billing, doc) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for r in rows {
-                st.execute(params![
-                    r.authorization_id,
-                    r.card_token,
-                    r.at_ms,
-                    r.billing,
-                    r.doc
-                ])?;
+        self.db.write(|t| {
+            // Many rows per statement (a round trip each on PostgreSQL).
+            for chunk in rows.chunks(500) {
+                let mut params = Vec::with_capacity(chunk.len() * 5);
+                for r in chunk {
+                    params.extend(vals![&r.authorization_id, &r.card_token, r.at_ms, &r.billing, &r.doc]);
+                }
+                t.exec(
+                    &format!(
+                        "INSERT OR IGNORE INTO transactions (authorization_id, card_token, at_ms, billing, doc) VALUES {}",
+                        crate::sql::placeholders(chunk.len(), 5)
+                    ),
+                    &params,
+                )?;
             }
-        }
-        for p in charges {
-            crate::ledger::insert_posting(&tx, p)?;
-        }
-        tx.commit()?;
-        Ok(())
+            for chunk in charges.chunks(500) {
+                crate::ledger::insert_postings(t, chunk)?;
+            }
+            Ok(End::Commit(()))
+        })
     }
 
     pub fn transaction(&self, authorization_id: &str) -> Result<Option<TxRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db.read(|t| {
+            one(
+                t,
                 "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
                  WHERE authorization_id = ?1",
-                [authorization_id],
+                &vals![authorization_id],
                 tx_row,
             )
-            .optional()?)
+        })
     }
 
     /// A card's transactions from `since_ms` on, newest first, at most `limit`.
@@ -289,13 +329,15 @@ impl SqliteCases {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<TxRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
-             WHERE card_token = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3",
-            params![card_token, since_ms, limit as i64],
-            tx_row,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
+                 WHERE card_token = ?1 AND at_ms >= ?2 ORDER BY at_ms DESC LIMIT ?3",
+                &vals![card_token, since_ms, limit as i64],
+                tx_row,
+            )
+        })
     }
 
     /// Opens a case with its first step; a case of the same source about the same
@@ -312,45 +354,45 @@ impl SqliteCases {
         note: &str,
         at_ms: i64,
     ) -> Result<(CaseRow, bool), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if let Some(a) = authorization_id
-            && let Some(existing) = tx
-                .query_row(
-                    &format!("SELECT {CASE_COLUMNS} FROM cases WHERE source = ?1 AND authorization_id = ?2"),
-                    params![source, a],
+        self.db.write(|t| {
+            if let Some(a) = authorization_id
+                && let Some(existing) = one(
+                    t,
+                    &format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE source = ?1 AND authorization_id = ?2"
+                    ),
+                    &vals![source, a],
                     case,
-                )
-                .optional()?
-        {
-            return Ok((existing, false));
-        }
-        let row = insert_case(
-            &tx,
-            &NewCase {
-                card_token,
-                authorization_id,
-                source,
-                status,
-                due_ms,
-                actor,
-                note,
-                at_ms,
-            },
-        )?;
-        tx.commit()?;
-        Ok((row, true))
+                )?
+            {
+                return Ok(End::Rollback((existing, false)));
+            }
+            let row = insert_case(
+                t,
+                &NewCase {
+                    card_token,
+                    authorization_id,
+                    source,
+                    status,
+                    due_ms,
+                    actor,
+                    note,
+                    at_ms,
+                },
+            )?;
+            Ok(End::Commit((row, true)))
+        })
     }
 
     pub fn case(&self, id: i64) -> Result<Option<CaseRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db.read(|t| {
+            one(
+                t,
                 &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-                [id],
+                &vals![id],
                 case,
             )
-            .optional()?)
+        })
     }
 
     /// The cases about an authorization.
@@ -358,12 +400,16 @@ impl SqliteCases {
         &self,
         authorization_id: &str,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE authorization_id = ?1 ORDER BY id"),
-            [authorization_id],
-            case,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {CASE_COLUMNS} FROM cases WHERE authorization_id = ?1 ORDER BY id"
+                ),
+                &vals![authorization_id],
+                case,
+            )
+        })
     }
 
     /// Cases, newest first: of a status and a card when given, at most `limit`.
@@ -373,35 +419,46 @@ impl SqliteCases {
         card_token: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!(
-                "SELECT {CASE_COLUMNS} FROM cases WHERE (?1 IS NULL OR status = ?1) \
-             AND (?2 IS NULL OR card_token = ?2) ORDER BY id DESC LIMIT ?3"
+        // One statement per filter, so that each uses its index.
+        let (filter, params): (&str, Vec<Val<'_>>) = match (status, card_token) {
+            (Some(st), Some(c)) => (
+                "WHERE status = ?2 AND card_token = ?3",
+                vals![limit as i64, st, c].to_vec(),
             ),
-            params![status, card_token, limit as i64],
-            case,
-        )
+            (Some(st), None) => ("WHERE status = ?2", vals![limit as i64, st].to_vec()),
+            (None, Some(c)) => ("WHERE card_token = ?2", vals![limit as i64, c].to_vec()),
+            (None, None) => ("", vals![limit as i64].to_vec()),
+        };
+        self.db.read(|t| {
+            all(
+                t,
+                &format!("SELECT {CASE_COLUMNS} FROM cases {filter} ORDER BY id DESC LIMIT ?1"),
+                &params,
+                case,
+            )
+        })
     }
 
     /// A case's steps, oldest first.
     pub fn steps(&self, id: i64) -> Result<Vec<StepRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            "SELECT at_ms, actor, action, from_status, to_status, note FROM case_steps \
-             WHERE case_id = ?1 ORDER BY at_ms, rowid",
-            [id],
-            |r| {
-                Ok(StepRow {
-                    at_ms: r.get(0)?,
-                    actor: r.get(1)?,
-                    action: r.get(2)?,
-                    from_status: r.get(3)?,
-                    to_status: r.get(4)?,
-                    note: r.get(5)?,
-                })
-            },
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                "SELECT at_ms, actor, action, from_status, to_status, note FROM case_steps \
+                 WHERE case_id = ?1 ORDER BY at_ms, rowid",
+                &vals![id],
+                |r| {
+                    Ok(StepRow {
+                        at_ms: r.i(0)?,
+                        actor: r.s(1)?,
+                        action: r.s(2)?,
+                        from_status: r.os(3)?,
+                        to_status: r.s(4)?,
+                        note: r.s(5)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Moves a case to `t.to` if its status is one of `t.from`, with its step, in one
@@ -410,15 +467,14 @@ impl SqliteCases {
     pub fn transition(
         &self,
         id: i64,
-        t: &Transition<'_>,
+        tr: &Transition<'_>,
     ) -> Result<Option<Result<CaseRow, String>>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = move_case(&tx, id, t)?;
-        if let Some(Ok(_)) = out {
-            tx.commit()?;
-        }
-        Ok(out)
+        self.db.write(|t| {
+            Ok(match move_case(t, id, tr)? {
+                Some(Ok(row)) => End::Commit(Some(Ok(row))),
+                other => End::Rollback(other),
+            })
+        })
     }
 
     /// Adds a step that does not change the status (a label, a block).
@@ -430,11 +486,13 @@ impl SqliteCases {
         note: &str,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
-            "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
-             SELECT id, ?2, ?3, ?4, status, status, ?5 FROM cases WHERE id = ?1",
-            params![id, at_ms, actor, action, note],
-        )? == 1)
+        self.db.read(|t| {
+            Ok(t.exec(
+                "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
+                 SELECT id, ?2, ?3, ?4, status, status, ?5 FROM cases WHERE id = ?1",
+                &vals![id, at_ms, actor, action, note],
+            )? == 1)
+        })
     }
 
     /// Records a dispute in one transaction: a case (source `dispute`, investigating), a
@@ -445,90 +503,87 @@ impl SqliteCases {
         &self,
         card_token: &str,
         charges: &[ChargebackRow],
-        withhold: impl Fn(&ChargebackRow, i64) -> crate::Posting,
+        withhold: &(dyn Fn(&ChargebackRow, i64) -> crate::Posting + Sync),
         actor: &str,
         note: &str,
         at_ms: i64,
     ) -> Result<Result<(CaseRow, Vec<ChargebackRow>), String>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for c in charges {
-            let seen: Option<i64> = tx
-                .query_row(
+        self.db.write(|t| {
+            for c in charges {
+                let seen = t.row(
                     "SELECT case_id FROM chargebacks WHERE authorization_id = ?1",
-                    [&c.authorization_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if seen.is_some() {
-                return Ok(Err(c.authorization_id.clone()));
+                    &vals![&c.authorization_id],
+                )?;
+                if seen.is_some() {
+                    return Ok(End::Rollback(Err(c.authorization_id.clone())));
+                }
             }
-        }
-        let row = insert_case(
-            &tx,
-            &NewCase {
-                card_token,
-                authorization_id: None,
-                source: "dispute",
-                status: "investigating",
-                due_ms: None,
-                actor,
-                note,
-                at_ms,
-            },
-        )?;
-        let id = row.id;
-        let mut out = Vec::with_capacity(charges.len());
-        for c in charges {
-            let c = ChargebackRow {
-                case_id: id,
-                disputed_ms: at_ms,
-                status: "pending".into(),
-                ..c.clone()
-            };
-            tx.execute(
-                "INSERT INTO chargebacks (authorization_id, case_id, card_token, reason, amount, currency, \
-                 transaction_ms, disputed_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    c.authorization_id,
-                    c.case_id,
-                    c.card_token,
-                    c.reason,
-                    c.amount,
-                    c.currency,
-                    c.transaction_ms,
-                    c.disputed_ms,
-                    c.status
-                ],
+            let row = insert_case(
+                t,
+                &NewCase {
+                    card_token,
+                    authorization_id: None,
+                    source: "dispute",
+                    status: "investigating",
+                    due_ms: None,
+                    actor,
+                    note,
+                    at_ms,
+                },
             )?;
-            let m = crate::BillingMove {
-                posting: withhold(&c, id),
-                from: &["billable"],
-                to: "withheld",
-            };
-            match crate::ledger::apply_moves(&tx, std::slice::from_ref(&m))? {
-                Ok(_) => {}
-                Err(crate::Refused::Billing {
-                    billing: Some(b), ..
-                }) if b == "withheld" => {}
-                Err(_) => return Ok(Err(c.authorization_id.clone())),
+            let id = row.id;
+            let mut out = Vec::with_capacity(charges.len());
+            for c in charges {
+                let c = ChargebackRow {
+                    case_id: id,
+                    disputed_ms: at_ms,
+                    status: "pending".into(),
+                    ..c.clone()
+                };
+                t.exec(
+                    &format!("INSERT INTO chargebacks ({CHARGEBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                    &vals![
+                        &c.authorization_id,
+                        c.case_id,
+                        &c.card_token,
+                        &c.reason,
+                        c.amount,
+                        &c.currency,
+                        c.transaction_ms,
+                        c.disputed_ms,
+                        &c.status
+                    ],
+                )?;
+                let m = crate::BillingMove {
+                    posting: withhold(&c, id),
+                    from: &["billable"],
+                    to: "withheld",
+                };
+                match crate::ledger::apply_moves(t, std::slice::from_ref(&m))? {
+                    Ok(_) => {}
+                    Err(crate::Refused::Billing {
+                        billing: Some(b), ..
+                    }) if b == "withheld" => {}
+                    Err(_) => return Ok(End::Rollback(Err(c.authorization_id.clone()))),
+                }
+                out.push(c);
             }
-            out.push(c);
-        }
-        tx.commit()?;
-        Ok(Ok((row, out)))
+            Ok(End::Commit(Ok((row.clone(), out))))
+        })
     }
 
     /// The chargebacks of a case.
     pub fn chargebacks(&self, case_id: i64) -> Result<Vec<ChargebackRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!(
-                "SELECT {CHARGEBACK_COLUMNS} FROM chargebacks WHERE case_id = ?1 ORDER BY transaction_ms"
-            ),
-            [case_id],
-            chargeback,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {CHARGEBACK_COLUMNS} FROM chargebacks WHERE case_id = ?1 ORDER BY transaction_ms"
+                ),
+                &vals![case_id],
+                chargeback,
+            )
+        })
     }
 
     /// A card's transactions in `[from_ms, to_ms)`, oldest first.
@@ -538,43 +593,49 @@ impl SqliteCases {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TxRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
-             WHERE card_token = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms",
-            params![card_token, from_ms, to_ms],
-            tx_row,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                "SELECT authorization_id, card_token, at_ms, billing, doc FROM transactions \
+                 WHERE card_token = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms",
+                &vals![card_token, from_ms, to_ms],
+                tx_row,
+            )
+        })
     }
 
     /// Records a reissue; false when the old card was reissued before.
     pub fn put_reissue(&self, r: &ReissueRow) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
-            &format!("INSERT OR IGNORE INTO reissues ({REISSUE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-            params![r.old_token, r.new_token, r.new_last4, r.new_expiry, r.block, r.requested_ms, r.expected_ms, r.activated_ms],
-        )? == 1)
+        self.db.read(|t| {
+            Ok(t.exec(
+                &format!("INSERT OR IGNORE INTO reissues ({REISSUE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &vals![&r.old_token, &r.new_token, &r.new_last4, &r.new_expiry, &r.block, r.requested_ms, r.expected_ms, r.activated_ms],
+            )? == 1)
+        })
     }
 
     /// The reissue that replaced `old_token`, or that made `new_token`.
     pub fn reissue_of(&self, token: &str) -> Result<Option<ReissueRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db.read(|t| {
+            one(
+                t,
                 &format!(
                     "SELECT {REISSUE_COLUMNS} FROM reissues WHERE old_token = ?1 OR new_token = ?1"
                 ),
-                [token],
+                &vals![token],
                 reissue,
             )
-            .optional()?)
+        })
     }
 
     /// Marks the new card of a reissue activated; false when it was before.
     pub fn activate_reissue(&self, new_token: &str, at_ms: i64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
-            "UPDATE reissues SET activated_ms = ?2 WHERE new_token = ?1 AND activated_ms IS NULL",
-            params![new_token, at_ms],
-        )? == 1)
+        self.db.read(|t| {
+            Ok(t.exec(
+                "UPDATE reissues SET activated_ms = ?2 WHERE new_token = ?1 AND activated_ms IS NULL",
+                &vals![new_token, at_ms],
+            )? == 1)
+        })
     }
 
     /// Reissues activated at or after `since_ms`, oldest first (the account updater's feed).
@@ -583,62 +644,77 @@ impl SqliteCases {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<ReissueRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!(
-                "SELECT {REISSUE_COLUMNS} FROM reissues WHERE activated_ms >= ?1 ORDER BY activated_ms LIMIT ?2"
-            ),
-            params![since_ms, limit as i64],
-            reissue,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {REISSUE_COLUMNS} FROM reissues WHERE activated_ms >= ?1 ORDER BY activated_ms LIMIT ?2"
+                ),
+                &vals![since_ms, limit as i64],
+                reissue,
+            )
+        })
     }
 
     /// Cases whose timer has run out at `now_ms`, at most `limit`.
     pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<CaseRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!(
-                "SELECT {CASE_COLUMNS} FROM cases WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2"
-            ),
-            params![now_ms, limit as i64],
-            case,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {CASE_COLUMNS} FROM cases WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2"
+                ),
+                &vals![now_ms, limit as i64],
+                case,
+            )
+        })
     }
 }
 
-/// Moves a case inside the caller's transaction (see [`SqliteCases::transition`]).
+/// Moves a case inside the caller's transaction (see [`Cases::transition`]).
 pub(crate) fn move_case(
-    tx: &rusqlite::Transaction<'_>,
+    t: &mut dyn Tx,
     id: i64,
-    t: &Transition<'_>,
+    tr: &Transition<'_>,
 ) -> Result<Option<Result<CaseRow, String>>, StoreError> {
-    let Some(current) = tx
-        .query_row(
-            &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-            [id],
-            case,
-        )
-        .optional()?
+    let Some(current) = one(
+        t,
+        &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
+        &vals![id],
+        case,
+    )?
     else {
         return Ok(None);
     };
-    if !t.from.contains(&current.status.as_str()) {
+    if !tr.from.contains(&current.status.as_str()) {
         return Ok(Some(Err(current.status)));
     }
-    tx.execute(
+    t.exec(
         "UPDATE cases SET status = ?2, updated_ms = ?3, due_ms = ?4 WHERE id = ?1",
-        params![id, t.to, t.at_ms, t.due_ms],
+        &vals![id, tr.to, tr.at_ms, tr.due_ms],
     )?;
-    tx.execute(
+    t.exec(
         "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, t.at_ms, t.actor, t.action, current.status, t.to, t.note],
+        &vals![
+            id,
+            tr.at_ms,
+            tr.actor,
+            tr.action,
+            &current.status,
+            tr.to,
+            tr.note
+        ],
     )?;
-    Ok(Some(Ok(tx.query_row(
+    Ok(Some(Ok(one(
+        t,
         &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-        [id],
+        &vals![id],
         case,
-    )?)))
+    )?
+    .ok_or_else(|| {
+        StoreError::Invalid(format!("case {id} vanished"))
+    })?)))
 }
 
 /// A case to open.
@@ -654,33 +730,43 @@ struct NewCase<'a> {
 }
 
 /// Opens a case with its first step, inside the caller's transaction.
-fn insert_case(tx: &rusqlite::Transaction<'_>, c: &NewCase<'_>) -> Result<CaseRow, StoreError> {
-    tx.execute(
-        "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-        params![c.card_token, c.authorization_id, c.source, c.status, c.at_ms, c.due_ms],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
+fn insert_case(t: &mut dyn Tx, c: &NewCase<'_>) -> Result<CaseRow, StoreError> {
+    let row = one(
+        t,
+        &format!(
+            "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) RETURNING {CASE_COLUMNS}"
+        ),
+        &vals![c.card_token, c.authorization_id, c.source, c.status, c.at_ms, c.due_ms],
+        case,
+    )?
+    .ok_or_else(|| StoreError::Invalid("no case inserted".into()))?;
+    t.exec(
         "INSERT INTO case_steps (case_id, at_ms, actor, action, from_status, to_status, note) \
          VALUES (?1, ?2, ?3, 'open', NULL, ?4, ?5)",
-        params![id, c.at_ms, c.actor, c.status, c.note],
+        &vals![row.id, c.at_ms, c.actor, c.status, c.note],
     )?;
-    Ok(tx.query_row(
-        &format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"),
-        [id],
-        case,
-    )?)
+    Ok(row)
 }
 
-fn tx_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxRow> {
+fn tx_row(r: &Row) -> Result<TxRow, StoreError> {
     Ok(TxRow {
-        authorization_id: r.get(0)?,
-        card_token: r.get(1)?,
-        at_ms: r.get(2)?,
-        billing: r.get(3)?,
-        doc: r.get(4)?,
+        authorization_id: r.s(0)?,
+        card_token: r.s(1)?,
+        at_ms: r.i(2)?,
+        billing: r.s(3)?,
+        doc: r.s(4)?,
     })
+}
+
+/// Runs a repository test on SQLite, then on PostgreSQL when a test server is there.
+#[cfg(test)]
+pub(crate) fn both(name: &str, f: impl Fn(&Cases)) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    f(&Cases::open(&dir.path().join("cases.db")).expect("SQLite"));
+    if let Some(url) = crate::sql::test_database(name) {
+        f(&Cases::connect(&url).expect("PostgreSQL"));
+    }
 }
 
 #[cfg(test)]
@@ -689,143 +775,146 @@ mod tests {
 
     #[test]
     fn a_case_opens_once_moves_only_from_allowed_states_and_keeps_its_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteCases::open(&dir.path().join("cases.db")).unwrap();
-        s.put_transactions(
-            &[TxRow {
-                authorization_id: "au_1".into(),
-                card_token: "tok".into(),
-                at_ms: 10,
-                billing: "billable".into(),
-                doc: "{}".into(),
-            }],
-            &[],
-        )
-        .unwrap();
-        assert_eq!(s.transactions("tok", 0, 10).unwrap().len(), 1);
-        assert_eq!(s.transactions("tok", 11, 10).unwrap().len(), 0);
+        crate::cases::both(
+            "a_case_opens_once_moves_only_from_allowed_states_and_keeps_its_steps",
+            |s| {
+                s.put_transactions(
+                    &[TxRow {
+                        authorization_id: "au_1".into(),
+                        card_token: "tok".into(),
+                        at_ms: 10,
+                        billing: "billable".into(),
+                        doc: "{}".into(),
+                    }],
+                    &[],
+                )
+                .unwrap();
+                assert_eq!(s.transactions("tok", 0, 10).unwrap().len(), 1);
+                assert_eq!(s.transactions("tok", 11, 10).unwrap().len(), 0);
 
-        let (c, new) = s
-            .open_case(
-                "tok",
-                Some("au_1"),
-                "hold",
-                "awaiting_cardholder",
-                Some(100),
-                "system",
-                "held",
-                20,
-            )
-            .unwrap();
-        assert!(new);
-        let (again, new) = s
-            .open_case(
-                "tok",
-                Some("au_1"),
-                "hold",
-                "awaiting_cardholder",
-                Some(100),
-                "system",
-                "held",
-                21,
-            )
-            .unwrap();
-        assert_eq!((again.id, new), (c.id, false));
-        assert_eq!(s.due(99, 10).unwrap().len(), 0);
-        assert_eq!(s.due(100, 10).unwrap()[0].id, c.id);
+                let (c, new) = s
+                    .open_case(
+                        "tok",
+                        Some("au_1"),
+                        "hold",
+                        "awaiting_cardholder",
+                        Some(100),
+                        "system",
+                        "held",
+                        20,
+                    )
+                    .unwrap();
+                assert!(new);
+                let (again, new) = s
+                    .open_case(
+                        "tok",
+                        Some("au_1"),
+                        "hold",
+                        "awaiting_cardholder",
+                        Some(100),
+                        "system",
+                        "held",
+                        21,
+                    )
+                    .unwrap();
+                assert_eq!((again.id, new), (c.id, false));
+                assert_eq!(s.due(99, 10).unwrap().len(), 0);
+                assert_eq!(s.due(100, 10).unwrap()[0].id, c.id);
 
-        let t = |from: &'static [&'static str], to: &'static str| Transition {
-            from,
-            to,
-            actor: "key:ops",
-            action: "resolve",
-            note: "",
-            due_ms: None,
-            at_ms: 30,
-        };
-        assert_eq!(
-            s.transition(c.id, &t(&["investigating"], "resolved_fraud"))
-                .unwrap(),
-            Some(Err("awaiting_cardholder".into())),
-            "not from this status: nothing changes"
-        );
-        let moved = s
-            .transition(c.id, &t(&["awaiting_cardholder"], "investigating"))
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (moved.status.as_str(), moved.due_ms),
-            ("investigating", None)
-        );
-        assert!(s.note_step(c.id, "key:ops", "label", "fraud", 31).unwrap());
-        let steps = s.steps(c.id).unwrap();
-        let actions: Vec<&str> = steps.iter().map(|x| x.action.as_str()).collect();
-        assert_eq!(actions, ["open", "resolve", "label"]);
-        assert_eq!(steps[1].from_status.as_deref(), Some("awaiting_cardholder"));
-        assert_eq!(s.list(Some("investigating"), None, 10).unwrap().len(), 1);
-        assert_eq!(s.list(None, Some("other"), 10).unwrap().len(), 0);
-        assert!(
-            s.transition(999, &t(&["open"], "closed"))
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(s.cases_of_authorization("au_1").unwrap().len(), 1);
+                let t = |from: &'static [&'static str], to: &'static str| Transition {
+                    from,
+                    to,
+                    actor: "key:ops",
+                    action: "resolve",
+                    note: "",
+                    due_ms: None,
+                    at_ms: 30,
+                };
+                assert_eq!(
+                    s.transition(c.id, &t(&["investigating"], "resolved_fraud"))
+                        .unwrap(),
+                    Some(Err("awaiting_cardholder".into())),
+                    "not from this status: nothing changes"
+                );
+                let moved = s
+                    .transition(c.id, &t(&["awaiting_cardholder"], "investigating"))
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (moved.status.as_str(), moved.due_ms),
+                    ("investigating", None)
+                );
+                assert!(s.note_step(c.id, "key:ops", "label", "fraud", 31).unwrap());
+                let steps = s.steps(c.id).unwrap();
+                let actions: Vec<&str> = steps.iter().map(|x| x.action.as_str()).collect();
+                assert_eq!(actions, ["open", "resolve", "label"]);
+                assert_eq!(steps[1].from_status.as_deref(), Some("awaiting_cardholder"));
+                assert_eq!(s.list(Some("investigating"), None, 10).unwrap().len(), 1);
+                assert_eq!(s.list(None, Some("other"), 10).unwrap().len(), 0);
+                assert!(
+                    s.transition(999, &t(&["open"], "closed"))
+                        .unwrap()
+                        .is_none()
+                );
+                assert_eq!(s.cases_of_authorization("au_1").unwrap().len(), 1);
 
-        let cb = |id: &str| ChargebackRow {
-            authorization_id: id.into(),
-            case_id: 0,
-            card_token: "tok".into(),
-            reason: "fraud_card_absent".into(),
-            amount: 1200,
-            currency: "JPY".into(),
-            transaction_ms: 10,
-            disputed_ms: 0,
-            status: String::new(),
-        };
-        let withhold = |c: &ChargebackRow, case_id: i64| crate::Posting {
-            id: format!("withhold:{}", c.authorization_id),
-            kind: "withhold".into(),
-            debit: crate::ledger::DISPUTED.into(),
-            credit: crate::ledger::CARDHOLDER.into(),
-            amount: c.amount,
-            currency: c.currency.clone(),
-            card_token: c.card_token.clone(),
-            authorization_id: Some(c.authorization_id.clone()),
-            case_id: Some(case_id),
-            claim_id: None,
-            at_ms: 50,
-        };
-        let (d, rows) = s
-            .dispute("tok", &[cb("au_1")], withhold, "key:app", "not me", 50)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (d.source.as_str(), d.status.as_str(), rows[0].case_id),
-            ("dispute", "investigating", d.id)
+                let cb = |id: &str| ChargebackRow {
+                    authorization_id: id.into(),
+                    case_id: 0,
+                    card_token: "tok".into(),
+                    reason: "fraud_card_absent".into(),
+                    amount: 1200,
+                    currency: "JPY".into(),
+                    transaction_ms: 10,
+                    disputed_ms: 0,
+                    status: String::new(),
+                };
+                let withhold = |c: &ChargebackRow, case_id: i64| crate::Posting {
+                    id: format!("withhold:{}", c.authorization_id),
+                    kind: "withhold".into(),
+                    debit: crate::ledger::DISPUTED.into(),
+                    credit: crate::ledger::CARDHOLDER.into(),
+                    amount: c.amount,
+                    currency: c.currency.clone(),
+                    card_token: c.card_token.clone(),
+                    authorization_id: Some(c.authorization_id.clone()),
+                    case_id: Some(case_id),
+                    claim_id: None,
+                    at_ms: 50,
+                };
+                let (d, rows) = s
+                    .dispute("tok", &[cb("au_1")], &withhold, "key:app", "not me", 50)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (d.source.as_str(), d.status.as_str(), rows[0].case_id),
+                    ("dispute", "investigating", d.id)
+                );
+                assert_eq!(s.chargebacks(d.id).unwrap().len(), 1);
+                assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
+                assert_eq!(s.postings_of_case(d.id).unwrap().len(), 1);
+                assert_eq!(
+                    s.dispute(
+                        "tok",
+                        &[cb("au_2"), cb("au_1")],
+                        &withhold,
+                        "key:app",
+                        "again",
+                        60
+                    )
+                    .unwrap(),
+                    Err("au_1".into()),
+                    "disputed twice: refused whole"
+                );
+                assert_eq!(
+                    s.list(None, None, 10).unwrap().len(),
+                    2,
+                    "no case for the refusal"
+                );
+                assert_eq!(s.transactions_between("tok", 0, 11).unwrap().len(), 1);
+                assert_eq!(s.transactions_between("tok", 0, 10).unwrap().len(), 0);
+            },
         );
-        assert_eq!(s.chargebacks(d.id).unwrap().len(), 1);
-        assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
-        assert_eq!(s.postings_of_case(d.id).unwrap().len(), 1);
-        assert_eq!(
-            s.dispute(
-                "tok",
-                &[cb("au_2"), cb("au_1")],
-                withhold,
-                "key:app",
-                "again",
-                60
-            )
-            .unwrap(),
-            Err("au_1".into()),
-            "disputed twice: refused whole"
-        );
-        assert_eq!(
-            s.list(None, None, 10).unwrap().len(),
-            2,
-            "no case for the refusal"
-        );
-        assert_eq!(s.transactions_between("tok", 0, 11).unwrap().len(), 1);
-        assert_eq!(s.transactions_between("tok", 0, 10).unwrap().len(), 0);
     }
 }

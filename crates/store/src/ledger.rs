@@ -10,8 +10,9 @@
 //! only with a posting, and only from the statuses the move allows.
 
 use crate::StoreError;
-use crate::cases::{CHARGEBACK_COLUMNS, CaseRow, ChargebackRow, SqliteCases, Transition};
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::cases::{CHARGEBACK_COLUMNS, CaseRow, Cases, ChargebackRow, Transition, all, one};
+use crate::sql::{End, Row, Tx, Val};
+use crate::vals;
 
 /// What the cardholder owes (a debit) or is owed (a credit), per card.
 pub const CARDHOLDER: &str = "cardholder";
@@ -181,19 +182,19 @@ pub enum ClaimRefused {
 const POSTING_COLUMNS: &str = "id, kind, debit, credit, amount, currency, card_token, \
     authorization_id, case_id, claim_id, at_ms";
 
-fn posting(r: &rusqlite::Row<'_>) -> rusqlite::Result<Posting> {
+fn posting(r: &Row) -> Result<Posting, StoreError> {
     Ok(Posting {
-        id: r.get(0)?,
-        kind: r.get(1)?,
-        debit: r.get(2)?,
-        credit: r.get(3)?,
-        amount: r.get(4)?,
-        currency: r.get(5)?,
-        card_token: r.get(6)?,
-        authorization_id: r.get(7)?,
-        case_id: r.get(8)?,
-        claim_id: r.get(9)?,
-        at_ms: r.get(10)?,
+        id: r.s(0)?,
+        kind: r.s(1)?,
+        debit: r.s(2)?,
+        credit: r.s(3)?,
+        amount: r.i(4)?,
+        currency: r.s(5)?,
+        card_token: r.s(6)?,
+        authorization_id: r.os(7)?,
+        case_id: r.oi(8)?,
+        claim_id: r.oi(9)?,
+        at_ms: r.i(10)?,
     })
 }
 
@@ -201,66 +202,98 @@ const CLAIM_COLUMNS: &str = "id, card_token, authorization_id, kind, amount, cur
     amount_base, occurred_ms, purchased_ms, filed_ms, policy_year, covered, status, payout, \
     description, reasons, decided_ms, decided_by";
 
-fn claim(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
+fn claim(r: &Row) -> Result<ClaimRow, StoreError> {
     Ok(ClaimRow {
-        id: r.get(0)?,
-        card_token: r.get(1)?,
-        authorization_id: r.get(2)?,
-        kind: r.get(3)?,
-        amount: r.get(4)?,
-        currency: r.get(5)?,
-        amount_base: r.get(6)?,
-        occurred_ms: r.get(7)?,
-        purchased_ms: r.get(8)?,
-        filed_ms: r.get(9)?,
-        policy_year: r.get(10)?,
-        covered: r.get(11)?,
-        status: r.get(12)?,
-        payout: r.get(13)?,
-        description: r.get(14)?,
-        reasons: r.get(15)?,
-        decided_ms: r.get(16)?,
-        decided_by: r.get(17)?,
+        id: r.i(0)?,
+        card_token: r.s(1)?,
+        authorization_id: r.s(2)?,
+        kind: r.s(3)?,
+        amount: r.i(4)?,
+        currency: r.s(5)?,
+        amount_base: r.i(6)?,
+        occurred_ms: r.i(7)?,
+        purchased_ms: r.i(8)?,
+        filed_ms: r.i(9)?,
+        policy_year: r.s(10)?,
+        covered: r.i(11)?,
+        status: r.s(12)?,
+        payout: r.i(13)?,
+        description: r.s(14)?,
+        reasons: r.s(15)?,
+        decided_ms: r.oi(16)?,
+        decided_by: r.os(17)?,
     })
 }
 
+/// What a card's claims of a policy year hold against the cap (approved: their payout;
+/// open: what they may pay).
+const HELD: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'approved' THEN payout ELSE covered END), 0) AS BIGINT) \
+     FROM claims WHERE card_token = ?1 AND policy_year = ?2 AND status != 'declined'";
+
 /// Adds a posting inside the caller's transaction; false when it was there already.
-pub(crate) fn insert_posting(tx: &Transaction<'_>, p: &Posting) -> Result<bool, StoreError> {
-    let mut st = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO postings ({POSTING_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-    ))?;
-    Ok(st.execute(params![
-        p.id,
-        p.kind,
-        p.debit,
-        p.credit,
-        p.amount,
-        p.currency,
-        p.card_token,
-        p.authorization_id,
-        p.case_id,
-        p.claim_id,
-        p.at_ms
-    ])? == 1)
+pub(crate) fn insert_posting(t: &mut dyn Tx, p: &Posting) -> Result<bool, StoreError> {
+    Ok(t.exec(
+        &format!(
+            "INSERT OR IGNORE INTO postings ({POSTING_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ),
+        &vals![
+            &p.id,
+            &p.kind,
+            &p.debit,
+            &p.credit,
+            p.amount,
+            &p.currency,
+            &p.card_token,
+            p.authorization_id.as_deref(),
+            p.case_id,
+            p.claim_id,
+            p.at_ms
+        ],
+    )? == 1)
+}
+
+/// Adds postings inside the caller's transaction, in one statement (those there already
+/// are left as they are).
+pub(crate) fn insert_postings(t: &mut dyn Tx, ps: &[Posting]) -> Result<usize, StoreError> {
+    let mut params = Vec::with_capacity(ps.len() * 11);
+    for p in ps {
+        params.extend(vals![
+            &p.id,
+            &p.kind,
+            &p.debit,
+            &p.credit,
+            p.amount,
+            &p.currency,
+            &p.card_token,
+            p.authorization_id.as_deref(),
+            p.case_id,
+            p.claim_id,
+            p.at_ms
+        ]);
+    }
+    t.exec(
+        &format!(
+            "INSERT OR IGNORE INTO postings ({POSTING_COLUMNS}) VALUES {}",
+            crate::sql::placeholders(ps.len(), 11)
+        ),
+        &params,
+    )
 }
 
 /// Applies billing moves inside the caller's transaction: a move posted before is skipped
 /// (it was applied); another whose charge is not in one of its `from` statuses refuses
 /// all (the caller rolls back).
 pub(crate) fn apply_moves(
-    tx: &Transaction<'_>,
+    t: &mut dyn Tx,
     moves: &[BillingMove],
 ) -> Result<Result<usize, Refused>, StoreError> {
     let mut applied = 0;
     for m in moves {
         let p = &m.posting;
-        let seen: Option<i64> = tx
-            .query_row("SELECT 1 FROM postings WHERE id = ?1", [&p.id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if seen.is_some() {
+        if t.row("SELECT id FROM postings WHERE id = ?1", &vals![&p.id])?
+            .is_some()
+        {
             continue;
         }
         let Some(a) = p.authorization_id.as_deref() else {
@@ -269,83 +302,85 @@ pub(crate) fn apply_moves(
                 p.id
             )));
         };
-        let billing: Option<String> = tx
-            .query_row(
+        let billing = t
+            .row(
                 "SELECT billing FROM transactions WHERE authorization_id = ?1",
-                [a],
-                |r| r.get(0),
-            )
-            .optional()?;
+                &vals![a],
+            )?
+            .map(|r| r.s(0))
+            .transpose()?;
         if !billing.as_deref().is_some_and(|b| m.from.contains(&b)) {
             return Ok(Err(Refused::Billing {
                 authorization_id: a.to_owned(),
                 billing,
             }));
         }
-        insert_posting(tx, p)?;
-        tx.execute(
+        insert_posting(t, p)?;
+        t.exec(
             "UPDATE transactions SET billing = ?2 WHERE authorization_id = ?1",
-            params![a, m.to],
+            &vals![a, m.to],
         )?;
         applied += 1;
     }
     Ok(Ok(applied))
 }
 
-impl SqliteCases {
+/// Commits when the moves were applied, rolls back when they were refused.
+fn end<T>(out: Result<T, Refused>) -> End<Result<T, Refused>> {
+    match out {
+        Ok(v) => End::Commit(Ok(v)),
+        Err(r) => End::Rollback(Err(r)),
+    }
+}
+
+impl Cases {
     /// Applies billing moves in one transaction, all or none (see [`BillingMove`]): how
     /// many were new.
     pub fn post_moves(&self, moves: &[BillingMove]) -> Result<Result<usize, Refused>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = apply_moves(&tx, moves)?;
-        if out.is_ok() {
-            tx.commit()?;
-        }
-        Ok(out)
+        self.db.write(|t| Ok(end(apply_moves(t, moves)?)))
     }
 
-    /// Moves a case (as [`SqliteCases::transition`]) and applies billing moves with it, in
-    /// one transaction: all or nothing; its pending chargebacks take the status
-    /// `chargebacks` when given. `None` for no such case.
+    /// Moves a case (as [`Cases::transition`]) and applies billing moves with it, in one
+    /// transaction: all or nothing; its pending chargebacks take the status `chargebacks`
+    /// when given. `None` for no such case.
     pub fn transition_with(
         &self,
         id: i64,
-        t: &Transition<'_>,
+        tr: &Transition<'_>,
         moves: &[BillingMove],
         chargebacks: Option<&str>,
     ) -> Result<Option<Result<CaseRow, Refused>>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = match crate::cases::move_case(&tx, id, t)? {
-            None => return Ok(None),
-            Some(Err(status)) => Err(Refused::Status(status)),
-            Some(Ok(row)) => apply_moves(&tx, moves)?.map(|_| row),
-        };
-        if let (Ok(_), Some(status)) = (&out, chargebacks) {
-            tx.execute(
-                "UPDATE chargebacks SET status = ?2 WHERE case_id = ?1 AND status = 'pending'",
-                params![id, status],
-            )?;
-        }
-        if out.is_ok() {
-            tx.commit()?;
-        }
-        Ok(Some(out))
+        self.db.write(|t| {
+            let out = match crate::cases::move_case(t, id, tr)? {
+                None => return Ok(End::Rollback(None)),
+                Some(Err(status)) => Err(Refused::Status(status)),
+                Some(Ok(row)) => apply_moves(t, moves)?.map(|_| row),
+            };
+            if let (Ok(_), Some(status)) = (&out, chargebacks) {
+                t.exec(
+                    "UPDATE chargebacks SET status = ?2 WHERE case_id = ?1 AND status = 'pending'",
+                    &vals![id, status],
+                )?;
+            }
+            Ok(match end(out) {
+                End::Commit(v) => End::Commit(Some(v)),
+                End::Rollback(v) => End::Rollback(Some(v)),
+            })
+        })
     }
 
     /// The chargeback of a charge.
     pub fn chargeback(&self, authorization_id: &str) -> Result<Option<ChargebackRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db.read(|t| {
+            one(
+                t,
                 &format!(
                     "SELECT {CHARGEBACK_COLUMNS} FROM chargebacks WHERE authorization_id = ?1"
                 ),
-                [authorization_id],
+                &vals![authorization_id],
                 crate::cases::chargeback,
             )
-            .optional()?)
+        })
     }
 
     /// Answers a pending chargeback (`accepted`, `rejected`) with its billing moves, in one
@@ -356,27 +391,28 @@ impl SqliteCases {
         status: &str,
         moves: &[BillingMove],
     ) -> Result<Result<ChargebackRow, String>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE chargebacks SET status = ?2 WHERE authorization_id = ?1 AND status = 'pending'",
-            params![authorization_id, status],
-        )?;
-        if n != 1 {
-            return Ok(Err(format!(
-                "the chargeback of {authorization_id} is not pending"
-            )));
-        }
-        if let Err(r) = apply_moves(&tx, moves)? {
-            return Ok(Err(format!("the charge cannot move: {r:?}")));
-        }
-        let row = tx.query_row(
-            &format!("SELECT {CHARGEBACK_COLUMNS} FROM chargebacks WHERE authorization_id = ?1"),
-            [authorization_id],
-            crate::cases::chargeback,
-        )?;
-        tx.commit()?;
-        Ok(Ok(row))
+        self.db.write(|t| {
+            let n = t.exec(
+                "UPDATE chargebacks SET status = ?2 WHERE authorization_id = ?1 AND status = 'pending'",
+                &vals![authorization_id, status],
+            )?;
+            if n != 1 {
+                return Ok(End::Rollback(Err(format!(
+                    "the chargeback of {authorization_id} is not pending"
+                ))));
+            }
+            if let Err(r) = apply_moves(t, moves)? {
+                return Ok(End::Rollback(Err(format!("the charge cannot move: {r:?}"))));
+            }
+            let row = one(
+                t,
+                &format!("SELECT {CHARGEBACK_COLUMNS} FROM chargebacks WHERE authorization_id = ?1"),
+                &vals![authorization_id],
+                crate::cases::chargeback,
+            )?
+            .ok_or_else(|| StoreError::Invalid("the chargeback vanished".into()))?;
+            Ok(End::Commit(Ok(row)))
+        })
     }
 
     /// A card's postings in `[from_ms, to_ms)`, oldest first.
@@ -386,58 +422,76 @@ impl SqliteCases {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Posting>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!(
-                "SELECT {POSTING_COLUMNS} FROM postings WHERE card_token = ?1 AND at_ms >= ?2 \
-                 AND at_ms < ?3 ORDER BY at_ms, rowid"
-            ),
-            params![card_token, from_ms, to_ms],
-            posting,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {POSTING_COLUMNS} FROM postings WHERE card_token = ?1 AND at_ms >= ?2 \
+                     AND at_ms < ?3 ORDER BY at_ms, rowid"
+                ),
+                &vals![card_token, from_ms, to_ms],
+                posting,
+            )
+        })
     }
 
     /// The postings of a case, oldest first.
     pub fn postings_of_case(&self, case_id: i64) -> Result<Vec<Posting>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!("SELECT {POSTING_COLUMNS} FROM postings WHERE case_id = ?1 ORDER BY rowid"),
-            [case_id],
-            posting,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {POSTING_COLUMNS} FROM postings WHERE case_id = ?1 ORDER BY rowid"
+                ),
+                &vals![case_id],
+                posting,
+            )
+        })
     }
 
     /// The postings of a claim.
     pub fn postings_of_claim(&self, claim_id: i64) -> Result<Vec<Posting>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!("SELECT {POSTING_COLUMNS} FROM postings WHERE claim_id = ?1 ORDER BY rowid"),
-            [claim_id],
-            posting,
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT {POSTING_COLUMNS} FROM postings WHERE claim_id = ?1 ORDER BY rowid"
+                ),
+                &vals![claim_id],
+                posting,
+            )
+        })
     }
 
     /// Every account's balance per currency, of one card's postings or of all.
     pub fn balances(&self, card_token: Option<&str>) -> Result<Vec<Balance>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            "SELECT account, currency, SUM(d), SUM(c) FROM ( \
-               SELECT debit AS account, currency, amount AS d, 0 AS c FROM postings \
-                 WHERE ?1 IS NULL OR card_token = ?1 \
-               UNION ALL \
-               SELECT credit, currency, 0, amount FROM postings \
-                 WHERE ?1 IS NULL OR card_token = ?1) \
-             GROUP BY account, currency ORDER BY account, currency",
-            [card_token],
-            |r| {
-                Ok(Balance {
-                    account: r.get(0)?,
-                    currency: r.get(1)?,
-                    debits: r.get(2)?,
-                    credits: r.get(3)?,
-                })
-            },
-        )
+        let filter = if card_token.is_some() {
+            "WHERE card_token = ?1"
+        } else {
+            ""
+        };
+        let params: Vec<Val<'_>> = card_token.map(Val::T).into_iter().collect();
+        self.db.read(|t| {
+            all(
+                t,
+                &format!(
+                    "SELECT account, currency, CAST(SUM(d) AS BIGINT), CAST(SUM(c) AS BIGINT) FROM ( \
+                       SELECT debit AS account, currency, amount AS d, 0 AS c FROM postings {filter} \
+                       UNION ALL \
+                       SELECT credit, currency, 0, amount FROM postings {filter}) AS lines \
+                     GROUP BY account, currency ORDER BY account, currency"
+                ),
+                &params,
+                |r| {
+                    Ok(Balance {
+                        account: r.s(0)?,
+                        currency: r.s(1)?,
+                        debits: r.i(2)?,
+                        credits: r.i(3)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Files a claim if the cap allows it: what the card's open and approved claims of the
@@ -447,79 +501,70 @@ impl SqliteCases {
         c: &ClaimRow,
         cap: i64,
     ) -> Result<Result<ClaimRow, ClaimRefused>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<i64> = tx
-            .query_row(
+        self.db.write(|t| {
+            let existing = t.row(
                 "SELECT id FROM claims WHERE authorization_id = ?1 AND status != 'declined'",
-                [&c.authorization_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok(Err(ClaimRefused::Duplicate(id)));
-        }
-        let held: i64 = tx.query_row(
-            "SELECT COALESCE(SUM(CASE WHEN status = 'approved' THEN payout ELSE covered END), 0) \
-             FROM claims WHERE card_token = ?1 AND policy_year = ?2 AND status != 'declined'",
-            params![c.card_token, c.policy_year],
-            |r| r.get(0),
-        )?;
-        let remaining = (cap - held).max(0);
-        if c.covered > remaining {
-            return Ok(Err(ClaimRefused::OverCap { remaining }));
-        }
-        tx.execute(
-            "INSERT INTO claims (card_token, authorization_id, kind, amount, currency, amount_base, \
-             occurred_ms, purchased_ms, filed_ms, policy_year, covered, status, payout, description, \
-             reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?14)",
-            params![
-                c.card_token,
-                c.authorization_id,
-                c.kind,
-                c.amount,
-                c.currency,
-                c.amount_base,
-                c.occurred_ms,
-                c.purchased_ms,
-                c.filed_ms,
-                c.policy_year,
-                c.covered,
-                c.status,
-                c.description,
-                c.reasons
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let row = tx.query_row(
-            &format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = ?1"),
-            [id],
-            claim,
-        )?;
-        tx.commit()?;
-        Ok(Ok(row))
+                &vals![&c.authorization_id],
+            )?;
+            if let Some(r) = existing {
+                return Ok(End::Rollback(Err(ClaimRefused::Duplicate(r.i(0)?))));
+            }
+            let held = t
+                .row(HELD, &vals![&c.card_token, &c.policy_year])?
+                .map_or(Ok(0), |r| r.i(0))?;
+            let remaining = (cap - held).max(0);
+            if c.covered > remaining {
+                return Ok(End::Rollback(Err(ClaimRefused::OverCap { remaining })));
+            }
+            let row = one(
+                t,
+                &format!(
+                    "INSERT INTO claims (card_token, authorization_id, kind, amount, currency, amount_base, \
+                     occurred_ms, purchased_ms, filed_ms, policy_year, covered, status, payout, description, \
+                     reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?14) \
+                     RETURNING {CLAIM_COLUMNS}"
+                ),
+                &vals![
+                    &c.card_token,
+                    &c.authorization_id,
+                    &c.kind,
+                    c.amount,
+                    &c.currency,
+                    c.amount_base,
+                    c.occurred_ms,
+                    c.purchased_ms,
+                    c.filed_ms,
+                    &c.policy_year,
+                    c.covered,
+                    &c.status,
+                    &c.description,
+                    &c.reasons
+                ],
+                claim,
+            )?
+            .ok_or_else(|| StoreError::Invalid("no claim inserted".into()))?;
+            Ok(End::Commit(Ok(row)))
+        })
     }
 
     pub fn claim(&self, id: i64) -> Result<Option<ClaimRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db.read(|t| {
+            one(
+                t,
                 &format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = ?1"),
-                [id],
+                &vals![id],
                 claim,
             )
-            .optional()?)
+        })
     }
 
     /// What a card's claims of a policy year hold against the cap (approved: their payout;
     /// open: what they may pay).
     pub fn claims_held(&self, card_token: &str, policy_year: &str) -> Result<i64, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT COALESCE(SUM(CASE WHEN status = 'approved' THEN payout ELSE covered END), 0) \
-             FROM claims WHERE card_token = ?1 AND policy_year = ?2 AND status != 'declined'",
-            params![card_token, policy_year],
-            |r| r.get(0),
-        )?)
+        self.db.read(|t| {
+            t.row(HELD, &vals![card_token, policy_year])?
+                .map_or(Ok(0), |r| r.i(0))
+        })
     }
 
     /// Claims, newest first: of a card and a status when given.
@@ -529,91 +574,100 @@ impl SqliteCases {
         status: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ClaimRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            &format!(
-                "SELECT {CLAIM_COLUMNS} FROM claims WHERE (?1 IS NULL OR card_token = ?1) \
-                 AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3"
+        let (filter, params): (&str, Vec<Val<'_>>) = match (card_token, status) {
+            (Some(c), Some(st)) => (
+                "WHERE card_token = ?2 AND status = ?3",
+                vals![limit as i64, c, st].to_vec(),
             ),
-            params![card_token, status, limit as i64],
-            claim,
-        )
+            (Some(c), None) => ("WHERE card_token = ?2", vals![limit as i64, c].to_vec()),
+            (None, Some(st)) => ("WHERE status = ?2", vals![limit as i64, st].to_vec()),
+            (None, None) => ("", vals![limit as i64].to_vec()),
+        };
+        self.db.read(|t| {
+            all(
+                t,
+                &format!("SELECT {CLAIM_COLUMNS} FROM claims {filter} ORDER BY id DESC LIMIT ?1"),
+                &params,
+                claim,
+            )
+        })
     }
 
     /// Records a document of a claim that is still open (its file written already); the
-    /// claim is then under review. `None` when the claim is not open (its status returned
-    /// in `Err`) or has `max` documents.
+    /// claim is then under review. Refused (with why) when the claim is not open or has
+    /// `max` documents.
     pub fn add_document(
         &self,
         d: &DocumentRow,
         max: i64,
     ) -> Result<Result<DocumentRow, String>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let status: Option<String> = tx
-            .query_row(
-                "SELECT status FROM claims WHERE id = ?1",
-                [d.claim_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match status.as_deref() {
-            Some("awaiting_documents" | "under_review") => {}
-            Some(s) => return Ok(Err(format!("the claim is {s}"))),
-            None => return Ok(Err("no such claim".into())),
-        }
-        let n: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM claim_documents WHERE claim_id = ?1",
-            [d.claim_id],
-            |r| r.get(0),
-        )?;
-        if n >= max {
-            return Ok(Err(format!("the claim has {max} documents already")));
-        }
-        let row = DocumentRow {
-            n: n + 1,
-            ..d.clone()
-        };
-        tx.execute(
-            "INSERT INTO claim_documents (claim_id, n, content_type, bytes, sha256, file, added_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                row.claim_id,
-                row.n,
-                row.content_type,
-                row.bytes,
-                row.sha256,
-                row.file,
-                row.added_ms
-            ],
-        )?;
-        tx.execute(
-            "UPDATE claims SET status = 'under_review' WHERE id = ?1",
-            [d.claim_id],
-        )?;
-        tx.commit()?;
-        Ok(Ok(row))
+        self.db.write(|t| {
+            let status = t
+                .row("SELECT status FROM claims WHERE id = ?1", &vals![d.claim_id])?
+                .map(|r| r.s(0))
+                .transpose()?;
+            match status.as_deref() {
+                Some("awaiting_documents" | "under_review") => {}
+                Some(s) => return Ok(End::Rollback(Err(format!("the claim is {s}")))),
+                None => return Ok(End::Rollback(Err("no such claim".into()))),
+            }
+            let n = t
+                .row(
+                    "SELECT COUNT(*) FROM claim_documents WHERE claim_id = ?1",
+                    &vals![d.claim_id],
+                )?
+                .map_or(Ok(0), |r| r.i(0))?;
+            if n >= max {
+                return Ok(End::Rollback(Err(format!(
+                    "the claim has {max} documents already"
+                ))));
+            }
+            let row = DocumentRow {
+                n: n + 1,
+                ..d.clone()
+            };
+            t.exec(
+                "INSERT INTO claim_documents (claim_id, n, content_type, bytes, sha256, file, added_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &vals![
+                    row.claim_id,
+                    row.n,
+                    &row.content_type,
+                    row.bytes,
+                    &row.sha256,
+                    &row.file,
+                    row.added_ms
+                ],
+            )?;
+            t.exec(
+                "UPDATE claims SET status = 'under_review' WHERE id = ?1",
+                &vals![d.claim_id],
+            )?;
+            Ok(End::Commit(Ok(row)))
+        })
     }
 
     /// A claim's documents, in the order they came.
     pub fn documents(&self, claim_id: i64) -> Result<Vec<DocumentRow>, StoreError> {
-        crate::query_rows(
-            &self.conn(),
-            "SELECT claim_id, n, content_type, bytes, sha256, file, added_ms FROM claim_documents \
-             WHERE claim_id = ?1 ORDER BY n",
-            [claim_id],
-            |r| {
-                Ok(DocumentRow {
-                    claim_id: r.get(0)?,
-                    n: r.get(1)?,
-                    content_type: r.get(2)?,
-                    bytes: r.get(3)?,
-                    sha256: r.get(4)?,
-                    file: r.get(5)?,
-                    added_ms: r.get(6)?,
-                })
-            },
-        )
+        self.db.read(|t| {
+            all(
+                t,
+                "SELECT claim_id, n, content_type, bytes, sha256, file, added_ms FROM claim_documents \
+                 WHERE claim_id = ?1 ORDER BY n",
+                &vals![claim_id],
+                |r| {
+                    Ok(DocumentRow {
+                        claim_id: r.i(0)?,
+                        n: r.i(1)?,
+                        content_type: r.s(2)?,
+                        bytes: r.i(3)?,
+                        sha256: r.s(4)?,
+                        file: r.s(5)?,
+                        added_ms: r.i(6)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Decides a claim under review, with its payout posting when it pays: the claim after
@@ -627,40 +681,40 @@ impl SqliteCases {
         actor: &str,
         at_ms: i64,
     ) -> Result<Result<ClaimRow, String>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let status: Option<String> = tx
-            .query_row("SELECT status FROM claims WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match status.as_deref() {
-            Some("under_review") => {}
-            Some(s) => return Ok(Err(s.to_owned())),
-            None => return Ok(Err("missing".into())),
-        }
-        if let Some(p) = payout {
-            insert_posting(&tx, p)?;
-        }
-        tx.execute(
-            "UPDATE claims SET status = ?2, payout = ?3, reasons = ?4, decided_ms = ?5, \
-             decided_by = ?6 WHERE id = ?1",
-            params![
-                id,
-                if approved { "approved" } else { "declined" },
-                payout.map_or(0, |p| p.amount),
-                reasons,
-                at_ms,
-                actor
-            ],
-        )?;
-        let row = tx.query_row(
-            &format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = ?1"),
-            [id],
-            claim,
-        )?;
-        tx.commit()?;
-        Ok(Ok(row))
+        self.db.write(|t| {
+            let status = t
+                .row("SELECT status FROM claims WHERE id = ?1", &vals![id])?
+                .map(|r| r.s(0))
+                .transpose()?;
+            match status.as_deref() {
+                Some("under_review") => {}
+                Some(s) => return Ok(End::Rollback(Err(s.to_owned()))),
+                None => return Ok(End::Rollback(Err("missing".into()))),
+            }
+            if let Some(p) = payout {
+                insert_posting(t, p)?;
+            }
+            t.exec(
+                "UPDATE claims SET status = ?2, payout = ?3, reasons = ?4, decided_ms = ?5, \
+                 decided_by = ?6 WHERE id = ?1",
+                &vals![
+                    id,
+                    if approved { "approved" } else { "declined" },
+                    payout.map_or(0, |p| p.amount),
+                    reasons,
+                    at_ms,
+                    actor
+                ],
+            )?;
+            let row = one(
+                t,
+                &format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = ?1"),
+                &vals![id],
+                claim,
+            )?
+            .ok_or_else(|| StoreError::Invalid(format!("claim {id} vanished")))?;
+            Ok(End::Commit(Ok(row)))
+        })
     }
 }
 
@@ -697,162 +751,168 @@ mod tests {
 
     #[test]
     fn billing_moves_only_with_a_posting_once_and_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteCases::open(&dir.path().join("cases.db")).unwrap();
-        s.put_transactions(
-            &[tx("au_1"), tx("au_2")],
-            &[charge("au_1", 1000), charge("au_2", 500)],
-        )
-        .unwrap();
-        // The same batch again (a consumer's replay) posts nothing twice.
-        s.put_transactions(&[tx("au_1")], &[charge("au_1", 1000)])
-            .unwrap();
-        let withhold = |a: &str, amount| BillingMove {
-            posting: Posting {
-                id: format!("withhold:{a}"),
-                kind: "withhold".into(),
-                debit: DISPUTED.into(),
-                credit: CARDHOLDER.into(),
-                ..charge(a, amount)
+        crate::cases::both(
+            "billing_moves_only_with_a_posting_once_and_all_or_nothing",
+            |s| {
+                s.put_transactions(
+                    &[tx("au_1"), tx("au_2")],
+                    &[charge("au_1", 1000), charge("au_2", 500)],
+                )
+                .unwrap();
+                // The same batch again (a consumer's replay) posts nothing twice.
+                s.put_transactions(&[tx("au_1")], &[charge("au_1", 1000)])
+                    .unwrap();
+                let withhold = |a: &str, amount| BillingMove {
+                    posting: Posting {
+                        id: format!("withhold:{a}"),
+                        kind: "withhold".into(),
+                        debit: DISPUTED.into(),
+                        credit: CARDHOLDER.into(),
+                        ..charge(a, amount)
+                    },
+                    from: &["billable"],
+                    to: "withheld",
+                };
+                assert_eq!(s.post_moves(&[withhold("au_1", 1000)]).unwrap(), Ok(1));
+                assert_eq!(
+                    s.post_moves(&[withhold("au_1", 1000)]).unwrap(),
+                    Ok(0),
+                    "posted once"
+                );
+                let credit = |a: &str, amount| BillingMove {
+                    posting: Posting {
+                        id: format!("compensate:1:{a}"),
+                        kind: "compensate".into(),
+                        debit: FRAUD_LOSSES.into(),
+                        credit: DISPUTED.into(),
+                        case_id: Some(1),
+                        ..charge(a, amount)
+                    },
+                    from: &["withheld"],
+                    to: "credited",
+                };
+                assert_eq!(
+                    s.post_moves(&[credit("au_1", 1000), credit("au_2", 500)])
+                        .unwrap(),
+                    Err(Refused::Billing {
+                        authorization_id: "au_2".into(),
+                        billing: Some("billable".into())
+                    }),
+                    "au_2 is not withheld: nothing moves"
+                );
+                assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
+                assert_eq!(s.post_moves(&[credit("au_1", 1000)]).unwrap(), Ok(1));
+                assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "credited");
+                let b = s.balances(Some("tok")).unwrap();
+                let get = |acct: &str| {
+                    b.iter()
+                        .find(|x| x.account == acct)
+                        .map(|x| x.debits - x.credits)
+                };
+                assert_eq!(get(CARDHOLDER), Some(500), "owes the second charge only");
+                assert_eq!(get(NETWORK), Some(-1500));
+                assert_eq!(get(DISPUTED), Some(0));
+                assert_eq!(get(FRAUD_LOSSES), Some(1000));
+                let total: i64 = b.iter().map(|x| x.debits - x.credits).sum();
+                assert_eq!(total, 0, "double entry balances");
+                assert_eq!(s.postings_of_case(1).unwrap().len(), 1);
+                assert_eq!(s.postings_of_card("tok", 0, 11).unwrap().len(), 4);
             },
-            from: &["billable"],
-            to: "withheld",
-        };
-        assert_eq!(s.post_moves(&[withhold("au_1", 1000)]).unwrap(), Ok(1));
-        assert_eq!(
-            s.post_moves(&[withhold("au_1", 1000)]).unwrap(),
-            Ok(0),
-            "posted once"
         );
-        let credit = |a: &str, amount| BillingMove {
-            posting: Posting {
-                id: format!("compensate:1:{a}"),
-                kind: "compensate".into(),
-                debit: FRAUD_LOSSES.into(),
-                credit: DISPUTED.into(),
-                case_id: Some(1),
-                ..charge(a, amount)
-            },
-            from: &["withheld"],
-            to: "credited",
-        };
-        assert_eq!(
-            s.post_moves(&[credit("au_1", 1000), credit("au_2", 500)])
-                .unwrap(),
-            Err(Refused::Billing {
-                authorization_id: "au_2".into(),
-                billing: Some("billable".into())
-            }),
-            "au_2 is not withheld: nothing moves"
-        );
-        assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "withheld");
-        assert_eq!(s.post_moves(&[credit("au_1", 1000)]).unwrap(), Ok(1));
-        assert_eq!(s.transaction("au_1").unwrap().unwrap().billing, "credited");
-        let b = s.balances(Some("tok")).unwrap();
-        let get = |acct: &str| {
-            b.iter()
-                .find(|x| x.account == acct)
-                .map(|x| x.debits - x.credits)
-        };
-        assert_eq!(get(CARDHOLDER), Some(500), "owes the second charge only");
-        assert_eq!(get(NETWORK), Some(-1500));
-        assert_eq!(get(DISPUTED), Some(0));
-        assert_eq!(get(FRAUD_LOSSES), Some(1000));
-        let total: i64 = b.iter().map(|x| x.debits - x.credits).sum();
-        assert_eq!(total, 0, "double entry balances");
-        assert_eq!(s.postings_of_case(1).unwrap().len(), 1);
-        assert_eq!(s.postings_of_card("tok", 0, 11).unwrap().len(), 4);
     }
 
     #[test]
     fn a_claim_holds_its_cover_against_the_cap_until_decided() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteCases::open(&dir.path().join("cases.db")).unwrap();
-        let c = |a: &str, covered| ClaimRow {
-            id: 0,
-            card_token: "tok".into(),
-            authorization_id: a.into(),
-            kind: "damage".into(),
-            amount: covered + 3000,
-            currency: "JPY".into(),
-            amount_base: covered + 3000,
-            occurred_ms: 20,
-            purchased_ms: 10,
-            filed_ms: 30,
-            policy_year: "2026".into(),
-            covered,
-            status: "awaiting_documents".into(),
-            payout: 0,
-            description: String::new(),
-            reasons: "[]".into(),
-            decided_ms: None,
-            decided_by: None,
-        };
-        let first = s
-            .file_claim(&c("au_1", 1_500_000), 2_000_000)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            s.file_claim(&c("au_1", 10), 2_000_000).unwrap(),
-            Err(ClaimRefused::Duplicate(first.id))
-        );
-        assert_eq!(
-            s.file_claim(&c("au_2", 600_000), 2_000_000).unwrap(),
-            Err(ClaimRefused::OverCap { remaining: 500_000 })
-        );
-        assert_eq!(
-            s.decide_claim(first.id, true, None, "[]", "key:ops", 40)
-                .unwrap(),
-            Err("awaiting_documents".into()),
-            "no document yet"
-        );
-        let doc = DocumentRow {
-            claim_id: first.id,
-            n: 0,
-            content_type: "application/pdf".into(),
-            bytes: 10,
-            sha256: "00".into(),
-            file: "1-1.pdf".into(),
-            added_ms: 35,
-        };
-        assert_eq!(s.add_document(&doc, 2).unwrap().unwrap().n, 1);
-        assert_eq!(s.add_document(&doc, 2).unwrap().unwrap().n, 2);
-        assert!(s.add_document(&doc, 2).unwrap().is_err(), "at most 2");
-        let pay = Posting {
-            id: format!("claim:{}", first.id),
-            kind: "claim".into(),
-            debit: PROTECTION.into(),
-            credit: CARDHOLDER.into(),
-            amount: 1_200_000,
-            currency: "JPY".into(),
-            card_token: "tok".into(),
-            authorization_id: Some("au_1".into()),
-            case_id: None,
-            claim_id: Some(first.id),
-            at_ms: 40,
-        };
-        let decided = s
-            .decide_claim(first.id, true, Some(&pay), "[\"ok\"]", "key:ops", 40)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (decided.status.as_str(), decided.payout),
-            ("approved", 1_200_000)
-        );
-        assert_eq!(
-            s.claims_held("tok", "2026").unwrap(),
-            1_200_000,
-            "the payout, not the cover"
-        );
-        assert!(
-            s.file_claim(&c("au_2", 800_000), 2_000_000)
-                .unwrap()
-                .is_ok()
-        );
-        assert_eq!(s.postings_of_claim(first.id).unwrap().len(), 1);
-        assert!(
-            s.add_document(&doc, 9).unwrap().is_err(),
-            "decided: closed to documents"
+        crate::cases::both(
+            "a_claim_holds_its_cover_against_the_cap_until_decided",
+            |s| {
+                let c = |a: &str, covered| ClaimRow {
+                    id: 0,
+                    card_token: "tok".into(),
+                    authorization_id: a.into(),
+                    kind: "damage".into(),
+                    amount: covered + 3000,
+                    currency: "JPY".into(),
+                    amount_base: covered + 3000,
+                    occurred_ms: 20,
+                    purchased_ms: 10,
+                    filed_ms: 30,
+                    policy_year: "2026".into(),
+                    covered,
+                    status: "awaiting_documents".into(),
+                    payout: 0,
+                    description: String::new(),
+                    reasons: "[]".into(),
+                    decided_ms: None,
+                    decided_by: None,
+                };
+                let first = s
+                    .file_claim(&c("au_1", 1_500_000), 2_000_000)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    s.file_claim(&c("au_1", 10), 2_000_000).unwrap(),
+                    Err(ClaimRefused::Duplicate(first.id))
+                );
+                assert_eq!(
+                    s.file_claim(&c("au_2", 600_000), 2_000_000).unwrap(),
+                    Err(ClaimRefused::OverCap { remaining: 500_000 })
+                );
+                assert_eq!(
+                    s.decide_claim(first.id, true, None, "[]", "key:ops", 40)
+                        .unwrap(),
+                    Err("awaiting_documents".into()),
+                    "no document yet"
+                );
+                let doc = DocumentRow {
+                    claim_id: first.id,
+                    n: 0,
+                    content_type: "application/pdf".into(),
+                    bytes: 10,
+                    sha256: "00".into(),
+                    file: "1-1.pdf".into(),
+                    added_ms: 35,
+                };
+                assert_eq!(s.add_document(&doc, 2).unwrap().unwrap().n, 1);
+                assert_eq!(s.add_document(&doc, 2).unwrap().unwrap().n, 2);
+                assert!(s.add_document(&doc, 2).unwrap().is_err(), "at most 2");
+                let pay = Posting {
+                    id: format!("claim:{}", first.id),
+                    kind: "claim".into(),
+                    debit: PROTECTION.into(),
+                    credit: CARDHOLDER.into(),
+                    amount: 1_200_000,
+                    currency: "JPY".into(),
+                    card_token: "tok".into(),
+                    authorization_id: Some("au_1".into()),
+                    case_id: None,
+                    claim_id: Some(first.id),
+                    at_ms: 40,
+                };
+                let decided = s
+                    .decide_claim(first.id, true, Some(&pay), "[\"ok\"]", "key:ops", 40)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (decided.status.as_str(), decided.payout),
+                    ("approved", 1_200_000)
+                );
+                assert_eq!(
+                    s.claims_held("tok", "2026").unwrap(),
+                    1_200_000,
+                    "the payout, not the cover"
+                );
+                assert!(
+                    s.file_claim(&c("au_2", 800_000), 2_000_000)
+                        .unwrap()
+                        .is_ok()
+                );
+                assert_eq!(s.postings_of_claim(first.id).unwrap().len(), 1);
+                assert!(
+                    s.add_document(&doc, 9).unwrap().is_err(),
+                    "decided: closed to documents"
+                );
+            },
         );
     }
 }

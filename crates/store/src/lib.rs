@@ -33,12 +33,15 @@ pub mod outbox;
 pub mod policy;
 pub mod private;
 pub mod snapshot;
+pub mod sql;
 pub mod stepup;
 pub mod traits;
 
 pub use audit::{AuditEntry, AuditLog, AuditReport};
 pub use cards::{CardRow, SqliteCards};
-pub use cases::{CaseRow, ChargebackRow, ReissueRow, SqliteCases, StepRow, Transition, TxRow};
+pub use cases::{
+    CaseRow, Cases, ChargebackRow, ReissueRow, SqliteCases, StepRow, Transition, TxRow,
+};
 pub use cursor::FileCursors;
 pub use holds::{HoldRow, SqliteHolds};
 pub use ledger::{Balance, BillingMove, ClaimRefused, ClaimRow, DocumentRow, Posting, Refused};
@@ -90,6 +93,11 @@ pub enum StoreError {
     BadCursor(String),
     #[error("invalid change: {0}")]
     Invalid(String),
+    #[error("{0}")]
+    Database(String),
+    /// A transaction conflicted with another and was rolled back (retried by the caller).
+    #[error("a transaction conflicted with another")]
+    Conflict,
 }
 
 /// How a SQLite database syncs its commits.
