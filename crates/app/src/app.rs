@@ -273,6 +273,8 @@ pub struct App {
     drift: RwLock<Arc<crate::drift::DriftMonitor>>,
     /// Metrics of parts running beside the application (see [`App::add_metrics`]).
     metric_sources: RwLock<Vec<MetricSource>>,
+    /// The consumers started, with where their positions are saved (for their lag).
+    consumers: Mutex<Vec<(String, Arc<cardguard_store::FileCursors>)>>,
     /// The data directory's lock, held while the application is open.
     _lock: cardguard_store::DirLock,
 }
@@ -505,6 +507,7 @@ impl App {
             }),
             rules_file_seen: Mutex::new(None),
             metric_sources: RwLock::new(Vec::new()),
+            consumers: Mutex::new(Vec::new()),
             _lock: lock,
         };
         if !created_keys.is_empty() {
@@ -764,6 +767,11 @@ impl App {
         + 'static,
     ) -> Result<crate::consumer::ConsumerHandle, OpenError> {
         let cursors = Arc::new(cardguard_store::FileCursors::open(&self.data_dir)?);
+        // How far behind the log's durable end its saved position is, in /metrics.
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_owned(), Arc::clone(&cursors)));
         crate::consumer::spawn(name, self.events(), cursors, opts, handler).map_err(|source| {
             OpenError::DataDir {
                 path: self.data_dir.display().to_string(),
@@ -2145,6 +2153,7 @@ impl App {
         gauges.push(("log_durable_bytes", self.reader.durable().unwrap_or(0)));
         let mut text = self.metrics.render(&gauges);
         text.push_str(&self.drift().metrics());
+        text.push_str(&self.consumer_lag());
         for source in self
             .metric_sources
             .read()
@@ -2152,6 +2161,28 @@ impl App {
             .iter()
         {
             text.push_str(&source());
+        }
+        text
+    }
+
+    /// Each consumer's lag: how far its saved position is behind the log's durable end.
+    fn consumer_lag(&self) -> String {
+        use cardguard_store::CursorStore;
+        let consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        if consumers.is_empty() {
+            return String::new();
+        }
+        let end = self.reader.durable().unwrap_or(0);
+        let mut text = String::from(
+            "# HELP cardguard_consumer_lag_bytes How far a consumer's saved position is behind the log's durable end.\n\
+             # TYPE cardguard_consumer_lag_bytes gauge\n",
+        );
+        for (name, cursors) in consumers.iter() {
+            let at = cursors.load(name).ok().flatten().unwrap_or(0);
+            text.push_str(&format!(
+                "cardguard_consumer_lag_bytes{{consumer=\"{name}\"}} {}\n",
+                end.saturating_sub(at)
+            ));
         }
         text
     }

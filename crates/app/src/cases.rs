@@ -209,6 +209,7 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
         CONSUMER,
         ConsumerOptions {
             start: Start::Beginning,
+            background: true,
             before_save: Some(Arc::new(move || {
                 before()?;
                 sync_app

@@ -51,6 +51,9 @@ pub struct ConsumerOptions {
     pub retry_after: Duration,
     /// Run before each save of the position (see [`SyncHook`]).
     pub before_save: Option<SyncHook>,
+    /// Work nobody waits for (indexing for analysts): the thread runs at nice 19, so that
+    /// catching up after a burst yields to authorizations (without starving).
+    pub background: bool,
 }
 
 impl std::fmt::Debug for ConsumerOptions {
@@ -63,6 +66,7 @@ impl std::fmt::Debug for ConsumerOptions {
             .field("stop_at_end", &self.stop_at_end)
             .field("retry_after", &self.retry_after)
             .field("before_save", &self.before_save.is_some())
+            .field("background", &self.background)
             .finish()
     }
 }
@@ -77,6 +81,7 @@ impl Default for ConsumerOptions {
             stop_at_end: false,
             retry_after: Duration::from_millis(500),
             before_save: None,
+            background: false,
         }
     }
 }
@@ -259,6 +264,9 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name(format!("consumer-{name}"))
         .spawn(move || {
+            if opts.background {
+                crate::snapshots::lower_niceness();
+            }
             let r = run(
                 &n,
                 reader.as_ref(),

@@ -108,6 +108,16 @@ impl SnapshotWriter {
     }
 }
 
+/// The calling thread yields to every other (nice 19: a sliver of the CPU when others want
+/// it, never starved; Linux schedules each thread on its own): for background consumers,
+/// which must still keep up on a busy machine.
+pub(crate) fn lower_niceness() {
+    // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
+        tracing::debug!("could not lower a background thread's priority");
+    }
+}
+
 /// The calling thread runs only on CPU time nothing else wants (`SCHED_IDLE`, which needs
 /// no privilege; Linux schedules each thread on its own), or at nice 19 where that policy
 /// is refused.
@@ -117,6 +127,6 @@ pub(crate) fn lower_priority() {
     let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
     // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
     if !idle && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
-        tracing::debug!("could not lower the snapshot thread's priority");
+        tracing::debug!("could not lower a background thread's priority");
     }
 }
