@@ -419,16 +419,10 @@ impl Cases {
         card_token: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CaseRow>, StoreError> {
-        // One statement per filter, so that each uses its index.
-        let (filter, params): (&str, Vec<Val<'_>>) = match (status, card_token) {
-            (Some(st), Some(c)) => (
-                "WHERE status = ?2 AND card_token = ?3",
-                vals![limit as i64, st, c].to_vec(),
-            ),
-            (Some(st), None) => ("WHERE status = ?2", vals![limit as i64, st].to_vec()),
-            (None, Some(c)) => ("WHERE card_token = ?2", vals![limit as i64, c].to_vec()),
-            (None, None) => ("", vals![limit as i64].to_vec()),
-        };
+        let (filter, params) = crate::sql::filter(
+            vec![Val::I(limit as i64)],
+            &[("status", status), ("card_token", card_token)],
+        );
         self.db.read(|t| {
             all(
                 t,

@@ -465,12 +465,7 @@ impl Cases {
 
     /// Every account's balance per currency, of one card's postings or of all.
     pub fn balances(&self, card_token: Option<&str>) -> Result<Vec<Balance>, StoreError> {
-        let filter = if card_token.is_some() {
-            "WHERE card_token = ?1"
-        } else {
-            ""
-        };
-        let params: Vec<Val<'_>> = card_token.map(Val::T).into_iter().collect();
+        let (filter, params) = crate::sql::filter(Vec::new(), &[("card_token", card_token)]);
         self.db.read(|t| {
             all(
                 t,
@@ -574,15 +569,10 @@ impl Cases {
         status: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ClaimRow>, StoreError> {
-        let (filter, params): (&str, Vec<Val<'_>>) = match (card_token, status) {
-            (Some(c), Some(st)) => (
-                "WHERE card_token = ?2 AND status = ?3",
-                vals![limit as i64, c, st].to_vec(),
-            ),
-            (Some(c), None) => ("WHERE card_token = ?2", vals![limit as i64, c].to_vec()),
-            (None, Some(st)) => ("WHERE status = ?2", vals![limit as i64, st].to_vec()),
-            (None, None) => ("", vals![limit as i64].to_vec()),
-        };
+        let (filter, params) = crate::sql::filter(
+            vec![Val::I(limit as i64)],
+            &[("card_token", card_token), ("status", status)],
+        );
         self.db.read(|t| {
             all(
                 t,

@@ -134,6 +134,17 @@ pub struct Pg {
     prepared: std::collections::HashMap<String, postgres::Statement>,
 }
 
+impl Pg {
+    /// The connection and its prepared statements, apart (a transaction borrows the first).
+    fn parts(&mut self) -> Result<(&mut postgres::Client, &mut Prepared), StoreError> {
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("PostgreSQL: the connection is closed".into()))?;
+        Ok((client, &mut self.prepared))
+    }
+}
+
 impl Drop for Pg {
     /// The client's drop blocks on its runtime too: off tokio's threads.
     fn drop(&mut self) {
@@ -244,11 +255,7 @@ impl Db {
             }
             Db::Postgres(c) => {
                 let mut guard = c.lock().unwrap_or_else(|e| e.into_inner());
-                let pg: &mut Pg = &mut guard;
-                let Pg { client, prepared } = pg;
-                let client = client.as_mut().ok_or_else(|| {
-                    StoreError::Database("PostgreSQL: the connection is closed".into())
-                })?;
+                let (client, prepared) = guard.parts()?;
                 off_runtime(|| f(&mut PgConn(client, prepared)))
             }
         }
@@ -278,11 +285,7 @@ impl Db {
             }
             Db::Postgres(c) => {
                 let mut guard = c.lock().unwrap_or_else(|e| e.into_inner());
-                let pg: &mut Pg = &mut guard;
-                let Pg { client, prepared } = pg;
-                let client = client.as_mut().ok_or_else(|| {
-                    StoreError::Database("PostgreSQL: the connection is closed".into())
-                })?;
+                let (client, prepared) = guard.parts()?;
                 off_runtime(|| {
                     let mut tries = 0;
                     loop {
@@ -292,25 +295,21 @@ impl Db {
                             .isolation_level(postgres::IsolationLevel::Serializable)
                             .start()
                             .map_err(pg_err)?;
-                        let out = f(&mut PgTx(&mut tx, prepared));
-                        let out = match out {
-                            Ok(End::Commit(v)) => tx.commit().map(|()| v),
-                            Ok(End::Rollback(v)) => return Ok(v),
+                        // A conflict (in a statement or at the commit) rolls back and tries
+                        // again; any other outcome is the answer.
+                        let out = match f(&mut PgTx(&mut tx, prepared)) {
+                            Ok(End::Commit(v)) => tx.commit().map(|()| v).map_err(pg_err),
+                            Ok(End::Rollback(v)) => Ok(v),
+                            Err(e) => Err(e),
+                        };
+                        match out {
+                            Err(StoreError::Conflict) if tries < 20 => continue,
                             Err(StoreError::Conflict) => {
-                                drop(tx);
-                                if tries < 20 {
-                                    continue;
-                                }
                                 return Err(StoreError::Database(
                                     "PostgreSQL: too many conflicting transactions".into(),
                                 ));
                             }
-                            Err(e) => return Err(e),
-                        };
-                        match out {
-                            Ok(v) => return Ok(v),
-                            Err(e) if is_conflict(&e) && tries < 20 => continue,
-                            Err(e) => return Err(pg_err(e)),
+                            other => return other,
                         }
                     }
                 })
@@ -382,6 +381,24 @@ fn pg_sql(sql: &str) -> String {
         out.push_str(" ON CONFLICT DO NOTHING");
     }
     out
+}
+
+/// `WHERE a = ?N AND b = ?M` for the columns given a value, their parameters numbered after
+/// `params` (which the statement uses first), with those values appended: one statement
+/// per combination, so that each uses its index.
+pub(crate) fn filter<'a>(
+    mut params: Vec<Val<'a>>,
+    by: &[(&str, Option<&'a str>)],
+) -> (String, Vec<Val<'a>>) {
+    let mut sql = String::new();
+    for (column, value) in by {
+        if let Some(v) = value {
+            sql.push_str(if sql.is_empty() { "WHERE " } else { " AND " });
+            params.push(Val::T(v));
+            sql.push_str(&format!("{column} = ?{}", params.len()));
+        }
+    }
+    (sql, params)
 }
 
 /// `(?1, ?2), (?3, ?4)` for `rows` rows of `cols` values.
@@ -743,5 +760,7 @@ mod tests {
         );
         assert_eq!(pg_sql("SELECT rowid_x, '?'"), "SELECT rowid_x, '?'");
         assert_eq!(placeholders(2, 2), "(?1, ?2), (?3, ?4)");
+        let (sql, params) = filter(vec![Val::I(5)], &[("a", None), ("b", Some("x"))]);
+        assert_eq!((sql.as_str(), params.len()), ("WHERE b = ?2", 2));
     }
 }
