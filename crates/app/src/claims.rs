@@ -5,7 +5,7 @@
 //! JPEG or PNG, checked by their first bytes, within a size limit), and an analyst decides;
 //! an approval credits the card in the ledger, and the cardholder is told either way.
 
-use crate::coverage::{Reason, posting};
+use crate::coverage::posting;
 use crate::{App, AppError};
 use cardguard_core::{CardToken, Money, Timestamp};
 use cardguard_store::ledger::{CARDHOLDER, PROTECTION};
@@ -215,7 +215,7 @@ impl App {
         };
         let cap = policy.protection_annual_cap as i64;
         match s.file_claim(&row, cap).map_err(store_err)? {
-            Ok(c) => self.claim_view(c.id),
+            Ok(c) => self.view_of_claim(c),
             Err(ClaimRefused::Duplicate(id)) => Err(AppError::Conflict(format!(
                 "the purchase has claim {id} already"
             ))),
@@ -233,11 +233,18 @@ impl App {
 
     /// A claim with its documents, postings and what the cap has left.
     pub fn claim_view(&self, id: i64) -> Result<ClaimView, AppError> {
-        let s = self.cases_store();
-        let claim = s
+        let claim = self
+            .cases_store()
             .claim(id)
             .map_err(store_err)?
             .ok_or_else(|| AppError::NotFound(format!("no claim {id}")))?;
+        self.view_of_claim(claim)
+    }
+
+    /// The view of a claim already read (a list's rows).
+    pub fn view_of_claim(&self, claim: ClaimRow) -> Result<ClaimView, AppError> {
+        let s = self.cases_store();
+        let id = claim.id;
         let product = CardToken::parse(&claim.card_token)
             .ok()
             .and_then(|t| self.card(&t))
@@ -366,27 +373,20 @@ impl App {
             currency: base,
         };
         let mut reasons: Vec<String> = serde_json::from_str(&claim.reasons).unwrap_or_default();
-        let mut codes = Vec::new();
+        // What the cardholder's notice says (its templates know these codes).
+        let mut codes = vec![if approve {
+            "claim_approved"
+        } else {
+            "claim_declined"
+        }];
         if approve {
             reasons.push(format!(
                 "approved: {} credited to the card",
                 crate::format::money(&paid)
             ));
-            codes.push(Reason {
-                code: "claim_approved",
-                detail: String::new(),
-            });
             if claim.amount_base > claim.covered {
-                codes.push(Reason {
-                    code: "deductible",
-                    detail: String::new(),
-                });
+                codes.push("deductible");
             }
-        } else {
-            codes.push(Reason {
-                code: "claim_declined",
-                detail: String::new(),
-            });
         }
         if !note.is_empty() {
             reasons.push(note.to_owned());
@@ -425,12 +425,12 @@ impl App {
             covered: approve,
             credited: if approve { vec![paid] } else { vec![] },
             billed: vec![],
-            reasons: codes.iter().map(|r| r.code.to_owned()).collect(),
+            reasons: codes.into_iter().map(String::from).collect(),
             actor: actor.to_owned(),
             received: Timestamp(now),
         })
         .await?;
-        self.claim_view(row.id)
+        self.view_of_claim(row)
     }
 }
 

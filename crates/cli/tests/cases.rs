@@ -348,26 +348,18 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
         .await
         .unwrap();
     let other_token = o["card_token"].as_str().unwrap().to_owned();
-    let mut ids = Vec::new();
-    for (i, (at, yen)) in [
-        (common::tokyo_time(5, 0), 3000),
-        (common::tokyo_time(5, 10), 5000),
-        (common::tokyo_time(5, 20), 700),
-        (common::tokyo_time(100, 0), 1000),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (_, a) = admin
-            .post(
-                "/v1/authorizations",
-                &authorization(&format!("d-{i}"), at, TOKYO, *yen),
-            )
-            .await
-            .unwrap();
-        assert_eq!(a["decision"], "approve", "{a}");
-        ids.push(a["authorization_id"].as_str().unwrap().to_owned());
-    }
+    let ids = common::approved_purchases(
+        &mut admin,
+        PAN,
+        "d",
+        &[
+            (common::tokyo_time(5, 0), 3000),
+            (common::tokyo_time(5, 10), 5000),
+            (common::tokyo_time(5, 20), 700),
+            (common::tokyo_time(100, 0), 1000),
+        ],
+    )
+    .await;
     let mut expired = authorization("d-x", &common::tokyo_time(5, 30), TOKYO, 900);
     expired["card"]["expiry"] = json!("2028-01");
     let (_, declined) = admin.post("/v1/authorizations", &expired).await.unwrap();
@@ -378,16 +370,7 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
     let (_, theirs) = admin.post("/v1/authorizations", &theirs).await.unwrap();
     let theirs = theirs["authorization_id"].as_str().unwrap().to_owned();
     // The transactions are indexed by the cases consumer.
-    for _ in 0..200 {
-        let (_, t) = analyst
-            .get(&format!("/v1/cards/{token}/transactions?days=400"))
-            .await
-            .unwrap();
-        if t.as_array().unwrap().len() == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    common::indexed_transactions(&mut analyst, &token, 5).await;
 
     let dispute = |ids: &[&str]| json!({"authorization_ids": ids, "reason": "not_me"});
     let path = format!("/v1/cards/{token}/disputes");

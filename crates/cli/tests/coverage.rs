@@ -8,7 +8,6 @@
 mod common;
 
 use cardguard_server::client::{Client, Method};
-use common::TOKYO;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -125,37 +124,22 @@ async fn scenario(extra: &str) {
         .await
         .unwrap();
     let token = card["card_token"].as_str().unwrap().to_owned();
-    let mut ids = Vec::new();
-    for (i, (at, yen)) in [
-        (common::tokyo_time(5, 0), 3000),
-        (common::tokyo_time(4, 0), 5000),
-        (common::tokyo_time(3, 0), 700),
-        (common::tokyo_time(100, 0), 1000),
-        (common::tokyo_time(2, 0), 300_000),
-        (common::tokyo_time(2, 60), 1_900_000),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (_, a) = admin
-            .post(
-                "/v1/authorizations",
-                &common::shop_purchase(PAN, &format!("c-{i}"), at, TOKYO, *yen),
-            )
-            .await
-            .unwrap();
-        assert_eq!(a["decision"], "approve", "{a}");
-        ids.push(a["authorization_id"].as_str().unwrap().to_owned());
-    }
+    let ids = common::approved_purchases(
+        &mut admin,
+        PAN,
+        "c",
+        &[
+            (common::tokyo_time(5, 0), 3000),
+            (common::tokyo_time(4, 0), 5000),
+            (common::tokyo_time(3, 0), 700),
+            (common::tokyo_time(100, 0), 1000),
+            (common::tokyo_time(2, 0), 300_000),
+            (common::tokyo_time(2, 60), 1_900_000),
+        ],
+    )
+    .await;
     let transactions = format!("/v1/cards/{token}/transactions?days=400");
-    let mut tx = Value::Null;
-    for _ in 0..200 {
-        tx = analyst.get(&transactions).await.unwrap().1;
-        if tx.as_array().unwrap().len() == 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let tx = common::indexed_transactions(&mut analyst, &token, 6).await;
     let billing_of = |tx: &Value, id: &str| -> String {
         tx.as_array()
             .unwrap()

@@ -237,3 +237,43 @@ pub fn tokyo_month(days: i64) -> String {
     let t = cardguard_core::Timestamp::parse_rfc3339(&tokyo_time(days, 0)).expect("a time");
     cardguard_core::Timestamp(t.0 + 9 * 3_600_000).to_rfc3339()[..7].to_owned()
 }
+
+/// Shop purchases in Tokyo with `pan`, ids `PREFIX-i`, at each time for each amount, each
+/// approved: their authorization ids.
+pub async fn approved_purchases(
+    c: &mut cardguard_server::client::Client,
+    pan: &str,
+    prefix: &str,
+    purchases: &[(String, u64)],
+) -> Vec<String> {
+    let mut ids = Vec::with_capacity(purchases.len());
+    for (i, (at, yen)) in purchases.iter().enumerate() {
+        let (_, a) = c
+            .post(
+                "/v1/authorizations",
+                &shop_purchase(pan, &format!("{prefix}-{i}"), at, TOKYO, *yen),
+            )
+            .await
+            .unwrap();
+        assert_eq!(a["decision"], "approve", "{a}");
+        ids.push(a["authorization_id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// A card's transactions of 400 days once the cases consumer has indexed `n` of them.
+pub async fn indexed_transactions(
+    c: &mut cardguard_server::client::Client,
+    token: &str,
+    n: usize,
+) -> Value {
+    let path = format!("/v1/cards/{token}/transactions?days=400");
+    for _ in 0..200 {
+        let (_, t) = c.get(&path).await.unwrap();
+        if t.as_array().map_or(0, Vec::len) >= n {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the cases consumer did not index {n} transactions of {token}");
+}

@@ -115,9 +115,9 @@ pub async fn list(State(ctx): State<Ctx>, Query(q): Query<ClaimsQuery>) -> Answe
             .cases_store()
             .claims(q.card_token.as_deref(), q.status.as_deref(), 1000)
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        rows.iter()
+        rows.into_iter()
             .map(|c| {
-                app.claim_view(c.id)
+                app.view_of_claim(c)
                     .map(|v| view(&v))
                     .map_err(ApiError::from)
             })
