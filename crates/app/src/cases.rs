@@ -491,30 +491,20 @@ impl App {
         note: &str,
         actor: &str,
     ) -> Result<ActionDone, AppError> {
-        if let CaseAction::Resolve { fraud, findings } = &action {
-            let case = self.case_row(id)?;
-            let (case, c) = self
-                .resolve_case(&case, *fraud, findings, note, actor)
-                .await?;
-            return Ok(ActionDone {
-                case,
-                compensation: Some(c),
-            });
-        }
-        self.case_act(id, action, note, actor)
-            .await
-            .map(|case| ActionDone {
-                case,
-                compensation: None,
-            })
+        let mut compensation = None;
+        let case = self.act(id, action, note, actor, &mut compensation).await?;
+        Ok(ActionDone { case, compensation })
     }
 
-    async fn case_act(
+    /// [`App::case_action`]: the case after the action (a resolution's compensation
+    /// decision in `compensation`).
+    async fn act(
         self: &Arc<Self>,
         id: i64,
         action: CaseAction,
         note: &str,
         actor: &str,
+        compensation: &mut Option<crate::coverage::Compensation>,
     ) -> Result<CaseRow, AppError> {
         let s = self.cases_store();
         let case = s
@@ -585,7 +575,13 @@ impl App {
                     .map_err(store_err)?;
                 self.case_row(id)
             }
-            CaseAction::Resolve { .. } => Err(AppError::Internal("resolve is not here".into())),
+            CaseAction::Resolve { fraud, findings } => {
+                let (row, c) = self
+                    .resolve_case(&case, fraud, &findings, note, actor)
+                    .await?;
+                *compensation = Some(c);
+                Ok(row)
+            }
             CaseAction::Close => move_to(RESOLVED, "closed", "close", None),
             CaseAction::Reissue { block } => {
                 if case.status == "closed" {
