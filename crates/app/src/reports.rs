@@ -22,6 +22,19 @@ pub struct PhishingReport {
 }
 
 impl App {
+    /// The phishing analyzer's report on a raw RFC 5322 message, its sender verified when
+    /// the config says so (the analysis on a blocking thread): `Err` with why a message is
+    /// not one.
+    pub async fn scan_mail(&self, raw: Vec<u8>) -> Result<Result<Report, String>, AppError> {
+        let opts = self.mail_options(&raw).await;
+        let brands = self.brands();
+        tokio::task::spawn_blocking(move || {
+            cardguard_phish::analyze_with(&raw, &brands, &opts).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))
+    }
+
     /// Takes a cardholder's report of a mail (`raw`, RFC 5322) and what they `entered` on
     /// the page it led to; see the module's documentation. An unreadable mail or an unknown
     /// entry is refused and nothing is opened.
@@ -43,14 +56,10 @@ impl App {
         if self.card(card).is_none() {
             return Err(AppError::NotFound(format!("no card {card}")));
         }
-        let opts = self.mail_options(&raw).await;
-        let brands = self.brands();
-        let report = tokio::task::spawn_blocking(move || {
-            cardguard_phish::analyze_with(&raw, &brands, &opts)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::invalid("body", e.to_string()))?;
+        let report = self
+            .scan_mail(raw)
+            .await?
+            .map_err(|e| AppError::invalid("body", e))?;
         let has = |what: &str| entered.iter().any(|e| e == what);
         let mut advice = Vec::new();
         let flagged = report.verdict != Verdict::Clean;

@@ -687,14 +687,11 @@ async fn mail_scan(
     State(ctx): State<Ctx>,
     body: Bytes,
 ) -> Result<Json<cardguard_phish::Report>, ApiError> {
-    let app = std::sync::Arc::clone(&ctx.app);
-    let opts = app.mail_options(&body).await;
-    let report = tokio::task::spawn_blocking(move || {
-        cardguard_phish::analyze_with(&body, &app.brands(), &opts)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string()))?;
+    let report = ctx
+        .app
+        .scan_mail(body.to_vec())
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e))?;
     Ok(Json(report))
 }
 
