@@ -191,8 +191,19 @@ pub struct EvaluateArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Which features the model may use: all of the engine's, or only the fraud detection
+    /// handbook's 15 (to see what the others add, with the same trainer).
+    #[arg(long, value_enum, default_value_t = FeatureSet::All)]
+    features: FeatureSet,
     #[command(flatten)]
     trainer: TrainerArgs,
+}
+
+/// The features a model is trained on.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeatureSet {
+    All,
+    Handbook,
 }
 
 #[derive(clap::Args)]
@@ -683,11 +694,14 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
             .or_else(|_| writable(dir))
             .with_context(|| format!("the report folder {}", dir.display()))?;
     }
-    let table = load_from(
+    let mut table = load_from(
         a.transactions.as_deref(),
         a.from_log.as_deref(),
         a.delay_days,
     )?;
+    if a.features == FeatureSet::Handbook {
+        table = table.select(&cardguard_ml::HANDBOOK_FEATURES)?;
+    }
     let params = a.trainer.params();
     let mut results: Vec<Evaluation> = Vec::new();
     for p in folds(&table, &train, &test, a.folds, a.delay_days)? {

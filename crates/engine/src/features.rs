@@ -72,6 +72,9 @@ features! {
     50 MAX_7D_TO_PROFILE "card_max_amount_7d_to_profile_mean",
     51 MEAN_7D_TO_30D "card_mean_amount_7d_to_30d",
     52 AMOUNT_TO_MAX_30D "amount_to_card_max_30d",
+    53 TERM_FIRST_FRAUD_AGE "terminal_days_since_first_fraud",
+    54 TERM_LAST_FRAUD_AGE "terminal_days_since_last_fraud",
+    55 TERM_RATE_SINCE_FIRST "terminal_fraud_rate_since_first_fraud",
 }
 
 /// The settings the feature function reads, taken from the engine's configuration.
@@ -92,7 +95,7 @@ impl From<&crate::config::EngineConfig> for FeatureParams {
     }
 }
 
-pub const N_FEATURES: usize = 53;
+pub const N_FEATURES: usize = 56;
 const _: () = assert!(FEATURE_NAMES.len() == N_FEATURES);
 
 /// A feature vector. Missing values (no previous transaction, no location) are -1.
@@ -313,6 +316,10 @@ pub fn compute(
         v[TERM_COUNT_1D + i] = ts.count[i] as f32;
         v[TERM_RATE_1D + i] = ts.fraud_rate(i) as f32;
     }
+    let age = |a: Option<u16>| a.map_or(-1.0, f32::from);
+    v[TERM_FIRST_FRAUD_AGE] = age(ts.first_fraud_age);
+    v[TERM_LAST_FRAUD_AGE] = age(ts.last_fraud_age);
+    v[TERM_RATE_SINCE_FIRST] = ts.fraud_rate_since_first_fraud() as f32;
     v[DEVICE_CARDS] = match device {
         Some(d) => d.cards_with(tx.card_hash) as f32,
         None => b(tx.device.is_some()),

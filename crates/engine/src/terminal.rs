@@ -38,6 +38,13 @@ pub struct TerminalStats {
     pub count: [u32; 3],
     pub delayed_count: [u32; 3],
     pub frauds: [u32; 3],
+    /// Days from the earliest and the latest day with a labelled fraud (of the days kept that
+    /// end a label delay ago) to today: how long a terminal has been known compromised, and
+    /// whether it still is (a skimmer stays for weeks).
+    pub first_fraud_age: Option<u16>,
+    pub last_fraud_age: Option<u16>,
+    /// Transactions and labelled frauds from the earliest fraud's day to the delay's end.
+    pub since_first_fraud: (u32, u32),
 }
 
 impl TerminalStats {
@@ -47,6 +54,16 @@ impl TerminalStats {
             0.0
         } else {
             f64::from(self.frauds[i]) / f64::from(self.delayed_count[i])
+        }
+    }
+
+    /// Labelled frauds per transaction since the earliest labelled fraud (0 without one).
+    pub fn fraud_rate_since_first_fraud(&self) -> f64 {
+        let (count, frauds) = self.since_first_fraud;
+        if count == 0 {
+            0.0
+        } else {
+            f64::from(frauds) / f64::from(count)
         }
     }
 }
@@ -136,6 +153,21 @@ impl TerminalState {
                     s.frauds[i] += b.frauds;
                 }
             }
+            if age >= delay && b.frauds > 0 {
+                let age = age as u16;
+                s.first_fraud_age = Some(s.first_fraud_age.map_or(age, |a| a.max(age)));
+                s.last_fraud_age = Some(s.last_fraud_age.map_or(age, |a| a.min(age)));
+            }
+        }
+        if let Some(first) = s.first_fraud_age {
+            let first = i64::from(first);
+            for b in &self.buckets {
+                let age = today.saturating_sub(b.day);
+                if (delay..=first).contains(&age) {
+                    s.since_first_fraud.0 += b.count;
+                    s.since_first_fraud.1 += b.frauds;
+                }
+            }
         }
         s
     }
@@ -156,6 +188,33 @@ impl Clone for TerminalState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A terminal compromised on day d-20 (every transaction a fraud from then on, two a
+    /// day), labels 7 days late: on day d it is known compromised for 20 days, the latest
+    /// known fraud 7 days ago, every known transaction since the first fraud a fraud.
+    #[test]
+    fn how_long_a_terminal_has_been_known_compromised() {
+        let mut t = TerminalState::default();
+        let d = 20_000;
+        for day in d - 30..=d {
+            t.record_tx(day);
+            t.record_tx(day);
+            if day >= d - 20 && day <= d - 7 {
+                t.record_label(day, 2);
+            }
+        }
+        let s = t.stats(d, 7);
+        assert_eq!((s.first_fraud_age, s.last_fraud_age), (Some(20), Some(7)));
+        assert_eq!(s.since_first_fraud, (28, 28));
+        assert!((s.fraud_rate_since_first_fraud() - 1.0).abs() < 1e-12);
+        // With labels known up to 12 days ago only, the latest known fraud is 12 days old.
+        let s = t.stats(d, 12);
+        assert_eq!((s.first_fraud_age, s.last_fraud_age), (Some(20), Some(12)));
+        assert_eq!(
+            TerminalState::default().stats(d, 7),
+            TerminalStats::default()
+        );
+    }
 
     #[test]
     fn a_state_kept_with_fewer_days_is_laid_out_again() {
@@ -195,10 +254,12 @@ mod tests {
         assert_eq!(s.delayed_count, [1, 1, 2]);
         assert_eq!(s.frauds, [1, 1, 1]);
         assert!((s.fraud_rate(2) - 0.5).abs() < 1e-12);
+        assert_eq!((s.first_fraud_age, s.last_fraud_age), (Some(3), Some(3)));
         // 14 days back: d-20 is in the 7 days that end then, d-20 and d-40 in the 30.
         assert_eq!(t.stats(d, 14).delayed_count, [0, 1, 2]);
         t.record_label(d - 3, -1);
         assert_eq!(t.stats(d, 0).frauds, [0, 0, 0]);
+        assert_eq!(t.stats(d, 0).first_fraud_age, None);
         // A late transaction for a day long gone does not disturb the kept days.
         t.record_tx(d - 100);
         assert_eq!(t.stats(d, 0).count, [2, 3, 4]);

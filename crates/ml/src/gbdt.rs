@@ -1,5 +1,5 @@
 //! cardguard's gradient-boosted tree trainer: logistic loss, histogram splits over at most 256
-//! quantile bins per feature, depth-wise trees with the histogram-subtraction trick, row and
+//! quantile bins per feature (a quarter of them at the quantiles of the fraud rows), depth-wise trees with the histogram-subtraction trick, row and
 //! column sampling, a positive-class weight for the imbalance, and early stopping on the
 //! average precision of a validation set that lies after the training rows in time.
 
@@ -89,33 +89,57 @@ struct Bins {
 
 const MAX_BINS: usize = 256;
 
+/// Bins whose edges come from the fraud rows' values alone: frauds are under 1% of the rows,
+/// so quantiles of all rows put every extreme value (an amount five times the card's habit)
+/// in one top bin, where no split can tell them apart.
+const FRAUD_BINS: usize = 64;
+
+/// Up to `bins` edges at the quantiles of the distinct values of `col` (sorted, deduplicated):
+/// every value its own bin when there are fewer.
+fn quantile_edges(col: &[f32], bins: usize) -> Vec<f32> {
+    if col.len() < bins {
+        // The largest value needs no edge.
+        return col[..col.len().saturating_sub(1)].to_vec();
+    }
+    (1..bins).map(|q| col[q * col.len() / bins]).collect()
+}
+
 impl Bins {
     fn fit(set: &TrainSet<'_>) -> Bins {
         let n = set.rows();
-        // At most 200,000 rows decide the edges.
+        // At most 200,000 rows decide the edges (every fraud row among them).
         let step = (n / 200_000).max(1);
         let mut edges = Vec::with_capacity(set.width);
         let mut col: Vec<f32> = Vec::with_capacity(n / step + 1);
+        let mut fraud_col: Vec<f32> = Vec::new();
         for f in 0..set.width {
             col.clear();
-            col.extend(
-                (0..n)
-                    .step_by(step)
-                    .map(|i| set.x[i * set.width + f])
-                    .filter(|v| !v.is_nan()),
-            );
-            col.sort_by(f32::total_cmp);
-            col.dedup();
-            let e: Vec<f32> = if col.len() < MAX_BINS {
-                // Every distinct value its own bin; the largest needs no edge.
-                col[..col.len().saturating_sub(1)].to_vec()
-            } else {
-                let mut e: Vec<f32> = (1..MAX_BINS)
-                    .map(|q| col[q * col.len() / MAX_BINS])
-                    .collect();
+            fraud_col.clear();
+            for i in 0..n {
+                let v = set.x[i * set.width + f];
+                if v.is_nan() {
+                    continue;
+                }
+                if i % step == 0 {
+                    col.push(v);
+                }
+                if set.y[i] {
+                    fraud_col.push(v);
+                }
+            }
+            for c in [&mut col, &mut fraud_col] {
+                c.sort_by(f32::total_cmp);
+                c.dedup();
+            }
+            let mut e = quantile_edges(&col, MAX_BINS);
+            if e.len() + 1 >= MAX_BINS {
+                // Room for the frauds' own edges: fewer from all rows, the rest from theirs.
+                e = quantile_edges(&col, MAX_BINS - FRAUD_BINS);
+                e.extend(quantile_edges(&fraud_col, FRAUD_BINS));
+                e.sort_by(f32::total_cmp);
                 e.dedup();
-                e
-            };
+            }
+            debug_assert!(e.len() < MAX_BINS);
             edges.push(e);
         }
         Bins { edges }
@@ -605,5 +629,28 @@ mod tests {
         assert_eq!(b.bin(0, 0.0), 0);
         assert_eq!(b.bin(0, 9.0), 9);
         assert_eq!(b.bin(0, 4.5), 5);
+    }
+
+    /// 10,000 genuine rows spread over 0..10,000 and 20 frauds between 9,990 and 10,000: the
+    /// quantiles of all rows would put the frauds in one or two bins; the frauds' own edges
+    /// split them apart. Edges stay sorted and fewer than 256.
+    #[test]
+    fn rare_frauds_get_bins_of_their_own() {
+        let mut x: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
+        let mut y = vec![false; x.len()];
+        x.extend((0..20).map(|i| 9_990.0 + i as f32 * 0.5));
+        y.extend([true; 20]);
+        let b = Bins::fit(&TrainSet {
+            x: &x,
+            y: &y,
+            width: 1,
+        });
+        let e = &b.edges[0];
+        assert!(e.len() < MAX_BINS && e.windows(2).all(|w| w[0] < w[1]));
+        let fraud_bins: std::collections::HashSet<u8> =
+            x[10_000..].iter().map(|&v| b.bin(0, v)).collect();
+        assert!(fraud_bins.len() >= 15, "{} bins", fraud_bins.len());
+        // The genuine rows still have quantile bins across their whole range.
+        assert!(b.bin(0, 5_000.0) > 50 && b.bin(0, 5_000.0) < 200);
     }
 }

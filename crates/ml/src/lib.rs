@@ -18,7 +18,7 @@ pub mod tune;
 pub use dataset::{Dataset, Schema, Transaction};
 pub use gbdt::{TrainParams, train};
 pub use model::Model;
-pub use replay::{FeatureTable, ReplayConfig, replay};
+pub use replay::{FeatureTable, HANDBOOK_FEATURES, ReplayConfig, replay};
 
 /// What can go wrong in the pipeline.
 #[derive(Debug, thiserror::Error)]

@@ -61,7 +61,57 @@ impl FeatureTable {
     pub fn day(&self, i: usize) -> i64 {
         self.ts_ms[i].div_euclid(86_400_000)
     }
+
+    /// The same rows with only the features `names`, in that order.
+    pub fn select(&self, names: &[&str]) -> Result<FeatureTable, MlError> {
+        let cols = names
+            .iter()
+            .map(|n| {
+                self.names
+                    .iter()
+                    .position(|m| m == n)
+                    .ok_or_else(|| MlError::Invalid(format!("no feature named {n}")))
+            })
+            .collect::<Result<Vec<usize>, MlError>>()?;
+        let mut x = Vec::with_capacity(self.rows() * cols.len());
+        for i in 0..self.rows() {
+            let row = self.row(i);
+            x.extend(cols.iter().map(|&c| row[c]));
+        }
+        Ok(FeatureTable {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            x,
+            y: self.y.clone(),
+            ts_ms: self.ts_ms.clone(),
+            card: self.card.clone(),
+            id: self.id.clone(),
+        })
+    }
 }
+
+/// The fraud detection handbook's 15 features, as the engine's nearest equivalents: amount,
+/// weekend and night flags, per card count and mean amount over 1, 7 and 30 days, per terminal
+/// count over 1, 7 and 30 days and fraud rate over the same windows shifted back by the label
+/// delay. (The handbook counts the transaction itself in the card windows and shifts the
+/// terminal counts too; the engine's windows hold what came before.) For measuring what the
+/// engine's other features add, with the same trainer.
+pub const HANDBOOK_FEATURES: [&str; 15] = [
+    "amount",
+    "is_weekend",
+    "is_night",
+    "card_count_24h",
+    "card_mean_amount_24h",
+    "card_count_7d",
+    "card_mean_amount_7d",
+    "card_count_30d",
+    "card_mean_amount_30d",
+    "terminal_count_1d",
+    "terminal_fraud_rate_1d",
+    "terminal_count_7d",
+    "terminal_fraud_rate_7d",
+    "terminal_count_30d",
+    "terminal_fraud_rate_30d",
+];
 
 /// The engine's view of a dataset transaction: its facts and its card checks.
 pub fn to_facts(t: &Transaction, fx: &FxRates) -> Result<(TxFacts, CardChecks), MlError> {
@@ -332,6 +382,31 @@ fn auth_id(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_keeps_only_the_features_asked_for() {
+        let t = FeatureTable {
+            names: vec!["a".into(), "b".into(), "c".into()],
+            x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            y: vec![false, true],
+            ts_ms: vec![1, 2],
+            card: vec![7, 8],
+            id: vec![10, 11],
+        };
+        let s = t.select(&["c", "a"]).unwrap();
+        assert_eq!(s.names, ["c", "a"]);
+        assert_eq!((s.row(0), s.row(1)), (&[3.0, 1.0][..], &[6.0, 4.0][..]));
+        assert_eq!(
+            (s.y, s.card, s.id),
+            (t.y.clone(), t.card.clone(), t.id.clone())
+        );
+        assert!(t.select(&["a", "zzz"]).is_err());
+        let names: Vec<&str> = cardguard_engine::FEATURE_NAMES.to_vec();
+        assert!(
+            HANDBOOK_FEATURES.iter().all(|h| names.contains(h)),
+            "every handbook feature is one of the engine's"
+        );
+    }
     use cardguard_engine::idx;
 
     fn data() -> Dataset {
