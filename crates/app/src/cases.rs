@@ -13,7 +13,7 @@ use cardguard_core::Decision;
 use cardguard_engine::{AuthRecord, Event};
 use cardguard_store::{CaseRow, StepRow, Transition, TxRow};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The consumer's name (`consumers/cases.cursor`).
 pub const CONSUMER: &str = "cases";
@@ -185,23 +185,29 @@ fn not_allowed(status: &str, action: &str) -> AppError {
     AppError::Conflict(format!("the case is {status}: {action} is not allowed"))
 }
 
-/// Starts the cases consumer: transactions kept in batches (written, then synced, before
-/// the consumer's position moves), cases opened and moved as the events say.
+/// Starts the cases consumer: transactions, their charges and the cases of holds kept for
+/// each batch of events and written in one transaction at its end (synced before the
+/// consumer's position moves); other events' cases opened and moved as they say.
 pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
-    type Batch = (Vec<TxRow>, Vec<cardguard_store::Posting>);
-    let buffer: Arc<Mutex<Batch>> = Arc::default();
+    /// What a batch of events adds to the index: transactions, charges, cases of holds.
+    type Batch = (
+        Vec<TxRow>,
+        Vec<cardguard_store::Posting>,
+        Vec<cardguard_store::CaseOpening>,
+    );
+    let buffer: Arc<crate::consumer::Buffer<Batch>> = Arc::default();
     let flush = {
         let (app, buffer) = (Arc::clone(app), Arc::clone(&buffer));
         move || -> Result<(), HandlerError> {
-            let (rows, charges) =
-                std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
-            app.cases_store()
-                .put_transactions(&rows, &charges)
-                .map_err(|e| HandlerError::from(e.to_string()))
+            buffer.flush(|(rows, charges, opens)| {
+                app.cases_store()
+                    .index(rows, charges, opens)
+                    .map_err(|e| HandlerError::from(e.to_string()))
+            })
         }
     };
-    let flush = Arc::new(flush);
-    let (before, f2) = (Arc::clone(&flush), Arc::clone(&flush));
+    let flush: crate::consumer::SyncHook = Arc::new(flush);
+    let f2 = Arc::clone(&flush);
     let sync_app = Arc::clone(app);
     let a = Arc::clone(app);
     let hold_ms = i64::from(app.config.notify.hold_expiry_minutes) * 60_000;
@@ -210,8 +216,10 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
         ConsumerOptions {
             start: Start::Beginning,
             background: true,
+            flush: Some(flush),
+            linger: crate::consumer::LINGER,
+            ack_interval: crate::consumer::ACK_INTERVAL,
             before_save: Some(Arc::new(move || {
-                before()?;
                 sync_app
                     .cases_store()
                     .sync()
@@ -225,31 +233,25 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
             match d.event {
                 Event::Auth(rec) => {
                     let row = tx_row(rec);
-                    let full = {
-                        let mut b = buffer.lock().unwrap_or_else(|e| e.into_inner());
+                    buffer.with(|(rows, charges, opens)| {
                         if row.billing == "billable" {
-                            b.1.push(crate::coverage::charge(&row, &rec.tx.amount));
+                            charges.push(crate::coverage::charge(&row, &rec.tx.amount));
                         }
-                        b.0.push(row);
-                        b.0.len() >= 1024
-                    };
-                    if rec.outcome.decision == Decision::Hold {
-                        f2()?;
-                        let at = rec.tx.now().0;
-                        s.open_case(
-                            &rec.tx.card_token.to_string(),
-                            Some(&rec.authorization_id),
-                            "hold",
-                            CaseStatus::AwaitingCardholder.as_str(),
-                            Some(at + hold_ms),
-                            "system",
-                            "held: waiting for the cardholder's answer",
-                            at,
-                        )
-                        .map_err(failed)?;
-                    } else if full {
-                        f2()?;
-                    }
+                        rows.push(row);
+                        if rec.outcome.decision == Decision::Hold {
+                            let at = rec.tx.now().0;
+                            opens.push(cardguard_store::CaseOpening {
+                                card_token: rec.tx.card_token.to_string(),
+                                authorization_id: Some(rec.authorization_id.clone()),
+                                source: "hold".into(),
+                                status: CaseStatus::AwaitingCardholder.as_str().into(),
+                                due_ms: Some(at + hold_ms),
+                                actor: "system".into(),
+                                note: "held: waiting for the cardholder's answer".into(),
+                                at_ms: at,
+                            });
+                        }
+                    });
                 }
                 // An analyst's release moves its case itself (with the analyst as the actor).
                 Event::Answer(ans) if ans.via != RELEASED_BY_ANALYST => {

@@ -19,7 +19,9 @@ pub mod metrics;
 pub mod templates;
 
 use cardguard_app::App;
-use cardguard_app::consumer::{ConsumerHandle, ConsumerOptions, HandlerError, Start};
+use cardguard_app::consumer::{
+    Buffer, ConsumerHandle, ConsumerOptions, HandlerError, Start, SyncHook,
+};
 use cardguard_engine::Event;
 use cardguard_store::HoldRow;
 use std::sync::Arc;
@@ -140,15 +142,29 @@ impl Notifier {
         let (sync_outbox, sync_holds) = (Arc::clone(&outbox), Arc::clone(&holds));
         let expiry_ms = composer.hold_expiry_ms;
         let failed = |e: &dyn std::fmt::Display| HandlerError::from(e.to_string());
-        // Rows into the outbox (one transaction; a key already there is left), and the
-        // delivery woken.
-        let queue = move |rows: Vec<cardguard_store::OutboxRow>| -> Result<(), HandlerError> {
-            if !rows.is_empty() {
-                let added = o.insert(&rows).map_err(|e| failed(&e))?;
-                m.queued(added);
-                w.notify_one();
-            }
-            Ok(())
+        // Holds and notifications of a batch of events, written at its end (each in one
+        // transaction; a key already there is left) and the delivery woken.
+        type Batch = (Vec<HoldRow>, Vec<cardguard_store::OutboxRow>);
+        let buffer: Arc<Buffer<Batch>> = Arc::default();
+        let flush: SyncHook = {
+            let (buffer, holds) = (Arc::clone(&buffer), Arc::clone(&holds));
+            Arc::new(move || {
+                buffer.flush(|(new_holds, rows)| {
+                    if !new_holds.is_empty() {
+                        holds.insert_all(new_holds).map_err(|e| failed(&e))?;
+                    }
+                    if !rows.is_empty() {
+                        let added = o.insert(rows).map_err(|e| failed(&e))?;
+                        m.queued(added);
+                        w.notify_one();
+                    }
+                    Ok(())
+                })
+            })
+        };
+        let queue = {
+            let buffer = Arc::clone(&buffer);
+            move |rows: Vec<cardguard_store::OutboxRow>| buffer.with(|b| b.1.extend(rows))
         };
         // One-time codes of step-up challenges go through the same outbox, at once.
         if sending {
@@ -175,6 +191,10 @@ impl Notifier {
                     start: Start::End,
                     // The rows written for the events before a position are on disk before
                     // the position is saved.
+                    flush: Some(Arc::clone(&flush)),
+                    linger: cardguard_app::consumer::LINGER,
+                    ack_interval: cardguard_app::consumer::ACK_INTERVAL,
+                    background: true,
                     before_save: Some(Arc::new(move || {
                         sync_outbox
                             .sync()
@@ -189,9 +209,7 @@ impl Notifier {
                     match d.event {
                         Event::Auth(rec) => {
                             if rec.outcome.decision == cardguard_core::Decision::Hold {
-                                holds
-                                    .insert(&hold_row(rec, expiry_ms))
-                                    .map_err(|e| failed(&e))?;
+                                buffer.with(|b| b.0.push(hold_row(rec, expiry_ms)));
                             }
                             let Some(card) = a.card(&rec.tx.card_token).filter(|_| sending) else {
                                 return Ok(());
@@ -200,26 +218,28 @@ impl Notifier {
                                 composer
                                     .compose(rec, &card, a.fx())
                                     .map_err(|e| failed(&e))?,
-                            )?;
+                            );
                         }
                         Event::Answer(ans) => {
+                            // The hold answered is written first.
+                            flush()?;
                             holds
                                 .answer(&ans.authorization_id, ans.yes, ans.received.0, &ans.via)
                                 .map_err(|e| failed(&e))?;
                             // "Not me" blocked the card: the cardholder is told so.
                             if let Some(card) = a.card(&ans.original.card_token).filter(|_| sending)
                             {
-                                queue(composer.blocked(ans, &card).map_err(|e| failed(&e))?)?;
+                                queue(composer.blocked(ans, &card).map_err(|e| failed(&e))?);
                             }
                         }
                         Event::CardStatus(rec) => {
                             if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
-                                queue(composer.stopped(rec, &card).map_err(|e| failed(&e))?)?;
+                                queue(composer.stopped(rec, &card).map_err(|e| failed(&e))?);
                             }
                         }
                         Event::Coverage(rec) => {
                             if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
-                                queue(composer.coverage(rec, &card).map_err(|e| failed(&e))?)?;
+                                queue(composer.coverage(rec, &card).map_err(|e| failed(&e))?);
                             }
                         }
                         Event::Authentication(rec) => {
@@ -228,7 +248,7 @@ impl Notifier {
                                     composer
                                         .authentication_failed(rec, &card)
                                         .map_err(|e| failed(&e))?,
-                                )?;
+                                );
                             }
                         }
                         _ => {}

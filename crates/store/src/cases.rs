@@ -285,7 +285,19 @@ impl Cases {
         rows: &[TxRow],
         charges: &[crate::Posting],
     ) -> Result<(), StoreError> {
-        if rows.is_empty() && charges.is_empty() {
+        self.index(rows, charges, &[])
+    }
+
+    /// Adds transactions, their charges' postings and the cases they open, in one
+    /// transaction: what [`put_transactions`](Self::put_transactions) and
+    /// [`open_case`](Self::open_case) do, for a batch of events.
+    pub fn index(
+        &self,
+        rows: &[TxRow],
+        charges: &[crate::Posting],
+        opens: &[CaseOpening],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() && charges.is_empty() && opens.is_empty() {
             return Ok(());
         }
         self.db.write(|t| {
@@ -305,6 +317,9 @@ impl Cases {
             }
             for chunk in charges.chunks(500) {
                 crate::ledger::insert_postings(t, chunk)?;
+            }
+            for o in opens {
+                open_in(t, &o.as_new())?;
             }
             Ok(End::Commit(()))
         })
@@ -355,32 +370,20 @@ impl Cases {
         at_ms: i64,
     ) -> Result<(CaseRow, bool), StoreError> {
         self.db.write(|t| {
-            if let Some(a) = authorization_id
-                && let Some(existing) = one(
-                    t,
-                    &format!(
-                        "SELECT {CASE_COLUMNS} FROM cases WHERE source = ?1 AND authorization_id = ?2"
-                    ),
-                    &vals![source, a],
-                    case,
-                )?
-            {
-                return Ok(End::Rollback((existing, false)));
-            }
-            let row = insert_case(
-                t,
-                &NewCase {
-                    card_token,
-                    authorization_id,
-                    source,
-                    status,
-                    due_ms,
-                    actor,
-                    note,
-                    at_ms,
-                },
-            )?;
-            Ok(End::Commit((row, true)))
+            let c = NewCase {
+                card_token,
+                authorization_id,
+                source,
+                status,
+                due_ms,
+                actor,
+                note,
+                at_ms,
+            };
+            Ok(match open_in(t, &c)? {
+                (row, true) => End::Commit((row, true)),
+                existing => End::Rollback(existing),
+            })
         })
     }
 
@@ -721,6 +724,52 @@ struct NewCase<'a> {
     actor: &'a str,
     note: &'a str,
     at_ms: i64,
+}
+
+/// A case to open, owned (for a batch written later: [`SqliteCases::index`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseOpening {
+    pub card_token: String,
+    pub authorization_id: Option<String>,
+    pub source: String,
+    pub status: String,
+    pub due_ms: Option<i64>,
+    pub actor: String,
+    pub note: String,
+    pub at_ms: i64,
+}
+
+impl CaseOpening {
+    fn as_new(&self) -> NewCase<'_> {
+        NewCase {
+            card_token: &self.card_token,
+            authorization_id: self.authorization_id.as_deref(),
+            source: &self.source,
+            status: &self.status,
+            due_ms: self.due_ms,
+            actor: &self.actor,
+            note: &self.note,
+            at_ms: self.at_ms,
+        }
+    }
+}
+
+/// Opens a case unless one of the same source about the same authorization is there: the
+/// case, and whether it is new.
+fn open_in(t: &mut dyn Tx, c: &NewCase<'_>) -> Result<(CaseRow, bool), StoreError> {
+    if let Some(a) = c.authorization_id
+        && let Some(existing) = one(
+            t,
+            &format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE source = ?1 AND authorization_id = ?2"
+            ),
+            &vals![c.source, a],
+            case,
+        )?
+    {
+        return Ok((existing, false));
+    }
+    Ok((insert_case(t, c)?, true))
 }
 
 /// Opens a case with its first step, inside the caller's transaction.

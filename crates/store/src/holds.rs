@@ -112,25 +112,38 @@ impl SqliteHolds {
 
     /// Records a hold; one already there is left as it is.
     pub fn insert(&self, h: &HoldRow) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
-            &format!(
+        Ok(self.insert_all(std::slice::from_ref(h))? == 1)
+    }
+
+    /// Records holds in one transaction (one already there is left as it is); how many were
+    /// new.
+    pub fn insert_all(&self, holds: &[HoldRow]) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut st = tx.prepare_cached(&format!(
                 "INSERT OR IGNORE INTO holds ({HOLD_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ),
-            params![
-                h.authorization_id,
-                h.card_token,
-                h.last4,
-                h.merchant,
-                h.amount,
-                h.currency,
-                h.created_ms,
-                h.expires_ms,
-                h.answer,
-                h.answered_ms,
-                h.via
-            ],
-        )? == 1)
+            ))?;
+            for h in holds {
+                added += st.execute(params![
+                    h.authorization_id,
+                    h.card_token,
+                    h.last4,
+                    h.merchant,
+                    h.amount,
+                    h.currency,
+                    h.created_ms,
+                    h.expires_ms,
+                    h.answer,
+                    h.answered_ms,
+                    h.via
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
     }
 
     /// Records the cardholder's answer to a hold; an answer recorded before is left as it is.

@@ -40,7 +40,7 @@ pub mod traits;
 pub use audit::{AuditEntry, AuditLog, AuditReport};
 pub use cards::{CardRow, SqliteCards};
 pub use cases::{
-    CaseRow, Cases, ChargebackRow, ReissueRow, SqliteCases, StepRow, Transition, TxRow,
+    CaseOpening, CaseRow, Cases, ChargebackRow, ReissueRow, SqliteCases, StepRow, Transition, TxRow,
 };
 pub use cursor::FileCursors;
 pub use holds::{HoldRow, SqliteHolds};
