@@ -191,10 +191,9 @@ pub fn run(
             if let Some(since) = unflushed {
                 let waited = since.elapsed();
                 if waited < opts.linger && !opts.stop_at_end {
-                    // Caught up: more events may come to share the write.
-                    reader
-                        .wait_beyond(pos, opts.linger - waited)
-                        .map_err(store)?;
+                    // Caught up: the events of the rest of the linger share the write. A
+                    // sleep, not a wait for the next event: one wake-up, not one per event.
+                    std::thread::sleep(opts.linger - waited);
                     continue;
                 }
                 if !flush(pos) {
