@@ -934,6 +934,55 @@ impl App {
         self.log_notice_event(Event::KIND_COVERAGE, rec).await
     }
 
+    /// The pending form of a coverage decision's event, kept in the decision's transaction
+    /// (see [`cardguard_store::PendingEvent`]); its id is the notice's.
+    pub(crate) fn pending_coverage(
+        rec: &cardguard_engine::CoverageRecord,
+    ) -> Result<cardguard_store::PendingEvent, AppError> {
+        Ok(cardguard_store::PendingEvent {
+            id: format!("cov-{}-{}-{}", rec.scheme, rec.reference, rec.received.0),
+            kind: Event::KIND_COVERAGE,
+            payload: serde_json::to_string(rec).map_err(|e| AppError::Internal(e.to_string()))?,
+            created_ms: rec.received.0,
+        })
+    }
+
+    /// Logs a coverage decision whose transaction kept it pending, then forgets it.
+    pub(crate) async fn tell_coverage(
+        &self,
+        pending: &cardguard_store::PendingEvent,
+        rec: &cardguard_engine::CoverageRecord,
+    ) -> Result<(), AppError> {
+        self.log_coverage(rec).await?;
+        self.cases_store()
+            .clear_pending(&pending.id)
+            .map_err(|e| AppError::Unavailable(format!("cases: {e}")))
+    }
+
+    /// Logs the decisions whose events a stop left pending (decided and committed, the
+    /// process gone before it logged them), at start; how many.
+    pub async fn log_pending_events(&self) -> Result<usize, AppError> {
+        let store_err =
+            |e: cardguard_store::StoreError| AppError::Unavailable(format!("cases: {e}"));
+        let pending = self.cases_store().pending_events().map_err(store_err)?;
+        for p in &pending {
+            match p.kind {
+                Event::KIND_COVERAGE => {
+                    let rec: cardguard_engine::CoverageRecord = serde_json::from_str(&p.payload)
+                        .map_err(|e| AppError::Internal(format!("pending event {}: {e}", p.id)))?;
+                    self.tell_coverage(p, &rec).await?;
+                }
+                other => {
+                    return Err(AppError::Internal(format!(
+                        "pending event {}: kind {other} is not one this version logs",
+                        p.id
+                    )));
+                }
+            }
+        }
+        Ok(pending.len())
+    }
+
     /// Appends an event that changes no engine state and waits until it is durable.
     async fn log_notice_event<T: serde::Serialize>(
         &self,

@@ -403,21 +403,11 @@ impl App {
                 now,
             )
         });
-        let reasons_json = serde_json::to_string(&reasons).unwrap_or_default();
-        let row = match s
-            .decide_claim(id, approve, payout.as_ref(), &reasons_json, actor, now)
-            .map_err(store_err)?
-        {
-            Ok(r) => r,
-            Err(status) => {
-                return Err(AppError::Conflict(format!(
-                    "the claim is {status}: only a claim under review (with its documents) is decided"
-                )));
-            }
-        };
+        // The cardholder is told: the event is kept pending in the decision's transaction
+        // and logged after it (a stop in between: logged at the next start).
         let last4 = cardguard_core::Last4::parse(&info.last4)
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        self.log_coverage(&cardguard_engine::CoverageRecord {
+        let rec = cardguard_engine::CoverageRecord {
             card_token: card,
             last4,
             scheme: "shopping_protection".into(),
@@ -428,8 +418,31 @@ impl App {
             reasons: codes.into_iter().map(String::from).collect(),
             actor: actor.to_owned(),
             received: Timestamp(now),
-        })
-        .await?;
+        };
+        let notice = Self::pending_coverage(&rec)?;
+        let reasons_json = serde_json::to_string(&reasons).unwrap_or_default();
+        let row = match s
+            .decide_claim(
+                id,
+                &cardguard_store::ClaimDecision {
+                    approved: approve,
+                    payout: payout.as_ref(),
+                    reasons: &reasons_json,
+                    actor,
+                    at_ms: now,
+                    notice: Some(&notice),
+                },
+            )
+            .map_err(store_err)?
+        {
+            Ok(r) => r,
+            Err(status) => {
+                return Err(AppError::Conflict(format!(
+                    "the claim is {status}: only a claim under review (with its documents) is decided"
+                )));
+            }
+        };
+        self.tell_coverage(&notice, &rec).await?;
         self.view_of_claim(row)
     }
 }

@@ -604,33 +604,15 @@ impl App {
             due_ms: Some(now + close_ms),
             at_ms: now,
         };
-        let withdraw = (!fraud).then_some("withdrawn");
-        let row = match self
-            .cases_store()
-            .transition_with(case.id, &t, &decision.moves, withdraw)
-            .map_err(|e| AppError::Unavailable(format!("cases: {e}")))?
-        {
-            None => return Err(AppError::NotFound(format!("no case {}", case.id))),
-            Some(Err(Refused::Status(s))) => {
-                return Err(AppError::Conflict(format!(
-                    "the case is {s}: resolve is not allowed"
-                )));
-            }
-            Some(Err(Refused::Billing {
-                authorization_id,
-                billing,
-            })) => {
-                return Err(AppError::Conflict(format!(
-                    "the charge {authorization_id} is {}: try again",
-                    billing.as_deref().unwrap_or("missing")
-                )));
-            }
-            Some(Ok(row)) => row,
-        };
-        if !decision.charges.is_empty() {
+        // The cardholder is told of a decision about charges: its event is kept pending in
+        // the decision's transaction and logged after it, so a stop between the two loses it
+        // not (it is logged at the next start).
+        let notice = if decision.charges.is_empty() {
+            None
+        } else {
             let last4 = cardguard_core::Last4::parse(&info.last4)
                 .map_err(|e| AppError::Internal(e.to_string()))?;
-            self.log_coverage(&cardguard_engine::CoverageRecord {
+            let rec = cardguard_engine::CoverageRecord {
                 card_token: card,
                 last4,
                 scheme: "fraud_compensation".into(),
@@ -650,8 +632,40 @@ impl App {
                 reasons: decision.reasons.iter().map(|r| r.code.to_owned()).collect(),
                 actor: actor.to_owned(),
                 received: cardguard_core::Timestamp(now),
-            })
-            .await?;
+            };
+            Some((Self::pending_coverage(&rec)?, rec))
+        };
+        let withdraw = (!fraud).then_some("withdrawn");
+        let row = match self
+            .cases_store()
+            .transition_with(
+                case.id,
+                &t,
+                &decision.moves,
+                withdraw,
+                notice.as_ref().map(|(p, _)| p),
+            )
+            .map_err(|e| AppError::Unavailable(format!("cases: {e}")))?
+        {
+            None => return Err(AppError::NotFound(format!("no case {}", case.id))),
+            Some(Err(Refused::Status(s))) => {
+                return Err(AppError::Conflict(format!(
+                    "the case is {s}: resolve is not allowed"
+                )));
+            }
+            Some(Err(Refused::Billing {
+                authorization_id,
+                billing,
+            })) => {
+                return Err(AppError::Conflict(format!(
+                    "the charge {authorization_id} is {}: try again",
+                    billing.as_deref().unwrap_or("missing")
+                )));
+            }
+            Some(Ok(row)) => row,
+        };
+        if let Some((pending, rec)) = &notice {
+            self.tell_coverage(pending, rec).await?;
         }
         Ok((row, decision))
     }

@@ -261,6 +261,14 @@ async fn serve(a: ServeArgs, mut config: Config) -> Result<()> {
     // and disputes); their timers run on a thread of their own.
     let cases = cardguard_app::cases::spawn_consumer(&app)?;
     cardguard_app::cases::spawn_timers(&app).context("starting the case timers")?;
+    // Decisions a stop caught between their commit and their event are told now.
+    let told = app
+        .log_pending_events()
+        .await
+        .context("logging the decisions left pending")?;
+    if told > 0 {
+        tracing::info!(events = told, "logged the decisions a stop had left untold");
+    }
     let local = listener.local_addr()?;
     println!("cardguard listening on http://{local}");
     tracing::info!(%local, "listening");

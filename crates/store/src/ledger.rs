@@ -65,6 +65,12 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE INDEX IF NOT EXISTS claims_card ON claims (card_token, policy_year);
 CREATE UNIQUE INDEX IF NOT EXISTS claims_live ON claims (authorization_id)
     WHERE status != 'declined';
+CREATE TABLE IF NOT EXISTS pending_events (
+    id TEXT PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS claim_documents (
     claim_id INTEGER NOT NULL,
     n INTEGER NOT NULL,
@@ -231,6 +237,43 @@ const HELD: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'approved' THEN 
      FROM claims WHERE card_token = ?1 AND policy_year = ?2 AND status != 'declined'";
 
 /// Adds a posting inside the caller's transaction; false when it was there already.
+/// A claim's decision (see [`Cases::decide_claim`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimDecision<'a> {
+    pub approved: bool,
+    /// The payout's posting, when it pays.
+    pub payout: Option<&'a Posting>,
+    /// The reasons, as JSON.
+    pub reasons: &'a str,
+    pub actor: &'a str,
+    pub at_ms: i64,
+    /// The event that tells the cardholder, kept pending with the decision.
+    pub notice: Option<&'a PendingEvent>,
+}
+
+/// An event the application logs once the transaction that decided it has committed (a
+/// decision the cardholder is told of): written in that transaction, removed once logged,
+/// and logged again at the next start when the process stopped in between, so that no
+/// decision goes untold. Its id makes a second logging harmless (the notice's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub id: String,
+    /// The event's kind in the log.
+    pub kind: u8,
+    /// The event's record, as the log encodes it (JSON).
+    pub payload: String,
+    pub created_ms: i64,
+}
+
+fn insert_pending(t: &mut dyn Tx, p: &PendingEvent) -> Result<(), StoreError> {
+    t.exec(
+        "INSERT OR IGNORE INTO pending_events (id, kind, payload, created_ms) \
+         VALUES (?1, ?2, ?3, ?4)",
+        &vals![&p.id, i64::from(p.kind), &p.payload, p.created_ms],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn insert_posting(t: &mut dyn Tx, p: &Posting) -> Result<bool, StoreError> {
     Ok(t.exec(
         &format!(
@@ -340,15 +383,44 @@ impl Cases {
         self.db.write(|t| Ok(end(apply_moves(t, moves)?)))
     }
 
+    /// The events decided but not yet logged, oldest first (see [`PendingEvent`]).
+    pub fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError> {
+        self.db.read(|t| {
+            all(
+                t,
+                "SELECT id, kind, payload, created_ms FROM pending_events ORDER BY created_ms, id",
+                &[],
+                |r| {
+                    Ok(PendingEvent {
+                        id: r.s(0)?,
+                        kind: u8::try_from(r.i(1)?)
+                            .map_err(|_| StoreError::Invalid("pending event kind".into()))?,
+                        payload: r.s(2)?,
+                        created_ms: r.i(3)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// Forgets a pending event once it is logged.
+    pub fn clear_pending(&self, id: &str) -> Result<(), StoreError> {
+        self.db.write(|t| {
+            t.exec("DELETE FROM pending_events WHERE id = ?1", &vals![id])?;
+            Ok(End::Commit(()))
+        })
+    }
+
     /// Moves a case (as [`Cases::transition`]) and applies billing moves with it, in one
     /// transaction: all or nothing; its pending chargebacks take the status `chargebacks`
-    /// when given. `None` for no such case.
+    /// when given, and the event `notice` is kept pending with them. `None` for no such case.
     pub fn transition_with(
         &self,
         id: i64,
         tr: &Transition<'_>,
         moves: &[BillingMove],
         chargebacks: Option<&str>,
+        notice: Option<&PendingEvent>,
     ) -> Result<Option<Result<CaseRow, Refused>>, StoreError> {
         self.db.write(|t| {
             let out = match crate::cases::move_case(t, id, tr)? {
@@ -361,6 +433,9 @@ impl Cases {
                     "UPDATE chargebacks SET status = ?2 WHERE case_id = ?1 AND status = 'pending'",
                     &vals![id, status],
                 )?;
+            }
+            if let (Ok(_), Some(p)) = (&out, notice) {
+                insert_pending(t, p)?;
             }
             Ok(match end(out) {
                 End::Commit(v) => End::Commit(Some(v)),
@@ -665,12 +740,16 @@ impl Cases {
     pub fn decide_claim(
         &self,
         id: i64,
-        approved: bool,
-        payout: Option<&Posting>,
-        reasons: &str,
-        actor: &str,
-        at_ms: i64,
+        d: &ClaimDecision<'_>,
     ) -> Result<Result<ClaimRow, String>, StoreError> {
+        let ClaimDecision {
+            approved,
+            payout,
+            reasons,
+            actor,
+            at_ms,
+            notice,
+        } = *d;
         self.db.write(|t| {
             let status = t
                 .row("SELECT status FROM claims WHERE id = ?1", &vals![id])?
@@ -683,6 +762,9 @@ impl Cases {
             }
             if let Some(p) = payout {
                 insert_posting(t, p)?;
+            }
+            if let Some(p) = notice {
+                insert_pending(t, p)?;
             }
             t.exec(
                 "UPDATE claims SET status = ?2, payout = ?3, reasons = ?4, decided_ms = ?5, \
@@ -848,11 +930,31 @@ mod tests {
                     s.file_claim(&c("au_2", 600_000), 2_000_000).unwrap(),
                     Err(ClaimRefused::OverCap { remaining: 500_000 })
                 );
+                let notice = PendingEvent {
+                    id: format!("cov-claim-{}", first.id),
+                    kind: 7,
+                    payload: "{\"covered\":true}".into(),
+                    created_ms: 40,
+                };
                 assert_eq!(
-                    s.decide_claim(first.id, true, None, "[]", "key:ops", 40)
-                        .unwrap(),
+                    s.decide_claim(
+                        first.id,
+                        &ClaimDecision {
+                            approved: true,
+                            payout: None,
+                            reasons: "[]",
+                            actor: "key:ops",
+                            at_ms: 40,
+                            notice: Some(&notice),
+                        }
+                    )
+                    .unwrap(),
                     Err("awaiting_documents".into()),
                     "no document yet"
+                );
+                assert!(
+                    s.pending_events().unwrap().is_empty(),
+                    "a refused decision keeps no notice"
                 );
                 let doc = DocumentRow {
                     claim_id: first.id,
@@ -880,9 +982,23 @@ mod tests {
                     at_ms: 40,
                 };
                 let decided = s
-                    .decide_claim(first.id, true, Some(&pay), "[\"ok\"]", "key:ops", 40)
+                    .decide_claim(
+                        first.id,
+                        &ClaimDecision {
+                            approved: true,
+                            payout: Some(&pay),
+                            reasons: "[\"ok\"]",
+                            actor: "key:ops",
+                            at_ms: 40,
+                            notice: Some(&notice),
+                        },
+                    )
                     .unwrap()
                     .unwrap();
+                // The notice is kept with the decision until it is logged.
+                assert_eq!(s.pending_events().unwrap(), vec![notice.clone()]);
+                s.clear_pending(&notice.id).unwrap();
+                assert!(s.pending_events().unwrap().is_empty());
                 assert_eq!(
                     (decided.status.as_str(), decided.payout),
                     ("approved", 1_200_000)

@@ -44,7 +44,10 @@ pub use cases::{
 };
 pub use cursor::FileCursors;
 pub use holds::{HoldRow, SqliteHolds};
-pub use ledger::{Balance, BillingMove, ClaimRefused, ClaimRow, DocumentRow, Posting, Refused};
+pub use ledger::{
+    Balance, BillingMove, ClaimDecision, ClaimRefused, ClaimRow, DocumentRow, PendingEvent,
+    Posting, Refused,
+};
 pub use lock::DirLock;
 pub use log::{
     Appender, Durability, EventLog, Frame, KIND_SET_ASIDE, LogReader, OpenReport, SetAside,

@@ -679,6 +679,15 @@ CREATE TABLE claim_documents (
     PRIMARY KEY (claim_id, n)
 );
 ",
+    // 2: events decided in a transaction, kept until they are logged.
+    "
+CREATE TABLE pending_events (
+    id TEXT PRIMARY KEY,
+    kind BIGINT NOT NULL,
+    payload TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+",
 ];
 
 /// Creates a new database `name` on the server of `url` with this version's schema, and
