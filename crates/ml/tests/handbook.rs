@@ -1,7 +1,7 @@
 //! The fraud detection handbook's data (../shared/data/handbook) under the handbook's
 //! protocol: features by replay, 7 training days, 7 days of label delay, a test week with the
-//! known compromised cards left out. Guards the figures the README reports (AP 0.722 and
-//! card precision@100 0.291 on this fold) with some room. It needs the shared data, so it is
+//! known compromised cards left out. Guards the figures the README reports (AP 0.742 and
+//! card precision@100 0.296 on this fold; 0.747 and 0.315 the mean of 8) with some room. It needs the shared data, so it is
 //! `#[ignore]`d: `scripts/test.sh` runs it when ../shared/data is there and counts it as
 //! skipped otherwise (`cargo test -- --include-ignored` runs it by hand).
 
@@ -34,7 +34,7 @@ fn handbook_fold_reaches_the_reported_precision() {
         e.average_precision, e.roc_auc, e.card_precision_at_100, e.n_test, e.n_fraud
     );
     assert_eq!((e.n_test, e.n_fraud), (57_800, 411));
-    assert!(e.average_precision.unwrap() > 0.69, "{e:?}");
+    assert!(e.average_precision.unwrap() > 0.72, "{e:?}");
     assert!(e.card_precision_at_100.unwrap() > 0.27, "{e:?}");
     assert!(e.roc_auc.unwrap() > 0.87, "{e:?}");
 }

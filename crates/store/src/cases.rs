@@ -233,12 +233,13 @@ pub struct Cases {
 pub type SqliteCases = Cases;
 
 impl Cases {
-    /// Opens (or creates, owner-only) the cases at `path`. Commits are written, not synced;
-    /// [`Cases::sync`] makes them durable (the consumer does before it saves its position).
+    /// Opens (or creates, owner-only) the cases at `path`. Every commit is synced before it
+    /// returns (an analyst's action answered is on disk; the cases consumer commits a batch
+    /// of events at a time, so this costs it a sync per batch).
     pub fn open(path: &Path) -> Result<Cases, StoreError> {
         let conn = crate::open_sqlite(
             path,
-            crate::Sync::Normal,
+            crate::Sync::Full,
             &format!("{SCHEMA}{}", crate::ledger::SCHEMA),
         )?;
         let mut wal = path.as_os_str().to_owned();
