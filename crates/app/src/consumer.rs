@@ -36,7 +36,7 @@ pub enum Start {
 /// the disk is made durable here, so that a position is never saved ahead of it.
 pub type SyncHook = std::sync::Arc<dyn Fn() -> Result<(), HandlerError> + Send + Sync>;
 
-/// The `linger` of the notifications and cases consumers: a tenth of the second within
+/// The `linger` of the notifications and cases consumers: a fortieth of the second within
 /// which a cardholder is told, and the events of a busy 25 ms written in one transaction.
 pub const LINGER: Duration = Duration::from_millis(25);
 

@@ -817,6 +817,49 @@ pub(crate) fn both(name: &str, f: impl Fn(&Cases)) {
 mod tests {
     use super::*;
 
+    /// A batch of events indexed in one transaction: its transactions, and a hold's case
+    /// opened once even when the batch is written again (a consumer's retry) or holds the
+    /// same hold twice.
+    #[test]
+    fn a_batch_indexes_transactions_and_opens_each_hold_case_once() {
+        crate::cases::both(
+            "a_batch_indexes_transactions_and_opens_each_hold_case_once",
+            |s| {
+                let tx = |id: &str, at_ms| TxRow {
+                    authorization_id: id.into(),
+                    card_token: "tok".into(),
+                    at_ms,
+                    billing: "not_billed".into(),
+                    doc: "{}".into(),
+                };
+                let hold = |id: &str| CaseOpening {
+                    card_token: "tok".into(),
+                    authorization_id: Some(id.into()),
+                    source: "hold".into(),
+                    status: "awaiting_cardholder".into(),
+                    due_ms: Some(1_000),
+                    actor: "system".into(),
+                    note: "held".into(),
+                    at_ms: 10,
+                };
+                let rows = [tx("au_1", 10), tx("au_2", 11)];
+                let opens = [hold("au_1"), hold("au_2"), hold("au_1")];
+                s.index(&rows, &[], &opens).unwrap();
+                s.index(&rows, &[], &opens).unwrap();
+                s.index(&[], &[], &[]).unwrap();
+                assert_eq!(s.transactions("tok", 0, 10).unwrap().len(), 2);
+                let cases = s.list(Some("awaiting_cardholder"), None, 10).unwrap();
+                let mut ids: Vec<&str> = cases
+                    .iter()
+                    .filter_map(|c| c.authorization_id.as_deref())
+                    .collect();
+                ids.sort_unstable();
+                assert_eq!(ids, ["au_1", "au_2"]);
+                assert_eq!(s.steps(cases[0].id).unwrap().len(), 1, "its opening step");
+            },
+        );
+    }
+
     #[test]
     fn a_case_opens_once_moves_only_from_allowed_states_and_keeps_its_steps() {
         crate::cases::both(
