@@ -186,8 +186,8 @@ fn not_allowed(status: &str, action: &str) -> AppError {
 }
 
 /// Starts the cases consumer: transactions, their charges and the cases of holds kept for
-/// each batch of events and written in one transaction at its end (synced before the
-/// consumer's position moves); other events' cases opened and moved as they say.
+/// each batch of events and written in one transaction at its end (each commit synced, so
+/// before the consumer's position moves); other events' cases opened and moved as they say.
 pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
     /// What a batch of events adds to the index: transactions, charges, cases of holds.
     type Batch = (
@@ -208,7 +208,6 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
     };
     let flush: crate::consumer::SyncHook = Arc::new(flush);
     let f2 = Arc::clone(&flush);
-    let sync_app = Arc::clone(app);
     let a = Arc::clone(app);
     let hold_ms = i64::from(app.config.notify.hold_expiry_minutes) * 60_000;
     app.spawn_consumer(
@@ -219,12 +218,6 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
             flush: Some(flush),
             linger: crate::consumer::LINGER,
             ack_interval: crate::consumer::ACK_INTERVAL,
-            before_save: Some(Arc::new(move || {
-                sync_app
-                    .cases_store()
-                    .sync()
-                    .map_err(|e| HandlerError::from(e.to_string()))
-            })),
             ..ConsumerOptions::default()
         },
         move |d| {
@@ -737,19 +730,7 @@ impl App {
         }
         let note = format!("{} charge(s) disputed: {reason}", charges.len());
         let withhold = |c: &cardguard_store::ChargebackRow, case_id: i64| {
-            let amount = cardguard_core::Money {
-                value: c.amount as u64,
-                currency: cardguard_core::Currency::parse(&c.currency)
-                    .unwrap_or(cardguard_core::Currency::JPY),
-            };
-            crate::coverage::withhold(
-                &c.authorization_id,
-                &c.card_token,
-                &amount,
-                Some(case_id),
-                now,
-            )
-            .posting
+            crate::coverage::withhold_chargeback(c, case_id, now)
         };
         let (case, chargebacks) = match s
             .dispute(&card.to_string(), &charges, &withhold, actor, &note, now)

@@ -40,8 +40,8 @@ pub type SyncHook = std::sync::Arc<dyn Fn() -> Result<(), HandlerError> + Send +
 /// which a cardholder is told, and the events of a busy 25 ms written in one transaction.
 pub const LINGER: Duration = Duration::from_millis(25);
 
-/// How often those consumers save their position: each save syncs their databases and the
-/// cursor file (a few fsyncs); a crash repeats at most this much of their work, which they
+/// How often those consumers save their position: each save syncs the cursor file (and
+/// for the notifications `notify.db` first: a few fsyncs); a crash repeats at most this much of their work, which they
 /// do idempotently.
 pub const ACK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -387,6 +387,18 @@ mod tests {
         .unwrap()
     }
 
+    /// A new event log in `dir`, written (not synced) with a flush every 5 ms.
+    fn open_log(dir: &std::path::Path) -> EventLog {
+        EventLog::open(
+            &dir.join("events.log"),
+            Durability::Write { sync_every_ms: 5 },
+            0,
+            |_| Ok(()),
+        )
+        .unwrap()
+        .0
+    }
+
     fn id(d: &Delivery<'_>) -> String {
         d.event.authorization_id().to_owned()
     }
@@ -394,13 +406,7 @@ mod tests {
     #[test]
     fn follows_live_appends_in_order_and_resumes_after_its_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = EventLog::open(
-            &dir.path().join("events.log"),
-            Durability::Write { sync_every_ms: 5 },
-            0,
-            |_| Ok(()),
-        )
-        .unwrap();
+        let mut log = open_log(dir.path());
         let reader: Arc<dyn EventReader> = Arc::new(log.reader().unwrap());
         let cursors: Arc<dyn CursorStore> = Arc::new(FileCursors::open(dir.path()).unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -540,13 +546,7 @@ mod tests {
     #[test]
     fn buffered_writes_go_in_batches_before_the_position_moves() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = EventLog::open(
-            &dir.path().join("events.log"),
-            Durability::Write { sync_every_ms: 5 },
-            0,
-            |_| Ok(()),
-        )
-        .unwrap();
+        let mut log = open_log(dir.path());
         for i in 0..300 {
             log.appender().append(2, &label(i), |_| {}).unwrap();
         }

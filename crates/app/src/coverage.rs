@@ -79,6 +79,28 @@ pub fn withhold(
     }
 }
 
+/// The posting that withholds a disputed charge, in the dispute's case (what
+/// [`cardguard_store::Cases::dispute`] posts for each of its chargebacks).
+pub fn withhold_chargeback(
+    c: &cardguard_store::ChargebackRow,
+    case_id: i64,
+    at_ms: i64,
+) -> Posting {
+    let amount = Money {
+        value: c.amount as u64,
+        currency: cardguard_core::Currency::parse(&c.currency)
+            .unwrap_or(cardguard_core::Currency::JPY),
+    };
+    withhold(
+        &c.authorization_id,
+        &c.card_token,
+        &amount,
+        Some(case_id),
+        at_ms,
+    )
+    .posting
+}
+
 /// A reversed charge: nobody owes it (from the bill, or from the withheld charges).
 pub(crate) fn reversal(row: &TxRow, amount: &Money, at_ms: i64) -> Option<BillingMove> {
     let (credit, from): (&str, &'static [&'static str]) = match row.billing.as_str() {

@@ -123,14 +123,7 @@ pub fn run(a: CasesArgs) -> Result<()> {
                     status: "pending".into(),
                 }],
                 &|c: &ChargebackRow, case_id| {
-                    cardguard_app::coverage::withhold(
-                        &c.authorization_id,
-                        &c.card_token,
-                        &amount,
-                        Some(case_id),
-                        now,
-                    )
-                    .posting
+                    cardguard_app::coverage::withhold_chargeback(c, case_id, now)
                 },
                 "key:bench",
                 "bench",

@@ -81,11 +81,7 @@ async fn holds_open_cases_that_analysts_work_through_their_lifecycle() {
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
     let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
-    let (_, card) = admin
-        .post("/v1/cards", &common::tokyo_card(PAN))
-        .await
-        .unwrap();
-    let token = card["card_token"].as_str().unwrap().to_owned();
+    let token = common::enroll_tokyo(&mut admin, PAN).await;
 
     let held = held_in_la(&mut admin, "c").await;
     let held_id = held["authorization_id"].as_str().unwrap().to_owned();
@@ -312,10 +308,7 @@ async fn a_hold_nobody_answers_moves_on_by_its_timer() {
     let (child, addr) = common::serve(dir.path(), &config(0));
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
-    admin
-        .post("/v1/cards", &common::tokyo_card(PAN))
-        .await
-        .unwrap();
+    common::enroll_tokyo(&mut admin, PAN).await;
     held_in_la(&mut admin, "t").await;
     let moved = cases(&mut admin, "status=investigating", 1).await;
     let (_, v) = admin
@@ -337,17 +330,9 @@ async fn a_dispute_withholds_labels_and_charges_back_and_the_statement_shows_it(
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
     let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
-    let (_, card) = admin
-        .post("/v1/cards", &common::tokyo_card(PAN))
-        .await
-        .unwrap();
-    let token = card["card_token"].as_str().unwrap().to_owned();
+    let token = common::enroll_tokyo(&mut admin, PAN).await;
     let other = "4000000000000002";
-    let (_, o) = admin
-        .post("/v1/cards", &common::tokyo_card(other))
-        .await
-        .unwrap();
-    let other_token = o["card_token"].as_str().unwrap().to_owned();
+    let other_token = common::enroll_tokyo(&mut admin, other).await;
     let ids = common::approved_purchases(
         &mut admin,
         PAN,
@@ -512,10 +497,7 @@ async fn an_analysts_block_tells_the_cardholder() {
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
     let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
-    admin
-        .post("/v1/cards", &common::tokyo_card(PAN))
-        .await
-        .unwrap();
+    common::enroll_tokyo(&mut admin, PAN).await;
     held_in_la(&mut admin, "b").await;
     let alert = sink.next(Duration::from_secs(10)).expect("the fraud alert");
     assert!(alert["subject"].as_str().unwrap().contains("2349"));
@@ -723,11 +705,7 @@ async fn a_phishing_report_opens_a_case_when_card_data_was_entered() {
     let (child, addr) = common::serve(dir.path(), &config(30));
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
-    let (_, card) = admin
-        .post("/v1/cards", &common::tokyo_card(PAN))
-        .await
-        .unwrap();
-    let token = card["card_token"].as_str().unwrap().to_owned();
+    let token = common::enroll_tokyo(&mut admin, PAN).await;
     let phish = include_bytes!("../../phish/tests/fixtures/rakuten-sjis-phish.eml").to_vec();
     let genuine = include_bytes!("../../phish/tests/fixtures/paypal-genuine-receipt.eml").to_vec();
     let report = |entered: &str| format!("/v1/cards/{token}/phishing-reports?entered={entered}");

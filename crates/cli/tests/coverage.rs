@@ -119,11 +119,7 @@ async fn scenario(extra: &str) {
     let _server = common::Running(child);
     let mut admin = Client::connect(addr, ADMIN).await.unwrap();
     let mut analyst = Client::connect(addr, ANALYST).await.unwrap();
-    let (_, card) = admin
-        .post("/v1/cards", &common::tokyo_card(PAN))
-        .await
-        .unwrap();
-    let token = card["card_token"].as_str().unwrap().to_owned();
+    let token = common::enroll_tokyo(&mut admin, PAN).await;
     let ids = common::approved_purchases(
         &mut admin,
         PAN,

@@ -224,8 +224,6 @@ pub(crate) fn one<T>(
 /// The cases repository: the embedded SQLite database (`cases.db`) or PostgreSQL
 /// (`storage.database_url`), the same statements on both (see [`crate::sql`]).
 pub struct Cases {
-    /// SQLite's write-ahead log, synced by [`Cases::sync`].
-    wal: Option<std::path::PathBuf>,
     pub(crate) db: Db,
 }
 
@@ -242,10 +240,7 @@ impl Cases {
             crate::Sync::Full,
             &format!("{SCHEMA}{}", crate::ledger::SCHEMA),
         )?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         Ok(Cases {
-            wal: Some(wal.into()),
             db: Db::Sqlite(std::sync::Mutex::new(conn)),
         })
     }
@@ -253,7 +248,6 @@ impl Cases {
     /// Connects to PostgreSQL (`postgres://…`), whose schema `cardguard migrate` made.
     pub fn connect(url: &str) -> Result<Cases, StoreError> {
         Ok(Cases {
-            wal: None,
             db: Db::postgres(url)?,
         })
     }
@@ -264,18 +258,6 @@ impl Cases {
             "postgres"
         } else {
             "sqlite"
-        }
-    }
-
-    /// Makes every commit so far durable (PostgreSQL's are when they return).
-    pub fn sync(&self) -> Result<(), StoreError> {
-        let Some(wal) = &self.wal else {
-            return Ok(());
-        };
-        match std::fs::File::open(wal) {
-            Ok(f) => f.sync_data().map_err(crate::io_err(wal)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(crate::io_err(wal)(e)),
         }
     }
 

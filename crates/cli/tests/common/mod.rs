@@ -233,6 +233,19 @@ pub fn tokyo_time(days: i64, minutes: i64) -> String {
 }
 
 /// The month (`YYYY-MM`, Tokyo time) of [`tokyo_time`]`(days, 0)`.
+/// Enrolls [`tokyo_card`] with `pan`: its card token.
+pub async fn enroll_tokyo(c: &mut cardguard_server::client::Client, pan: &str) -> String {
+    let (status, card) = c
+        .post("/v1/cards", &tokyo_card(pan))
+        .await
+        .expect("enrolled");
+    assert_eq!(status, 201, "{card}");
+    card["card_token"]
+        .as_str()
+        .expect("a card token")
+        .to_owned()
+}
+
 pub fn tokyo_month(days: i64) -> String {
     let t = cardguard_core::Timestamp::parse_rfc3339(&tokyo_time(days, 0)).expect("a time");
     cardguard_core::Timestamp(t.0 + 9 * 3_600_000).to_rfc3339()[..7].to_owned()
