@@ -906,8 +906,7 @@ impl App {
         self.set_status(card, cardguard_engine::CardStatus::Blocked)?;
         let rec = cardguard_engine::CardStatusRecord {
             card_token: *card,
-            last4: cardguard_core::Last4::parse(&info.last4)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+            last4: info.last4()?,
             status: "blocked".into(),
             reason: "suspected_fraud".into(),
             actor: actor.to_owned(),

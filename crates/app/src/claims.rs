@@ -405,8 +405,7 @@ impl App {
         });
         // The cardholder is told: the event is kept pending in the decision's transaction
         // and logged after it (a stop in between: logged at the next start).
-        let last4 = cardguard_core::Last4::parse(&info.last4)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let last4 = info.last4()?;
         let rec = cardguard_engine::CoverageRecord {
             card_token: card,
             last4,

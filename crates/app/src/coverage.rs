@@ -632,8 +632,7 @@ impl App {
         let notice = if decision.charges.is_empty() {
             None
         } else {
-            let last4 = cardguard_core::Last4::parse(&info.last4)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let last4 = info.last4()?;
             let rec = cardguard_engine::CoverageRecord {
                 card_token: card,
                 last4,

@@ -135,6 +135,12 @@ pub struct RowError {
 }
 
 impl CardInfo {
+    /// The card's last four digits, typed (checked when the card was enrolled).
+    pub fn last4(&self) -> Result<cardguard_core::Last4, crate::AppError> {
+        cardguard_core::Last4::parse(&self.last4)
+            .map_err(|e| crate::AppError::Internal(e.to_string()))
+    }
+
     pub fn from_row(r: &CardRow) -> Result<CardInfo, RowError> {
         let bad = |column: &'static str, why: String| RowError {
             token: r.token.clone(),
