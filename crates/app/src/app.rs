@@ -2370,7 +2370,7 @@ fn spawn_prefix_check(
     std::thread::Builder::new()
         .name("log-verify".into())
         .spawn(move || {
-            crate::snapshots::lower_priority();
+            cardguard_store::idle_priority();
             let t0 = Instant::now();
             let outcome = match cardguard_store::log::verify(&path, 0, Some(end), |_| Ok(())) {
                 Ok(r) => {

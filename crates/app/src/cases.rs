@@ -18,6 +18,12 @@ use std::sync::Arc;
 /// The consumer's name (`consumers/cases.cursor`).
 pub const CONSUMER: &str = "cases";
 
+/// The cases consumer's `linger`: an authorization is in the card's timeline, and a hold's
+/// case in the queue, at most a quarter of a second after the decision; the events of
+/// that quarter are written in one transaction (a tenth of the writes at 25 ms: each
+/// commit writes every index page it changed and syncs).
+pub const CASES_LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Where a case is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaseStatus {
@@ -216,7 +222,7 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
             start: Start::Beginning,
             background: true,
             flush: Some(flush),
-            linger: crate::consumer::LINGER,
+            linger: CASES_LINGER,
             ack_interval: crate::consumer::ACK_INTERVAL,
             ..ConsumerOptions::default()
         },

@@ -36,8 +36,8 @@ pub enum Start {
 /// the disk is made durable here, so that a position is never saved ahead of it.
 pub type SyncHook = std::sync::Arc<dyn Fn() -> Result<(), HandlerError> + Send + Sync>;
 
-/// The `linger` of the notifications and cases consumers: a fortieth of the second within
-/// which a cardholder is told, and the events of a busy 25 ms written in one transaction.
+/// The `linger` of the notifications consumer: a fortieth of the second within which a
+/// cardholder is told, and the events of a busy 25 ms written in one transaction.
 pub const LINGER: Duration = Duration::from_millis(25);
 
 /// How often those consumers save their position: each save syncs the cursor file (and
@@ -68,8 +68,11 @@ pub struct ConsumerOptions {
     pub linger: Duration,
     /// Run before each save of the position, after `flush` (see [`SyncHook`]).
     pub before_save: Option<SyncHook>,
-    /// Work nobody waits for (indexing for analysts): the thread runs at nice 19, so that
-    /// catching up after a burst yields to authorizations (without starving).
+    /// Work nobody waits for within a millisecond (notices, indexing for analysts): the
+    /// thread runs under `SCHED_IDLE` (nice 19 where that is refused), so that an
+    /// authorization's thread that wakes takes the core from it at once, and catching up
+    /// after a burst yields to authorizations (without starving: the policy still has a
+    /// sliver of the CPU when others want all of it).
     pub background: bool,
 }
 
@@ -347,7 +350,7 @@ pub fn spawn(
         .name(format!("consumer-{name}"))
         .spawn(move || {
             if opts.background {
-                crate::snapshots::lower_niceness();
+                cardguard_store::idle_priority();
             }
             let r = run(
                 &n,

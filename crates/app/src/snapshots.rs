@@ -48,7 +48,7 @@ impl SnapshotWriter {
             let started = std::thread::Builder::new()
                 .name("snapshot-writer".into())
                 .spawn(move || {
-                    lower_priority();
+                    cardguard_store::idle_priority();
                     while let Ok(mut job) = rx.recv() {
                         while let Ok(newer) = rx.try_recv() {
                             job = newer;
@@ -105,28 +105,5 @@ impl SnapshotWriter {
             }
             Err(e) => tracing::error!(error = %e, "snapshot failed"),
         }
-    }
-}
-
-/// The calling thread yields to every other (nice 19: a sliver of the CPU when others want
-/// it, never starved; Linux schedules each thread on its own): for background consumers,
-/// which must still keep up on a busy machine.
-pub(crate) fn lower_niceness() {
-    // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
-        tracing::debug!("could not lower a background thread's priority");
-    }
-}
-
-/// The calling thread runs only on CPU time nothing else wants (`SCHED_IDLE`, which needs
-/// no privilege; Linux schedules each thread on its own), or at nice 19 where that policy
-/// is refused.
-pub(crate) fn lower_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler reads `param` only; pid 0 is the calling thread on Linux.
-    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
-    // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
-    if !idle && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
-        tracing::debug!("could not lower a background thread's priority");
     }
 }

@@ -141,6 +141,51 @@ pub(crate) fn open_sqlite(
     Ok(conn)
 }
 
+/// A thread that copies the write-ahead log of the SQLite database at `path` into the
+/// database every `every` (SQLite's checkpoint, which writes and syncs the database file),
+/// on a connection of its own, so that no request's commit pays for it (the owner's
+/// connection sets `wal_autocheckpoint` to 0). It stops when the returned sender is
+/// dropped. Only for a database written in short bursts: a passive checkpoint lets the
+/// write-ahead log start over only once it copied all of it, which writes that never
+/// pause would not let happen.
+pub(crate) fn spawn_checkpointer(
+    path: &std::path::Path,
+    name: &str,
+    every: std::time::Duration,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let what = name.to_owned();
+    std::thread::Builder::new()
+        .name(format!("{name}-checkpoint"))
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(store = %what, error = %e, "checkpoint failed");
+                }
+            }
+        })
+        .map_err(io_err(path))?;
+    Ok(stop)
+}
+
+/// The calling thread runs on CPU time the others leave over (`SCHED_IDLE`, which needs no
+/// privilege; Linux schedules each thread on its own; a waking thread of normal priority
+/// takes the core from it at once, and it still gets a sliver when others want all of it),
+/// or at nice 19 where that policy is refused. For background work: snapshots, consumers
+/// nobody waits for within a millisecond, checkpoints.
+pub fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param` only; pid 0 is the calling thread on Linux.
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+    // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
+    if !idle && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
+        tracing::debug!("could not lower a background thread's priority");
+    }
+}
+
 /// The rows a query gives, each made by `f` (prepared once per connection and cached).
 pub(crate) fn query_rows<T>(
     conn: &rusqlite::Connection,

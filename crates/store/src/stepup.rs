@@ -128,23 +128,7 @@ impl SqliteStepUp {
     pub fn open(path: &Path) -> Result<SqliteStepUp, StoreError> {
         let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoints = Connection::open(path)?;
-        checkpoints.busy_timeout(std::time::Duration::from_secs(5))?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("stepup-checkpoint".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(std::time::Duration::from_secs(1))
-                {
-                    if let Err(e) =
-                        checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "step-up store checkpoint failed");
-                    }
-                }
-            })
-            .map_err(crate::io_err(path))?;
+        let stop = crate::spawn_checkpointer(path, "stepup", std::time::Duration::from_secs(1))?;
         Ok(SqliteStepUp {
             conn: Mutex::new(conn),
             _checkpointer: stop,
