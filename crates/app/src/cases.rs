@@ -220,7 +220,7 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
         CONSUMER,
         ConsumerOptions {
             start: Start::Beginning,
-            background: true,
+            priority: crate::consumer::Priority::Idle,
             flush: Some(flush),
             linger: CASES_LINGER,
             ack_interval: crate::consumer::ACK_INTERVAL,

@@ -68,12 +68,22 @@ pub struct ConsumerOptions {
     pub linger: Duration,
     /// Run before each save of the position, after `flush` (see [`SyncHook`]).
     pub before_save: Option<SyncHook>,
-    /// Work nobody waits for within a millisecond (notices, indexing for analysts): the
-    /// thread runs under `SCHED_IDLE` (nice 19 where that is refused), so that an
-    /// authorization's thread that wakes takes the core from it at once, and catching up
-    /// after a burst yields to authorizations (without starving: the policy still has a
-    /// sliver of the CPU when others want all of it).
-    pub background: bool,
+    /// The thread's priority beside the authorizations.
+    pub priority: Priority,
+}
+
+/// How a consumer's thread shares the cores with the authorizations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Normal,
+    /// Work someone waits for within a second (notices): nice 19, which yields to
+    /// authorizations and still keeps a share of cores they keep busy.
+    Low,
+    /// Work nobody waits for (indexing for analysts): `SCHED_IDLE`, which an
+    /// authorization's thread that wakes takes the core from at once (at nice 19 the
+    /// consumer kept it for a while: HTTP p99 at 5,000/s 1.8–1.9 ms against 0.9 ms), and
+    /// which gets little of cores others keep busy.
+    Idle,
 }
 
 impl std::fmt::Debug for ConsumerOptions {
@@ -88,7 +98,7 @@ impl std::fmt::Debug for ConsumerOptions {
             .field("flush", &self.flush.is_some())
             .field("linger", &self.linger)
             .field("before_save", &self.before_save.is_some())
-            .field("background", &self.background)
+            .field("priority", &self.priority)
             .finish()
     }
 }
@@ -105,7 +115,7 @@ impl Default for ConsumerOptions {
             flush: None,
             linger: Duration::ZERO,
             before_save: None,
-            background: false,
+            priority: Priority::Normal,
         }
     }
 }
@@ -349,8 +359,10 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name(format!("consumer-{name}"))
         .spawn(move || {
-            if opts.background {
-                cardguard_store::idle_priority();
+            match opts.priority {
+                Priority::Normal => {}
+                Priority::Low => cardguard_store::low_priority(),
+                Priority::Idle => cardguard_store::idle_priority(),
             }
             let r = run(
                 &n,

@@ -37,7 +37,7 @@ fn authorization(id: &str, at: &str, city: common::City, yen: u64) -> Value {
 
 /// The cases of `query` once there are `n` (the consumer follows the log).
 async fn cases(c: &mut Client, query: &str, n: usize) -> Vec<Value> {
-    for _ in 0..200 {
+    for _ in 0..common::CASES_POLLS {
         let (s, v) = c.get(&format!("/v1/cases?{query}")).await.unwrap();
         assert_eq!(s, 200, "{v}");
         if v.as_array().unwrap().len() >= n {

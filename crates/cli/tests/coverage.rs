@@ -49,7 +49,7 @@ fn notice(sink: &common::Sink, what: &str) -> Value {
 }
 
 async fn wait_for_case(c: &mut Client, authorization_id: &str) -> i64 {
-    for _ in 0..200 {
+    for _ in 0..common::CASES_POLLS {
         let (_, v) = c.get("/v1/cases").await.unwrap();
         if let Some(x) = v
             .as_array()

@@ -194,7 +194,7 @@ impl Notifier {
                     flush: Some(Arc::clone(&flush)),
                     linger: cardguard_app::consumer::LINGER,
                     ack_interval: cardguard_app::consumer::ACK_INTERVAL,
-                    background: true,
+                    priority: cardguard_app::consumer::Priority::Low,
                     before_save: Some(Arc::new(move || {
                         sync_outbox
                             .sync()

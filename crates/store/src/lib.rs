@@ -174,14 +174,23 @@ pub(crate) fn spawn_checkpointer(
 /// The calling thread runs on CPU time the others leave over (`SCHED_IDLE`, which needs no
 /// privilege; Linux schedules each thread on its own; a waking thread of normal priority
 /// takes the core from it at once, and it still gets a sliver when others want all of it),
-/// or at nice 19 where that policy is refused. For background work: snapshots, consumers
-/// nobody waits for within a millisecond, checkpoints.
+/// or at nice 19 where that policy is refused. For work nobody waits for: snapshots, the
+/// log's check, indexing for analysts. On cores kept busy by others it gets far less than
+/// nice 19 (a weight of 3 against 15).
 pub fn idle_priority() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler reads `param` only; pid 0 is the calling thread on Linux.
     let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+    if !idle {
+        low_priority();
+    }
+}
+
+/// The calling thread runs at nice 19: it yields to threads of normal priority but keeps a
+/// share of cores they keep busy. For work someone waits for within a second (notices).
+pub fn low_priority() {
     // SAFETY: setpriority reads no memory of ours; who = 0 is the calling thread on Linux.
-    if !idle && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
         tracing::debug!("could not lower a background thread's priority");
     }
 }

@@ -274,6 +274,10 @@ pub async fn approved_purchases(
     ids
 }
 
+/// Polls, 25 ms apart, for what the cases consumer writes: 30 s in all, for it runs under
+/// `SCHED_IDLE` and a machine whose cores other tests keep busy gives it little.
+pub const CASES_POLLS: usize = 1200;
+
 /// A card's transactions of 400 days once the cases consumer has indexed `n` of them.
 pub async fn indexed_transactions(
     c: &mut cardguard_server::client::Client,
@@ -281,7 +285,7 @@ pub async fn indexed_transactions(
     n: usize,
 ) -> Value {
     let path = format!("/v1/cards/{token}/transactions?days=400");
-    for _ in 0..200 {
+    for _ in 0..CASES_POLLS {
         let (_, t) = c.get(&path).await.unwrap();
         if t.as_array().map_or(0, Vec::len) >= n {
             return t;
