@@ -145,16 +145,22 @@ pub(crate) fn open_sqlite(
 /// database every `every` (SQLite's checkpoint, which writes and syncs the database file),
 /// on a connection of its own, so that no request's commit pays for it (the owner's
 /// connection sets `wal_autocheckpoint` to 0). It stops when the returned sender is
-/// dropped. Only for a database written in short bursts: a passive checkpoint lets the
-/// write-ahead log start over only once it copied all of it, which writes that never
-/// pause would not let happen.
+/// dropped.
+///
+/// A passive checkpoint lets the write-ahead log start over only when no commit came
+/// while it copied, which steady traffic never allows: once the log holds more than
+/// `limit` bytes of pages, the thread copies the rest and has the next commit start the
+/// log over, holding new commits back for that short copy (SQLite's `RESTART`
+/// checkpoint, after a passive one did the most).
 pub(crate) fn spawn_checkpointer(
     path: &std::path::Path,
     name: &str,
     every: std::time::Duration,
+    limit: u64,
 ) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let what = name.to_owned();
     std::thread::Builder::new()
@@ -162,7 +168,19 @@ pub(crate) fn spawn_checkpointer(
         .spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
             {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                // (busy, pages in the log, pages copied)
+                let frames = |mode: &str| {
+                    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                        r.get::<_, i64>(1)
+                    })
+                };
+                let r = frames("PASSIVE").and_then(|n| {
+                    if u64::try_from(n).unwrap_or(0) * page > limit {
+                        frames("RESTART")?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = r {
                     tracing::warn!(store = %what, error = %e, "checkpoint failed");
                 }
             }
@@ -211,5 +229,46 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> S
     move |source| StoreError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits that never pause for a whole checkpoint: the write-ahead log stays near the
+    /// limit instead of growing with every commit.
+    #[test]
+    fn the_checkpointer_bounds_the_write_ahead_log_under_steady_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_sqlite(
+            &path,
+            Sync::Normal,
+            "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let limit = 256 * 1024;
+        let _stop =
+            spawn_checkpointer(&path, "test", std::time::Duration::from_millis(5), limit).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let (mut largest, mut written) = (0, 0u64);
+        // 16 MiB through the log (without the limit, 24 MiB through it left a 57 MB log).
+        while written < 16 * 1024 * 1024 {
+            // A page and more per commit, thousands of commits a second.
+            conn.execute(
+                "INSERT INTO t (v) VALUES (zeroblob(5000))",
+                rusqlite::params![],
+            )
+            .unwrap();
+            written += 5000;
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        assert!(
+            largest < 8 * 1024 * 1024,
+            "the write-ahead log reached {largest} bytes"
+        );
     }
 }

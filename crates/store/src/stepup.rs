@@ -128,7 +128,12 @@ impl SqliteStepUp {
     pub fn open(path: &Path) -> Result<SqliteStepUp, StoreError> {
         let conn = crate::open_sqlite(path, crate::Sync::Normal, SCHEMA)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let stop = crate::spawn_checkpointer(path, "stepup", std::time::Duration::from_secs(1))?;
+        let stop = crate::spawn_checkpointer(
+            path,
+            "stepup",
+            std::time::Duration::from_secs(1),
+            64 * 1024 * 1024,
+        )?;
         Ok(SqliteStepUp {
             conn: Mutex::new(conn),
             _checkpointer: stop,
