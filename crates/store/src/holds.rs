@@ -118,16 +118,15 @@ impl SqliteHolds {
     /// Records holds in one transaction (one already there is left as it is); how many were
     /// new.
     pub fn insert_all(&self, holds: &[HoldRow]) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut added = 0;
-        {
-            let mut st = tx.prepare_cached(&format!(
+        crate::insert_each(
+            &mut self.conn(),
+            &format!(
                 "INSERT OR IGNORE INTO holds ({HOLD_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))?;
-            for h in holds {
-                added += st.execute(params![
+            ),
+            holds,
+            |st, h| {
+                st.execute(params![
                     h.authorization_id,
                     h.card_token,
                     h.last4,
@@ -139,11 +138,9 @@ impl SqliteHolds {
                     h.answer,
                     h.answered_ms,
                     h.via
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(added)
+                ])
+            },
+        )
     }
 
     /// Records the cardholder's answer to a hold; an answer recorded before is left as it is.

@@ -236,7 +236,6 @@ fn claim(r: &Row) -> Result<ClaimRow, StoreError> {
 const HELD: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'approved' THEN payout ELSE covered END), 0) AS BIGINT) \
      FROM claims WHERE card_token = ?1 AND policy_year = ?2 AND status != 'declined'";
 
-/// Adds a posting inside the caller's transaction; false when it was there already.
 /// A claim's decision (see [`Cases::decide_claim`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimDecision<'a> {
@@ -274,6 +273,7 @@ fn insert_pending(t: &mut dyn Tx, p: &PendingEvent) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Adds a posting inside the caller's transaction; false when it was there already.
 pub(crate) fn insert_posting(t: &mut dyn Tx, p: &Posting) -> Result<bool, StoreError> {
     Ok(t.exec(
         &format!(

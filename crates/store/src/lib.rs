@@ -213,6 +213,26 @@ pub fn low_priority() {
     }
 }
 
+/// Runs `insert` (an `INSERT OR IGNORE`, prepared once) for each of `rows` in one
+/// transaction, binding each with `bind`; how many rows were new.
+pub(crate) fn insert_each<T>(
+    conn: &mut rusqlite::Connection,
+    insert: &str,
+    rows: &[T],
+    bind: impl Fn(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let mut added = 0;
+    {
+        let mut st = tx.prepare_cached(insert)?;
+        for r in rows {
+            added += bind(&mut st, r)?;
+        }
+    }
+    tx.commit()?;
+    Ok(added)
+}
+
 /// The rows a query gives, each made by `f` (prepared once per connection and cached).
 pub(crate) fn query_rows<T>(
     conn: &rusqlite::Connection,

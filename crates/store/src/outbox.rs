@@ -161,16 +161,15 @@ impl SqliteOutbox {
     /// Adds notifications in one transaction; a key already there is left as it is.
     /// Returns how many were new.
     pub fn insert(&self, rows: &[OutboxRow]) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut added = 0;
-        {
-            let mut st = tx.prepare_cached(&format!(
+        crate::insert_each(
+            &mut self.conn(),
+            &format!(
                 "INSERT OR IGNORE INTO notifications ({COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ))?;
-            for r in rows {
-                added += st.execute(params![
+            ),
+            rows,
+            |st, r| {
+                st.execute(params![
                     r.key,
                     r.authorization_id,
                     r.card_token,
@@ -185,11 +184,9 @@ impl SqliteOutbox {
                     r.next_ms,
                     r.last_error,
                     r.sent_ms
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(added)
+                ])
+            },
+        )
     }
 
     /// Pending notifications due at `now_ms`, oldest first, at most `limit`.
