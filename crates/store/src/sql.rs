@@ -688,6 +688,11 @@ CREATE TABLE pending_events (
     created_ms BIGINT NOT NULL
 );
 ",
+    // 3: charges found by card through their transactions, not an index entry each.
+    "
+DROP INDEX postings_card;
+CREATE INDEX postings_card_not_charge ON postings (card_token, at_ms) WHERE kind <> 'charge';
+",
 ];
 
 /// Creates a new database `name` on the server of `url` with this version's schema, and
