@@ -88,30 +88,34 @@ pub fn write_snapshot_with(
     let tmp = dir.join("snapshot.bin.tmp");
     let dst = dir.join(NAME);
     let f = crate::private::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = Summing {
-        inner: std::io::BufWriter::with_capacity(
-            1 << 20,
-            Trickle {
-                file: &f,
-                written: 0,
-                synced: 0,
-            },
-        ),
-        len: 0,
-        crc: crc32fast::Hasher::new(),
+    let mut file = Trickle {
+        file: &f,
+        written: 0,
+        synced: 0,
     };
-    let written = (|| {
-        w.inner.write_all(&[0u8; 28])?;
+    // The body's many small writes (an encoder's, a field at a time) gather in the buffer;
+    // the length and checksum are taken of its megabyte writes (a checksum of a few bytes
+    // at a time took several times as long as one of a large slice).
+    let written = file.write_all(&[0u8; 28]).and_then(|()| {
+        let mut w = std::io::BufWriter::with_capacity(
+            1 << 20,
+            Summing {
+                inner: &mut file,
+                len: 0,
+                crc: crc32fast::Hasher::new(),
+            },
+        );
         body(&mut w)?;
-        w.flush()
-    })();
-    if let Err(e) = written {
-        drop(w);
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(&tmp)(e));
-    }
-    let (len, crc) = (w.len, w.crc.clone().finalize());
-    drop(w);
+        let sums = w.into_inner().map_err(|e| e.into_error())?;
+        Ok((sums.len, sums.crc.finalize()))
+    });
+    let (len, crc) = match written {
+        Ok(sums) => sums,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(&tmp)(e));
+        }
+    };
     let mut head = Vec::with_capacity(28);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&log_offset.to_le_bytes());
