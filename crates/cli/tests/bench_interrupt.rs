@@ -1,0 +1,105 @@
+//! An interrupted benchmark leaves nothing behind: `cardguard bench http` stopped with
+//! SIGINT (Ctrl-C) or SIGTERM in the middle of its load kills the server it started and
+//! removes that server's data directory (gigabytes after a million-card run).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn interrupted_by(signal: i32) {
+    // Its errors in a file: a server left running would hold a pipe open.
+    let errors = tempfile::NamedTempFile::new().expect("a file for stderr");
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args([
+            "bench",
+            "http",
+            "--cards",
+            "200",
+            "--rate",
+            "50",
+            "--duration",
+            "600",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(errors.reopen().expect("stderr file"))
+        .spawn()
+        .expect("the bench starts");
+    let mut lines = BufReader::new(bench.stdout.take().expect("stdout")).lines();
+    let mut next = || {
+        lines
+            .next()
+            .expect("the bench goes on")
+            .expect("a line of output")
+    };
+    // "server: http://ADDR (pid N, started for this run)"
+    let pid: u32 = loop {
+        if let Some(rest) = next().split("(pid ").nth(1) {
+            break rest
+                .split(',')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("the server's pid");
+        }
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the server runs");
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let data = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .map(|i| PathBuf::from(&args[i + 1]))
+        .expect("the server's --data-dir");
+    let run_dir = data.parent().expect("a temporary directory").to_path_buf();
+    while !next().starts_with("enrolled") {}
+    // The load is running.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(data.exists(), "the server has its data directory");
+    // SAFETY: kill reads no memory; the pid is our child's.
+    assert_eq!(unsafe { libc::kill(bench.id() as i32, signal) }, 0);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = bench.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the bench did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let server_left = Path::new(&format!("/proc/{pid}")).exists();
+    if server_left {
+        // SAFETY: as above; the server the bench left is stopped before the test fails.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    let mut err = String::new();
+    errors
+        .reopen()
+        .expect("stderr file")
+        .read_to_string(&mut err)
+        .expect("stderr read");
+    assert!(!status.success());
+    assert!(
+        err.contains("the benchmark's server and its data are removed"),
+        "{err}"
+    );
+    assert!(!server_left, "the server still ran");
+    let left = run_dir.exists();
+    if left {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    assert!(!left, "the data directory was left: {}", run_dir.display());
+}
+
+#[test]
+fn a_bench_interrupted_with_ctrl_c_removes_its_server_and_data() {
+    interrupted_by(libc::SIGINT);
+}
+
+#[test]
+fn a_bench_terminated_removes_its_server_and_data() {
+    interrupted_by(libc::SIGTERM);
+}
