@@ -675,6 +675,27 @@ fn print_stalls(moments: &[(u64, u64, bool)]) {
             "  of the slow answers that waited over 2 ms to be taken: {still} while the server took no other request, {others} while it took others"
         );
     }
+    if let Some(series) = slow_per_second(moments) {
+        println!("  answers over 5 ms in each second of the run: {series}");
+    }
+}
+
+/// How many answers took over 5 ms in each second of the run (by when they were sent), as
+/// a line of counts, when any did: a tail that comes in bursts shows its rhythm (a snapshot
+/// every 50,000 events is one every 10 s at 5,000/s).
+fn slow_per_second(moments: &[(u64, u64, bool)]) -> Option<String> {
+    let start = moments.iter().map(|m| m.0).min()?;
+    let mut per: Vec<u64> = Vec::new();
+    for &(sent, _, slow) in moments {
+        let i = ((sent - start) / 1_000_000_000) as usize;
+        if per.len() <= i {
+            per.resize(i + 1, 0);
+        }
+        per[i] += u64::from(slow);
+    }
+    per.iter()
+        .any(|&n| n > 0)
+        .then(|| per.iter().map(u64::to_string).collect::<Vec<_>>().join(" "))
 }
 
 /// Requests released at their due times for blocking senders: a pacer thread sends each
@@ -1404,4 +1425,23 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
         s.replayed
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_answers_are_counted_per_second_of_the_run() {
+        let s = 1_000_000_000;
+        let m = [
+            (5 * s, 0, false),
+            (5 * s + 1, 0, true),
+            (7 * s + 9, 0, true),
+            (7 * s + 10, 0, true),
+        ];
+        assert_eq!(slow_per_second(&m).as_deref(), Some("1 0 2"));
+        assert_eq!(slow_per_second(&[(s, 0, false)]), None);
+        assert_eq!(slow_per_second(&[]), None);
+    }
 }
