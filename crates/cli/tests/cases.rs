@@ -595,7 +595,7 @@ async fn a_reissue_blocks_online_use_until_the_new_card_is_activated() {
             .unwrap();
         assert_eq!(a["decision"], "approve", "{a}");
     }
-    // The cases consumer has indexed them (its linger: a quarter of a second).
+    // The cases consumer has indexed them (its linger: half a second).
     common::indexed_transactions(&mut analyst, &token, 3).await;
 
     let path = format!("/v1/cards/{token}/reissue");

@@ -197,20 +197,27 @@ pub enum ClaimRefused {
 const POSTING_COLUMNS: &str = "id, kind, debit, credit, amount, currency, card_token, \
     authorization_id, case_id, claim_id, at_ms";
 
-/// SQL: the postings of card `?1` whose `at_ms` meets `range` (conditions on `at_ms`
-/// after an `AND`, or nothing), as rows of `columns` (of the postings table): its other
-/// postings by their index, its charges through its transactions (a charge's posting has
-/// the id `charge:` and its authorization's id, and its transaction's card and time).
-fn card_postings(columns: &[&str], range: &str) -> String {
+/// SQL: the postings of card `?1` (with `ranged`, only those of `at_ms` in `[?2, ?3)`),
+/// as rows of `columns` (of the postings table): its other postings by their index, its
+/// charges through its transactions (a charge's posting has the id `charge:` and its
+/// authorization's id, and its transaction's card and time).
+fn card_postings(columns: &[&str], ranged: bool) -> String {
     let joined: Vec<String> = columns.iter().map(|c| format!("p.{c}")).collect();
+    let (own, charges) = if ranged {
+        (
+            " AND at_ms >= ?2 AND at_ms < ?3",
+            " AND t.at_ms >= ?2 AND t.at_ms < ?3",
+        )
+    } else {
+        ("", "")
+    };
     format!(
-        "SELECT {} FROM postings WHERE card_token = ?1 AND kind != 'charge'{range} \
+        "SELECT {} FROM postings WHERE card_token = ?1 AND kind != 'charge'{own} \
          UNION ALL SELECT {} FROM transactions t JOIN postings p \
          ON p.id = 'charge:' || t.authorization_id AND p.kind = 'charge' \
-         WHERE t.card_token = ?1{}",
+         WHERE t.card_token = ?1{charges}",
         columns.join(", "),
         joined.join(", "),
-        range.replace("at_ms", "t.at_ms")
     )
 }
 
@@ -220,7 +227,7 @@ fn postings_of_card_sql() -> String {
     columns.push("rowid AS n");
     format!(
         "SELECT * FROM ({}) AS x ORDER BY at_ms, n",
-        card_postings(&columns, " AND at_ms >= ?2 AND at_ms < ?3")
+        card_postings(&columns, true)
     )
 }
 
@@ -228,7 +235,7 @@ fn postings_of_card_sql() -> String {
 fn balances_sql(of_card: bool) -> String {
     const COLUMNS: [&str; 4] = ["debit", "credit", "currency", "amount"];
     let source = if of_card {
-        card_postings(&COLUMNS, "")
+        card_postings(&COLUMNS, false)
     } else {
         format!("SELECT {} FROM postings", COLUMNS.join(", "))
     };
