@@ -136,7 +136,6 @@ enum Step {
     Logged {
         durable: Durable,
         record: Box<AuthRecord>,
-        snapshot: Option<Box<(u64, EngineState)>>,
     },
 }
 
@@ -388,28 +387,7 @@ impl App {
         }
         let cards_ms = t_cards.elapsed().as_millis();
         let t_snap = Instant::now();
-        let snap = cardguard_store::read_snapshot(data_dir)?;
-        // A snapshot this version cannot read (an older layout of the state) is passed over:
-        // the log holds every event, so the state is replayed from its start instead.
-        let snapshot_offset = match snap {
-            Some((offset, body)) => {
-                let state = body
-                    .strip_prefix(cardguard_engine::STATE_FORMAT.as_slice())
-                    .ok_or_else(|| "another layout of the state".to_owned())
-                    .and_then(|b| postcard::from_bytes(b).map_err(|e| e.to_string()));
-                match state {
-                    Ok(st) => {
-                        engine.restore(st);
-                        Some(offset)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
+        let (snapshot_offset, chain) = restore_snapshot(&mut engine, data_dir)?;
         let durability = match config.storage.durability {
             DurabilitySetting::Sync => Durability::Sync,
             DurabilitySetting::Write => Durability::Write {
@@ -482,7 +460,7 @@ impl App {
             snapshots: crate::snapshots::SnapshotWriter::new(
                 data_dir.to_path_buf(),
                 Arc::clone(&reader),
-                snapshot_offset.unwrap_or(0),
+                chain,
             ),
             reader,
             clock,
@@ -1541,7 +1519,7 @@ impl App {
         }
         let mut reasons = None;
         let mut attempt = 0;
-        let (rx, record, snapshot) = loop {
+        let (rx, record) = loop {
             // After two tries whose state changed under the reasons, they are computed under
             // the lock (rare: another authorization of the same card in between, twice).
             let inline = attempt >= 2;
@@ -1554,11 +1532,7 @@ impl App {
                         first.tx.differences(&facts)
                     )));
                 }
-                Step::Logged {
-                    durable,
-                    record,
-                    snapshot,
-                } => break (durable, record, snapshot),
+                Step::Logged { durable, record } => break (durable, record),
                 Step::NeedsReasons(b) => {
                     let (pending, f) = *b;
                     facts = f;
@@ -1567,10 +1541,6 @@ impl App {
                 }
             }
         };
-        if let Some(snap) = snapshot {
-            let (offset, state) = *snap;
-            self.snapshots.submit(offset, state);
-        }
         durable(rx).await?;
         self.metrics.authorization(
             record.outcome.decision,
@@ -1676,11 +1646,10 @@ impl App {
         core.engine
             .apply_auth(&record, offset)
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        let snapshot = self.maybe_snapshot(&mut core);
+        self.maybe_snapshot(&mut core);
         Ok(Step::Logged {
             durable: rx,
             record: Box::new(record),
-            snapshot,
         })
     }
 
@@ -2161,31 +2130,35 @@ impl App {
             .collect())
     }
 
-    /// Freezes the state under the lock when enough events have passed: the shards are
-    /// shared, not copied, and encoded later outside the lock.
-    fn maybe_snapshot(&self, core: &mut Core) -> Option<Box<(u64, EngineState)>> {
+    /// Freezes the state under the lock when enough events have passed and hands it to the
+    /// snapshot writer, still under the lock so that the writer gets the states in the order
+    /// they were frozen: the shards are shared, not copied, and encoded later on the
+    /// writer's thread.
+    fn maybe_snapshot(&self, core: &mut Core) {
         core.since_snapshot += 1;
         if core.since_snapshot < self.config.storage.snapshot_every.max(1) {
-            return None;
+            return;
         }
         core.since_snapshot = 0;
-        Some(Box::new((core.log.end_offset(), core.engine.freeze())))
+        let offset = core.log.end_offset();
+        self.snapshots.submit(offset, core.engine.freeze());
     }
 
-    /// A snapshot now (at shutdown), if anything happened since the last one.
+    /// A snapshot now (at shutdown), if anything happened since the last one; returns once
+    /// it is written (or failed).
     pub fn snapshot_now(&self) {
-        let taken = {
+        let written = {
             let mut core = self.core();
             let end = core.log.end_offset();
             if end <= self.snapshots.last_offset() {
                 None
             } else {
                 core.since_snapshot = 0;
-                Some((end, core.engine.freeze()))
+                Some(self.snapshots.submit_and_notify(end, core.engine.freeze()))
             }
         };
-        if let Some((offset, state)) = taken {
-            self.snapshots.write(offset, &state);
+        if let Some(rx) = written {
+            let _ = rx.recv();
         }
     }
 
@@ -2357,6 +2330,104 @@ fn canonical(auth: &Authorization, utc_offset_min: i16) -> Vec<u8> {
         out.extend_from_slice(v.as_bytes());
     }
     out
+}
+
+/// Restores the engine from the snapshot, if there is one this version reads: the chain of
+/// segments, or else the single file of earlier versions. Returns the log offset it covers
+/// and where the snapshot writer goes on. A snapshot this version cannot read (another
+/// layout of the state) is passed over: the log holds every event, so the state is replayed
+/// from its start instead. A damaged one (checksum) is an error, as a damaged log is.
+fn restore_snapshot(
+    engine: &mut Engine,
+    data_dir: &Path,
+) -> Result<(Option<u64>, crate::snapshots::ChainStart), OpenError> {
+    use cardguard_engine::segment::window;
+    let heads = cardguard_store::list_segments(data_dir)?;
+    let next_seq = heads.last().map_or(0, |h| h.seq + 1);
+    let mut start = crate::snapshots::ChainStart {
+        links: Vec::new(),
+        next_seq,
+        offset: 0,
+    };
+    let chain = cardguard_store::segment_chain(&heads);
+    let ranges: Vec<_> = chain.iter().map(|h| h.slices.clone()).collect();
+    if let Some(from) = window(&ranges) {
+        let chain = &chain[from..];
+        match read_chain(chain)? {
+            Ok((st, newest)) => {
+                engine.restore(st);
+                start.links = chain.iter().map(crate::snapshots::Link::from).collect();
+                start.offset = newest;
+                return Ok((Some(newest), start));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
+                return Ok((None, start));
+            }
+        }
+    }
+    let Some((offset, body)) = cardguard_store::read_snapshot(data_dir)? else {
+        return Ok((None, start));
+    };
+    let state = body
+        .strip_prefix(cardguard_engine::STATE_FORMAT.as_slice())
+        .ok_or_else(|| "another layout of the state".to_owned())
+        .and_then(|b| postcard::from_bytes(b).map_err(|e| e.to_string()));
+    match state {
+        Ok(st) => {
+            engine.restore(st);
+            start.offset = offset;
+            Ok((Some(offset), start))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
+            Ok((None, start))
+        }
+    }
+}
+
+/// The state the segments of `chain` give back (read oldest first, the newest's preamble
+/// first of all), and the offset it covers; the inner error when this version cannot read
+/// them.
+fn read_chain(
+    chain: &[cardguard_store::SegmentHead],
+) -> Result<Result<(EngineState, u64), String>, OpenError> {
+    use cardguard_engine::segment::{Restorer, SEGMENT_FORMAT};
+    let Some((newest, older)) = chain.split_last() else {
+        return Ok(Err("no segments".into()));
+    };
+    let tag = SEGMENT_FORMAT.len();
+    let read = |h: &cardguard_store::SegmentHead| -> Result<Result<Vec<u8>, String>, OpenError> {
+        let b = cardguard_store::read_segment(h)?;
+        Ok(if b.starts_with(SEGMENT_FORMAT) {
+            Ok(b)
+        } else {
+            Err(format!("segment {}: another layout of the state", h.seq))
+        })
+    };
+    let last = match read(newest)? {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut r = match postcard::take_from_bytes(&last[tag..]) {
+        Ok((pre, _)) => Restorer::new(pre),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    for h in older {
+        let b = match read(h)? {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = r.apply(&mut postcard::Deserializer::from_bytes(&b[tag..])) {
+            return Ok(Err(format!("segment {}: {e}", h.seq)));
+        }
+    }
+    if let Err(e) = r.apply(&mut postcard::Deserializer::from_bytes(&last[tag..])) {
+        return Ok(Err(format!("segment {}: {e}", newest.seq)));
+    }
+    Ok(r.finish()
+        .map(|st| (st, newest.offset))
+        .map_err(|e| e.to_string()))
 }
 
 /// Checks the frames of the log before `end` (those the snapshot covers, which the start

@@ -82,7 +82,6 @@ async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_priv
         "cards.db",
         "events.log",
         "keys.toml",
-        "snapshot.bin",
         "consumers/test.cursor",
     ] {
         assert!(
@@ -90,6 +89,12 @@ async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_priv
             "{expected} missing from {names:?}"
         );
     }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("snapshots/") && n.ends_with(".seg")),
+        "no snapshot segment in {names:?}"
+    );
     assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
     for (name, m) in files {
         assert_eq!(m, 0o600, "{name} is {m:o}");

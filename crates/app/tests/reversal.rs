@@ -51,19 +51,51 @@ async fn reversed_once_by_its_client_and_a_snapshot_of_another_layout_is_replaye
         ));
         app.snapshot_now();
     }
-    let (offset, body) = cardguard_store::read_snapshot(&data).unwrap().unwrap();
-    assert!(body.starts_with(cardguard_engine::STATE_FORMAT));
-    // The same state without its tag stands for a snapshot an older version wrote.
-    cardguard_store::write_snapshot(&data, offset, &body[8..]).unwrap();
-    let config = Config::load(
-        None,
-        [(
-            "CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS".to_owned(),
-            "0".to_owned(),
-        )],
-    )
+    // The chain written at shutdown: one segment with the whole state.
+    let heads = cardguard_store::list_segments(&data).unwrap();
+    assert_eq!(heads.len(), 1);
+    let (seg, offset) = (&heads[0], heads[0].offset);
+    let body = cardguard_store::read_segment(seg).unwrap();
+    assert!(body.starts_with(cardguard_engine::segment::SEGMENT_FORMAT));
+    let tag = cardguard_engine::segment::SEGMENT_FORMAT.len();
+    let (pre, _) = postcard::take_from_bytes(&body[tag..]).unwrap();
+    let mut r = cardguard_engine::segment::Restorer::new(pre);
+    r.apply(&mut postcard::Deserializer::from_bytes(&body[tag..]))
+        .unwrap();
+    let state = r.finish().unwrap();
+    let config = || {
+        Config::load(
+            None,
+            [(
+                "CARDGUARD__ENGINE__MAX_CLOCK_SKEW_SECS".to_owned(),
+                "0".to_owned(),
+            )],
+        )
+        .unwrap()
+    };
+    // The same state in the single file of earlier versions is read when there is no
+    // chain (an upgrade does not replay the whole log).
+    let mut single = cardguard_engine::STATE_FORMAT.to_vec();
+    single.extend(postcard::to_allocvec(&state).unwrap());
+    cardguard_store::remove_snapshots(&data).unwrap();
+    cardguard_store::write_snapshot(&data, offset, &single).unwrap();
+    {
+        let (app, summary) =
+            cardguard_app::App::open(config(), &data, Arc::new(SystemClock)).unwrap();
+        assert_eq!(
+            (summary.snapshot_offset, summary.replayed),
+            (Some(offset), 0)
+        );
+        let app = Arc::new(app);
+        assert!(!app.reverse(reversal("a-2"), &me).await.unwrap().first);
+    }
+    // A segment without its tag stands for one of a layout this version cannot read.
+    cardguard_store::remove_snapshots(&data).unwrap();
+    cardguard_store::write_segment(&data, 0, offset, None, seg.slices.clone(), |w| {
+        w.write_all(&body[tag..])
+    })
     .unwrap();
-    let (app, summary) = cardguard_app::App::open(config, &data, Arc::new(SystemClock)).unwrap();
+    let (app, summary) = cardguard_app::App::open(config(), &data, Arc::new(SystemClock)).unwrap();
     assert_eq!(
         summary.snapshot_offset, None,
         "the snapshot was passed over"

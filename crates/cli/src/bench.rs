@@ -1416,7 +1416,7 @@ async fn bench_restart(events: u64, cards: u64) -> Result<()> {
         s.snapshot_ms,
         s.replay_ms
     );
-    std::fs::remove_file(dir.path().join("snapshot.bin"))?;
+    cardguard_store::remove_snapshots(dir.path())?;
     let t = Instant::now();
     let (_, s) = App::open(config, dir.path(), Arc::new(SystemClock))?;
     println!(

@@ -5,8 +5,12 @@
 //!
 //! Both serialize exactly as the plain containers would (a map, a sequence), so a frozen
 //! state and a live one encode to the same bytes.
+//!
+//! A [`ShardedMap`] also records which keys changed since its changes were last taken, and
+//! divides its pages into slices: an incremental snapshot writes the changed entries and one
+//! slice whole (see `crate::segment`).
 
-use crate::hash::FastMap;
+use crate::hash::{FastMap, FastSet};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -49,16 +53,20 @@ pub struct ShardedMap<K, V> {
     len: usize,
     /// Slots allocated across the shards, kept as they grow.
     capacity: usize,
+    /// Keys written to (inserted or handed out for change) since [`ShardedMap::take_changed`].
+    changed: FastSet<K>,
 }
 
 impl<K, V> Clone for ShardedMap<K, V> {
-    /// Shares every page: O(pages), no entry is copied.
+    /// Shares every page: O(pages), no entry is copied. The copy starts with no changes
+    /// recorded (they stay the original's).
     fn clone(&self) -> Self {
         ShardedMap {
             pages: self.pages.clone(),
             mask: self.mask,
             len: self.len,
             capacity: self.capacity,
+            changed: FastSet::default(),
         }
     }
 }
@@ -80,6 +88,7 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
             mask: (n - 1) as u64,
             len: 0,
             capacity: 0,
+            changed: FastSet::default(),
         }
     }
 
@@ -94,10 +103,65 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     }
 
     /// The shard of `k` for writing: its page and then the shard itself copied first if a
-    /// snapshot still holds them.
+    /// snapshot still holds them. The key is recorded as changed.
     fn shard_mut(&mut self, k: &K) -> &mut FastMap<K, V> {
+        self.mark(k);
         let (p, s) = self.index(k);
         Arc::make_mut(&mut Arc::make_mut(&mut self.pages[p])[s])
+    }
+
+    fn mark(&mut self, k: &K) {
+        if !self.changed.contains(k) {
+            self.changed.insert(k.clone());
+        }
+    }
+
+    /// The keys written to since the last call (or since the map was made), and a fresh
+    /// record from here on.
+    pub fn take_changed(&mut self) -> FastSet<K> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Keys changed since [`ShardedMap::take_changed`] was last called.
+    pub fn changed_len(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Pages of shards: the unit a slice is made of.
+    fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// The slice (of `slices`) that `k`'s page belongs to.
+    pub fn slice_of(&self, k: &K, slices: u32) -> u32 {
+        slice_of_page(self.index(k).0, self.page_count(), slices)
+    }
+
+    /// Entries of the slices `range` (of `slices`), page by page.
+    pub fn slice_iter(
+        &self,
+        range: std::ops::Range<u32>,
+        slices: u32,
+    ) -> impl Iterator<Item = (&K, &V)> {
+        let pages = self.page_count();
+        self.pages
+            .iter()
+            .enumerate()
+            .filter(move |(p, _)| range.contains(&slice_of_page(*p, pages, slices)))
+            .flat_map(|(_, p)| p.iter())
+            .flat_map(|s| s.iter())
+    }
+
+    /// Entries in the slices `range` (of `slices`), from the shards' lengths.
+    pub fn slice_len(&self, range: std::ops::Range<u32>, slices: u32) -> usize {
+        let pages = self.page_count();
+        self.pages
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| range.contains(&slice_of_page(*p, pages, slices)))
+            .flat_map(|(_, p)| p.iter())
+            .map(|s| s.len())
+            .sum()
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
@@ -120,6 +184,7 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     where
         V: Default,
     {
+        self.mark(&k);
         let (p, s) = self.index(&k);
         // Borrowing the pages alone leaves the counters free to update.
         let shard = Arc::make_mut(&mut Arc::make_mut(&mut self.pages[p])[s]);
@@ -164,6 +229,12 @@ impl<K: Eq + Hash + ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
     }
+}
+
+/// Page `p` of `pages` belongs to slice `p * slices / pages`: consecutive pages, the same
+/// number in each slice (give or take one).
+fn slice_of_page(p: usize, pages: usize, slices: u32) -> u32 {
+    (p as u64 * u64::from(slices) / pages.max(1) as u64) as u32
 }
 
 impl<K, V> ShardedMap<K, V> {
@@ -215,6 +286,8 @@ where
         while let Some((k, v)) = access.next_entry()? {
             m.insert(k, v);
         }
+        // What was read back is not a change.
+        m.take_changed();
         Ok(m)
     }
 }

@@ -52,6 +52,7 @@ impl Hasher for MixHasher {
 }
 
 pub type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<MixHasher>>;
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<MixHasher>>;
 
 #[cfg(test)]
 mod tests {

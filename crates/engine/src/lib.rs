@@ -22,6 +22,7 @@ pub mod model_file;
 pub mod policy;
 mod record;
 mod score;
+pub mod segment;
 mod state;
 pub mod synth;
 mod terminal;

@@ -7,11 +7,12 @@ use crate::cow::{ChunkedDeque, ShardCount, ShardedMap, deserialize_sharded};
 use crate::decide::{self, CardChecks, CscCheck, Outcome, PinCheck};
 use crate::device::DeviceState;
 use crate::features::{self, Features, TxContext};
-use crate::hash::{FastMap, stable_hash};
+use crate::hash::{FastMap, FastSet, stable_hash};
 use crate::lists::ListSet;
 use crate::policy::Policy;
 use crate::record::{AnswerRecord, AuthRecord, LabelRecord, ReversalRecord, TxFacts};
 use crate::score::{Scorecard, Scorer};
+use crate::segment::{Changes, Frozen};
 use crate::terminal::TerminalState;
 use cardguard_core::{CardToken, Decision};
 use serde::{Deserialize, Serialize};
@@ -165,20 +166,20 @@ const MISSING: u64 = u64::MAX;
 #[derive(Clone, Serialize, Deserialize)]
 pub struct EngineState {
     #[serde(deserialize_with = "de_cards")]
-    cards: ShardedMap<CardToken, CardState>,
+    pub(crate) cards: ShardedMap<CardToken, CardState>,
     #[serde(deserialize_with = "de_terminals")]
-    terminals: ShardedMap<u64, TerminalState>,
+    pub(crate) terminals: ShardedMap<u64, TerminalState>,
     #[serde(deserialize_with = "de_devices")]
-    devices: ShardedMap<u64, DeviceState>,
+    pub(crate) devices: ShardedMap<u64, DeviceState>,
     /// The retained authorizations; the first is number `auths_base`.
-    auths: ChunkedDeque<AuthEntry>,
+    pub(crate) auths: ChunkedDeque<AuthEntry>,
     /// Authorizations dropped from the front after `auth_retention_days`.
-    auths_base: u64,
+    pub(crate) auths_base: u64,
     /// The engine's clock: the latest server time an applied authorization was received
     /// at. Never moves back, and no request's own time moves it.
-    clock_ms: i64,
+    pub(crate) clock_ms: i64,
     /// Authorization numbers skipped in a replay (their events were set aside as damaged).
-    missing: u64,
+    pub(crate) missing: u64,
 }
 
 /// Shards of the card and device maps: 32,768 (about 30 cards each with a million cards, so
@@ -273,6 +274,11 @@ pub struct Engine {
     /// from the state at restore, never snapshotted).
     by_key: FastMap<u128, u64>,
     heap: HeapBytes,
+    /// Retained authorizations changed (labelled, answered, reversed) since the last
+    /// freeze, among those numbered below `auths_frozen` (the later ones are all new).
+    auth_changes: FastSet<u64>,
+    /// Authorizations applied when the state was last frozen (or restored).
+    auths_frozen: u64,
 }
 
 impl Engine {
@@ -291,6 +297,8 @@ impl Engine {
             state: EngineState::default(),
             by_key: FastMap::default(),
             heap: HeapBytes::default(),
+            auth_changes: FastSet::default(),
+            auths_frozen: 0,
         }
     }
 
@@ -391,6 +399,9 @@ impl Engine {
         }
         if n < self.state.auths_base {
             return Ok(None);
+        }
+        if n < self.auths_frozen {
+            self.auth_changes.insert(n);
         }
         let entry = self
             .state
@@ -853,13 +864,40 @@ impl Engine {
 
     /// The state as it is now, sharing every shard with the live state: O(shards), so it
     /// can be taken under a lock and encoded after the lock is released. A later write to a
-    /// shard copies that shard for the live state and leaves this one as it was.
-    pub fn freeze(&self) -> EngineState {
-        self.state.clone()
+    /// shard copies that shard for the live state and leaves this one as it was. With it,
+    /// what changed since the freeze before (for an incremental snapshot); the record of
+    /// changes starts again.
+    pub fn freeze(&mut self) -> Frozen {
+        let total = self.auth_total();
+        let changes = Changes {
+            cards: self.state.cards.take_changed(),
+            terminals: self.state.terminals.take_changed(),
+            devices: self.state.devices.take_changed(),
+            auths: std::mem::take(&mut self.auth_changes),
+            auths_from: std::mem::replace(&mut self.auths_frozen, total),
+        };
+        Frozen {
+            state: self.state.clone(),
+            changes,
+        }
     }
 
-    /// Replaces the state with one read from a snapshot.
-    pub fn restore(&mut self, st: EngineState) {
+    /// Entries changed since the last freeze (authorizations appended not counted).
+    pub fn changes_pending(&self) -> usize {
+        self.state.cards.changed_len()
+            + self.state.terminals.changed_len()
+            + self.state.devices.changed_len()
+            + self.auth_changes.len()
+    }
+
+    /// Replaces the state with one read from a snapshot: what changes from here on is what
+    /// the next freeze reports.
+    pub fn restore(&mut self, mut st: EngineState) {
+        st.cards.take_changed();
+        st.terminals.take_changed();
+        st.devices.take_changed();
+        self.auth_changes = FastSet::default();
+        self.auths_frozen = st.auths_base + st.auths.len() as u64;
         let base = st.auths_base;
         self.by_key = st
             .auths

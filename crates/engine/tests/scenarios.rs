@@ -452,7 +452,7 @@ fn replaying_the_records_reproduces_every_decision_and_the_snapshot_round_trips(
     assert!(restored.find_request("r17").is_some());
     // A state frozen half-way kept its shards while the live engine wrote on: restored and
     // with the later records replayed, it is the live state.
-    let bytes = serde_json::to_vec(&frozen.unwrap()).unwrap();
+    let bytes = serde_json::to_vec(&frozen.unwrap().state).unwrap();
     let mut half = Engine::new(EngineConfig::default());
     half.restore(serde_json::from_slice(&bytes).unwrap());
     assert_eq!(half.next_authorization_id(), "au_000000000150");

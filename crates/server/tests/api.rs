@@ -822,8 +822,17 @@ async fn state_survives_a_restart_with_and_without_the_snapshot() {
     for (k, snapshot) in ["kept", "unreadable", "dropped"].into_iter().enumerate() {
         let data = dir.path().join("data");
         match snapshot {
-            "unreadable" => cardguard_store::write_snapshot(&data, 0, b"an older layout").unwrap(),
-            "dropped" => std::fs::remove_file(data.join("snapshot.bin")).unwrap(),
+            "unreadable" => {
+                cardguard_store::remove_snapshots(&data).unwrap();
+                cardguard_store::write_segment(&data, 0, 0, None, 0..16, |w| {
+                    w.write_all(b"an older layout")
+                })
+                .unwrap();
+            }
+            "dropped" => {
+                assert!(cardguard_store::snapshot_offset(&data).unwrap().is_some());
+                cardguard_store::remove_snapshots(&data).unwrap();
+            }
             _ => {}
         }
         let srv = Server::start(dir.path(), "").await;

@@ -55,7 +55,11 @@ pub use log::{
 };
 pub use outbox::{OutboxCounts, OutboxRow, OutboxState, SqliteOutbox};
 pub use policy::{ListItemRow, RulesetRow, SqlitePolicy};
-pub use snapshot::{read_snapshot, snapshot_offset, write_snapshot, write_snapshot_with};
+pub use snapshot::{
+    SegmentHead, list_segments, read_segment, read_snapshot, remove_segments_before,
+    remove_snapshots, segment_chain, snapshot_offset, write_segment, write_snapshot,
+    write_snapshot_with,
+};
 pub use stepup::{ChallengeTx, DeviceRow, PasskeyRow, SqliteStepUp, TotpRow};
 pub use traits::{CardRepository, Completion, CursorStore, EventReader, EventWriter};
 
