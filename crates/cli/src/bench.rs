@@ -541,6 +541,19 @@ async fn load(
     // Each request dated when it is due, as live traffic is.
     let bodies: Arc<Vec<Vec<u8>>> =
         Arc::new(tokio::task::spawn_blocking(move || bodies_of(&cards, rate, total, run)).await?);
+    // The connections are open before the clock starts, as an acquirer's are: setting up 64
+    // of them on the run's first due times made the first second's answers wait for one.
+    // So are each connection's histograms (a few hundred kilobytes each, zeroed as they
+    // are first touched) and lists.
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        clients.push((
+            Client::connect(addr, key).await?,
+            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?,
+            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?,
+            Vec::with_capacity((2 * total / conns.max(1)) as usize),
+        ));
+    }
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     // A pacer thread releases request i at its due time, with the sub-millisecond precision
     // of the OS sleep (tokio's timer wheel has a 1 ms tick, which would send the requests of
@@ -549,17 +562,13 @@ async fn load(
     let pacer = spawn_pacer(start.into_std(), rate, total, move |i| tx.send(i).is_ok());
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut tasks = Vec::new();
-    for _ in 0..conns {
+    for (mut c, mut h, mut hd, mut moments) in clients {
         let (bodies, rx, key) = (Arc::clone(&bodies), Arc::clone(&rx), key.to_owned());
         tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr, &key).await?;
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-            let mut hd = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
             let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             let mut errors = 0u64;
             let mut decisions = std::collections::BTreeMap::<String, u64>::new();
             let mut slow = Vec::new();
-            let mut moments = Vec::new();
             loop {
                 let ready = tokio::time::Instant::now();
                 let Some(i) = rx.lock().await.recv().await else {
@@ -809,14 +818,19 @@ fn load_raw(
     use std::io::{Read, Write};
     let total = rate * secs;
     let bodies = Arc::new(bodies_of(&cards, rate, total, run));
+    // Connected before the clock starts (see [`load`]).
+    let mut streams = Vec::new();
+    for _ in 0..conns {
+        let tcp = std::net::TcpStream::connect(addr)?;
+        tcp.set_nodelay(true)?;
+        streams.push(tcp);
+    }
     let paced = Paced::new(rate, total);
     let start = paced.start;
     let mut threads = Vec::new();
-    for _ in 0..conns {
+    for mut tcp in streams {
         let (bodies, queue, key) = (Arc::clone(&bodies), paced.queue(), key.to_owned());
         threads.push(std::thread::spawn(move || -> Result<_> {
-            let mut tcp = std::net::TcpStream::connect(addr)?;
-            tcp.set_nodelay(true)?;
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
             let mut slow = Vec::new();
             let mut moments = Vec::new();

@@ -75,6 +75,11 @@ where
     F: Fn(Client, u64, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Client>> + Send,
 {
+    // The connections are open before the clock starts (see `bench::load`).
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        clients.push(Client::connect(http, key).await?);
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let start = Instant::now() + Duration::from_millis(50);
@@ -82,10 +87,9 @@ where
     let pacer = spawn_pacer(start, rate, total, move |i| tx.send(i).is_ok());
     let job = Arc::new(job);
     let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (rx, job, key) = (Arc::clone(&rx), Arc::clone(&job), key.to_owned());
+    for mut c in clients {
+        let (rx, job) = (Arc::clone(&rx), Arc::clone(&job));
         tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(http, &key).await?;
             loop {
                 let Some(i) = rx.lock().await.recv().await else {
                     return anyhow::Ok(());
