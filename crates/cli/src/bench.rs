@@ -74,7 +74,10 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
                 .build()?;
             rt.block_on(interruptible(bench_http(args)))
         }
-        BenchCmd::Iso8583(args) => crate::bench_iso::run(args),
+        BenchCmd::Iso8583(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(interruptible(crate::bench_iso::run(args))),
         BenchCmd::Notify(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

@@ -104,7 +104,7 @@ type Pending = Arc<Mutex<HashMap<u32, Instant>>>;
 /// thread, with the OS sleep's precision) on the connections in turn, several in flight on
 /// each, and reads the answers, matched by STAN. Two threads in all, so that on a small
 /// machine the generator takes as little as it can of what the server needs.
-fn load(
+async fn load(
     iso: SocketAddr,
     cards: &Arc<Vec<BenchCard>>,
     rate: u64,
@@ -128,10 +128,7 @@ fn load(
             Ok(((n % 1_000_000) as u32, frame))
         })
         .collect::<Result<_>>()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut writers = Vec::new();
         let mut pendings = Vec::new();
@@ -211,10 +208,10 @@ fn load(
             codes,
             secs,
         })
-    })
+    }
 }
 
-pub fn run(a: IsoArgs) -> Result<()> {
+pub async fn run(a: IsoArgs) -> Result<()> {
     let key = "bench-key-0123456789abcdef";
     let (server, http, iso) = start_server(key, None, None, true)?;
     let iso = iso.context("the server did not open its ISO 8583 listener")?;
@@ -222,11 +219,8 @@ pub fn run(a: IsoArgs) -> Result<()> {
         "server: http://{http}, iso8583 {iso} (pid {}, started for this run)",
         server.child.id()
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let t0 = Instant::now();
-    let cards = rt.block_on(enroll(http, key, a.cards))?;
+    let cards = enroll(http, key, a.cards).await?;
     println!(
         "enrolled {} cards in {:.1} s",
         a.cards,
@@ -237,9 +231,9 @@ pub fn run(a: IsoArgs) -> Result<()> {
         .into_iter()
         .enumerate()
     {
-        let before = rt.block_on(server_buckets(http, key))?;
-        let r = load(iso, &cards, rate, secs, a.connections, run as u64)?;
-        let after = rt.block_on(server_buckets(http, key))?;
+        let before = server_buckets(http, key).await?;
+        let r = load(iso, &cards, rate, secs, a.connections, run as u64).await?;
+        let after = server_buckets(http, key).await?;
         let errors: u64 = r
             .codes
             .iter()

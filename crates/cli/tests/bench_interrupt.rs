@@ -1,19 +1,19 @@
-//! An interrupted benchmark leaves nothing behind: `cardguard bench http` stopped with
-//! SIGINT (Ctrl-C) or SIGTERM in the middle of its load kills the server it started and
-//! removes that server's data directory (gigabytes after a million-card run).
+//! An interrupted benchmark leaves nothing behind: `cardguard bench http` (or `iso8583`)
+//! stopped with SIGINT (Ctrl-C) or SIGTERM in the middle of its load kills the server it
+//! started and removes that server's data directory (gigabytes after a million-card run).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn interrupted_by(signal: i32) {
+fn interrupted_by(bench: &str, signal: i32) {
     // Its errors in a file: a server left running would hold a pipe open.
     let errors = tempfile::NamedTempFile::new().expect("a file for stderr");
     let mut bench = Command::new(env!("CARGO_BIN_EXE_cardguard"))
         .args([
             "bench",
-            "http",
+            bench,
             "--cards",
             "200",
             "--rate",
@@ -96,10 +96,15 @@ fn interrupted_by(signal: i32) {
 
 #[test]
 fn a_bench_interrupted_with_ctrl_c_removes_its_server_and_data() {
-    interrupted_by(libc::SIGINT);
+    interrupted_by("http", libc::SIGINT);
 }
 
 #[test]
 fn a_bench_terminated_removes_its_server_and_data() {
-    interrupted_by(libc::SIGTERM);
+    interrupted_by("http", libc::SIGTERM);
+}
+
+#[test]
+fn an_iso8583_bench_interrupted_removes_its_server_and_data() {
+    interrupted_by("iso8583", libc::SIGINT);
 }
