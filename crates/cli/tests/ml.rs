@@ -400,21 +400,8 @@ async fn a_model_trained_from_the_servers_own_log_decides_after_a_reload() {
     // A Luhn-valid PAN for each simulated card.
     let pan = |card: u64| {
         let body = format!("4{:014}", card);
-        let sum: u32 = body
-            .chars()
-            .rev()
-            .enumerate()
-            .map(|(i, ch)| {
-                let d = ch.to_digit(10).unwrap();
-                if i % 2 == 0 {
-                    let x = d * 2;
-                    if x > 9 { x - 9 } else { x }
-                } else {
-                    d
-                }
-            })
-            .sum();
-        format!("{body}{}", (10 - sum % 10) % 10)
+        let d = cardguard_cardsec::luhn::check_digit(&body).unwrap();
+        format!("{body}{d}")
     };
     let mut cards: Vec<Value> = Vec::new();
     let mut seen = std::collections::HashSet::new();
