@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 const HEADER: usize = 8;
@@ -359,9 +359,20 @@ pub struct EventLog {
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
+/// How long a reader waiting for the durable end sleeps at most before it looks again (a
+/// wake-up can be missed: see `Shared::waiting`).
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
+
 struct Shared {
-    /// Bytes that are durable: synced under `Durability::Sync`, written otherwise.
-    durable: Mutex<u64>,
+    /// Bytes that are durable: synced under `Durability::Sync`, written otherwise. Moved
+    /// on without a lock: the syncer never waits for a lock that a reader at low priority
+    /// (a consumer, the snapshot writer: `SCHED_IDLE`, nice 19) may hold, which on a busy
+    /// machine is not run again for as long as the cores are busy.
+    durable: AtomicU64,
+    /// Readers waiting for the durable end sleep on this; the syncer wakes them without
+    /// taking `waiting`, so a wake-up between a reader's look and its sleep is missed and
+    /// the reader looks again after [`RECHECK`].
+    waiting: Mutex<()>,
     durable_cv: Condvar,
     failed: AtomicBool,
     /// Why the writer failed, and whether it can go on once the cause is gone.
@@ -427,7 +438,8 @@ impl EventLog {
             );
         }
         let shared = Arc::new(Shared {
-            durable: Mutex::new(at),
+            durable: AtomicU64::new(at),
+            waiting: Mutex::new(()),
             durable_cv: Condvar::new(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -539,24 +551,39 @@ impl Drop for EventLog {
 
 impl Shared {
     fn set_durable(&self, end: u64) {
-        let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
-        if end > *d {
-            *d = end;
-        }
-        drop(d);
+        self.durable.fetch_max(end, Ordering::SeqCst);
         self.durable_cv.notify_all();
     }
 
     /// Blocks until everything before `offset` is durable, or the log failed.
     fn wait_for(&self, offset: u64) -> Result<(), StoreError> {
-        let mut d = self.durable.lock().unwrap_or_else(|e| e.into_inner());
-        while *d < offset {
+        self.wait_until(|d| d >= offset, None).map(|_| ())
+    }
+
+    /// Blocks until `done(durable end)` or `deadline`; returns the durable end.
+    fn wait_until(
+        &self,
+        done: impl Fn(u64) -> bool,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<u64, StoreError> {
+        loop {
             if self.failed.load(Ordering::SeqCst) {
                 return Err(StoreError::WriterFailed("a write failed".into()));
             }
-            d = self.durable_cv.wait(d).unwrap_or_else(|e| e.into_inner());
+            let d = self.durable.load(Ordering::SeqCst);
+            let now = std::time::Instant::now();
+            if done(d) || deadline.is_some_and(|t| now >= t) {
+                return Ok(d);
+            }
+            let nap = deadline.map_or(RECHECK, |t| (t - now).min(RECHECK));
+            let g = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            // The end may have moved since the look above; the wake-up is then missed and
+            // the nap bounds the wait.
+            if done(self.durable.load(Ordering::SeqCst)) {
+                continue;
+            }
+            drop(self.durable_cv.wait_timeout(g, nap));
         }
-        Ok(())
     }
 
     fn fail(&self, why: &str, restart_needed: bool) {
@@ -742,7 +769,7 @@ impl LogReader {
                 if sh.failed.load(Ordering::SeqCst) {
                     return Err(StoreError::WriterFailed("a write failed".into()));
                 }
-                Ok(*sh.durable.lock().unwrap_or_else(|e| e.into_inner()))
+                Ok(sh.durable.load(Ordering::SeqCst))
             }
             None => Ok(self.file.metadata().map_err(io_err(&self.path))?.len()),
         }
@@ -769,24 +796,7 @@ impl LogReader {
     ) -> Result<u64, StoreError> {
         let deadline = std::time::Instant::now() + timeout;
         match &self.live {
-            Some(sh) => {
-                let mut d = sh.durable.lock().unwrap_or_else(|e| e.into_inner());
-                while *d <= offset {
-                    if sh.failed.load(Ordering::SeqCst) {
-                        return Err(StoreError::WriterFailed("a write failed".into()));
-                    }
-                    let now = std::time::Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    d = sh
-                        .durable_cv
-                        .wait_timeout(d, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-                Ok(*d)
-            }
+            Some(sh) => sh.wait_until(|d| d > offset, Some(deadline)),
             None => loop {
                 let end = self.durable()?;
                 let now = std::time::Instant::now();
@@ -886,6 +896,49 @@ impl LogReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_durable_end_moves_while_a_reader_holds_its_lock() {
+        let sh = Arc::new(Shared {
+            durable: AtomicU64::new(0),
+            waiting: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            pending: Mutex::new(Pending::default()),
+            pending_cv: Condvar::new(),
+        });
+        // A reader at low priority, preempted while it holds the lock readers wait under.
+        let held = sh.waiting.lock().unwrap();
+        let syncer = {
+            let sh = Arc::clone(&sh);
+            std::thread::spawn(move || sh.set_durable(100))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !syncer.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the syncer waited for the readers' lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(held);
+        assert_eq!(sh.wait_until(|d| d >= 100, None).unwrap(), 100);
+        // A reader waiting sees the end move (woken, or on its next look).
+        let reader = {
+            let sh = Arc::clone(&sh);
+            std::thread::spawn(move || sh.wait_for(200))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        sh.set_durable(150);
+        sh.set_durable(200);
+        reader.join().unwrap().unwrap();
+        // A deadline ends a wait with the end as it is.
+        let t0 = std::time::Instant::now();
+        let soon = t0 + std::time::Duration::from_millis(30);
+        assert_eq!(sh.wait_until(|d| d > 200, Some(soon)).unwrap(), 200);
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(30));
+    }
     use std::fs::OpenOptions;
     use std::sync::mpsc::channel;
 
