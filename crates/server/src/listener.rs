@@ -1,15 +1,20 @@
 //! The HTTP listener: it accepts connections up to `server.max_connections` (one more gets a
-//! 503 and is closed at once), gives each its headers `server.header_timeout_ms` to arrive,
-//! closes a kept-alive connection that sends no request for `server.idle_timeout_ms`, and at
-//! shutdown lets the requests in flight finish. Credentials, body limits and the body's own
+//! 503 and is closed at once), gives a request's headers `server.header_timeout_ms` to arrive
+//! once its first bytes have, closes a kept-alive connection that sends no request for
+//! `server.idle_timeout_ms`, and at shutdown lets the requests in flight finish. Both
+//! timeouts are kept here rather than by hyper, whose header timeout (1.6 and later) starts
+//! as soon as a connection is idle and so closed a kept-alive connection after the header
+//! timeout (5 s) instead of the idle one (60 s). Credentials, body limits and the body's own
 //! timeout are per route, in the API's gate (`api::gate`), before any body is read.
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -37,12 +42,68 @@ impl Limits {
     }
 }
 
-/// What the idle watch of one connection needs: requests in flight, and when the last one
-/// was answered (milliseconds since the connection opened).
+/// What the watch of one connection needs: requests in flight, when the last one was
+/// answered, and when the head of the next one started to arrive (milliseconds since the
+/// connection opened, plus one; 0 while none has).
 #[derive(Default)]
 struct Activity {
     in_flight: AtomicUsize,
     last_done_ms: AtomicU64,
+    head_since_ms: AtomicU64,
+}
+
+/// A connection's socket, noting when bytes arrive with no request in flight: the head of
+/// the next request has started, and its header timeout runs from there.
+struct Watched {
+    tcp: TcpStream,
+    act: Arc<Activity>,
+    opened: Instant,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut me.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before && me.act.in_flight.load(Ordering::SeqCst) == 0 {
+            let now = me.opened.elapsed().as_millis() as u64 + 1;
+            let _ =
+                me.act
+                    .head_since_ms
+                    .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
 }
 
 /// Accepts and serves connections until `shutdown` resolves; then stops accepting, asks
@@ -132,6 +193,8 @@ async fn serve_connection(
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut router = router.clone();
         let act = Arc::clone(&act);
+        // The head is complete: its timeout is over.
+        act.head_since_ms.store(0, Ordering::SeqCst);
         act.in_flight.fetch_add(1, Ordering::SeqCst);
         // A benchmark asks where the time of a request goes: when the server had it and when
         // its answer was ready, on the machine's monotonic clock (shared by its processes).
@@ -152,15 +215,26 @@ async fn serve_connection(
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true);
-    if let Some(t) = limits.header_timeout {
-        builder.header_read_timeout(t);
-    }
-    let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+    // No header timeout of hyper's: see the module's note.
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(None);
+    let io = Watched {
+        tcp,
+        act: Arc::clone(&activity),
+        opened,
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let tick = limits.idle_timeout.map_or(Duration::from_secs(3600), |t| {
-        (t / 4).max(Duration::from_millis(10))
-    });
+    let watched = limits.idle_timeout.is_some() || limits.header_timeout.is_some();
+    let tick = [limits.idle_timeout, limits.header_timeout]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(Duration::from_secs(3600), |t| {
+            (t / 4).max(Duration::from_millis(10))
+        });
     let mut closing = false;
     loop {
         tokio::select! {
@@ -174,11 +248,26 @@ async fn serve_connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = tokio::time::sleep(tick), if !closing && limits.idle_timeout.is_some() => {
-                let idle_for = opened.elapsed().as_millis() as u64
-                    - activity.last_done_ms.load(Ordering::SeqCst);
-                let idle = limits.idle_timeout.is_some_and(|t| idle_for >= t.as_millis() as u64);
-                if idle && activity.in_flight.load(Ordering::SeqCst) == 0 {
+            () = tokio::time::sleep(tick), if !closing && watched => {
+                let now = opened.elapsed().as_millis() as u64;
+                if activity.in_flight.load(Ordering::SeqCst) > 0 {
+                    continue;
+                }
+                let head = activity.head_since_ms.load(Ordering::SeqCst);
+                if head != 0 {
+                    // A request's head is arriving: it has the header timeout, from its
+                    // first bytes.
+                    let late = limits
+                        .header_timeout
+                        .is_some_and(|t| (now + 1).saturating_sub(head) >= t.as_millis() as u64);
+                    if late {
+                        tracing::debug!("request headers too slow: connection closed");
+                        return;
+                    }
+                    continue;
+                }
+                let idle_for = now.saturating_sub(activity.last_done_ms.load(Ordering::SeqCst));
+                if limits.idle_timeout.is_some_and(|t| idle_for >= t.as_millis() as u64) {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

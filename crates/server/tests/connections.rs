@@ -164,3 +164,35 @@ async fn connections_over_the_cap_get_a_clear_503() {
     drop(held);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_stays_open_for_the_idle_timeout_not_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(
+        dir.path(),
+        "",
+        &[
+            RECORDED_TIMES,
+            ("CARDGUARD__SERVER__HEADER_TIMEOUT_MS", "300"),
+            ("CARDGUARD__SERVER__IDLE_TIMEOUT_MS", "5000"),
+        ],
+    )
+    .await;
+    let mut tcp = connect(&srv).await;
+    let ask = b"GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n";
+    tcp.write_all(ask).await.unwrap();
+    let (closed, answer) = read_until_closed(&mut tcp, Duration::from_millis(1500)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Quiet for longer than the header timeout, well within the idle timeout.
+    assert!(!closed, "the kept-alive connection was closed after 1.5 s");
+    tcp.write_all(ask).await.unwrap();
+    let (_, answer) = read_until_closed(&mut tcp, Duration::from_millis(500)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Headers that start and stall are still cut at the header timeout.
+    let t0 = Instant::now();
+    tcp.write_all(b"GET /v1/hea").await.unwrap();
+    let (closed, _) = read_until_closed(&mut tcp, Duration::from_secs(3)).await;
+    assert!(closed, "stalled headers kept the connection open");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    srv.stop().await;
+}
