@@ -4,26 +4,10 @@
 
 mod common;
 
-use cardguard_app::{App, AppError, CardRecord, ClientId, Config};
+use cardguard_app::{App, AppError, ClientId, Config};
 use cardguard_core::{FixedClock, Location, Merchant, Timestamp};
 use std::sync::Arc;
 use std::time::Instant;
-
-fn card() -> CardRecord {
-    CardRecord::from_columns([
-        ("number", "4123456789012349"),
-        ("expiry", "2029-12"),
-        ("cardholder_id", "ch-1"),
-        ("product", "gold"),
-        ("status", "active"),
-        ("service_code", "101"),
-        ("csc.method", "stored"),
-        ("csc.value", "123"),
-        ("contact.language", "en"),
-        ("contact.email", "hanako@example.jp"),
-    ])
-    .unwrap()
-}
 
 fn at(city: &str, lat: f64, lon: f64, id: &str, t: Timestamp) -> cardguard_core::Authorization {
     let mut a = common::authorization(id);
@@ -45,7 +29,8 @@ async fn a_hold_answered_too_late_is_refused_and_changes_nothing() {
     let config = Config::load(None, std::iter::empty()).unwrap();
     let (app, _) = App::open(config, &dir.path().join("data"), clock.clone()).unwrap();
     let app = Arc::new(app);
-    app.enroll(&card()).unwrap();
+    app.enroll(&common::card_record("4123456789012349", "ch-1"))
+        .unwrap();
     let me = ClientId::local("test");
     let ny = app
         .authorize(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use cardguard_app::{App, CardRecord, ClientId};
+use cardguard_app::{App, ClientId};
 use cardguard_core::{Location, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,24 +17,6 @@ fn pan(i: u32) -> String {
     let body = format!("412345{i:09}");
     let d = cardguard_cardsec::luhn::check_digit(&body).unwrap();
     format!("{body}{d}")
-}
-
-fn card(i: u32) -> CardRecord {
-    let number = pan(i);
-    let holder = format!("ch-{i}");
-    CardRecord::from_columns([
-        ("number", number.as_str()),
-        ("expiry", "2029-12"),
-        ("cardholder_id", holder.as_str()),
-        ("product", "gold"),
-        ("status", "active"),
-        ("service_code", "101"),
-        ("csc.method", "stored"),
-        ("csc.value", "123"),
-        ("contact.language", "en"),
-        ("contact.email", "hanako@example.jp"),
-    ])
-    .unwrap()
 }
 
 /// Authorization `i`: card `i % CARDS`, a minute after the one before, in one of three
@@ -79,7 +61,8 @@ async fn a_chain_of_segments_restores_what_a_full_replay_does() {
         let (app, _) = open(&data);
         let app = Arc::new(app);
         for i in 0..CARDS {
-            app.enroll(&card(i)).unwrap();
+            app.enroll(&common::card_record(&pan(i), &format!("ch-{i}")))
+                .unwrap();
         }
         for i in 0..600 {
             let r = app

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses some of them
 
-use cardguard_app::{App, Config};
+use cardguard_app::{App, CardRecord, Config};
 use cardguard_core::{
     Authorization, CardData, Channel, Country, Currency, Expiry, Mcc, Merchant, Money, Pan,
     SystemClock, Timestamp, TxType,
@@ -56,4 +56,22 @@ pub fn open(data_dir: &Path, extra: &[(&str, &str)]) -> App {
     App::open(config, data_dir, Arc::new(SystemClock))
         .unwrap()
         .0
+}
+
+/// An active gold card with a stored security code (123) and an English-speaking
+/// cardholder reached by email, as enrolled.
+pub fn card_record(number: &str, cardholder: &str) -> CardRecord {
+    CardRecord::from_columns([
+        ("number", number),
+        ("expiry", "2029-12"),
+        ("cardholder_id", cardholder),
+        ("product", "gold"),
+        ("status", "active"),
+        ("service_code", "101"),
+        ("csc.method", "stored"),
+        ("csc.value", "123"),
+        ("contact.language", "en"),
+        ("contact.email", "hanako@example.jp"),
+    ])
+    .unwrap()
 }
