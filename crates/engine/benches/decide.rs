@@ -1,12 +1,14 @@
 //! `decide()` with a million cards in state (criterion), with the built-in scorecard and with
 //! a 300-tree model of depth 6; the model alone (margin, and margin plus TreeSHAP reasons);
-//! the freeze of the state that a snapshot takes.
+//! the freeze of the state that a snapshot takes, and the encoding of a snapshot segment
+//! against the whole state.
 //! Set CARDGUARD_BENCH_CARDS to change the number of cards (default 1,000,000; each with 12
 //! transactions over 30 days).
 
 use cardguard_core::Timestamp;
+use cardguard_engine::segment::SLICES;
 use cardguard_engine::synth::{ok_checks, populate, random_trees, transaction};
-use cardguard_engine::{Engine, EngineConfig, Scorer};
+use cardguard_engine::{AuthRecord, Engine, EngineConfig, Outcome, Scorer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -42,6 +44,42 @@ fn bench(c: &mut Criterion) {
     c.bench_function(&format!("freeze/{cards}_cards"), |b| {
         b.iter(|| black_box(e.freeze()))
     });
+
+    // A snapshot segment after 50,000 authorizations (the cards they changed and a
+    // sixteenth of the state whole), against the whole state, encoded as the snapshot
+    // writer does (postcard).
+    let _ = e.freeze();
+    for i in 0..50_000u64 {
+        let card = (i * 2_654_435_761 + 17) % cards;
+        let rec = AuthRecord {
+            authorization_id: e.next_authorization_id(),
+            tx: transaction(i * 31 + 5, card, now, format!("s{i}")),
+            checks: ok_checks(),
+            outcome: Outcome::unscored_approval(),
+        };
+        let _ = e.apply_auth(&rec, i);
+    }
+    let frozen = e.freeze();
+    let mut buf = Vec::new();
+    let mut encode = |slices: std::ops::Range<u32>| {
+        buf.clear();
+        postcard::to_io(&frozen.segment(slices), &mut buf)?;
+        Ok::<_, postcard::Error>(buf.len())
+    };
+    println!(
+        "segment {} bytes, whole state {} bytes",
+        encode(3..4).unwrap_or(0),
+        encode(0..SLICES).unwrap_or(0)
+    );
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10);
+    g.bench_function(format!("segment/{cards}_cards_50000_authorizations"), |b| {
+        b.iter(|| black_box(encode(3..4)))
+    });
+    g.bench_function(format!("whole/{cards}_cards"), |b| {
+        b.iter(|| black_box(encode(0..SLICES)))
+    });
+    g.finish();
 
     let feats: Vec<_> = probes.iter().map(|p| e.features(p)).collect();
     let model = random_trees(300, 6, &feats, 11);
