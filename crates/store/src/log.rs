@@ -567,12 +567,16 @@ impl Shared {
         deadline: Option<std::time::Instant>,
     ) -> Result<u64, StoreError> {
         loop {
+            // What is durable stays readable after a later write failed.
+            let d = self.durable.load(Ordering::SeqCst);
+            if done(d) {
+                return Ok(d);
+            }
             if self.failed.load(Ordering::SeqCst) {
                 return Err(StoreError::WriterFailed("a write failed".into()));
             }
-            let d = self.durable.load(Ordering::SeqCst);
             let now = std::time::Instant::now();
-            if done(d) || deadline.is_some_and(|t| now >= t) {
+            if deadline.is_some_and(|t| now >= t) {
                 return Ok(d);
             }
             let nap = deadline.map_or(RECHECK, |t| (t - now).min(RECHECK));
@@ -933,6 +937,11 @@ mod tests {
         sh.set_durable(150);
         sh.set_durable(200);
         reader.join().unwrap().unwrap();
+        // After a failed write, what was durable is still waited for without an error.
+        sh.failed.store(true, Ordering::SeqCst);
+        assert_eq!(sh.wait_until(|d| d >= 200, None).unwrap(), 200);
+        assert!(sh.wait_for(201).is_err());
+        sh.failed.store(false, Ordering::SeqCst);
         // A deadline ends a wait with the end as it is.
         let t0 = std::time::Instant::now();
         let soon = t0 + std::time::Duration::from_millis(30);
