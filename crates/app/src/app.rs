@@ -2341,93 +2341,86 @@ fn restore_snapshot(
     engine: &mut Engine,
     data_dir: &Path,
 ) -> Result<(Option<u64>, crate::snapshots::ChainStart), OpenError> {
-    use cardguard_engine::segment::window;
     let heads = cardguard_store::list_segments(data_dir)?;
-    let next_seq = heads.last().map_or(0, |h| h.seq + 1);
     let mut start = crate::snapshots::ChainStart {
         links: Vec::new(),
-        next_seq,
+        next_seq: heads.last().map_or(0, |h| h.seq + 1),
         offset: 0,
     };
     let chain = cardguard_store::segment_chain(&heads);
     let ranges: Vec<_> = chain.iter().map(|h| h.slices.clone()).collect();
-    if let Some(from) = window(&ranges) {
-        let chain = &chain[from..];
-        match read_chain(chain)? {
-            Ok((st, newest)) => {
-                engine.restore(st);
-                start.links = chain.iter().map(crate::snapshots::Link::from).collect();
-                start.offset = newest;
-                return Ok((Some(newest), start));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
-                return Ok((None, start));
-            }
-        }
-    }
-    let Some((offset, body)) = cardguard_store::read_snapshot(data_dir)? else {
-        return Ok((None, start));
+    let (read, links) = match cardguard_engine::segment::window(&ranges) {
+        Some(from) => (read_chain(&chain[from..]), &chain[from..]),
+        None => match cardguard_store::read_snapshot(data_dir)? {
+            Some((offset, body)) => (read_single(&body).map(|st| (st, offset)), &[][..]),
+            None => return Ok((None, start)),
+        },
     };
-    let state = body
-        .strip_prefix(cardguard_engine::STATE_FORMAT.as_slice())
-        .ok_or_else(|| "another layout of the state".to_owned())
-        .and_then(|b| postcard::from_bytes(b).map_err(|e| e.to_string()));
-    match state {
-        Ok(st) => {
+    match read {
+        Ok((st, offset)) => {
             engine.restore(st);
+            start.links = links.iter().map(crate::snapshots::Link::from).collect();
             start.offset = offset;
             Ok((Some(offset), start))
         }
-        Err(e) => {
+        Err(Unreadable::Damaged(e)) => Err(e.into()),
+        Err(Unreadable::Layout(e)) => {
             tracing::warn!(error = %e, "snapshot not readable by this version; replaying the whole log");
             Ok((None, start))
         }
     }
 }
 
+/// Why a snapshot gave no state.
+enum Unreadable {
+    /// Its checksum or length is wrong, or it could not be read: an error at open.
+    Damaged(cardguard_store::StoreError),
+    /// Another layout of the state: passed over for a replay.
+    Layout(String),
+}
+
+impl From<cardguard_store::StoreError> for Unreadable {
+    fn from(e: cardguard_store::StoreError) -> Self {
+        Unreadable::Damaged(e)
+    }
+}
+
+/// The single-file snapshot of earlier versions.
+fn read_single(body: &[u8]) -> Result<EngineState, Unreadable> {
+    let b = body
+        .strip_prefix(cardguard_engine::STATE_FORMAT.as_slice())
+        .ok_or_else(|| Unreadable::Layout("another layout of the state".into()))?;
+    postcard::from_bytes(b).map_err(|e| Unreadable::Layout(e.to_string()))
+}
+
 /// The state the segments of `chain` give back (read oldest first, the newest's preamble
-/// first of all), and the offset it covers; the inner error when this version cannot read
-/// them.
-fn read_chain(
-    chain: &[cardguard_store::SegmentHead],
-) -> Result<Result<(EngineState, u64), String>, OpenError> {
+/// first of all), and the offset it covers.
+fn read_chain(chain: &[cardguard_store::SegmentHead]) -> Result<(EngineState, u64), Unreadable> {
     use cardguard_engine::segment::{Restorer, SEGMENT_FORMAT};
-    let Some((newest, older)) = chain.split_last() else {
-        return Ok(Err("no segments".into()));
+    let layout =
+        |seq: u64, e: &dyn std::fmt::Display| Unreadable::Layout(format!("segment {seq}: {e}"));
+    let (newest, older) = chain
+        .split_last()
+        .ok_or_else(|| Unreadable::Layout("no segments".into()))?;
+    let body = |h: &cardguard_store::SegmentHead| -> Result<Vec<u8>, Unreadable> {
+        let b = cardguard_store::read_segment(h)?;
+        if !b.starts_with(SEGMENT_FORMAT) {
+            return Err(layout(h.seq, &"another layout of the state"));
+        }
+        Ok(b)
     };
     let tag = SEGMENT_FORMAT.len();
-    let read = |h: &cardguard_store::SegmentHead| -> Result<Result<Vec<u8>, String>, OpenError> {
-        let b = cardguard_store::read_segment(h)?;
-        Ok(if b.starts_with(SEGMENT_FORMAT) {
-            Ok(b)
-        } else {
-            Err(format!("segment {}: another layout of the state", h.seq))
-        })
-    };
-    let last = match read(newest)? {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    };
-    let mut r = match postcard::take_from_bytes(&last[tag..]) {
-        Ok((pre, _)) => Restorer::new(pre),
-        Err(e) => return Ok(Err(e.to_string())),
-    };
+    let last = body(newest)?;
+    let (pre, _) = postcard::take_from_bytes(&last[tag..]).map_err(|e| layout(newest.seq, &e))?;
+    let mut r = Restorer::new(pre);
     for h in older {
-        let b = match read(h)? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Err(e) = r.apply(&mut postcard::Deserializer::from_bytes(&b[tag..])) {
-            return Ok(Err(format!("segment {}: {e}", h.seq)));
-        }
+        r.apply(&mut postcard::Deserializer::from_bytes(&body(h)?[tag..]))
+            .map_err(|e| layout(h.seq, &e))?;
     }
-    if let Err(e) = r.apply(&mut postcard::Deserializer::from_bytes(&last[tag..])) {
-        return Ok(Err(format!("segment {}: {e}", newest.seq)));
-    }
-    Ok(r.finish()
-        .map(|st| (st, newest.offset))
-        .map_err(|e| e.to_string()))
+    r.apply(&mut postcard::Deserializer::from_bytes(&last[tag..]))
+        .map_err(|e| layout(newest.seq, &e))?;
+    let st = r.finish().map_err(|e| Unreadable::Layout(e.to_string()))?;
+    Ok((st, newest.offset))
 }
 
 /// Checks the frames of the log before `end` (those the snapshot covers, which the start

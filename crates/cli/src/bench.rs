@@ -506,6 +506,28 @@ async fn warm(
     Ok(())
 }
 
+/// What one connection of a load generator records, made before the clock starts: a
+/// histogram is a few hundred kilobytes, zeroed as it is first touched, and making them on
+/// the run's first due times made that second's answers wait for the generator (146–383 of
+/// them over 5 ms in every run).
+struct Recorder {
+    all: Histogram<u64>,
+    /// The answers that were not approvals.
+    declined: Histogram<u64>,
+    /// Each answer's moments (see [`LoadResult::moments`]), room made for twice its share.
+    moments: Vec<(u64, u64, bool)>,
+}
+
+impl Recorder {
+    fn new(total: u64, conns: u64) -> Result<Recorder> {
+        Ok(Recorder {
+            all: Histogram::new_with_bounds(1, 60_000_000_000, 3)?,
+            declined: Histogram::new_with_bounds(1, 60_000_000_000, 3)?,
+            moments: Vec::with_capacity((2 * total / conns.max(1)) as usize),
+        })
+    }
+}
+
 struct LoadResult {
     hist: Histogram<u64>,
     /// Latency of the answers that were not approvals.
@@ -544,17 +566,13 @@ async fn load(
     // Each request dated when it is due, as live traffic is.
     let bodies: Arc<Vec<Vec<u8>>> =
         Arc::new(tokio::task::spawn_blocking(move || bodies_of(&cards, rate, total, run)).await?);
-    // The connections are open before the clock starts, as an acquirer's are: setting up 64
-    // of them on the run's first due times made the first second's answers wait for one.
-    // So are each connection's histograms (a few hundred kilobytes each, zeroed as they
-    // are first touched) and lists.
+    // The connections are open before the clock starts, as an acquirer's are, and so is
+    // what each records (see [`Recorder`]).
     let mut clients = Vec::new();
     for _ in 0..conns {
         clients.push((
             Client::connect(addr, key).await?,
-            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?,
-            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?,
-            Vec::with_capacity((2 * total / conns.max(1)) as usize),
+            Recorder::new(total, conns)?,
         ));
     }
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
@@ -565,9 +583,14 @@ async fn load(
     let pacer = spawn_pacer(start.into_std(), rate, total, move |i| tx.send(i).is_ok());
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut tasks = Vec::new();
-    for (mut c, mut h, mut hd, mut moments) in clients {
+    for (mut c, rec) in clients {
         let (bodies, rx, key) = (Arc::clone(&bodies), Arc::clone(&rx), key.to_owned());
         tasks.push(tokio::spawn(async move {
+            let Recorder {
+                all: mut h,
+                declined: mut hd,
+                mut moments,
+            } = rec;
             let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             let mut errors = 0u64;
             let mut decisions = std::collections::BTreeMap::<String, u64>::new();
@@ -821,22 +844,26 @@ fn load_raw(
     use std::io::{Read, Write};
     let total = rate * secs;
     let bodies = Arc::new(bodies_of(&cards, rate, total, run));
-    // Connected before the clock starts (see [`load`]).
+    // Connected, and what each connection records made, before the clock starts (see
+    // [`Recorder`]).
     let mut streams = Vec::new();
     for _ in 0..conns {
         let tcp = std::net::TcpStream::connect(addr)?;
         tcp.set_nodelay(true)?;
-        streams.push(tcp);
+        streams.push((tcp, Recorder::new(total, conns)?));
     }
     let paced = Paced::new(rate, total);
     let start = paced.start;
     let mut threads = Vec::new();
-    for mut tcp in streams {
+    for (mut tcp, rec) in streams {
         let (bodies, queue, key) = (Arc::clone(&bodies), paced.queue(), key.to_owned());
         threads.push(std::thread::spawn(move || -> Result<_> {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let Recorder {
+                all: mut h,
+                mut moments,
+                ..
+            } = rec;
             let mut slow = Vec::new();
-            let mut moments = Vec::new();
             let mut errors = 0u64;
             let mut buf = Vec::with_capacity(4096);
             loop {

@@ -227,14 +227,13 @@ async fn serve_connection(
     };
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let watched = limits.idle_timeout.is_some() || limits.header_timeout.is_some();
+    // How often the timeouts are looked at: a quarter of the shorter one (none when both
+    // are off).
     let tick = [limits.idle_timeout, limits.header_timeout]
         .into_iter()
         .flatten()
         .min()
-        .map_or(Duration::from_secs(3600), |t| {
-            (t / 4).max(Duration::from_millis(10))
-        });
+        .map(|t| (t / 4).max(Duration::from_millis(10)));
     let mut closing = false;
     loop {
         tokio::select! {
@@ -248,7 +247,7 @@ async fn serve_connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = tokio::time::sleep(tick), if !closing && watched => {
+            () = tokio::time::sleep(tick.unwrap_or(Duration::from_secs(3600))), if !closing && tick.is_some() => {
                 let now = opened.elapsed().as_millis() as u64;
                 if activity.in_flight.load(Ordering::SeqCst) > 0 {
                     continue;

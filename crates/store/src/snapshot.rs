@@ -352,18 +352,24 @@ pub fn read_segment(head: &SegmentHead) -> Result<Vec<u8>, StoreError> {
         path: path.display().to_string(),
         why,
     };
-    let mut all = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut all))
-        .map_err(io_err(path))?;
-    if all.len() as u64 != SEG_HEAD as u64 + head.len {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let size = f.metadata().map_err(io_err(path))?.len();
+    if size != SEG_HEAD as u64 + head.len {
         return Err(bad("length does not match"));
     }
-    all.drain(..SEG_HEAD);
-    if crc32fast::hash(&all) != head.crc {
+    // The body alone, read into place (a segment can be the whole state: hundreds of MB).
+    let mut body = Vec::with_capacity(head.len as usize);
+    f.seek(SeekFrom::Start(SEG_HEAD as u64))
+        .and_then(|_| f.read_to_end(&mut body))
+        .map_err(io_err(path))?;
+    if body.len() as u64 != head.len {
+        return Err(bad("length does not match"));
+    }
+    if crc32fast::hash(&body) != head.crc {
         return Err(bad("checksum mismatch"));
     }
-    Ok(all)
+    Ok(body)
 }
 
 /// Removes the segments numbered before `seq` (no longer needed once a later one is
