@@ -31,6 +31,11 @@ pub trait Scorer: Send + Sync {
     fn explain(&self, _f: &Features, _tx: &TxContext) -> Vec<Contribution> {
         Vec::new()
     }
+    /// Whether `explain` can give anything: when not, a decision is final as `score` left
+    /// it (no second draft, no hop off the lock for reasons that are always none).
+    fn can_explain(&self) -> bool {
+        false
+    }
 }
 
 /// Additive points for well-known fraud signals, capped at 100. Each signal that fires

@@ -555,6 +555,7 @@ impl Engine {
         if o.decision == Decision::Approve
             || !checks.card_known()
             || !score.contributions.is_empty()
+            || !self.scorer.can_explain()
         {
             return Draft::Final(o);
         }

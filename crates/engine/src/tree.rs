@@ -868,6 +868,10 @@ impl Scorer for TreeModel {
         }
     }
 
+    fn can_explain(&self) -> bool {
+        true
+    }
+
     /// The three features with the largest positive TreeSHAP values, with their values.
     fn explain(&self, f: &Features, _tx: &TxContext) -> Vec<Contribution> {
         let phi = self.shap(&f.values);

@@ -861,3 +861,27 @@ fn it_was_me_releases_the_same_purchase_and_it_was_not_me_blocks_the_card() {
     }
     assert_eq!(replay.stats(), e.stats());
 }
+
+/// The built-in scorecard gives its reasons with its score and has no others: a decision
+/// that is not an approval is final at once, even when the score had nothing to say (a rule
+/// decided), not handed out to compute reasons that are always none.
+#[test]
+fn a_scorecard_decision_needs_no_reasons_computed_apart() {
+    use cardguard_engine::{Draft, Policy};
+    let mut e = Engine::new(EngineConfig::default());
+    let rules = r#"
+[[rules]]
+id = "large"
+description = "a large purchase"
+rule = "decline if :amount: > 500"
+"#;
+    e.set_policy(std::sync::Arc::new(Policy::compile(rules, 2).unwrap()));
+    let t = tx("big", &server_time(0), 1, NY, 1000);
+    let Draft::Final(o) = e.draft(&t, &ok_checks(), None) else {
+        panic!("the scorecard's decision is final");
+    };
+    assert_eq!(o.decision, Decision::Decline, "{o:?}");
+    assert_eq!(o.risk_score, 0, "{o:?}");
+    assert_eq!(o.matched_rules, ["large"]);
+    assert_eq!(o, e.decide(&t, &ok_checks()));
+}
