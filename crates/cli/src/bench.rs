@@ -101,7 +101,9 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 /// drops what it started, as a finished one does: the server it runs is killed and its data
 /// directory (gigabytes at a million cards) removed, instead of left behind in the
 /// temporary directory.
-async fn interruptible(bench: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+pub(crate) async fn interruptible(
+    bench: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = bench => r,

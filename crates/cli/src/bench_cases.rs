@@ -10,7 +10,7 @@ use cardguard_store::{Cases, ChargebackRow, Transition, TxRow};
 use hdrhistogram::Histogram;
 use std::time::Instant;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct CasesArgs {
     #[arg(long, default_value_t = 1_000_000)]
     authorizations: u64,
@@ -37,15 +37,71 @@ fn token(card: u64) -> String {
     format!("{card:032x}")
 }
 
-pub fn run(a: CasesArgs) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let scratch = format!("cardguard_bench_{}", std::process::id());
-    let s = match &a.database_url {
-        Some(url) => {
-            let db = cardguard_store::sql::create_database(url, &scratch)?;
-            Cases::connect(&db)?
+/// A scratch PostgreSQL database, dropped with this: at the end, on an error and on an
+/// interrupt.
+struct Scratch {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Scratch {
+    fn create(admin: &str, name: String) -> Result<Scratch> {
+        let url = cardguard_store::sql::create_database(admin, &name)?;
+        Ok(Scratch {
+            admin: admin.to_owned(),
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // With FORCE: a load still running on another thread is disconnected.
+        if let Err(e) = cardguard_store::sql::drop_database(&self.admin, &self.name) {
+            eprintln!("dropping the scratch database {}: {e}", self.name);
         }
-        None => Cases::open(&dir.path().join("cases.db"))?,
+    }
+}
+
+/// Runs the benchmark until it ends or is interrupted (Ctrl-C, SIGTERM); either way its
+/// temporary directory, scratch databases and server are removed. The loads run on a
+/// blocking thread, which an interrupt does not wait for (its store is gone under it).
+pub fn run(a: CasesArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let r = rt.block_on(crate::bench::interruptible(measure(a)));
+    rt.shutdown_background();
+    r
+}
+
+async fn measure(a: CasesArgs) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let scratch = match &a.database_url {
+        Some(url) => Some(Scratch::create(
+            url,
+            format!("cardguard_bench_{}", std::process::id()),
+        )?),
+        None => None,
+    };
+    let url = scratch.as_ref().map(|s| s.url.clone());
+    let path = dir.path().join("cases.db");
+    let args = a.clone();
+    tokio::task::spawn_blocking(move || index(&args, url.as_deref(), &path)).await??;
+    drop(scratch);
+    if a.disputes > 0 {
+        disputes(a.disputes, a.dispute_charges, a.database_url.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// The transactions and cases loaded, then the queue and the timelines read.
+fn index(a: &CasesArgs, url: Option<&str>, path: &std::path::Path) -> Result<()> {
+    let s = match url {
+        Some(url) => Cases::connect(url)?,
+        None => Cases::open(path)?,
     };
     println!("store: {}", s.backend());
     let day = 86_400_000i64;
@@ -168,20 +224,6 @@ pub fn run(a: CasesArgs) -> Result<()> {
         "a case's timeline (case, steps, chargebacks, 30 days of the card): {}",
         report(&timeline)
     );
-    drop(s);
-    if let Some(url) = &a.database_url {
-        cardguard_store::sql::drop_database(url, &scratch)?;
-    }
-    if a.disputes > 0 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(disputes(
-                a.disputes,
-                a.dispute_charges,
-                a.database_url.as_deref(),
-            ))?;
-    }
     Ok(())
 }
 
@@ -194,15 +236,15 @@ async fn disputes(n: u64, charges: u64, database_url: Option<&str>) -> Result<()
     use cardguard_server::client::Client;
     use serde_json::json;
     let key = "bench-disputes-key-0123456789abcdef";
-    let scratch = format!("cardguard_bench_disputes_{}", std::process::id());
-    let env = match database_url {
-        Some(url) => vec![(
-            "CARDGUARD__STORAGE__DATABASE_URL",
-            format!(
-                "{:?}",
-                cardguard_store::sql::create_database(url, &scratch)?
-            ),
-        )],
+    let scratch = match database_url {
+        Some(url) => Some(Scratch::create(
+            url,
+            format!("cardguard_bench_disputes_{}", std::process::id()),
+        )?),
+        None => None,
+    };
+    let env = match &scratch {
+        Some(s) => vec![("CARDGUARD__STORAGE__DATABASE_URL", format!("{:?}", s.url))],
         None => Vec::new(),
     };
     let (server, http, _) = crate::bench::start_server_with(key, None, None, false, &env)?;
@@ -262,9 +304,8 @@ async fn disputes(n: u64, charges: u64, database_url: Option<&str>) -> Result<()
         "a dispute of {charges} charges through HTTP (withheld, chargebacks, case, fraud labels durable), {n} disputes: {}",
         report(&h)
     );
+    // The server before its database.
     drop(server);
-    if let Some(url) = database_url {
-        cardguard_store::sql::drop_database(url, &scratch)?;
-    }
+    drop(scratch);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! An interrupted benchmark leaves nothing behind: `cardguard bench http` (or `iso8583`)
 //! stopped with SIGINT (Ctrl-C) or SIGTERM in the middle of its load kills the server it
-//! started and removes that server's data directory (gigabytes after a million-card run).
+//! started and removes that server's data directory (gigabytes after a million-card run);
+//! `cardguard bench cases` removes its store's temporary directory.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -107,4 +108,61 @@ fn a_bench_terminated_removes_its_server_and_data() {
 #[test]
 fn an_iso8583_bench_interrupted_removes_its_server_and_data() {
     interrupted_by("iso8583", libc::SIGINT);
+}
+
+#[test]
+fn a_cases_bench_interrupted_in_its_load_removes_its_store() {
+    let tmp = tempfile::tempdir().expect("a directory for the bench's temporary files");
+    let errors = tempfile::NamedTempFile::new().expect("a file for stderr");
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_cardguard"))
+        .args([
+            "bench",
+            "cases",
+            "--authorizations",
+            "50000000",
+            "--cases",
+            "10",
+            "--reads",
+            "10",
+            "--disputes",
+            "0",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(errors.reopen().expect("stderr file"))
+        .spawn()
+        .expect("the bench starts");
+    let mut lines = BufReader::new(bench.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("a line of output");
+    assert_eq!(first, "store: sqlite");
+    // The load is running (fifty million rows take minutes).
+    std::thread::sleep(Duration::from_millis(1000));
+    let entries = || {
+        std::fs::read_dir(tmp.path())
+            .expect("the directory")
+            .count()
+    };
+    assert_eq!(entries(), 1, "the store's temporary directory is there");
+    // SAFETY: kill reads no memory; the pid is our child's.
+    assert_eq!(unsafe { libc::kill(bench.id() as i32, libc::SIGINT) }, 0);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = bench.try_wait().expect("wait") {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = bench.kill();
+            panic!("the bench did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    errors
+        .reopen()
+        .expect("stderr file")
+        .read_to_string(&mut err)
+        .expect("stderr read");
+    assert!(!status.success());
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(entries(), 0, "the store's directory was left");
 }
