@@ -147,17 +147,7 @@ pub fn run(
         name: name.to_owned(),
         source,
     };
-    let mut pos = match cursors.load(name).map_err(store)? {
-        Some(p) => p,
-        None => {
-            let p = match opts.start {
-                Start::Beginning => 0,
-                Start::End => reader.durable().map_err(store)?,
-            };
-            cursors.save(name, p).map_err(store)?;
-            p
-        }
-    };
+    let mut pos = start_at(name, reader, cursors, opts.start)?;
     let mut acks = Acks {
         saved: pos,
         since: 0,
@@ -345,7 +335,34 @@ impl ConsumerHandle {
     }
 }
 
-/// Starts consumer `name` on a thread of its own.
+/// Where consumer `name` starts: its saved position, or, the first time, `start` (saved).
+fn start_at(
+    name: &str,
+    reader: &dyn EventReader,
+    cursors: &dyn CursorStore,
+    start: Start,
+) -> Result<u64, ConsumerError> {
+    let store = |source| ConsumerError::Store {
+        name: name.to_owned(),
+        source,
+    };
+    match cursors.load(name).map_err(store)? {
+        Some(p) => Ok(p),
+        None => {
+            let p = match start {
+                Start::Beginning => 0,
+                Start::End => reader.durable().map_err(store)?,
+            };
+            cursors.save(name, p).map_err(store)?;
+            Ok(p)
+        }
+    }
+}
+
+/// Starts consumer `name` on a thread of its own. A first start's position (the log's end
+/// under `Start::End`) is saved before this returns: a thread of low priority that runs late
+/// on busy cores would otherwise start after the events appended meanwhile, and never see
+/// them (a fraud alert of the first minutes lost).
 pub fn spawn(
     name: &str,
     reader: Arc<dyn EventReader>,
@@ -353,6 +370,7 @@ pub fn spawn(
     opts: ConsumerOptions,
     mut handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError> + Send + 'static,
 ) -> std::io::Result<ConsumerHandle> {
+    start_at(name, reader.as_ref(), cursors.as_ref(), opts.start).map_err(std::io::Error::other)?;
     let stop = Arc::new(AtomicBool::new(false));
     let st = Arc::clone(&stop);
     let n = name.to_owned();
@@ -416,6 +434,74 @@ mod tests {
 
     fn id(d: &Delivery<'_>) -> String {
         d.event.authorization_id().to_owned()
+    }
+
+    /// Cursors held back on the consumer's own thread until released: a thread that starts
+    /// late, as one of low priority does on busy cores.
+    struct LateThread {
+        inner: FileCursors,
+        released: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl CursorStore for LateThread {
+        fn load(&self, consumer: &str) -> Result<Option<u64>, cardguard_store::StoreError> {
+            let on_consumer = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("consumer-"));
+            while on_consumer && !self.released.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.inner.load(consumer)
+        }
+        fn save(&self, consumer: &str, offset: u64) -> Result<(), cardguard_store::StoreError> {
+            self.inner.save(consumer, offset)
+        }
+    }
+
+    /// A consumer that starts at the log's end sees every event appended after `spawn`
+    /// returned, however late its thread runs.
+    #[test]
+    fn a_first_start_at_the_end_takes_the_end_when_spawned_not_when_its_thread_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_log(dir.path());
+        for i in 0..3 {
+            log.appender().append(2, &label(i), |_| {}).unwrap();
+        }
+        log.wait_durable(log.end_offset()).unwrap();
+        let reader: Arc<dyn EventReader> = Arc::new(log.reader().unwrap());
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cursors: Arc<dyn CursorStore> = Arc::new(LateThread {
+            inner: FileCursors::open(dir.path()).unwrap(),
+            released: Arc::clone(&released),
+        });
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let h = spawn(
+            "late",
+            reader,
+            cursors,
+            ConsumerOptions {
+                start: Start::End,
+                ..ConsumerOptions::default()
+            },
+            move |d| {
+                s.lock().unwrap().push(id(d));
+                Ok(())
+            },
+        )
+        .unwrap();
+        for i in 3..6 {
+            log.appender().append(2, &label(i), |_| {}).unwrap();
+        }
+        log.wait_durable(log.end_offset()).unwrap();
+        released.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        h.stop().unwrap();
+        let want: Vec<String> = (3..6).map(|i| format!("au_{i:012}")).collect();
+        assert_eq!(*seen.lock().unwrap(), want);
     }
 
     #[test]
