@@ -8,6 +8,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How the bench ended, within a minute of its signal (killed and failed otherwise).
+fn exit_of(bench: &mut std::process::Child) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = bench.try_wait().expect("wait") {
+            return s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = bench.kill();
+            panic!("the bench did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What a child wrote to `file`.
+fn text_of(file: &tempfile::NamedTempFile) -> String {
+    let mut text = String::new();
+    file.reopen()
+        .expect("stderr file")
+        .read_to_string(&mut text)
+        .expect("stderr read");
+    text
+}
+
 fn interrupted_by(bench: &str, signal: i32) {
     // Its errors in a file: a server left running would hold a pipe open.
     let errors = tempfile::NamedTempFile::new().expect("a file for stderr");
@@ -60,28 +85,13 @@ fn interrupted_by(bench: &str, signal: i32) {
     assert!(data.exists(), "the server has its data directory");
     // SAFETY: kill reads no memory; the pid is our child's.
     assert_eq!(unsafe { libc::kill(bench.id() as i32, signal) }, 0);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = bench.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the bench did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_of(&mut bench);
     let server_left = Path::new(&format!("/proc/{pid}")).exists();
     if server_left {
         // SAFETY: as above; the server the bench left is stopped before the test fails.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
-    let mut err = String::new();
-    errors
-        .reopen()
-        .expect("stderr file")
-        .read_to_string(&mut err)
-        .expect("stderr read");
+    let err = text_of(&errors);
     assert!(!status.success());
     assert!(
         err.contains("the benchmark's server and its data are removed"),
@@ -145,23 +155,8 @@ fn a_cases_bench_interrupted_in_its_load_removes_its_store() {
     assert_eq!(entries(), 1, "the store's temporary directory is there");
     // SAFETY: kill reads no memory; the pid is our child's.
     assert_eq!(unsafe { libc::kill(bench.id() as i32, libc::SIGINT) }, 0);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = bench.try_wait().expect("wait") {
-            break s;
-        }
-        if t0.elapsed() > Duration::from_secs(60) {
-            let _ = bench.kill();
-            panic!("the bench did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    errors
-        .reopen()
-        .expect("stderr file")
-        .read_to_string(&mut err)
-        .expect("stderr read");
+    let status = exit_of(&mut bench);
+    let err = text_of(&errors);
     assert!(!status.success());
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(entries(), 0, "the store's directory was left");
