@@ -141,13 +141,26 @@ pub fn run(
     cursors: &dyn CursorStore,
     opts: &ConsumerOptions,
     stop: &AtomicBool,
+    handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError>,
+) -> Result<u64, ConsumerError> {
+    let pos = start_at(name, reader, cursors, opts.start)?;
+    follow(name, pos, reader, cursors, opts, stop, handler)
+}
+
+/// [`run`] from `pos`, where the consumer starts.
+fn follow(
+    name: &str,
+    mut pos: u64,
+    reader: &dyn EventReader,
+    cursors: &dyn CursorStore,
+    opts: &ConsumerOptions,
+    stop: &AtomicBool,
     mut handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError>,
 ) -> Result<u64, ConsumerError> {
     let store = |source| ConsumerError::Store {
         name: name.to_owned(),
         source,
     };
-    let mut pos = start_at(name, reader, cursors, opts.start)?;
     let mut acks = Acks {
         saved: pos,
         since: 0,
@@ -359,8 +372,8 @@ fn start_at(
     }
 }
 
-/// Starts consumer `name` on a thread of its own. A first start's position (the log's end
-/// under `Start::End`) is saved before this returns: a thread of low priority that runs late
+/// Starts consumer `name` on a thread of its own. Its position (on a first start the log's
+/// end under `Start::End`, saved) is taken before this returns: a thread of low priority that runs late
 /// on busy cores would otherwise start after the events appended meanwhile, and never see
 /// them (a fraud alert of the first minutes lost).
 pub fn spawn(
@@ -370,7 +383,8 @@ pub fn spawn(
     opts: ConsumerOptions,
     mut handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError> + Send + 'static,
 ) -> std::io::Result<ConsumerHandle> {
-    start_at(name, reader.as_ref(), cursors.as_ref(), opts.start).map_err(std::io::Error::other)?;
+    let pos = start_at(name, reader.as_ref(), cursors.as_ref(), opts.start)
+        .map_err(std::io::Error::other)?;
     let stop = Arc::new(AtomicBool::new(false));
     let st = Arc::clone(&stop);
     let n = name.to_owned();
@@ -382,8 +396,9 @@ pub fn spawn(
                 Priority::Low => cardguard_store::low_priority(),
                 Priority::Idle => cardguard_store::idle_priority(),
             }
-            let r = run(
+            let r = follow(
                 &n,
+                pos,
                 reader.as_ref(),
                 cursors.as_ref(),
                 &opts,

@@ -46,13 +46,19 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn create(admin: &str, name: String) -> Result<Scratch> {
+    /// `cardguard_bench_{what}{pid}` on the server of `admin` (`postgres://…/postgres`), when
+    /// one is given.
+    fn create(admin: Option<&str>, what: &str) -> Result<Option<Scratch>> {
+        let Some(admin) = admin else {
+            return Ok(None);
+        };
+        let name = format!("cardguard_bench_{what}{}", std::process::id());
         let url = cardguard_store::sql::create_database(admin, &name)?;
-        Ok(Scratch {
+        Ok(Some(Scratch {
             admin: admin.to_owned(),
             name,
             url,
-        })
+        }))
     }
 }
 
@@ -79,13 +85,7 @@ pub fn run(a: CasesArgs) -> Result<()> {
 
 async fn measure(a: CasesArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let scratch = match &a.database_url {
-        Some(url) => Some(Scratch::create(
-            url,
-            format!("cardguard_bench_{}", std::process::id()),
-        )?),
-        None => None,
-    };
+    let scratch = Scratch::create(a.database_url.as_deref(), "")?;
     let url = scratch.as_ref().map(|s| s.url.clone());
     let path = dir.path().join("cases.db");
     let args = a.clone();
@@ -236,13 +236,7 @@ async fn disputes(n: u64, charges: u64, database_url: Option<&str>) -> Result<()
     use cardguard_server::client::Client;
     use serde_json::json;
     let key = "bench-disputes-key-0123456789abcdef";
-    let scratch = match database_url {
-        Some(url) => Some(Scratch::create(
-            url,
-            format!("cardguard_bench_disputes_{}", std::process::id()),
-        )?),
-        None => None,
-    };
+    let scratch = Scratch::create(database_url, "disputes_")?;
     let env = match &scratch {
         Some(s) => vec![("CARDGUARD__STORAGE__DATABASE_URL", format!("{:?}", s.url))],
         None => Vec::new(),
