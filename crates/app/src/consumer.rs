@@ -73,9 +73,10 @@ pub struct ConsumerOptions {
 }
 
 /// How long a [`Priority::Low`] consumer works before it offers the core (`sched_yield`):
-/// HTTP p99 at 5,000/s with 10,000 cards 0.55–0.65 ms against 1.12–1.14 ms when it kept
-/// the core for as long as the scheduler let it (`bench http`, builds in turns), as low as
-/// the same consumer under `SCHED_IDLE` (0.51–0.63 ms), which gets far less of busy cores.
+/// HTTP p99 at 5,000/s with 10,000 cards median 0.82 ms (0.55–1.41 ms) against 1.07 ms
+/// (0.86–1.19 ms) when it kept the core for as long as the scheduler let it (`bench http`,
+/// builds in turns), as low as the same consumer under `SCHED_IDLE`, which gets far less
+/// of busy cores (docs/PERFORMANCE.md).
 pub const YIELD_AFTER: Duration = Duration::from_micros(100);
 
 /// How a consumer's thread shares the cores with the authorizations.
