@@ -1,7 +1,8 @@
 //! `decide()` with a million cards in state (criterion), with the built-in scorecard and with
 //! a 300-tree model of depth 6; the model alone (margin, and margin plus TreeSHAP reasons);
 //! the freeze of the state that a snapshot takes, and the encoding of a snapshot segment
-//! against the whole state.
+//! against the whole state; an authorization's event encoded (under the engine lock) and
+//! decoded (by each consumer of the log).
 //! Set CARDGUARD_BENCH_CARDS to change the number of cards (default 1,000,000; each with 12
 //! transactions over 30 days).
 
@@ -80,6 +81,22 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(encode(0..SLICES)))
     });
     g.finish();
+
+    // An authorization's event as the request path encodes it and each consumer of the
+    // log decodes it (a decision of the default ruleset, its features and reasons).
+    let rec = AuthRecord {
+        authorization_id: e.next_authorization_id(),
+        tx: probes[0].clone(),
+        checks: ok_checks(),
+        outcome: e.decide(&probes[0], &checks),
+    };
+    let payload = cardguard_engine::encode_event(&rec).unwrap();
+    c.bench_function(&format!("event/encode_auth_{}_bytes", payload.len()), |b| {
+        b.iter(|| black_box(cardguard_engine::encode_event(black_box(&rec)).unwrap()))
+    });
+    c.bench_function(&format!("event/decode_auth_{}_bytes", payload.len()), |b| {
+        b.iter(|| black_box(AuthRecord::decode(black_box(&payload)).unwrap()))
+    });
 
     let feats: Vec<_> = probes.iter().map(|p| e.features(p)).collect();
     let model = random_trees(300, 6, &feats, 11);
