@@ -167,10 +167,7 @@ fn follow(
     stop: &AtomicBool,
     mut handler: impl FnMut(&Delivery<'_>) -> Result<(), HandlerError>,
 ) -> Result<u64, ConsumerError> {
-    let store = |source| ConsumerError::Store {
-        name: name.to_owned(),
-        source,
-    };
+    let store = store_error(name);
     let mut acks = Acks {
         saved: pos,
         since: 0,
@@ -366,6 +363,14 @@ impl ConsumerHandle {
     }
 }
 
+/// A store error of consumer `name`.
+fn store_error(name: &str) -> impl Fn(StoreError) -> ConsumerError + Copy + '_ {
+    move |source| ConsumerError::Store {
+        name: name.to_owned(),
+        source,
+    }
+}
+
 /// Where consumer `name` starts: its saved position, or, the first time, `start` (saved).
 fn start_at(
     name: &str,
@@ -373,10 +378,7 @@ fn start_at(
     cursors: &dyn CursorStore,
     start: Start,
 ) -> Result<u64, ConsumerError> {
-    let store = |source| ConsumerError::Store {
-        name: name.to_owned(),
-        source,
-    };
+    let store = store_error(name);
     match cursors.load(name).map_err(store)? {
         Some(p) => Ok(p),
         None => {
@@ -453,6 +455,15 @@ mod tests {
         .unwrap()
     }
 
+    /// Appends the labels of authorizations `ids`, one event each.
+    fn append_labels(log: &mut EventLog, ids: std::ops::Range<u64>) {
+        for i in ids {
+            log.appender()
+                .append(Event::KIND_LABEL, &label(i), |_| {})
+                .unwrap();
+        }
+    }
+
     /// A new event log in `dir`, written (not synced) with a flush every 5 ms.
     fn open_log(dir: &std::path::Path) -> EventLog {
         EventLog::open(
@@ -497,9 +508,7 @@ mod tests {
     fn a_first_start_at_the_end_takes_the_end_when_spawned_not_when_its_thread_runs() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open_log(dir.path());
-        for i in 0..3 {
-            log.appender().append(2, &label(i), |_| {}).unwrap();
-        }
+        append_labels(&mut log, 0..3);
         log.wait_durable(log.end_offset()).unwrap();
         let reader: Arc<dyn EventReader> = Arc::new(log.reader().unwrap());
         let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -523,9 +532,7 @@ mod tests {
             },
         )
         .unwrap();
-        for i in 3..6 {
-            log.appender().append(2, &label(i), |_| {}).unwrap();
-        }
+        append_labels(&mut log, 3..6);
         log.wait_durable(log.end_offset()).unwrap();
         released.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -565,9 +572,7 @@ mod tests {
             },
         )
         .unwrap();
-        for i in 0..500 {
-            log.appender().append(1 + 1, &label(i), |_| {}).unwrap();
-        }
+        append_labels(&mut log, 0..500);
         let deadline = Instant::now() + Duration::from_secs(10);
         while seen.lock().unwrap().len() < 500 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -580,9 +585,7 @@ mod tests {
             got, want,
             "every event once, in order, the failed one again"
         );
-        for i in 500..510 {
-            log.appender().append(2, &label(i), |_| {}).unwrap();
-        }
+        append_labels(&mut log, 500..510);
         let mut rest = Vec::new();
         let opts = ConsumerOptions {
             stop_at_end: true,
@@ -603,9 +606,7 @@ mod tests {
         assert_eq!(rest.first().map(String::as_str), Some("au_000000000500"));
         assert_eq!(rest.len(), 10);
         // The hook runs before every save, after the events before the position.
-        for i in 510..530 {
-            log.appender().append(2, &label(i), |_| {}).unwrap();
-        }
+        append_labels(&mut log, 510..530);
         let handled = Arc::new(Mutex::new(0usize));
         let synced = Arc::new(Mutex::new(Vec::new()));
         let (h2, s2) = (Arc::clone(&handled), Arc::clone(&synced));
@@ -681,9 +682,7 @@ mod tests {
     fn buffered_writes_go_in_batches_before_the_position_moves() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open_log(dir.path());
-        for i in 0..300 {
-            log.appender().append(2, &label(i), |_| {}).unwrap();
-        }
+        append_labels(&mut log, 0..300);
         let reader = log.reader().unwrap();
         let cursors = MemoryCursors::default();
         let buffer: Arc<Buffer<Vec<String>>> = Arc::default();
