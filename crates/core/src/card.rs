@@ -92,8 +92,7 @@ impl Serialize for Last4 {
 }
 impl<'de> Deserialize<'de> for Last4 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Last4::parse(&s).map_err(serde::de::Error::custom)
+        crate::text::parse_str(d, Last4::parse)
     }
 }
 
@@ -158,8 +157,7 @@ impl Serialize for CardToken {
 }
 impl<'de> Deserialize<'de> for CardToken {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        CardToken::parse(&s).map_err(serde::de::Error::custom)
+        crate::text::parse_str(d, CardToken::parse)
     }
 }
 

@@ -109,8 +109,7 @@ impl Serialize for ResponseCode {
 }
 impl<'de> Deserialize<'de> for ResponseCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        ResponseCode::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown response code"))
+        crate::text::parse_str(d, |s| ResponseCode::parse(s).ok_or("unknown response code"))
     }
 }
 

@@ -13,6 +13,7 @@ mod geo;
 mod merchant;
 mod money;
 pub mod rng;
+mod text;
 
 pub use authorization::{Authorization, CardData, Channel, Device, TxType};
 pub use card::{CardToken, Expiry, Last4, Pan};

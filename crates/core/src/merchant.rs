@@ -48,8 +48,7 @@ impl Serialize for Mcc {
 }
 impl<'de> Deserialize<'de> for Mcc {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Mcc::parse(&s).map_err(serde::de::Error::custom)
+        crate::text::parse_str(d, Mcc::parse)
     }
 }
 
@@ -113,8 +112,7 @@ impl Serialize for Country {
 }
 impl<'de> Deserialize<'de> for Country {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Country::parse(&s).map_err(serde::de::Error::custom)
+        crate::text::parse_str(d, Country::parse)
     }
 }
 

@@ -144,8 +144,7 @@ impl Serialize for Currency {
 }
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Currency::parse(&s).map_err(serde::de::Error::custom)
+        crate::text::parse_str(d, Currency::parse)
     }
 }
 
