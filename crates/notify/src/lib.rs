@@ -206,12 +206,14 @@ impl Notifier {
                     ..ConsumerOptions::default()
                 },
                 move |d| {
+                    // The card to tell, looked up only when notices are sent.
+                    let card = |t: &cardguard_core::CardToken| sending.then(|| a.card(t)).flatten();
                     match d.event {
                         Event::Auth(rec) => {
                             if rec.outcome.decision == cardguard_core::Decision::Hold {
                                 buffer.with(|b| b.0.push(hold_row(rec, expiry_ms)));
                             }
-                            let Some(card) = a.card(&rec.tx.card_token).filter(|_| sending) else {
+                            let Some(card) = card(&rec.tx.card_token) else {
                                 return Ok(());
                             };
                             queue(
@@ -227,23 +229,22 @@ impl Notifier {
                                 .answer(&ans.authorization_id, ans.yes, ans.received.0, &ans.via)
                                 .map_err(|e| failed(&e))?;
                             // "Not me" blocked the card: the cardholder is told so.
-                            if let Some(card) = a.card(&ans.original.card_token).filter(|_| sending)
-                            {
+                            if let Some(card) = card(&ans.original.card_token) {
                                 queue(composer.blocked(ans, &card).map_err(|e| failed(&e))?);
                             }
                         }
                         Event::CardStatus(rec) => {
-                            if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
+                            if let Some(card) = card(&rec.card_token) {
                                 queue(composer.stopped(rec, &card).map_err(|e| failed(&e))?);
                             }
                         }
                         Event::Coverage(rec) => {
-                            if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
+                            if let Some(card) = card(&rec.card_token) {
                                 queue(composer.coverage(rec, &card).map_err(|e| failed(&e))?);
                             }
                         }
                         Event::Authentication(rec) => {
-                            if let Some(card) = a.card(&rec.card_token).filter(|_| sending) {
+                            if let Some(card) = card(&rec.card_token) {
                                 queue(
                                     composer
                                         .authentication_failed(rec, &card)
