@@ -223,6 +223,8 @@ enum Wait {
 struct Core {
     engine: Engine,
     log: Box<dyn EventWriter>,
+    /// How the events are written (`storage.event_encoding`).
+    encoding: cardguard_engine::EventEncoding,
     since_snapshot: u64,
 }
 
@@ -290,8 +292,8 @@ fn log_error(e: cardguard_store::StoreError) -> AppError {
 
 /// Appends one event (under the engine lock): its offset, and what says when it is durable.
 fn append<T: Serialize>(core: &mut Core, kind: u8, rec: &T) -> Result<(u64, Durable), AppError> {
-    let payload =
-        cardguard_engine::encode_event(rec).map_err(|e| AppError::Internal(e.to_string()))?;
+    let payload = cardguard_engine::encode_event(rec, core.encoding)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let offset = core
         .log
@@ -446,6 +448,7 @@ impl App {
             replay_ms: t_log.elapsed().as_millis(),
             elapsed_ms: t0.elapsed().as_millis(),
         };
+        let encoding = config.storage.event_encoding;
         let app = App {
             config,
             data_dir: data_dir.to_path_buf(),
@@ -455,6 +458,7 @@ impl App {
             core: Mutex::new(Core {
                 engine,
                 log: Box::new(log),
+                encoding,
                 since_snapshot: replayed,
             }),
             snapshots: crate::snapshots::SnapshotWriter::new(

@@ -628,6 +628,10 @@ pub struct StorageConfig {
     pub sync_every_ms: u64,
     /// Events between snapshots of the engine state.
     pub snapshot_every: u64,
+    /// How events are written to the log: `msgpack` (MessagePack with named fields, half
+    /// the time of JSON to write and to read), or `json` (as versions before wrote, for a
+    /// log that an older version must still read). Both are read whichever is set.
+    pub event_encoding: cardguard_engine::EventEncoding,
     /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`: the cases, the ledger and the claims
     /// in PostgreSQL (its schema made by `cardguard migrate`) instead of the data
     /// directory's `cases.db`.
@@ -640,6 +644,7 @@ impl Default for StorageConfig {
             durability: DurabilitySetting::Write,
             sync_every_ms: 10,
             snapshot_every: 250_000,
+            event_encoding: cardguard_engine::EventEncoding::MessagePack,
             database_url: None,
         }
     }

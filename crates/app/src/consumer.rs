@@ -451,7 +451,7 @@ mod tests {
             ts: Timestamp(i as i64),
             source: None,
         })
-        .encode()
+        .encode(cardguard_engine::EventEncoding::default())
         .unwrap()
     }
 

@@ -18,7 +18,7 @@ fn payload(i: u64) -> Vec<u8> {
         ts: Timestamp(i as i64),
         source: None,
     })
-    .encode()
+    .encode(cardguard_engine::EventEncoding::default())
     .unwrap()
 }
 

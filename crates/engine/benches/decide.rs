@@ -9,7 +9,7 @@
 use cardguard_core::Timestamp;
 use cardguard_engine::segment::SLICES;
 use cardguard_engine::synth::{ok_checks, populate, random_trees, transaction};
-use cardguard_engine::{AuthRecord, Engine, EngineConfig, Outcome, Scorer};
+use cardguard_engine::{AuthRecord, Engine, EngineConfig, EventEncoding, Outcome, Scorer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -90,13 +90,19 @@ fn bench(c: &mut Criterion) {
         checks: ok_checks(),
         outcome: e.decide(&probes[0], &checks),
     };
-    let payload = cardguard_engine::encode_event(&rec).unwrap();
-    c.bench_function(&format!("event/encode_auth_{}_bytes", payload.len()), |b| {
-        b.iter(|| black_box(cardguard_engine::encode_event(black_box(&rec)).unwrap()))
-    });
-    c.bench_function(&format!("event/decode_auth_{}_bytes", payload.len()), |b| {
-        b.iter(|| black_box(AuthRecord::decode(black_box(&payload)).unwrap()))
-    });
+    for (name, encoding) in [
+        ("msgpack", EventEncoding::MessagePack),
+        ("json", EventEncoding::Json),
+    ] {
+        let payload = cardguard_engine::encode_event(&rec, encoding).unwrap();
+        let n = payload.len();
+        c.bench_function(&format!("event/encode_auth_{name}_{n}_bytes"), |b| {
+            b.iter(|| black_box(cardguard_engine::encode_event(black_box(&rec), encoding).unwrap()))
+        });
+        c.bench_function(&format!("event/decode_auth_{name}_{n}_bytes"), |b| {
+            b.iter(|| black_box(AuthRecord::decode(black_box(&payload)).unwrap()))
+        });
+    }
 
     let feats: Vec<_> = probes.iter().map(|p| e.features(p)).collect();
     let model = random_trees(300, 6, &feats, 11);

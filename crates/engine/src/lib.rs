@@ -40,7 +40,7 @@ pub use model_file::{Model, ModelError, StumpLeaf};
 pub use policy::{DEFAULT_RULES, ListHit, Policy};
 pub use record::{
     AnswerRecord, AuthRecord, AuthenticationRecord, CardStatusRecord, CoverageRecord, Event,
-    EventError, LabelRecord, ReversalRecord, TxFacts, encode as encode_event,
+    EventEncoding, EventError, LabelRecord, ReversalRecord, TxFacts, encode as encode_event,
 };
 pub use score::{Contribution, Score, Scorecard, Scorer};
 pub use state::{
