@@ -4,14 +4,12 @@
 
 mod common;
 
-use cardguard_app::consumer::{ConsumerOptions, Start};
 use cardguard_app::{App, ClientId, Config};
 use cardguard_core::SystemClock;
-use cardguard_engine::Event;
 use common::authorization;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 fn open(data: &Path, encoding: &str) -> (Arc<App>, u64) {
     let env = [
@@ -61,27 +59,8 @@ async fn a_json_log_replays_and_goes_on_in_message_pack() {
         "{bytes:?}"
     );
 
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = Arc::clone(&seen);
-    let consumer = app
-        .spawn_consumer(
-            "test",
-            ConsumerOptions {
-                start: Start::Beginning,
-                ..ConsumerOptions::default()
-            },
-            move |d| {
-                if let Event::Auth(r) = d.event {
-                    s.lock().unwrap().push(r.tx.id.clone());
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (consumer, seen) = common::follow_authorizations(&app);
+    common::until_seen(&seen, 3).await;
     consumer.stop().unwrap();
     assert_eq!(*seen.lock().unwrap(), ["a-1", "a-2", "a-3"]);
     drop(app);

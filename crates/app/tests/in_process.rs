@@ -4,11 +4,9 @@
 
 mod common;
 
-use cardguard_app::consumer::{ConsumerOptions, Start};
-use cardguard_engine::Event;
 use common::authorization;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 #[tokio::test]
 async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_private() {
@@ -18,23 +16,7 @@ async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_priv
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let app = Arc::new(common::open(&data, &[]));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = Arc::clone(&seen);
-    let consumer = app
-        .spawn_consumer(
-            "test",
-            ConsumerOptions {
-                start: Start::Beginning,
-                ..ConsumerOptions::default()
-            },
-            move |d| {
-                if let Event::Auth(r) = d.event {
-                    s.lock().unwrap().push(r.tx.id.clone());
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
+    let (consumer, seen) = common::follow_authorizations(&app);
     for id in ["a-1", "a-2", "a-3"] {
         app.authorize(
             authorization(id),
@@ -45,10 +27,7 @@ async fn a_consumer_in_process_follows_the_authorizations_and_every_file_is_priv
         .await
         .unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::until_seen(&seen, 3).await;
     let saved = consumer.stop().unwrap();
     assert_eq!(*seen.lock().unwrap(), ["a-1", "a-2", "a-3"]);
     assert_eq!(

@@ -75,3 +75,39 @@ pub fn card_record(number: &str, cardholder: &str) -> CardRecord {
     ])
     .unwrap()
 }
+
+/// A consumer from the log's start that keeps the request ids of the authorizations it sees.
+pub fn follow_authorizations(
+    app: &App,
+) -> (
+    cardguard_app::consumer::ConsumerHandle,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use cardguard_app::consumer::{ConsumerOptions, Start};
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let consumer = app
+        .spawn_consumer(
+            "test",
+            ConsumerOptions {
+                start: Start::Beginning,
+                ..ConsumerOptions::default()
+            },
+            move |d| {
+                if let cardguard_engine::Event::Auth(r) = d.event {
+                    s.lock().unwrap().push(r.tx.id.clone());
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    (consumer, seen)
+}
+
+/// Waits up to 10 s until `seen` holds `n` ids.
+pub async fn until_seen(seen: &std::sync::Mutex<Vec<String>>, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.lock().unwrap().len() < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
