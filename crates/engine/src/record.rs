@@ -611,6 +611,34 @@ mod tests {
             prop_assert_eq!(rmp_serde::from_slice::<Location>(&bytes).unwrap(), l);
         }
 
+        /// Any bytes after a MessagePack map's marker, and any bytes of an authorization's
+        /// MessagePack changed, decode or are refused: never a panic (what the fuzz target
+        /// `event_payload` checks at length).
+        #[test]
+        fn damaged_payloads_are_refused_without_a_panic(
+            kind in 0u8..9,
+            marker in 0x80u8..0x90,
+            tail in prop::collection::vec(any::<u8>(), 0..200),
+            tx in tx(),
+            changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let mut bytes = vec![marker];
+            bytes.extend(&tail);
+            let _ = Event::decode(kind, &bytes);
+            let event = Event::Auth(Box::new(AuthRecord {
+                authorization_id: "au_000000000001".into(),
+                tx,
+                checks: crate::synth::ok_checks(),
+                outcome: Outcome::unscored_approval(),
+            }));
+            let mut bytes = event.encode(EventEncoding::MessagePack).unwrap();
+            for (at, value) in changes {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            let _ = Event::decode(Event::KIND_AUTH, &bytes);
+        }
+
         /// Whatever an authorization holds (optional fields there or not, any text), it
         /// reads back as it was written, in both encodings.
         #[test]
