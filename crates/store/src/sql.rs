@@ -378,7 +378,9 @@ fn pg_sql(sql: &str) -> String {
     }
     flush(&mut word, &mut out);
     if ignore {
-        out.push_str(" ON CONFLICT DO NOTHING");
+        // Before the rows it returns, if it returns any.
+        let at = out.find(" RETURNING ").unwrap_or(out.len());
+        out.insert_str(at, " ON CONFLICT DO NOTHING");
     }
     out
 }
@@ -767,6 +769,10 @@ mod tests {
         assert_eq!(
             pg_sql("INSERT OR IGNORE INTO t (a, b) VALUES (?1, ?2)"),
             "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            pg_sql("INSERT OR IGNORE INTO t (a) VALUES (?1) RETURNING id"),
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id"
         );
         assert_eq!(
             pg_sql("SELECT x FROM s WHERE c = ?10 ORDER BY at_ms, rowid"),
