@@ -766,7 +766,8 @@ fn open_in(t: &mut dyn Tx, c: &NewCase<'_>) -> Result<(CaseRow, bool), StoreErro
 /// Opens the cases of `opens` that are not there yet (one of the same source about the same
 /// authorization), each with its first step, inside the caller's transaction: as
 /// [`open_in`] would one at a time, with two statements for each 200 openings about an
-/// authorization instead of three each (the cases consumer opens one for every hold).
+/// authorization instead of three each (the cases consumer opens one for every hold). Those
+/// about no authorization (never from the consumer) are opened first.
 fn open_many(t: &mut dyn Tx, opens: &[CaseOpening]) -> Result<(), StoreError> {
     let (keyed, loose): (Vec<&CaseOpening>, Vec<&CaseOpening>) =
         opens.iter().partition(|o| o.authorization_id.is_some());
