@@ -188,6 +188,10 @@ pub struct Transition<'a> {
 const CASE_COLUMNS: &str =
     "id, card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms";
 
+/// The columns a new case is written with (its id given by the database).
+const NEW_CASE_COLUMNS: &str =
+    "card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms";
+
 fn case(r: &Row) -> Result<CaseRow, StoreError> {
     Ok(CaseRow {
         id: r.i(0)?,
@@ -791,8 +795,8 @@ fn open_many(t: &mut dyn Tx, opens: &[CaseOpening]) -> Result<(), StoreError> {
         // it is: the unique index on the origin ignores the row.
         let opened = t.rows(
             &format!(
-                "INSERT OR IGNORE INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
-                 VALUES {} RETURNING id, source, authorization_id",
+                "INSERT OR IGNORE INTO cases ({NEW_CASE_COLUMNS}) VALUES {} \
+                 RETURNING id, source, authorization_id",
                 crate::sql::placeholders(chunk.len(), 7)
             ),
             &params,
@@ -802,7 +806,6 @@ fn open_many(t: &mut dyn Tx, opens: &[CaseOpening]) -> Result<(), StoreError> {
             ids.insert((r.s(1)?, r.s(2)?), r.i(0)?);
         }
         let mut steps = Vec::with_capacity(opened.len() * 6);
-        let mut rows = 0;
         for o in chunk {
             let key = (
                 o.source.clone(),
@@ -811,14 +814,13 @@ fn open_many(t: &mut dyn Tx, opens: &[CaseOpening]) -> Result<(), StoreError> {
             // The first opening of an origin is the one its row was inserted for.
             if let Some(id) = ids.remove(&key) {
                 steps.extend(vals![id, o.at_ms, &o.actor, "open", &o.status, &o.note]);
-                rows += 1;
             }
         }
-        if rows > 0 {
+        if !steps.is_empty() {
             t.exec(
                 &format!(
                     "INSERT INTO case_steps (case_id, at_ms, actor, action, to_status, note) VALUES {}",
-                    crate::sql::placeholders(rows, 6)
+                    crate::sql::placeholders(steps.len() / 6, 6)
                 ),
                 &steps,
             )?;
@@ -832,10 +834,17 @@ fn insert_case(t: &mut dyn Tx, c: &NewCase<'_>) -> Result<CaseRow, StoreError> {
     let row = one(
         t,
         &format!(
-            "INSERT INTO cases (card_token, authorization_id, source, status, opened_ms, updated_ms, due_ms) \
+            "INSERT INTO cases ({NEW_CASE_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) RETURNING {CASE_COLUMNS}"
         ),
-        &vals![c.card_token, c.authorization_id, c.source, c.status, c.at_ms, c.due_ms],
+        &vals![
+            c.card_token,
+            c.authorization_id,
+            c.source,
+            c.status,
+            c.at_ms,
+            c.due_ms
+        ],
         case,
     )?
     .ok_or_else(|| StoreError::Invalid("no case inserted".into()))?;
