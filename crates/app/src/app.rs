@@ -508,8 +508,21 @@ impl App {
         Ok((app, summary))
     }
 
+    /// The engine lock. A wait for it while another thread holds it is counted in
+    /// `cardguard_engine_lock_wait_seconds`.
     fn core(&self) -> std::sync::MutexGuard<'_, Core> {
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        match self.core.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                // Held by another thread: the wait goes to /metrics (an uncontended lock
+                // costs no clock reading).
+                let t0 = Instant::now();
+                let g = self.core.lock().unwrap_or_else(|e| e.into_inner());
+                self.metrics.lock_waited(t0.elapsed());
+                g
+            }
+        }
     }
 
     /// The ruleset's versions and the lists.

@@ -1,5 +1,6 @@
 //! Prometheus metrics: counters of decisions, response codes, labels and refused requests,
-//! and a histogram of the time from request to answer. Names are typed constants.
+//! a histogram of the time from request to answer and one of the waits for the engine lock.
+//! Names are typed constants.
 
 use cardguard_core::{Decision, ResponseCode};
 use std::fmt::Write;
@@ -15,6 +16,7 @@ pub const REFUSED_CONNECTIONS: &str = "cardguard_refused_connections_total";
 pub const LATENCY: &str = "cardguard_authorization_seconds";
 pub const STATE: &str = "cardguard_state";
 pub const SHADOW: &str = "cardguard_shadow_decisions_total";
+pub const LOCK_WAIT: &str = "cardguard_engine_lock_wait_seconds";
 
 const DECISIONS: [Decision; 4] = [
     Decision::Approve,
@@ -36,9 +38,10 @@ pub struct Metrics {
     refused_4xx: AtomicU64,
     refused_5xx: AtomicU64,
     refused_connections: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_ns: AtomicU64,
+    latency: Histogram,
+    /// Waits for the engine lock that another thread held (an uncontended lock is not
+    /// counted): how long requests queue behind each other's decisions.
+    lock_waits: Histogram,
     /// Decisions of the shadow candidate, by the active decision and the shadow one.
     shadow: [[AtomicU64; 4]; 4],
 }
@@ -59,15 +62,12 @@ impl Metrics {
         if let Some(i) = ResponseCode::ALL.iter().position(|c| *c == code) {
             self.codes[i].fetch_add(1, Ordering::Relaxed);
         }
-        let s = took.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ns
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.latency.observe(took);
+    }
+
+    /// A wait for the engine lock while another thread held it.
+    pub fn lock_waited(&self, took: Duration) {
+        self.lock_waits.observe(took);
     }
 
     /// A decision of the shadow candidate beside the active one.
@@ -149,17 +149,13 @@ impl Metrics {
             "# HELP {REFUSED_CONNECTIONS} Connections refused over server.max_connections.\n# TYPE {REFUSED_CONNECTIONS} counter\n{REFUSED_CONNECTIONS} {}",
             g(&self.refused_connections)
         );
-        let _ = writeln!(
-            o,
-            "# HELP {LATENCY} Time from a valid request to its answer.\n# TYPE {LATENCY} histogram"
+        self.latency
+            .render(&mut o, LATENCY, "Time from a valid request to its answer.");
+        self.lock_waits.render(
+            &mut o,
+            LOCK_WAIT,
+            "Waits for the engine lock while another request or task held it.",
         );
-        for (b, c) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(o, "{LATENCY}_bucket{{le=\"{b}\"}} {}", g(c));
-        }
-        let count = g(&self.count);
-        let _ = writeln!(o, "{LATENCY}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(o, "{LATENCY}_sum {}", g(&self.sum_ns) as f64 / 1e9);
-        let _ = writeln!(o, "{LATENCY}_count {count}");
         let _ = writeln!(
             o,
             "# HELP {SHADOW} Decisions of the ruleset in shadow mode, by the active decision and the shadow one.\n# TYPE {SHADOW} counter"
@@ -186,6 +182,40 @@ impl Metrics {
     }
 }
 
+/// A histogram over [`BUCKETS`] (cumulative when rendered).
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let s = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, o: &mut String, name: &str, help: &str) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, c) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {}", g(c));
+        }
+        let count = g(&self.count);
+        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "{name}_sum {}", g(&self.sum_ns) as f64 / 1e9);
+        let _ = writeln!(o, "{name}_count {count}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,12 +236,20 @@ mod tests {
         m.label(true);
         m.refused(400);
         m.shadow(Decision::Approve, Decision::Hold);
+        m.lock_waited(Duration::from_micros(40));
+        m.lock_waited(Duration::from_millis(2));
         let t = m.render(&[("cards", 7)]);
         assert!(t.contains("cardguard_authorizations_total{decision=\"approve\"} 1"));
         assert!(t.contains("cardguard_response_codes_total{code=\"01\"} 1"));
         assert!(t.contains("cardguard_authorization_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(t.contains("cardguard_authorization_seconds_bucket{le=\"0.005\"} 2"));
         assert!(t.contains("cardguard_authorization_seconds_count 2"));
+        assert!(t.contains("# TYPE cardguard_engine_lock_wait_seconds histogram"));
+        assert!(t.contains("cardguard_engine_lock_wait_seconds_bucket{le=\"0.0001\"} 1"));
+        assert!(t.contains("cardguard_engine_lock_wait_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(t.contains("cardguard_engine_lock_wait_seconds_bucket{le=\"0.0025\"} 2"));
+        assert!(t.contains("cardguard_engine_lock_wait_seconds_sum 0.00204"));
+        assert!(t.contains("cardguard_engine_lock_wait_seconds_count 2"));
         assert!(t.contains("cardguard_labels_total{fraud=\"true\"} 1"));
         assert!(t.contains("cardguard_refused_requests_total{class=\"4xx\"} 1"));
         assert!(t.contains("cardguard_state{part=\"cards\"} 7"));

@@ -1028,36 +1028,65 @@ async fn caught_up(addr: SocketAddr, key: &str, limit: Duration) -> Result<u64> 
     }
 }
 
-/// The server's latency histogram (its `/metrics`, from a valid request to its answer):
-/// answers in all, and those over 1 ms, 5 ms and 25 ms.
-pub(crate) async fn server_buckets(addr: SocketAddr, key: &str) -> Result<[u64; 4]> {
-    let mut c = Client::connect(addr, key).await?;
-    let (_, text) = c.get_raw("/metrics").await?;
-    let text = String::from_utf8_lossy(&text);
-    let bucket = |le: &str| {
-        let name = format!("cardguard_authorization_seconds_bucket{{le=\"{le}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let all = bucket("+Inf");
-    Ok([
-        all,
-        all - bucket("0.001"),
-        all - bucket("0.005"),
-        all - bucket("0.025"),
-    ])
+/// The server's own counts (its `/metrics`): answers in all and those over 1 ms, 5 ms and
+/// 25 ms from a valid request to its answer; waits for the engine lock while another
+/// request held it, those over 1 ms, and their sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Inside {
+    answers: [u64; 4],
+    lock_waits: [u64; 2],
+    lock_wait_secs: f64,
 }
 
-/// What the server's own histogram saw between two readings of it.
-pub(crate) fn print_inside(before: &[u64; 4], after: &[u64; 4]) {
+pub(crate) async fn server_buckets(addr: SocketAddr, key: &str) -> Result<Inside> {
+    let mut c = Client::connect(addr, key).await?;
+    let (_, text) = c.get_raw("/metrics").await?;
+    Ok(inside_of(&String::from_utf8_lossy(&text)))
+}
+
+/// [`Inside`] read from the text of `/metrics`.
+fn inside_of(text: &str) -> Inside {
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let bucket = |hist: &str, le: &str| value(&format!("{hist}_bucket{{le=\"{le}\"}}")) as u64;
+    let (lat, lock) = (
+        "cardguard_authorization_seconds",
+        "cardguard_engine_lock_wait_seconds",
+    );
+    let all = bucket(lat, "+Inf");
+    let waits = bucket(lock, "+Inf");
+    Inside {
+        answers: [
+            all,
+            all - bucket(lat, "0.001"),
+            all - bucket(lat, "0.005"),
+            all - bucket(lat, "0.025"),
+        ],
+        lock_waits: [waits, waits - bucket(lock, "0.001")],
+        lock_wait_secs: value(&format!("{lock}_sum")),
+    }
+}
+
+/// What the server's own counts saw between two readings of them.
+pub(crate) fn print_inside(before: &Inside, after: &Inside) {
+    let (a, b) = (&after.answers, &before.answers);
     println!(
         "  inside the server: {} answers, over 1 ms {}, over 5 ms {}, over 25 ms {}",
-        after[0] - before[0],
-        after[1] - before[1],
-        after[2] - before[2],
-        after[3] - before[3]
+        a[0] - b[0],
+        a[1] - b[1],
+        a[2] - b[2],
+        a[3] - b[3]
+    );
+    let (a, b) = (&after.lock_waits, &before.lock_waits);
+    println!(
+        "  waits for the engine lock: {} ({:.1} ms in all), over 1 ms {}",
+        a[0] - b[0],
+        (after.lock_wait_secs - before.lock_wait_secs) * 1e3,
+        a[1] - b[1]
     );
 }
 
@@ -1511,5 +1540,22 @@ mod tests {
         assert_eq!(decision_of(body), "hold");
         assert_eq!(decision_of(br#"{"error":"bad"}"#), "?");
         assert_eq!(decision_of(b"not json"), "?");
+    }
+
+    #[test]
+    fn the_servers_counts_are_read_from_its_metrics() {
+        let m = cardguard_app::metrics::Metrics::default();
+        let d = |us| Duration::from_micros(us);
+        use cardguard_core::{Decision, ResponseCode};
+        for us in [300, 2_000, 7_000, 30_000] {
+            m.authorization(Decision::Approve, ResponseCode::Approved, d(us));
+        }
+        m.lock_waited(d(50));
+        m.lock_waited(d(1_500));
+        let got = inside_of(&m.render(&[]));
+        assert_eq!(got.answers, [4, 3, 2, 1]);
+        assert_eq!(got.lock_waits, [2, 1]);
+        assert!((got.lock_wait_secs - 0.00155).abs() < 1e-9, "{got:?}");
+        assert_eq!(inside_of(""), Inside::default());
     }
 }

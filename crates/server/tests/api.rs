@@ -135,6 +135,7 @@ async fn contract_example_enroll_then_authorize() {
         "cardguard_authorizations_total{decision=\"hold\"} 1",
         "cardguard_response_codes_total{code=\"N7\"} 1",
         "cardguard_authorization_seconds_count 3",
+        "# TYPE cardguard_engine_lock_wait_seconds histogram",
         "cardguard_refused_requests_total{class=\"4xx\"} 2",
         "cardguard_state{part=\"cards\"} 1",
         "cardguard_state{part=\"cards_enrolled\"} 1",
