@@ -182,20 +182,37 @@ impl Metrics {
     }
 }
 
-/// A histogram over [`BUCKETS`] (cumulative when rendered).
-#[derive(Default)]
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+/// A Prometheus histogram of durations over fixed upper bounds (seconds), cumulative when
+/// rendered. By default over [`BUCKETS`] (0.1 ms to 1 s: a request's time).
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_ns: AtomicU64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new(&BUCKETS)
+    }
+}
+
 impl Histogram {
-    fn observe(&self, took: Duration) {
+    /// A histogram with these upper bounds, in seconds, ascending.
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, took: Duration) {
         let s = took.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
+        for (b, c) in self.bounds.iter().zip(self.buckets.iter()) {
             if s <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+                c.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -203,10 +220,11 @@ impl Histogram {
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, o: &mut String, name: &str, help: &str) {
+    /// Appends the histogram's exposition, `name` with its help line, to `o`.
+    pub fn render(&self, o: &mut String, name: &str, help: &str) {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (b, c) in BUCKETS.iter().zip(&self.buckets) {
+        for (b, c) in self.bounds.iter().zip(self.buckets.iter()) {
             let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {}", g(c));
         }
         let count = g(&self.count);

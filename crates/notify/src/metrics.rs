@@ -18,13 +18,20 @@ pub struct NotifyMetrics {
     sent: [AtomicU64; crate::templates::KINDS.len()],
     retried: AtomicU64,
     dead: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_ms: AtomicU64,
+    latency: Latency,
     /// The outbox by state: counted once at start, then kept as rows move.
     pending: AtomicU64,
     sent_rows: AtomicU64,
     dead_rows: AtomicU64,
+}
+
+/// The time from an event to its notice's acceptance, over [`BUCKETS`].
+struct Latency(cardguard_app::metrics::Histogram);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(cardguard_app::metrics::Histogram::new(&BUCKETS))
+    }
 }
 
 impl NotifyMetrics {
@@ -47,15 +54,9 @@ impl NotifyMetrics {
         if let Some(i) = crate::templates::KINDS.iter().position(|k| *k == kind) {
             self.sent[i].fetch_add(1, Ordering::Relaxed);
         }
-        let s = took_ms.max(0) as f64 / 1000.0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ms
-            .fetch_add(took_ms.max(0) as u64, Ordering::Relaxed);
+        self.latency
+            .0
+            .observe(std::time::Duration::from_millis(took_ms.max(0) as u64));
         self.pending.fetch_sub(1, Ordering::Relaxed);
         self.sent_rows.fetch_add(1, Ordering::Relaxed);
     }
@@ -88,17 +89,11 @@ impl NotifyMetrics {
             g(&self.retried),
             g(&self.dead)
         );
-        let _ = writeln!(
-            o,
-            "# HELP {LATENCY} Time from the event to the channel's acceptance.\n# TYPE {LATENCY} histogram"
+        self.latency.0.render(
+            &mut o,
+            LATENCY,
+            "Time from the event to the channel's acceptance.",
         );
-        for (b, c) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(o, "{LATENCY}_bucket{{le=\"{b}\"}} {}", g(c));
-        }
-        let count = g(&self.count);
-        let _ = writeln!(o, "{LATENCY}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(o, "{LATENCY}_sum {}", g(&self.sum_ms) as f64 / 1000.0);
-        let _ = writeln!(o, "{LATENCY}_count {count}");
         let _ = writeln!(
             o,
             "# HELP {OUTBOX} Notifications in the outbox by state.\n# TYPE {OUTBOX} gauge\n{OUTBOX}{{state=\"pending\"}} {}\n{OUTBOX}{{state=\"sent\"}} {}\n{OUTBOX}{{state=\"dead\"}} {}",
@@ -107,5 +102,39 @@ impl NotifyMetrics {
             g(&self.dead_rows)
         );
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_sent_render_as_counters_a_histogram_and_the_outbox() {
+        let m = NotifyMetrics::with_outbox(OutboxCounts {
+            pending: 3,
+            sent: 10,
+            dead: 1,
+        });
+        m.sent("usage-notice", 120);
+        m.sent("fraud-alert", 3_000);
+        m.failed(false);
+        let t = m.render();
+        for line in [
+            "cardguard_notifications_sent_total{kind=\"usage-notice\"} 1",
+            "cardguard_notifications_sent_total{kind=\"fraud-alert\"} 1",
+            "cardguard_notification_failures_total{outcome=\"retry\"} 1",
+            "# TYPE cardguard_notification_seconds histogram",
+            "cardguard_notification_seconds_bucket{le=\"0.1\"} 0",
+            "cardguard_notification_seconds_bucket{le=\"0.25\"} 1",
+            "cardguard_notification_seconds_bucket{le=\"5\"} 2",
+            "cardguard_notification_seconds_bucket{le=\"+Inf\"} 2",
+            "cardguard_notification_seconds_sum 3.12",
+            "cardguard_notification_seconds_count 2",
+            "cardguard_notification_outbox{state=\"pending\"} 1",
+            "cardguard_notification_outbox{state=\"sent\"} 12",
+        ] {
+            assert!(t.lines().any(|l| l == line), "{line} missing from\n{t}");
+        }
     }
 }
