@@ -208,6 +208,7 @@ impl Histogram {
         }
     }
 
+    /// Counts one duration in every bucket whose bound it does not pass.
     pub fn observe(&self, took: Duration) {
         let s = took.as_secs_f64();
         for (b, c) in self.bounds.iter().zip(self.buckets.iter()) {
